@@ -1,0 +1,134 @@
+"""The out-of-band protocol between the controller and in-group processes.
+
+Every in-group process listens on TCP port OOB_PORT of its management
+address.  Messages are JSON objects, each framed by a 4-byte big-endian
+length, and carry the protocol version "v".  The controller sends a request
+and reads one answer; a connection may carry many.
+
+    controller -> process                       process -> controller
+    {"v":1,"op":"snapshot","id":N}              a Report for N (snapshots N out
+                                                of band first if still older)
+    {"v":1,"op":"report","id":N}                the Report for N as it stands
+                                                (channel state may still grow)
+    {"v":1,"op":"status"}                       {"v":1,"op":"status","process":..,
+                                                 "current_id":..,"finished_id":..}
+    anything malformed or of another version    {"v":1,"op":"error","error":".."}
+
+The controller sends "snapshot" only after every SLB acknowledged N (the
+gateways go first).
+"""
+from __future__ import annotations
+
+import json
+import socket
+import struct
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+OOB_PORT = 4791
+VERSION = 1
+MAX_MESSAGE = 16 * 1024 * 1024
+_LENGTH = struct.Struct("!I")
+
+
+class ProtocolError(ValueError):
+    """A message that is not valid in this protocol."""
+
+
+@dataclass
+class ChannelState:
+    """This process's two channels with one peer, at snapshot N.
+
+    sent_before: messages this process sent to the peer before its snapshot.
+    received_before: messages received from the peer before the snapshot.
+    in_flight: messages from the peer that carried an ID older than N but
+      arrived after the snapshot (the channel's state), as message records.
+    The channel peer -> p is complete when p.received_before + len(in_flight)
+    equals peer.sent_before[p].
+    """
+    sent_before: int = 0
+    received_before: int = 0
+    in_flight: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    process: str
+    snapshot_id: int
+    taken: bool                  # False: the process has not reached N yet
+    trigger: str = ""            # "mark" (from an SLB), "peer", "oob", or "" if not taken
+    taken_at_us: int = 0         # the process's clock when it recorded its state
+    local_state: Any = None
+    channels: dict[str, ChannelState] = field(default_factory=dict)
+    current_id: int = 0
+    finished_id: int = 0         # newest ID whose local and channel state are complete
+
+    def to_message(self) -> dict[str, Any]:
+        message = {"v": VERSION, "op": "report"}
+        message.update(asdict(self))
+        return message
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any]) -> "Report":
+        check(message, "report")
+        try:
+            fields = {k: message[k] for k in ("process", "snapshot_id", "taken")}
+            optional = {k: message[k] for k in ("trigger", "taken_at_us", "local_state",
+                                                "current_id", "finished_id") if k in message}
+            channels = {peer: ChannelState(**state)
+                        for peer, state in message.get("channels", {}).items()}
+        except (KeyError, TypeError) as e:
+            raise ProtocolError(f"bad report: {e}") from None
+        return cls(**fields, **optional, channels=channels)
+
+
+def check(message: Any, op: str | None = None) -> dict[str, Any]:
+    if not isinstance(message, dict):
+        raise ProtocolError("a message must be a JSON object")
+    if message.get("v") != VERSION:
+        raise ProtocolError(f"protocol version {message.get('v')!r}, expected {VERSION}")
+    if op is not None and message.get("op") != op:
+        raise ProtocolError(f"expected op {op!r}, got {message.get('op')!r}")
+    return message
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    body = json.dumps(message, separators=(",", ":")).encode()
+    if len(body) > MAX_MESSAGE:
+        raise ProtocolError(f"message of {len(body)} bytes exceeds {MAX_MESSAGE}")
+    return _LENGTH.pack(len(body)) + body
+
+
+def send(sock: socket.socket, message: dict[str, Any]):
+    sock.sendall(encode(message))
+
+
+def _read_exactly(sock: socket.socket, n: int) -> bytes:
+    chunks = []
+    while n:
+        chunk = sock.recv(n)
+        if not chunk:
+            raise ConnectionError("peer closed the connection")
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def receive(sock: socket.socket) -> dict[str, Any]:
+    """The next message; ProtocolError if it is not valid JSON of this version."""
+    (length,) = _LENGTH.unpack(_read_exactly(sock, _LENGTH.size))
+    if length > MAX_MESSAGE:
+        raise ProtocolError(f"message of {length} bytes exceeds {MAX_MESSAGE}")
+    try:
+        message = json.loads(_read_exactly(sock, length))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ProtocolError(f"not JSON: {e}") from None
+    return check(message)
+
+
+def request(sock: socket.socket, message: dict[str, Any]) -> dict[str, Any]:
+    send(sock, message)
+    answer = receive(sock)
+    if answer.get("op") == "error":
+        raise ProtocolError(f"process refused {message.get('op')!r}: {answer.get('error')}")
+    return answer

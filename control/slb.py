@@ -1,0 +1,133 @@
+"""Beaver control requests to one SLB, over its P4Runtime packet-out/packet-in.
+
+BMv2's P4Runtime server cannot read or write registers, so the epoch
+registers are reached through the data plane: a packet-out carries a control
+body (p4src/wire.py), the switch answers with a packet-in carrying it back
+filled in.  Answers are matched to requests by sequence number; every request
+has a timeout because packet-ins can be lost.
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+from beaver.p4src.wire import ControlBody, Op, Status, WireError
+
+from .session import SwitchSession
+
+
+def now_us() -> int:
+    """The controller's clock, in microseconds (as the data plane's)."""
+    return time.monotonic_ns() // 1000
+
+
+class RequestTimeout(Exception):
+    """No answer from the SLB within the timeout (lost packet-out or packet-in)."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    op: Op
+    status: Status
+    body: ControlBody
+    sent_us: int        # controller clock when the request left
+    received_us: int    # controller clock when the answer arrived
+
+    @property
+    def rtt_us(self) -> int:
+        return self.received_us - self.sent_us
+
+
+class Pending:
+    """An answer to come; `callback` (if any) runs on the session's receive thread."""
+
+    def __init__(self, slb: "SlbControl", op: Op, seq: int,
+                 callback: Callable[[Answer], None] | None):
+        self.slb = slb
+        self.op = op
+        self.seq = seq
+        self.sent_us = 0
+        self._callback = callback
+        self._done = threading.Event()
+        self._answer: Answer | None = None
+
+    def _complete(self, answer: Answer):
+        self._answer = answer
+        self._done.set()
+        if self._callback is not None:
+            self._callback(answer)
+
+    def wait(self, timeout: float) -> Answer:
+        if not self._done.wait(timeout):
+            self.slb._forget(self.seq)
+            raise RequestTimeout(f"{self.slb.name}: no answer to {self.op.name} "
+                                 f"(seq {self.seq}) within {timeout * 1000:.0f} ms")
+        return self._answer
+
+    def cancel(self):
+        self.slb._forget(self.seq)
+
+
+class SlbControl:
+    """The Beaver requests (INIT, READ, RELEASE) to one SLB."""
+
+    def __init__(self, session: SwitchSession):
+        self.session = session
+        self._seq = itertools.count(1)
+        self._pending: dict[int, Pending] = {}
+        self._lock = threading.Lock()
+        self.unmatched = 0   # answers nobody waited for (late, truncated, duplicated)
+
+    @property
+    def name(self) -> str:
+        return self.session.name
+
+    def send(self, op: Op, snapshot_id: int = 0, flags: int = 0,
+             callback: Callable[[Answer], None] | None = None) -> Pending:
+        seq = next(self._seq) & 0xFFFFFFFF
+        pending = Pending(self, op, seq, callback)
+        with self._lock:
+            self._pending[seq] = pending
+        body = ControlBody(seq=seq, snapshot_id=snapshot_id, flags=flags).pack()
+        pending.sent_us = now_us()
+        try:
+            self.session.packet_out(body, opcode=int(op))
+        except Exception:
+            self._forget(seq)
+            raise
+        return pending
+
+    def request(self, op: Op, snapshot_id: int = 0, flags: int = 0,
+                timeout: float = 0.5) -> Answer:
+        return self.send(op, snapshot_id, flags).wait(timeout)
+
+    def on_packet_in(self, session: SwitchSession, metadata: Mapping[str, int],
+                     payload: bytes):
+        """The session's packet-in handler: completes the matching request."""
+        received = now_us()
+        try:
+            body = ControlBody.unpack(payload)
+            status = Status(metadata.get("status", -1))
+        except (WireError, ValueError):
+            self.unmatched += 1
+            return
+        with self._lock:
+            pending = self._pending.pop(body.seq, None)
+        if pending is None:
+            self.unmatched += 1
+            return
+        pending._complete(Answer(pending.op, status, body, pending.sent_us, received))
+
+    def fail_all(self) -> int:
+        """Forgets every outstanding request (the switch went away)."""
+        with self._lock:
+            count = len(self._pending)
+            self._pending.clear()
+        return count
+
+    def _forget(self, seq: int):
+        with self._lock:
+            self._pending.pop(seq, None)

@@ -1,0 +1,163 @@
+/* Beaver on a P4 switch: a cloud software load balancer (SLB) that marks
+ * inbound VIP traffic with its current snapshot ID (gateway marking) and
+ * tracks its epochs in registers, for BMv2 simple_switch_grpc (v1model).
+ *
+ * Controls, one concern each:
+ *   Config         the SLB's id, address and marking switch
+ *   VipLookup      inbound VIP traffic -> backend pool      (load_balancer.p4)
+ *   BackendChoice  5-tuple hash -> DIP                      (load_balancer.p4)
+ *   Encapsulate    IPv4/UDP/Beaver towards the DIP          (load_balancer.p4)
+ *   InGroup        STAMPs from in-group sources -> learning
+ *   Epoch          snapshot ID registers                    (epoch.p4)
+ *   Forwarding     LPM routing of the outermost header      (forwarding.p4)
+ */
+#include <core.p4>
+#include <v1model.p4>
+
+#include "headers.p4"
+#include "parser.p4"
+#include "epoch.p4"
+#include "load_balancer.p4"
+#include "forwarding.p4"
+
+/* The SLB's own settings: one default entry, written by the controller.
+ *
+ * Input:  nothing (keyless).
+ * Output: meta.slb_id, meta.slb_addr (outer source of the encapsulation) and
+ *         meta.marking (0: encapsulate with ID 0 and keep no epoch state,
+ *         the "without Beaver" baseline).
+ */
+control Config(inout metadata_t meta) {
+    action configure(bit<8> slb_id, bit<32> slb_addr, bit<1> marking) {
+        meta.slb_id = slb_id;
+        meta.slb_addr = slb_addr;
+        meta.marking = marking;
+    }
+
+    table slb_config {
+        key = {}
+        actions = { configure; }
+        default_action = configure(0, 0, 1);
+    }
+
+    apply {
+        slb_config.apply();
+    }
+}
+
+/* Which STAMPed packets may move this SLB's ID forward.
+ *
+ * Input:  IPv4 source of a packet carrying a Beaver STAMP.
+ * Output: meta.epoch_op = EPOCH_LEARN with the carried ID, for in-group
+ *         sources only.
+ * Postcondition: packets from anyone else are forwarded but never learned
+ *   from, so an outsider cannot push the SLB's ID.
+ */
+control InGroup(in headers_t hdr, inout metadata_t meta) {
+    action learn() {
+        meta.epoch_op = EPOCH_LEARN;
+        meta.epoch_id = hdr.beaver.snapshot_id;
+    }
+
+    table ingroup_sources {
+        key = { hdr.ipv4.src_addr: lpm; }
+        actions = { learn; NoAction; }
+        default_action = NoAction();
+        size = 1024;
+    }
+
+    apply {
+        ingroup_sources.apply();
+    }
+}
+
+control BeaverIngress(inout headers_t hdr,
+                      inout metadata_t meta,
+                      inout standard_metadata_t std) {
+    counter(DROP_REASONS, CounterType.packets) drop_reasons;
+
+    Config() config;
+    VipLookup() vip_lookup;
+    BackendChoice() backend_choice;
+    InGroup() in_group;
+    Epoch() epoch;
+    Encapsulate() encapsulate;
+    Forwarding() forwarding;
+
+    apply {
+        config.apply(meta);
+
+        // 1. Classify: control request, malformed, VIP, in-group STAMP, other.
+        if (std.ingress_port == CPU_PORT) {
+            if (hdr.ctl.isValid()) {
+                meta.epoch_op = EPOCH_CTL;
+            } else {
+                meta.ctl_status = ST_TRUNCATED;
+            }
+        } else if (std.parser_error == error.IPv4BadVersion ||
+                   std.parser_error == error.IPv4BadIHL) {
+            meta.drop_reason = DROP_BAD_IPV4;
+        } else if (std.parser_error == error.BeaverBadVersion ||
+                   std.parser_error == error.BeaverBadKind) {
+            meta.drop_reason = DROP_BAD_BEAVER;
+        } else if (std.parser_error != error.NoError) {
+            meta.drop_reason = DROP_TRUNCATED;
+        } else if (!hdr.ipv4.isValid()) {
+            meta.drop_reason = DROP_NOT_IPV4;
+        } else if (std.checksum_error == 1) {
+            meta.drop_reason = DROP_BAD_CHECKSUM;
+        } else {
+            vip_lookup.apply(hdr, meta);
+            if (meta.is_vip == 1) {
+                backend_choice.apply(hdr, meta);
+                if (meta.marking == 1) {
+                    meta.epoch_op = EPOCH_MARK;
+                }
+            } else if (hdr.beaver.isValid() && hdr.beaver.kind == BEAVER_KIND_STAMP) {
+                in_group.apply(hdr, meta);
+            }
+        }
+
+        // 2. Epoch registers, once per packet.
+        if (meta.drop_reason == 0 && meta.epoch_op != EPOCH_NONE) {
+            epoch.apply(hdr, meta, std.ingress_global_timestamp);
+        }
+
+        // 3. Answer the controller, or encapsulate and forward.
+        if (std.ingress_port == CPU_PORT) {
+            hdr.packet_in.setValid();
+            hdr.packet_in.opcode = hdr.packet_out.opcode;
+            hdr.packet_in.status = meta.ctl_status;
+            hdr.packet_out.setInvalid();
+            std.egress_spec = CPU_PORT;
+            return;
+        }
+        if (meta.drop_reason == 0 && meta.is_vip == 1) {
+            if (meta.holding == 1) {
+                meta.drop_reason = DROP_HOLD;
+            } else {
+                encapsulate.apply(hdr, meta, meta.epoch_id);
+            }
+        }
+        if (meta.drop_reason == 0) {
+            forwarding.apply(hdr, meta, std);
+        }
+        if (meta.drop_reason != 0) {
+            drop_reasons.count(meta.drop_reason);
+            mark_to_drop(std);
+        }
+    }
+}
+
+control BeaverEgress(inout headers_t hdr,
+                     inout metadata_t meta,
+                     inout standard_metadata_t std) {
+    apply { }
+}
+
+V1Switch(BeaverParser(),
+         BeaverVerifyChecksum(),
+         BeaverIngress(),
+         BeaverEgress(),
+         BeaverComputeChecksum(),
+         BeaverDeparser()) main;

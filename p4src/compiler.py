@@ -1,0 +1,52 @@
+"""Compiles beaver.p4 with p4c's BMv2 back end.
+
+    python -m beaver.p4src.compiler [OUT_DIR]     (default: p4src/build)
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from . import BUILD_DIR, P4_DIR, P4_MAIN
+
+COMPILER = "p4c-bm2-ss"
+
+
+class CompileError(RuntimeError):
+    pass
+
+
+def compiler_available() -> bool:
+    return shutil.which(COMPILER) is not None
+
+
+def compile_p4(out_dir: Path = BUILD_DIR) -> tuple[Path, Path]:
+    """Returns (bmv2 json, p4info).  Warnings are errors: the program has none."""
+    out_dir = Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / "beaver.json"
+    p4info_path = out_dir / "beaver.p4info.txtpb"
+    # Run from p4src/ with a relative source path, so the JSON's source
+    # references do not depend on where the checkout lives.
+    cmd = [COMPILER, "--arch", "v1model", "--std", "p4-16", "-Werror",
+           "--p4runtime-files", str(p4info_path), "-o", str(json_path), P4_MAIN.name]
+    result = subprocess.run(cmd, cwd=P4_DIR, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise CompileError(f"{COMPILER} failed:\n{result.stderr.strip()}")
+    return json_path, p4info_path
+
+
+def main(argv: list[str]) -> int:
+    try:
+        paths = compile_p4(Path(argv[0]) if argv else BUILD_DIR)
+    except (CompileError, FileNotFoundError) as e:
+        print(e, file=sys.stderr)
+        return 1
+    print(*paths, sep="\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

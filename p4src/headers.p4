@@ -1,0 +1,176 @@
+/* Beaver SLB: constants, headers and metadata.
+ *
+ * The wire layouts here are mirrored byte for byte by p4src/wire.py; change
+ * both together (tests/test_wire.py checks the Python side against the
+ * P4Info and the compiled JSON).
+ */
+#ifndef BEAVER_HEADERS_P4
+#define BEAVER_HEADERS_P4
+
+const bit<9>  CPU_PORT = 255;
+
+const bit<16> ETHERTYPE_IPV4 = 0x0800;
+const bit<8>  PROTO_TCP = 6;
+const bit<8>  PROTO_UDP = 17;
+
+/* Beaver header: rides after a UDP header whose destination port is
+ * BEAVER_UDP_PORT.  kind MARK: an SLB's encapsulation towards a backend, the
+ * original IPv4 packet follows.  kind STAMP: a message between in-group
+ * processes, the application payload follows. */
+const bit<16> BEAVER_UDP_PORT = 4790;
+const bit<4>  BEAVER_VERSION = 1;
+const bit<4>  BEAVER_KIND_MARK = 1;
+const bit<4>  BEAVER_KIND_STAMP = 2;
+
+/* Control requests (packet-out) and their answers (packet-in). */
+const bit<8> OP_INIT = 1;      // move to ctl.snapshot_id if newer; flag HOLD also holds VIP traffic
+const bit<8> OP_READ = 2;      // report the epoch registers for ctl.snapshot_id
+const bit<8> OP_RELEASE = 3;   // stop holding VIP traffic
+
+const bit<8> ST_OK = 0;          // done; the slot fields describe ctl.snapshot_id
+const bit<8> ST_ALREADY = 1;     // nothing to do; the SLB already holds that ID
+const bit<8> ST_STALE = 2;       // ID neither current nor recorded; fields describe the current ID
+const bit<8> ST_BAD_OPCODE = 3;  // unknown opcode; nothing changed
+const bit<8> ST_TRUNCATED = 4;   // request shorter than ctl_t; nothing changed
+
+const bit<8> FLAG_HOLD = 1;      // request: hold VIP traffic; reply: VIP traffic is held
+const bit<8> FLAG_MARKING = 2;   // reply: marking is enabled
+
+/* Ring of per-ID epoch records, indexed by the ID's low bits. */
+#define RING_BITS 6
+const bit<32> RING_SIZE = 64;
+
+/* Why a packet was dropped: index into the drop_reasons counter. */
+const bit<32> DROP_TRUNCATED = 1;     // a header ended early
+const bit<32> DROP_BAD_IPV4 = 2;      // IPv4 version != 4 or IHL < 5
+const bit<32> DROP_BAD_CHECKSUM = 3;  // IPv4 header checksum wrong
+const bit<32> DROP_BAD_BEAVER = 4;    // Beaver header with unknown version or kind
+const bit<32> DROP_NOT_IPV4 = 5;      // ethertype other than IPv4
+const bit<32> DROP_NO_ROUTE = 6;      // no route to the (outer) destination
+const bit<32> DROP_TTL = 7;           // TTL expired
+const bit<32> DROP_HOLD = 8;          // VIP traffic held by the blocking strawman
+const bit<32> DROP_NO_BACKEND = 9;    // VIP pool empty or member missing
+const bit<32> DROP_REASONS = 16;
+
+error { IPv4BadVersion, IPv4BadIHL, BeaverBadVersion, BeaverBadKind }
+
+@controller_header("packet_out")
+header packet_out_t {
+    bit<8> opcode;
+}
+
+@controller_header("packet_in")
+header packet_in_t {
+    bit<8> opcode;   // echoed from the request
+    bit<8> status;   // ST_*
+}
+
+/* Body of a control request; the answer is the same header filled in. */
+header ctl_t {
+    bit<32> seq;            // chosen by the controller, echoed
+    bit<32> snapshot_id;    // request: the ID; answer: the ID the slot fields describe
+    bit<32> id_before;      // answer: current ID before the request
+    bit<32> id_after;       // answer: current ID after the request
+    bit<48> now;            // answer: data-plane time (us since switch start)
+    bit<48> switch_time;    // answer: when the SLB moved to snapshot_id
+    bit<48> last_old_time;  // answer: last packet marked with an ID older than snapshot_id
+    bit<32> count;          // answer: packets marked with snapshot_id
+    bit<8>  slb_id;         // answer: the SLB's id
+    bit<8>  flags;          // FLAG_*
+}
+
+header ethernet_t {
+    bit<48> dst_addr;
+    bit<48> src_addr;
+    bit<16> ether_type;
+}
+
+header ipv4_t {
+    bit<4>  version;
+    bit<4>  ihl;
+    bit<8>  diffserv;
+    bit<16> total_len;
+    bit<16> identification;
+    bit<3>  flags;
+    bit<13> frag_offset;
+    bit<8>  ttl;
+    bit<8>  protocol;
+    bit<16> hdr_checksum;
+    bit<32> src_addr;
+    bit<32> dst_addr;
+}
+
+header ipv4_options_t {
+    varbit<320> data;
+}
+
+header tcp_t {
+    bit<16> src_port;
+    bit<16> dst_port;
+    bit<32> seq_no;
+    bit<32> ack_no;
+    bit<4>  data_offset;
+    bit<4>  res;
+    bit<8>  flags;
+    bit<16> window;
+    bit<16> checksum;
+    bit<16> urgent_ptr;
+}
+
+header udp_t {
+    bit<16> src_port;
+    bit<16> dst_port;
+    bit<16> length;
+    bit<16> checksum;
+}
+
+header beaver_t {
+    bit<4>  version;
+    bit<4>  kind;
+    bit<8>  origin;        // MARK: the SLB's id; STAMP: 0
+    bit<32> snapshot_id;
+}
+
+struct headers_t {
+    packet_out_t   packet_out;
+    ctl_t          ctl;
+    packet_in_t    packet_in;
+    ethernet_t     ethernet;
+    ipv4_t         encap_ipv4;    // pushed by the SLB towards the backend
+    udp_t          encap_udp;
+    beaver_t       encap_beaver;
+    ipv4_t         ipv4;          // as received
+    ipv4_options_t ipv4_options;
+    tcp_t          tcp;
+    udp_t          udp;
+    beaver_t       beaver;        // as received: a STAMP from an in-group process
+}
+
+const bit<8> EPOCH_NONE = 0;
+const bit<8> EPOCH_MARK = 1;   // a VIP packet: read the current ID, count it
+const bit<8> EPOCH_LEARN = 2;  // an in-group STAMP: move forward if newer
+const bit<8> EPOCH_CTL = 3;    // a control request in hdr.ctl
+
+struct metadata_t {
+    bit<32> drop_reason;
+    bit<16> l4_src_port;
+    bit<16> l4_dst_port;
+    // set by the slb_config table
+    bit<8>  slb_id;
+    bit<32> slb_addr;
+    bit<1>  marking;
+    // load balancing
+    bit<1>  is_vip;
+    bit<16> pool;
+    bit<16> pool_size;
+    bit<16> member;
+    bit<32> dip;
+    bit<16> flow_hash;
+    // epoch tracking: request and answer
+    bit<8>  epoch_op;
+    bit<32> epoch_id;
+    bit<1>  holding;
+    bit<8>  ctl_status;
+}
+
+#endif

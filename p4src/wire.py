@@ -1,0 +1,133 @@
+"""The data plane's wire formats, mirrored from headers.p4 byte for byte.
+
+Two layouts cross the wire:
+
+* the Beaver header (6 bytes) after a UDP header to BEAVER_UDP_PORT: an SLB's
+  MARK on the encapsulation towards a backend, or an in-group process's STAMP
+  on a message to another in-group process;
+* the control body (ctl_t, 40 bytes) of a packet-out request, answered by a
+  packet-in carrying the same body filled in.
+"""
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass
+
+CPU_PORT = 255
+BEAVER_UDP_PORT = 4790
+BEAVER_VERSION = 1
+RING_SIZE = 64          # epoch records kept per SLB, indexed by ID mod RING_SIZE
+
+
+class Kind(enum.IntEnum):
+    MARK = 1    # SLB -> backend; the original IPv4 packet follows
+    STAMP = 2   # in-group -> in-group; the application payload follows
+
+
+class Op(enum.IntEnum):
+    INIT = 1     # move to the ID if newer (FLAG_HOLD: also hold VIP traffic)
+    READ = 2     # report the epoch record of the ID
+    RELEASE = 3  # stop holding VIP traffic
+
+
+class Status(enum.IntEnum):
+    OK = 0
+    ALREADY = 1     # the SLB already held the ID; nothing changed
+    STALE = 2       # the ID is neither current nor recorded; record is the current ID's
+    BAD_OPCODE = 3
+    TRUNCATED = 4   # request body shorter than ctl_t
+
+
+FLAG_HOLD = 1      # request: hold VIP traffic; answer: VIP traffic is held
+FLAG_MARKING = 2   # answer: marking is enabled
+
+
+class DropReason(enum.IntEnum):
+    """Indexes of the drop_reasons counter."""
+    TRUNCATED = 1
+    BAD_IPV4 = 2
+    BAD_CHECKSUM = 3
+    BAD_BEAVER = 4
+    NOT_IPV4 = 5
+    NO_ROUTE = 6
+    TTL = 7
+    HOLD = 8
+    NO_BACKEND = 9
+
+
+class WireError(ValueError):
+    """Bytes that do not hold the layout they were read as."""
+
+
+@dataclass(frozen=True)
+class BeaverHeader:
+    kind: Kind
+    snapshot_id: int
+    origin: int = 0          # MARK: the SLB's id
+    version: int = BEAVER_VERSION
+
+    FORMAT = struct.Struct("!BBI")
+    SIZE = FORMAT.size
+
+    def pack(self) -> bytes:
+        return self.FORMAT.pack((self.version << 4) | int(self.kind), self.origin,
+                                self.snapshot_id)
+
+    @classmethod
+    def unpack(cls, data: bytes) -> "BeaverHeader":
+        """Reads the header at the start of data; raises WireError if invalid."""
+        if len(data) < cls.SIZE:
+            raise WireError(f"Beaver header needs {cls.SIZE} bytes, got {len(data)}")
+        version_kind, origin, snapshot_id = cls.FORMAT.unpack_from(data)
+        version, kind = version_kind >> 4, version_kind & 0xF
+        if version != BEAVER_VERSION:
+            raise WireError(f"Beaver header version {version}, expected {BEAVER_VERSION}")
+        try:
+            kind = Kind(kind)
+        except ValueError:
+            raise WireError(f"Beaver header kind {kind} unknown") from None
+        return cls(kind, snapshot_id, origin, version)
+
+
+@dataclass(frozen=True)
+class ControlBody:
+    """ctl_t: a request's arguments, or the switch's answer."""
+    seq: int = 0
+    snapshot_id: int = 0
+    id_before: int = 0
+    id_after: int = 0
+    now: int = 0             # data-plane time, microseconds since switch start
+    switch_time: int = 0     # when the SLB moved to snapshot_id
+    last_old_time: int = 0   # last packet marked with an ID older than snapshot_id
+    count: int = 0           # packets marked with snapshot_id
+    slb_id: int = 0
+    flags: int = 0
+
+    FORMAT = struct.Struct("!IIII6s6s6sIBB")
+    SIZE = FORMAT.size
+
+    def pack(self) -> bytes:
+        return self.FORMAT.pack(self.seq, self.snapshot_id, self.id_before, self.id_after,
+                                self.now.to_bytes(6, "big"),
+                                self.switch_time.to_bytes(6, "big"),
+                                self.last_old_time.to_bytes(6, "big"),
+                                self.count, self.slb_id, self.flags)
+
+    @classmethod
+    def unpack(cls, data: bytes) -> "ControlBody":
+        if len(data) < cls.SIZE:
+            raise WireError(f"control body needs {cls.SIZE} bytes, got {len(data)}")
+        (seq, snapshot_id, before, after, now, switched, last_old, count, slb_id,
+         flags) = cls.FORMAT.unpack_from(data)
+        return cls(seq, snapshot_id, before, after, int.from_bytes(now, "big"),
+                   int.from_bytes(switched, "big"), int.from_bytes(last_old, "big"),
+                   count, slb_id, flags)
+
+    @property
+    def holding(self) -> bool:
+        return bool(self.flags & FLAG_HOLD)
+
+    @property
+    def marking(self) -> bool:
+        return bool(self.flags & FLAG_MARKING)
