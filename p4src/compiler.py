@@ -22,19 +22,26 @@ def compiler_available() -> bool:
     return shutil.which(COMPILER) is not None
 
 
+def compiler_version() -> str:
+    result = subprocess.run([COMPILER, "--version"], capture_output=True, text=True)
+    return result.stdout.strip()
+
+
 def compile_p4(out_dir: Path = BUILD_DIR) -> tuple[Path, Path]:
-    """Returns (bmv2 json, p4info).  Warnings are errors: the program has none."""
+    """Returns (bmv2 json, p4info) and records the compiler's version beside
+    them.  Warnings are errors: the program has none."""
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / "beaver.json"
     p4info_path = out_dir / "beaver.p4info.txtpb"
     # Run from p4src/ with a relative source path, so the JSON's source
     # references do not depend on where the checkout lives.
-    cmd = [COMPILER, "--arch", "v1model", "--std", "p4-16", "-Werror",
+    cmd = [COMPILER, "--arch", "v1model", "--std", "p4-16", "--Werror",
            "--p4runtime-files", str(p4info_path), "-o", str(json_path), P4_MAIN.name]
     result = subprocess.run(cmd, cwd=P4_DIR, capture_output=True, text=True)
     if result.returncode != 0:
         raise CompileError(f"{COMPILER} failed:\n{result.stderr.strip()}")
+    (out_dir / "p4c-version.txt").write_text(compiler_version() + "\n")
     return json_path, p4info_path
 
 

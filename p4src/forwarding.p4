@@ -12,7 +12,7 @@
  */
 control Forwarding(inout headers_t hdr, inout metadata_t meta,
                    inout standard_metadata_t std) {
-    bit<32> dst;
+    bit<32> dst = 0;
 
     action forward(bit<9> port, bit<48> src_mac, bit<48> dst_mac) {
         std.egress_spec = port;

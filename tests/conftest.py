@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 
 import pytest
 
 from beaver.p4src import BMV2_JSON, P4INFO
 from beaver.topologies.bmv2 import bmv2_available
+from beaver.topologies.veth import VethPairs
 
 
 def missing_for_bmv2() -> str | None:
@@ -36,36 +36,6 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.skip(reason=f"{mark}: {reason}"))
 
 
-class VethPairs:
-    """veth pairs whose switch ends go to BMv2 and host ends to the test."""
-
-    def __init__(self, prefix: str, count: int):
-        self.pairs = {i: (f"{prefix}{i}s", f"{prefix}{i}h") for i in range(1, count + 1)}
-
-    def __enter__(self):
-        for switch_end, host_end in self.pairs.values():
-            subprocess.run(["ip", "link", "del", switch_end], capture_output=True)
-            subprocess.run(["ip", "link", "add", switch_end, "type", "veth",
-                            "peer", "name", host_end], check=True)
-            for end in (switch_end, host_end):
-                subprocess.run(["sysctl", "-qw", f"net.ipv6.conf.{end}.disable_ipv6=1"],
-                               check=True)
-                subprocess.run(["ip", "link", "set", end, "up"], check=True)
-        return self
-
-    def __exit__(self, *exc):
-        for switch_end, _ in self.pairs.values():
-            subprocess.run(["ip", "link", "del", switch_end], capture_output=True)
-
-    @property
-    def switch_ends(self) -> dict[int, str]:
-        return {i: pair[0] for i, pair in self.pairs.items()}
-
-    @property
-    def host_ends(self) -> dict[int, str]:
-        return {i: pair[1] for i, pair in self.pairs.items()}
-
-
 def free_port() -> int:
     import socket
     with socket.socket() as s:
@@ -83,8 +53,7 @@ def bmv2_switches(tmp_path_factory):
     running = []
 
     def start(ports: int = 4, device_id: int = 1):
-        veths = VethPairs(f"b{os.getpid() % 1000}{chr(97 + len(running))}", ports)
-        veths.__enter__()
+        veths = VethPairs(f"b{os.getpid() % 1000}{chr(97 + len(running))}", ports).create()
         switch = Bmv2Switch(f"s{len(running)}", veths.switch_ends, free_port(), device_id,
                             log_dir, thrift_port=free_port())
         running.append((switch, veths))
@@ -94,4 +63,4 @@ def bmv2_switches(tmp_path_factory):
     yield start
     for switch, veths in running:
         switch.stop()
-        veths.__exit__()
+        veths.remove()

@@ -62,7 +62,7 @@ class Slb:
         frame = (Ether(src=host_mac(CLIENT_PORT), dst=SLB_MAC) / IP(src=src, dst=VIP) /
                  proto(sport=sport, dport=dport) / payload)
         self.ports.send(CLIENT_PORT, frame)
-        return frame
+        return Ether(bytes(frame))  # as sent, lengths and checksums filled in
 
     def expect_backend(self, timeout: float = 2.0):
         """The encapsulated packet, on exactly one backend port."""
@@ -244,7 +244,8 @@ def test_ids_wrap_around_as_serial_numbers(slb):
     wrapped = slb.init(0)
     assert wrapped.status == Status.OK and wrapped.body.id_before == 0xFFFFFFFF
     assert slb.init(1).status == Status.OK
-    assert slb.init(0xFFFFFFFF).status == Status.STALE, "behind after the wrap"
+    assert slb.init(0xFFFFFFF0).status == Status.STALE, "behind after the wrap"
+    assert slb.init(0xFFFFFFFF).status == Status.ALREADY, "behind, but still in the ring"
     slb.send_vip()
     assert slb.expect_backend()[1][Beaver].snapshot_id == 1
     assert not ids.is_newer(0xFFFFFFFF, 1)

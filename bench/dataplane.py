@@ -1,0 +1,133 @@
+"""Forwarding rate of the Beaver SLB on BMv2, with marking on and off.
+
+    sudo .venv/bin/python bench/dataplane.py [--packets N] [--rounds R]
+
+One simple_switch_grpc on veth pairs runs beaver.p4.  Each round offers N
+VIP packets (many flows, faster than BMv2 can forward) once with marking on
+(epoch registers read and written per packet) and once with marking off (the
+same encapsulation, no epoch state), alternating so both see the same
+machine.  The rate of one round is packets delivered to the backends over
+the time from the first to the last delivery.  Prints each round, the
+medians and their ratio.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import select
+import socket
+import statistics
+import sys
+import tempfile
+import time
+
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+
+from beaver.control.program import Route, Vip, config_entry, slb_updates
+from beaver.control.session import SwitchSession
+from beaver.p4src import BMV2_JSON, P4INFO
+from beaver.p4src.wire import BEAVER_UDP_PORT
+from beaver.topologies.bmv2 import Bmv2Switch
+from beaver.topologies.veth import VethPairs
+
+SLB_MAC = "00:00:00:00:00:fe"
+VIP = "10.10.0.1"
+BACKENDS = {2: "10.0.2.1", 3: "10.0.2.2", 4: "10.0.2.3"}
+ETH_P_ALL = 0x0003
+UDP_DPORT_OFFSET = 14 + 20 + 2   # outer Ethernet + IPv4, then UDP's destination port
+ENCAPSULATED = BEAVER_UDP_PORT.to_bytes(2, "big")
+
+
+def raw_socket(iface: str) -> socket.socket:
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
+    s.bind((iface, 0))
+    return s
+
+
+def offer(sender: socket.socket, receivers: list[socket.socket], frames: list[bytes],
+          packets: int, quiet: float = 0.5) -> tuple[int, float]:
+    """Sends packets frames, counts encapsulated deliveries; returns (delivered, seconds)."""
+    for s in receivers:
+        s.setblocking(False)
+    delivered, first, last = 0, None, None
+    sent = 0
+    deadline = None
+    while True:
+        if sent < packets:
+            try:
+                sender.send(frames[sent % len(frames)])
+                sent += 1
+            except BlockingIOError:
+                pass
+            timeout = 0
+        else:
+            deadline = deadline or time.monotonic() + quiet
+            timeout = max(0.0, deadline - time.monotonic())
+            if timeout == 0:
+                break
+        ready, _, _ = select.select(receivers, [], [], timeout)
+        for s in ready:
+            while True:
+                try:
+                    frame = s.recv(2048)
+                except BlockingIOError:
+                    break
+                if frame[UDP_DPORT_OFFSET:UDP_DPORT_OFFSET + 2] == ENCAPSULATED:
+                    delivered += 1
+                    last = time.monotonic()
+                    first = first or last
+                    if sent >= packets:
+                        deadline = last + quiet
+    return delivered, (last - first) if delivered > 1 else float("nan")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--packets", type=int, default=40000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("needs root (veth pairs)", file=sys.stderr)
+        return 1
+
+    frames = [bytes(Ether(dst=SLB_MAC) / IP(src=f"10.0.1.{1 + i % 200}", dst=VIP) /
+                    UDP(sport=1024 + i, dport=80) / (b"x" * 18)) for i in range(512)]
+    with VethPairs("bbench", 4) as veths, tempfile.TemporaryDirectory() as logs:
+        switch = Bmv2Switch("bench", veths.switch_ends, 59559, 1, logs, thrift_port=59090)
+        switch.start()
+        session = SwitchSession("bench", switch.grpc_address, 1)
+        try:
+            session.connect(P4INFO)
+            session.set_pipeline(P4INFO, BMV2_JSON)
+            routes = [Route(f"{dip}/32", port, SLB_MAC, f"00:00:00:00:00:0{port}")
+                      for port, dip in BACKENDS.items()]
+            session.write(*slb_updates(session.ctx, 1, "10.0.0.254",
+                                       [Vip(VIP, "udp", 80, tuple(BACKENDS.values()))],
+                                       routes, []))
+            sender = raw_socket(veths.host_ends[1])
+            receivers = [raw_socket(veths.host_ends[p]) for p in BACKENDS]
+            rates = {True: [], False: []}
+            print(f"{args.packets} packets per round, {len(frames)} flows")
+            for round_no in range(1, args.rounds + 1):
+                for marking in (True, False):
+                    session.modify(config_entry(session.ctx, 1, "10.0.0.254", marking))
+                    delivered, seconds = offer(sender, receivers, frames, args.packets)
+                    rate = delivered / seconds
+                    rates[marking].append(rate)
+                    print(f"round {round_no} marking {'on ' if marking else 'off'}: "
+                          f"{delivered:6d} delivered in {seconds:6.3f} s = {rate:8.0f} pkt/s")
+        finally:
+            session.close()
+            switch.stop()
+    on, off = statistics.median(rates[True]), statistics.median(rates[False])
+    print(f"\nmedian marking on : {on:8.0f} pkt/s")
+    print(f"median marking off: {off:8.0f} pkt/s")
+    print(f"ratio on/off      : {on / off:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
