@@ -2,8 +2,9 @@
 
     sudo .venv/bin/python bench/dataplane.py [--packets N] [--rounds R]
 
-One simple_switch_grpc on veth pairs runs beaver.p4.  Each round offers N
-VIP packets (many flows, faster than BMv2 can forward) once with marking on
+One simple_switch_grpc on veth pairs runs beaver.p4.  Each round pushes N
+VIP packets (many flows, a closed loop that keeps the switch busy without
+overflowing its input queue) once with marking on
 (epoch registers read and written per packet) and once with marking off (the
 same encapsulation, no epoch state), alternating so both see the same
 machine.  The rate of one round is packets delivered to the backends over
@@ -48,27 +49,24 @@ def raw_socket(iface: str) -> socket.socket:
 
 
 def offer(sender: socket.socket, receivers: list[socket.socket], frames: list[bytes],
-          packets: int, quiet: float = 0.5) -> tuple[int, float]:
-    """Sends packets frames, counts encapsulated deliveries; returns (delivered, seconds)."""
+          packets: int, window: int = 64, stall: float = 0.05) -> tuple[int, float]:
+    """Keeps at most `window` packets inside the switch (closed loop, so BMv2's
+    input queue never overflows) until `packets` were sent; returns
+    (delivered, seconds from the first to the last delivery).  Packets not
+    delivered within `stall` seconds count as lost and leave the window."""
     for s in receivers:
         s.setblocking(False)
-    delivered, first, last = 0, None, None
-    sent = 0
-    deadline = None
+    sent = delivered = lost = 0
+    first = last = None
     while True:
-        if sent < packets:
-            try:
-                sender.send(frames[sent % len(frames)])
-                sent += 1
-            except BlockingIOError:
-                pass
-            timeout = 0
-        else:
-            deadline = deadline or time.monotonic() + quiet
-            timeout = max(0.0, deadline - time.monotonic())
-            if timeout == 0:
+        while sent < packets and sent - delivered - lost < window:
+            sender.send(frames[sent % len(frames)])
+            sent += 1
+        ready, _, _ = select.select(receivers, [], [], stall)
+        if not ready:
+            lost = sent - delivered
+            if sent == packets:
                 break
-        ready, _, _ = select.select(receivers, [], [], timeout)
         for s in ready:
             while True:
                 try:
@@ -79,15 +77,13 @@ def offer(sender: socket.socket, receivers: list[socket.socket], frames: list[by
                     delivered += 1
                     last = time.monotonic()
                     first = first or last
-                    if sent >= packets:
-                        deadline = last + quiet
     return delivered, (last - first) if delivered > 1 else float("nan")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--packets", type=int, default=40000)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--packets", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("needs root (veth pairs)", file=sys.stderr)

@@ -1,0 +1,68 @@
+"""Removes what a killed experiment left behind: its processes, its Mininet
+host shells (and with them their namespaces), its links and bridges.
+
+Everything an experiment makes is named with NODE_PREFIX, so nothing else on
+the machine is touched.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from .spec import NODE_PREFIX
+
+# Command lines of what an experiment starts: BMv2 on the SLBs' ports, the
+# processes on its hosts, and Mininet's host shells.
+LEFTOVER = re.compile(rf"(@{NODE_PREFIX}s\d+-eth|-m beaver\.traffic\.|mininet:{NODE_PREFIX})")
+
+
+def leftover_processes() -> dict[int, str]:
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if LEFTOVER.search(cmdline):
+            found[int(entry.name)] = cmdline.strip()
+    return found
+
+
+def leftover_links() -> list[str]:
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    names = [line.split(":")[1].strip().split("@")[0] for line in out.splitlines()]
+    return [n for n in names if n.startswith(NODE_PREFIX)]
+
+
+def cleanup(grace: float = 2.0) -> tuple[int, int]:
+    """Kills leftover processes (TERM, then KILL) and deletes leftover links.
+    Returns (processes, links) removed."""
+    processes = leftover_processes()
+    for pid in processes:
+        _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(_alive(p) for p in processes):
+        time.sleep(0.1)
+    for pid in processes:
+        _signal(pid, signal.SIGKILL)
+    links = leftover_links()
+    for name in links:
+        subprocess.run(["ip", "link", "del", name], capture_output=True)
+    return len(processes), len(links)
+
+
+def _alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
+def _signal(pid: int, sig: int):
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,150 @@
+"""Builds the Mininet network of a Spec (see spec.py for the picture)."""
+from __future__ import annotations
+
+import ipaddress
+import logging
+from pathlib import Path
+
+from mininet.net import Mininet
+from mininet.node import Host
+
+from beaver.control.program import Route
+
+from .nodes import BeaverHost, Bmv2Node, KernelBridge
+from .spec import (BORDER_FABRIC_IP, BORDER_INTERNET_IP, CONTROLLER_MGMT_IP, FABRIC,
+                   INTERNET, MANAGEMENT, SLB_PORT_FABRIC, SLB_PORT_INTERNET, Plan, Spec,
+                   mac)
+
+log = logging.getLogger(__name__)
+
+
+def _prefix_len(network: str) -> int:
+    return ipaddress.IPv4Network(network).prefixlen
+
+
+class BeaverNetwork:
+    """A running Mininet network: BMv2 SLBs, bridges, border router and hosts."""
+
+    def __init__(self, spec: Spec, run_dir: Path):
+        self.spec = spec
+        self.plan = Plan.of(spec)
+        self.run_dir = Path(run_dir)
+        self.net: Mininet | None = None
+
+    # -- life cycle -----------------------------------------------------------
+
+    def start(self):
+        self.net = Mininet(controller=None, host=BeaverHost, build=False,
+                           autoSetMacs=False)
+        try:
+            self._add_nodes()
+            self.net.build()
+            self.net.start()
+            self._configure()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self):
+        if self.net is not None:
+            net, self.net = self.net, None
+            net.stop()
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- access -----------------------------------------------------------------
+
+    def host(self, name: str) -> Host:
+        return self.net.get(name)
+
+    def slb(self, name: str) -> Bmv2Node:
+        return self.net.get(name)
+
+    def slb_routes(self, name: str) -> list[Route]:
+        """An SLB's routes: each DIP on its fabric port."""
+        own = self.plan.slb_fabric[name].mac
+        return [Route(f"{addr.ip}/32", SLB_PORT_FABRIC, own, addr.mac)
+                for _, _, addr, _ in self.plan.ingroup.values()]
+
+    # -- building ---------------------------------------------------------------
+
+    def _add_nodes(self):
+        net, plan = self.net, self.plan
+        # (a Mininet switch needs a datapath id; bridges have no digits to derive it)
+        internet = net.addSwitch("bvinet", cls=KernelBridge, dpid="b1")
+        fabric = net.addSwitch("bvfab", cls=KernelBridge, dpid="b2")
+        mgmt = net.addSwitch("bvmgmt", cls=KernelBridge, dpid="b3")
+
+        border = net.addHost("bvbr")
+        net.addLink(border, fabric, params1={"ip": f"{BORDER_FABRIC_IP}/{_prefix_len(FABRIC)}"},
+                    addr1=mac(5, 1))
+        net.addLink(border, internet,
+                    params1={"ip": f"{BORDER_INTERNET_IP}/{_prefix_len(INTERNET)}"},
+                    addr1=mac(5, 2))
+
+        for g, name in enumerate(plan.slb_fabric, start=1):
+            slb = net.addSwitch(name, cls=Bmv2Node, grpc_port=self.spec.grpc_base_port + g,
+                                device_id=g, log_dir=self.run_dir)
+            net.addLink(slb, internet, port1=SLB_PORT_INTERNET,
+                        addr1=plan.slb_internet[name].mac)
+            net.addLink(slb, fabric, port1=SLB_PORT_FABRIC, addr1=plan.slb_fabric[name].mac)
+
+        for name, (_, _, addr, mgmt_ip) in plan.ingroup.items():
+            host = net.addHost(name, ip=None)
+            net.addLink(host, fabric, params1={"ip": f"{addr.ip}/{_prefix_len(FABRIC)}"},
+                        addr1=addr.mac)
+            net.addLink(host, mgmt, params1={"ip": f"{mgmt_ip}/{_prefix_len(MANAGEMENT)}"})
+
+        for name, (_, addr) in plan.outgroup.items():
+            host = net.addHost(name, ip=None)
+            net.addLink(host, internet, params1={"ip": f"{addr.ip}/{_prefix_len(INTERNET)}"},
+                        addr1=addr.mac)
+
+        # The controller's end of the management network, in the root namespace.
+        ctl = net.addHost("bvctl", cls=Host, inNamespace=False, ip=None)
+        net.addLink(ctl, mgmt, params1={"ip": f"{CONTROLLER_MGMT_IP}/{_prefix_len(MANAGEMENT)}"})
+
+    def _configure(self):
+        plan = self.plan
+        border = self.host("bvbr")
+        border.cmd("sysctl -qw net.ipv4.ip_forward=1")
+        for host in [border] + [self.host(n) for n in (*plan.ingroup, *plan.outgroup)]:
+            host.cmd("sysctl -qw net.ipv4.conf.all.rp_filter=0")
+            host.cmd("sysctl -qw net.ipv4.conf.default.rp_filter=0")
+            for intf in host.intfList():
+                host.cmd(f"sysctl -qw net.ipv4.conf.{intf.name}.rp_filter=0")
+
+        vips = plan.vips()
+        for name, (service, _, _, _) in plan.ingroup.items():
+            host = self.host(name)
+            host.cmd("ip route add default via", BORDER_FABRIC_IP)
+            # Direct Server Return: the VIP is local, but never answered for on the wire.
+            vip = next(v for v, (s, _) in vips.items() if s == service)
+            host.cmd("ip addr add", f"{vip}/32", "dev lo")
+            host.cmd("sysctl -qw net.ipv4.conf.all.arp_ignore=1")
+            host.cmd("sysctl -qw net.ipv4.conf.all.arp_announce=2")
+
+        for client_index, (name, (_, _)) in enumerate(plan.outgroup.items()):
+            host = self.host(name)
+            host.cmd("sysctl -qw net.ipv4.fib_multipath_hash_policy=1")  # ECMP on the 5-tuple
+            for slb, addr in plan.slb_internet.items():
+                # BMv2 answers no ARP: the SLBs' addresses are static neighbours.
+                host.cmd("ip neigh replace", addr.ip, "lladdr", addr.mac, "dev",
+                         host.defaultIntf().name, "nud permanent")
+            for vip_index, vip in enumerate(vips):
+                hops = [plan.slb_internet[s].ip for s in plan.slbs_for(vip_index, client_index)]
+                route = " ".join(f"nexthop via {ip}" for ip in hops)
+                host.cmd("ip route add", f"{vip}/32", route)
+
+        # The bridges never hear the SLBs' internet ports speak: pin their MACs.
+        for name in plan.slb_internet:
+            slb = self.slb(name)
+            for port, addr in ((SLB_PORT_INTERNET, plan.slb_internet[name]),
+                               (SLB_PORT_FABRIC, plan.slb_fabric[name])):
+                peer = slb.intfs[port].link.intf2
+                slb.cmd("bridge fdb replace", addr.mac, "dev", peer.name, "master static")
