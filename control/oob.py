@@ -16,6 +16,22 @@ and reads one answer; a connection may carry many.
 
 The controller sends "snapshot" only after every SLB acknowledged N (the
 gateways go first).
+
+What the controller relies on (control/engine.py, control/reports.py):
+- "snapshot" N answers with taken true: the process has recorded its state
+  for N, out of band if nothing newer reached it first.  A process that went
+  past N without stopping at it (from an older ID straight to a newer one)
+  reports the state it recorded then: the same cut.
+- "report" N answers taken false while the process has not reached N, and
+  an error once N is no longer kept.
+- Channels are keyed by the peer's process name, as in the controller's
+  configuration.  For reporting processes p and q the channel p -> q is
+  whole when q.channels[p].received_before + len(q.channels[p].in_flight)
+  == p.channels[q].sent_before; while it is short the controller asks q
+  again ("report") until its report timeout (verdict: incomplete), and more
+  than that is an inconsistent cut (verdict: rejected).
+- An error answer, a closed connection or no answer within the timeout
+  makes the snapshot incomplete, naming the process.
 """
 from __future__ import annotations
 

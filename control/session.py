@@ -22,11 +22,21 @@ from p4runtime_sh.context import Context
 from p4runtime_sh.p4runtime import (P4RuntimeClient, P4RuntimeException,
                                     P4RuntimeWriteException)
 
-from . import entries
+from . import entries, packetio
 
 log = logging.getLogger(__name__)
 
 PacketHandler = Callable[["SwitchSession", Mapping[str, int], bytes], None]
+
+
+def _serialize(request) -> bytes:
+    """Packet-outs arrive already encoded (packetio); the rest is protobuf."""
+    return request if isinstance(request, bytes) else request.SerializeToString()
+
+
+def _deserialize(data: bytes):
+    packet = packetio.decode_packet_in(data)
+    return packet if packet is not None else p4runtime_pb2.StreamMessageResponse.FromString(data)
 
 
 class SwitchError(Exception):
@@ -50,6 +60,7 @@ class _Client(P4RuntimeClient):
         self._on_packet = on_packet
         self._on_close = on_close
         self.is_primary = False
+        self.stream_error: grpc.RpcError | None = None
         super().__init__(device_id, address, election_id)
 
     def set_up_stream(self):
@@ -58,14 +69,17 @@ class _Client(P4RuntimeClient):
         except grpc.FutureTimeoutError:
             self.channel.close()
             raise SwitchUnavailable("no gRPC answer within %.1f s" % self._timeout) from None
-        self.stream_out_q = queue.Queue()
+        self.stream_out_q = queue.SimpleQueue()   # in C: every packet-out passes here
         self.stream_in_q = {"arbitration": queue.Queue()}
 
         def requests():
             while (msg := self.stream_out_q.get()) is not None:
                 yield msg
 
-        self.stream = self.stub.StreamChannel(requests())
+        stream_channel = self.channel.stream_stream(
+            "/p4.v1.P4Runtime/StreamChannel",
+            request_serializer=_serialize, response_deserializer=_deserialize)
+        self.stream = stream_channel(requests())
         self.stream_recv_thread = threading.Thread(
             target=self._receive, name=f"p4rt-rx-{self.device_id}", daemon=True)
         self.stream_recv_thread.start()
@@ -75,13 +89,13 @@ class _Client(P4RuntimeClient):
         error = None
         try:
             for msg in self.stream:
-                if msg.HasField("packet"):
-                    self._on_packet(msg.packet)
+                if isinstance(msg, packetio.PacketIn):
+                    self._on_packet(msg)
                 elif msg.HasField("arbitration"):
                     self.is_primary = msg.arbitration.status.code == code_pb2.OK
                     self.stream_in_q["arbitration"].put(msg)
         except grpc.RpcError as e:
-            error = e
+            error = self.stream_error = e
         self.stream_in_q["arbitration"].put(None)
         self._on_close(error)
 
@@ -97,6 +111,10 @@ class _Client(P4RuntimeClient):
             reply = None
         if reply is None:
             self.tear_down()
+            if self.stream_error is not None and \
+                    self.stream_error.code() != grpc.StatusCode.UNAVAILABLE:
+                # refused, not unreachable (e.g. another controller has this election ID)
+                raise SwitchError(f"arbitration refused: {self.stream_error.details()}")
             raise SwitchUnavailable("no arbitration answer")
 
     def tear_down(self):
@@ -120,6 +138,7 @@ class SwitchSession:
         self._on_packet_in: PacketHandler | None = None
         self._on_close: Callable[["SwitchSession"], None] | None = None
         self._in_names: dict[int, str] = {}
+        self._out_metadata: dict[tuple, bytes] = {}   # packet-out metadata, encoded once
         self._closing = False
 
     def __repr__(self):
@@ -135,14 +154,15 @@ class SwitchSession:
         text_format.Merge(Path(p4info_path).read_text(), p4info)
         self.ctx.set_p4info(p4info)
         self._in_names = entries.metadata_names(self.ctx, "packet_in")
+        self._out_metadata = {}
         self._on_packet_in = on_packet_in
         self._on_close = on_close
         self._closing = False
         try:
             self._client = _Client(self.device_id, self.address, self.election_id,
                                    timeout, self._packet, self._closed)
-        except SwitchUnavailable as e:
-            raise SwitchUnavailable(f"{self.name} ({self.address}): {e}") from None
+        except SwitchError as e:
+            raise type(e)(f"{self.name} ({self.address}): {e}") from None
         log.debug("%s: connected, primary=%s", self.name, self.is_primary)
 
     @property
@@ -217,16 +237,19 @@ class SwitchSession:
         client = self._client
         if client is None:
             raise SwitchUnavailable(f"{self.name}: not connected")
-        req = p4runtime_pb2.StreamMessageRequest()
-        req.packet.payload = payload
-        req.packet.metadata.extend(entries.packet_metadata(self.ctx, "packet_out", metadata))
-        client.stream_out_q.put(req)
+        key = tuple(metadata.items())
+        encoded = self._out_metadata.get(key)
+        if encoded is None:
+            fields = entries.packet_metadata(self.ctx, "packet_out", metadata)
+            encoded = packetio.encode_metadata([(m.metadata_id, m.value) for m in fields])
+            self._out_metadata[key] = encoded
+        client.stream_out_q.put(packetio.encode_packet_out(payload, encoded))
 
-    def _packet(self, packet: p4runtime_pb2.PacketIn):
+    def _packet(self, packet: packetio.PacketIn):
         if self._on_packet_in is None:
             return
-        metadata = {self._in_names.get(m.metadata_id, str(m.metadata_id)):
-                    entries.decode(m.value) for m in packet.metadata}
+        metadata = {self._in_names.get(mid, str(mid)): entries.decode(value)
+                    for mid, value in packet.metadata}
         try:
             self._on_packet_in(self, metadata, packet.payload)
         except Exception:  # a handler bug must not kill the stream

@@ -24,6 +24,16 @@ def now_us() -> int:
     return time.monotonic_ns() // 1000
 
 
+_NO_TIME = bytes(6)   # a 48-bit time field, zero in a request
+
+
+def _request(seq: int, snapshot_id: int, flags: int) -> bytes:
+    """ControlBody(seq=seq, snapshot_id=snapshot_id, flags=flags).pack(), without
+    building the dataclass: this runs for every request of a snapshot run."""
+    return ControlBody.FORMAT.pack(seq, snapshot_id, 0, 0, _NO_TIME, _NO_TIME, _NO_TIME,
+                                   0, 0, flags)
+
+
 class RequestTimeout(Exception):
     """No answer from the SLB within the timeout (lost packet-out or packet-in)."""
 
@@ -42,7 +52,10 @@ class Answer:
 
 
 class Pending:
-    """An answer to come; `callback` (if any) runs on the session's receive thread."""
+    """An answer to come: either waited for, or handed to `callback` on the
+    session's receive thread (no Event then: the hot path of a snapshot run)."""
+
+    __slots__ = ("slb", "op", "seq", "sent_us", "_callback", "_done", "_answer")
 
     def __init__(self, slb: "SlbControl", op: Op, seq: int,
                  callback: Callable[[Answer], None] | None):
@@ -51,16 +64,19 @@ class Pending:
         self.seq = seq
         self.sent_us = 0
         self._callback = callback
-        self._done = threading.Event()
+        self._done = threading.Event() if callback is None else None
         self._answer: Answer | None = None
 
     def _complete(self, answer: Answer):
         self._answer = answer
-        self._done.set()
         if self._callback is not None:
             self._callback(answer)
+        else:
+            self._done.set()
 
     def wait(self, timeout: float) -> Answer:
+        if self._done is None:
+            raise TypeError("the answer to this request goes to its callback")
         if not self._done.wait(timeout):
             self.slb._forget(self.seq)
             raise RequestTimeout(f"{self.slb.name}: no answer to {self.op.name} "
@@ -91,7 +107,7 @@ class SlbControl:
         pending = Pending(self, op, seq, callback)
         with self._lock:
             self._pending[seq] = pending
-        body = ControlBody(seq=seq, snapshot_id=snapshot_id, flags=flags).pack()
+        body = _request(seq, snapshot_id, flags)
         pending.sent_us = now_us()
         try:
             self.session.packet_out(body, opcode=int(op))

@@ -1,0 +1,276 @@
+"""`beaver snapshot ...`: taking snapshots and reading the store.
+
+    beaver snapshot take [--mode M] [--rule R] [--tau US] [--retake N]
+        one snapshot; exit 0 if accepted, 3 if rejected or incomplete
+    beaver snapshot run --count N [--rate F] [--inflight K] [--mode M] ...
+        N snapshots at F per second (default: as fast as K in flight allow),
+        with progress on stderr; --each prints every verdict as it is stored
+    beaver snapshot list [--limit N] [--verdict V]
+    beaver snapshot show ID
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from datetime import datetime
+
+from .cli import CliError, config_of, connected, open_store, print_json, table
+from .config import ServiceConfig
+from .engine import Engine, RunSettings, RunSummary
+from .record import Mode, Outcome, SnapshotRecord
+from .rules import COARSE, FINE
+
+NOT_ACCEPTED = 3   # exit status of `take` when the snapshot was not accepted
+
+
+def register(subcommands, common: argparse.ArgumentParser):
+    snapshot = subcommands.add_parser("snapshot", help="take snapshots, read the store")
+    commands = snapshot.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    taking = argparse.ArgumentParser(add_help=False)
+    taking.add_argument("--mode", choices=[m.value for m in Mode], default=Mode.OGM.value,
+                        help="ogm: every SLB at once, judged by a rule (default); mgm: one "
+                             "SLB; blocking: hold inbound traffic until all SLBs commit")
+    taking.add_argument("--rule", choices=(FINE, COARSE),
+                        help="OGM detection rule (default: from the configuration)")
+    taking.add_argument("--tau", type=int, metavar="US",
+                        help="external causal chain bound in microseconds (default: from "
+                             "the configuration)")
+    taking.add_argument("--retake", type=int, default=0, metavar="N",
+                        help="retake a rejected snapshot up to N times")
+
+    take = commands.add_parser("take", parents=[common, taking], help="take one snapshot")
+    take.set_defaults(run=run_take)
+
+    run = commands.add_parser("run", parents=[common, taking],
+                              help="take snapshots at a frequency, k in flight")
+    run.add_argument("--count", type=int, required=True, metavar="N")
+    run.add_argument("--rate", type=float, metavar="F",
+                     help="snapshots started per second (default: as fast as --inflight allows)")
+    run.add_argument("--inflight", type=int, default=1, metavar="K",
+                     help="most snapshots in flight at once (the paper's parallelism)")
+    run.add_argument("--each", action="store_true", help="print every verdict once stored")
+    run.set_defaults(run=run_run)
+
+    reading = argparse.ArgumentParser(add_help=False, parents=[common])
+    reading.add_argument("--store", metavar="FILE",
+                         help="the snapshot store (default: the configuration's)")
+    listing = commands.add_parser("list", parents=[reading], help="the newest snapshots")
+    listing.add_argument("--limit", type=int, default=20, metavar="N")
+    listing.add_argument("--verdict", choices=[o.value for o in Outcome])
+    listing.set_defaults(run=run_list)
+
+    show = commands.add_parser("show", parents=[reading], help="one snapshot in full")
+    show.add_argument("id", type=int, metavar="ID")
+    show.set_defaults(run=run_show)
+
+
+def settings_of(args, config: ServiceConfig, count: int = 1, inflight: int = 1,
+                rate: float | None = None) -> RunSettings:
+    """The run's settings, checked before any switch is contacted."""
+    c = config.controller
+    settings = RunSettings(mode=Mode(args.mode), rule=args.rule or c.rule,
+                           tau_us=c.tau_us if args.tau is None else args.tau,
+                           count=count, inflight=inflight, rate=rate,
+                           ack_timeout_ms=c.ack_timeout_ms, retries=c.retries,
+                           report_timeout_ms=c.report_timeout_ms, retake=args.retake,
+                           clock_interval_s=c.clock_interval_s)
+    settings.check(len(config.slbs))
+    return settings
+
+
+def _engine(config, controller, store, settings, on_finished=None) -> Engine:
+    controller.require_pipeline()
+    return Engine(controller, store, settings, config.processes, on_finished)
+
+
+def run_take(args) -> int:
+    config = config_of(args)
+    settings = settings_of(args, config)
+    store = open_store(args, config)
+    finished: list[SnapshotRecord] = []
+    try:
+        with connected(args, config) as controller:
+            _engine(config, controller, store, settings, finished.append).run()
+    finally:
+        store.close()
+    for record in finished:
+        print_json(as_dict(record)) if args.json else print(one_line(record))
+    final = finished[-1].verdict.outcome if finished else None
+    return 0 if final is Outcome.ACCEPTED else NOT_ACCEPTED
+
+
+def run_run(args) -> int:
+    config = config_of(args)
+    settings = settings_of(args, config, args.count, args.inflight, args.rate)
+    progress = Progress(args.count, sys.stderr)
+
+    def on_finished(record: SnapshotRecord):
+        if args.each:
+            print(json.dumps(as_dict(record)) if args.json else one_line(record), flush=True)
+        progress.update(record)
+
+    store = open_store(args, config)
+    try:
+        with connected(args, config) as controller:
+            engine = _engine(config, controller, store, settings, on_finished)
+            previous = signal.signal(signal.SIGINT, lambda *_: engine.stop())
+            try:
+                summary = engine.run()
+            finally:
+                signal.signal(signal.SIGINT, previous)
+    finally:
+        store.close()
+    progress.close()
+    if args.json and not args.each:
+        print_json(summary_dict(summary))
+    else:
+        print(summary_line(summary), file=sys.stderr if args.each else sys.stdout)
+    return 130 if summary.interrupted else 0
+
+
+def run_list(args) -> int:
+    store = open_store(args, existing=True)
+    try:
+        outcome = Outcome(args.verdict) if args.verdict else None
+        records = store.latest(args.limit, outcome)
+    finally:
+        store.close()
+    if args.json:
+        print_json([as_dict(r) for r in records])
+        return 0
+    rows = [(r.number, when(r.wall_time), r.mode.value, r.rule, r.verdict.outcome.value,
+             duration(r), r.verdict.reason) for r in records]
+    print(table(("ID", "STARTED", "MODE", "RULE", "VERDICT", "T1-T0 US", "REASON"), rows))
+    return 0
+
+
+def run_show(args) -> int:
+    store = open_store(args, existing=True)
+    try:
+        record = store.get(args.id)
+    finally:
+        store.close()
+    if record is None:
+        raise CliError(f"no snapshot {args.id} in {store.path}")
+    if args.json:
+        print_json(as_dict(record))
+        return 0
+    v = record.verdict
+    print(f"snapshot {record.number} (wire ID {record.snapshot_id}): {v.outcome.value}")
+    print(f"  reason: {v.reason}")
+    print(f"  mode {record.mode.value}, rule {record.rule}, tau {record.tau_us} us"
+          + (f", retake of {record.retake_of}" if record.retake_of else ""))
+    print(f"  started {when(record.wall_time)}, t1 - t0 = {duration(record) or '-'} us")
+    rows = []
+    for name in record.slbs:
+        a = record.acks.get(name)
+        if a is None:
+            rows.append((name, "no answer") + (None,) * 8)
+            continue
+        clock = f"{a.clock.offset_us:.0f} +- {a.clock.error_us:.0f}" if a.clock else None
+        rows.append((name, a.status.name, a.attempts, a.received_us - a.sent_us,
+                     f"{a.body.id_before}->{a.body.id_after}", a.body.switch_time,
+                     a.body.last_old_time, a.body.count, clock))
+    print()
+    print(table(("SLB", "STATUS", "TRIES", "RTT US", "ID", "SWITCH TIME", "LAST OLD",
+                 "MARKED", "CLOCK OFFSET US"), rows))
+    if record.reports:
+        print()
+        print(table(("PROCESS", "TAKEN", "TRIGGER", "CURRENT", "FINISHED", "CHANNELS",
+                     "IN FLIGHT"),
+                    [(name, r.taken, r.trigger, r.current_id, r.finished_id, len(r.channels),
+                      sum(len(c.in_flight) for c in r.channels.values()))
+                     for name, r in record.reports.items()]))
+    return 0
+
+
+# -- presentation ----------------------------------------------------------------
+
+def when(wall_time: float) -> str:
+    return datetime.fromtimestamp(wall_time).isoformat(sep=" ", timespec="milliseconds")
+
+
+def duration(record: SnapshotRecord) -> int | None:
+    if record.finished_us is None:
+        return None
+    return record.finished_us - record.started_us
+
+
+def one_line(record: SnapshotRecord) -> str:
+    return f"{record.number} {record.verdict.outcome.value}: {record.verdict.reason}"
+
+
+def as_dict(record: SnapshotRecord) -> dict:
+    v = record.verdict
+    return {
+        "id": record.number, "wire_id": record.snapshot_id, "mode": record.mode.value,
+        "rule": record.rule, "tau_us": record.tau_us, "slbs": record.slbs,
+        "started_us": record.started_us, "finished_us": record.finished_us,
+        "wall_time": record.wall_time, "retake_of": record.retake_of,
+        "verdict": {"outcome": v.outcome.value, "reason": v.reason, "rule": v.rule,
+                    "margin_us": v.margin_us},
+        "acks": {name: {"status": a.status.name, "attempts": a.attempts,
+                        "sent_us": a.sent_us, "received_us": a.received_us,
+                        "record_id": a.body.snapshot_id, "id_before": a.body.id_before,
+                        "id_after": a.body.id_after, "now": a.body.now,
+                        "switch_time": a.body.switch_time,
+                        "last_old_time": a.body.last_old_time, "count": a.body.count,
+                        "offset_us": a.clock.offset_us if a.clock else None,
+                        "offset_error_us": a.clock.error_us if a.clock else None}
+                 for name, a in record.acks.items()},
+        "reports": {name: r.to_message() for name, r in record.reports.items()},
+    }
+
+
+def summary_dict(summary: RunSummary) -> dict:
+    return {"started": summary.started, "finished": summary.finished,
+            **{o.value: n for o, n in summary.outcomes.items()},
+            "elapsed_s": round(summary.elapsed_s, 3), "per_second": round(summary.rate, 1),
+            "first_id": summary.first, "last_id": summary.last,
+            "interrupted": summary.interrupted}
+
+
+def summary_line(summary: RunSummary) -> str:
+    o = summary.outcomes
+    ids = f"; IDs {summary.first}-{summary.last}" if summary.first is not None else ""
+    return (f"{summary.finished} snapshots in {summary.elapsed_s:.2f} s "
+            f"({summary.rate:.0f}/s): {o[Outcome.ACCEPTED]} accepted, "
+            f"{o[Outcome.REJECTED]} rejected, {o[Outcome.INCOMPLETE]} incomplete{ids}"
+            + (" (interrupted)" if summary.interrupted else ""))
+
+
+class Progress:
+    """A progress line on a terminal (redrawn), or a line every few seconds."""
+
+    def __init__(self, total: int, out):
+        self.total = total
+        self.out = out
+        self.tty = out.isatty()
+        self.counts = dict.fromkeys(Outcome, 0)
+        self.begin = self.last = time.monotonic()
+        self.shown = False
+
+    def update(self, record: SnapshotRecord):
+        self.counts[record.verdict.outcome] += 1
+        now = time.monotonic()
+        if now - self.last >= (0.25 if self.tty else 5.0):
+            self.last = now
+            self._show(now)
+
+    def _show(self, now: float):
+        done = sum(self.counts.values())
+        c = self.counts
+        line = (f"{done}/{self.total} finished, {c[Outcome.ACCEPTED]} accepted, "
+                f"{c[Outcome.REJECTED]} rejected, {c[Outcome.INCOMPLETE]} incomplete, "
+                f"{done / max(now - self.begin, 1e-9):.0f}/s")
+        print(("\r" + line) if self.tty else line, end="" if self.tty else "\n",
+              file=self.out, flush=True)
+        self.shown = True
+
+    def close(self):
+        if self.tty and self.shown:
+            print(file=self.out)

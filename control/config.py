@@ -1,0 +1,311 @@
+"""The service configuration: SLBs, VIPs, in-group prefixes and processes,
+and the controller's settings, read from TOML or YAML and validated before
+any switch is touched.
+
+    [controller]                      # every key optional
+    election_id = 1
+    store = "snapshots.db"            # relative to this file
+    tau_us = 5000                     # external causal chain bound
+    rule = "fine"                     # OGM detection rule: "fine" or "coarse"
+    ack_timeout_ms = 100              # per acknowledgement attempt (queueing included)
+    retries = 2                       # resends of an unanswered request
+    report_timeout_ms = 2000          # in-group reports, channel state included
+    clock_interval_s = 10             # clock re-estimation period during a run
+    connect_timeout_s = 5
+    connect_retries = 3
+
+    [pipeline]                        # optional: defaults to p4src/build
+    p4info = "build/beaver.p4info.txtpb"
+    bmv2_json = "build/beaver.json"
+
+    [service]
+    ingroup = ["10.0.2.0/24"]         # sources SLBs may learn IDs from
+
+    [[slbs]]
+    name = "s1"
+    address = "127.0.0.1:50051"       # P4Runtime gRPC
+    device_id = 1
+    slb_id = 1                        # 0-255, carried in the marks
+    slb_addr = "10.0.0.254"           # outer source of the encapsulation
+    marking = true
+    routes = [{prefix = "10.0.2.1/32", port = 2, src_mac = "00:00:00:00:00:fe",
+               dst_mac = "00:00:00:00:00:02"}]
+
+    [[vips]]
+    address = "10.10.0.1"
+    protocol = "udp"
+    port = 80
+    backends = ["10.0.2.1", "10.0.2.2"]
+
+    [[processes]]                     # in-group processes, out-of-band reports
+    name = "p1"
+    address = "10.0.2.1:4791"
+
+An error names the file, the field and what is wrong.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from beaver.p4src import BMV2_JSON, P4INFO
+
+from .program import PROTOCOLS, Route, Vip
+
+RULES = ("fine", "coarse")
+MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+
+
+class ConfigError(ValueError):
+    """The configuration file is unreadable or invalid: file, field, problem."""
+
+
+@dataclass(frozen=True)
+class SlbConfig:
+    name: str
+    address: str
+    device_id: int
+    slb_id: int
+    slb_addr: str
+    marking: bool
+    routes: tuple[Route, ...]
+
+
+@dataclass(frozen=True)
+class ProcessConfig:
+    name: str
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class ControllerSettings:
+    store: Path
+    election_id: int = 1
+    tau_us: int = 5000
+    rule: str = "fine"
+    ack_timeout_ms: float = 100.0
+    retries: int = 2
+    report_timeout_ms: float = 2000.0
+    clock_interval_s: float = 10.0
+    connect_timeout_s: float = 5.0
+    connect_retries: int = 3
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    path: Path
+    controller: ControllerSettings
+    p4info: Path
+    bmv2_json: Path
+    slbs: tuple[SlbConfig, ...]
+    vips: tuple[Vip, ...]
+    ingroup: tuple[str, ...]
+    processes: tuple[ProcessConfig, ...]
+
+    def slb(self, name: str) -> SlbConfig:
+        for slb in self.slbs:
+            if slb.name == name:
+                return slb
+        raise ConfigError(f"{self.path}: no SLB named {name!r}")
+
+
+class _Table:
+    """One mapping of the file, read field by field with its path for errors."""
+
+    def __init__(self, source: Path, where: str, data: Any):
+        self.source = source
+        self.where = where
+        if not isinstance(data, dict):
+            self.fail(None, f"expected a table, got {type(data).__name__}")
+        self.data = data
+        self.used: set[str] = set()
+
+    def fail(self, key: str | None, problem: str):
+        field = ".".join(p for p in (self.where, key) if p) or "(top level)"
+        raise ConfigError(f"{self.source}: {field}: {problem}")
+
+    def get(self, key: str, kind: type | tuple, default: Any = ...) -> Any:
+        self.used.add(key)
+        if key not in self.data:
+            if default is ...:
+                self.fail(key, "missing")
+            return default
+        value = self.data[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        # bool is an int in Python; a flag must not pass as a number or back
+        if isinstance(value, bool) != (bool in kinds) or not isinstance(value, kinds):
+            names = " or ".join(k.__name__ for k in kinds)
+            self.fail(key, f"expected {names}, got {value!r}")
+        return value
+
+    def number(self, key: str, low: float, high: float, default: Any = ...,
+               integer: bool = True) -> Any:
+        value = self.get(key, int if integer else (int, float), default)
+        if not low <= value <= high:
+            self.fail(key, f"{value} is outside {low}..{high}")
+        return value
+
+    def ipv4(self, key: str) -> str:
+        value = self.get(key, str)
+        return self.check_ipv4(key, value)
+
+    def check_ipv4(self, key: str, value: Any) -> str:
+        try:
+            return str(ipaddress.IPv4Address(value))
+        except ValueError:
+            self.fail(key, f"{value!r} is not an IPv4 address")
+
+    def prefix(self, key: str, value: Any) -> str:
+        try:
+            return str(ipaddress.IPv4Network(value))
+        except (ValueError, TypeError):
+            self.fail(key, f"{value!r} is not an IPv4 prefix such as 10.0.2.0/24")
+
+    def tables(self, key: str) -> list["_Table"]:
+        items = self.get(key, list, [])
+        return [_Table(self.source, f"{self.where + '.' if self.where else ''}{key}[{i}]", item)
+                for i, item in enumerate(items)]
+
+    def table(self, key: str) -> "_Table":
+        return _Table(self.source, key if not self.where else f"{self.where}.{key}",
+                      self.get(key, dict, {}))
+
+    def done(self):
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            self.fail(unknown[0], "unknown field")
+
+
+def host_port(table: _Table, key: str) -> tuple[str, int]:
+    value = table.get(key, str)
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        table.fail(key, f"expected host:port, got {value!r}")
+    return host, int(port)
+
+
+def parse(path: Path, data: Any) -> ServiceConfig:
+    """Validates an already decoded file."""
+    base = path.parent
+    top = _Table(path, "", data)
+
+    c = top.table("controller")
+    settings = ControllerSettings(
+        store=base / c.get("store", str, "snapshots.db"),
+        election_id=c.number("election_id", 1, (1 << 64) - 1, 1),
+        tau_us=c.number("tau_us", 0, 3600 * 10**6, 5000),
+        rule=c.get("rule", str, "fine"),
+        ack_timeout_ms=c.number("ack_timeout_ms", 1, 60_000, 100.0, integer=False),
+        retries=c.number("retries", 0, 100, 2),
+        report_timeout_ms=c.number("report_timeout_ms", 1, 600_000, 2000.0, integer=False),
+        clock_interval_s=c.number("clock_interval_s", 0.1, 86400, 10.0, integer=False),
+        connect_timeout_s=c.number("connect_timeout_s", 0.1, 600, 5.0, integer=False),
+        connect_retries=c.number("connect_retries", 0, 100, 3))
+    if settings.rule not in RULES:
+        c.fail("rule", f"expected one of {', '.join(RULES)}, got {settings.rule!r}")
+    c.done()
+
+    p = top.table("pipeline")
+    p4info = base / p.get("p4info", str) if "p4info" in p.data else P4INFO
+    bmv2_json = base / p.get("bmv2_json", str) if "bmv2_json" in p.data else BMV2_JSON
+    p.done()
+
+    s = top.table("service")
+    ingroup = tuple(s.prefix(f"ingroup[{i}]", v) for i, v in enumerate(s.get("ingroup", list, [])))
+    s.done()
+
+    slbs = tuple(_slb(t) for t in top.tables("slbs"))
+    if not slbs:
+        top.fail("slbs", "at least one SLB is needed")
+    for field in ("name", "address", "slb_id"):
+        _unique(top, "slbs", [getattr(slb, field) for slb in slbs], field)
+
+    vips = tuple(_vip(t) for t in top.tables("vips"))
+    _unique(top, "vips", [(v.address, v.protocol, v.port) for v in vips], "address/protocol/port")
+
+    processes = []
+    for t in top.tables("processes"):
+        name = t.get("name", str)
+        host, port = host_port(t, "address")
+        t.done()
+        processes.append(ProcessConfig(name, host, port))
+    _unique(top, "processes", [proc.name for proc in processes], "name")
+    top.done()
+    return ServiceConfig(path, settings, p4info, bmv2_json, slbs, vips, ingroup,
+                         tuple(processes))
+
+
+def _slb(t: _Table) -> SlbConfig:
+    name = t.get("name", str)
+    if not name:
+        t.fail("name", "must not be empty")
+    host_port(t, "address")
+    routes = []
+    for r in t.tables("routes"):
+        mac = {}
+        for key in ("src_mac", "dst_mac"):
+            mac[key] = r.get(key, str)
+            if not MAC.match(mac[key]):
+                r.fail(key, f"{mac[key]!r} is not a MAC address such as 00:00:00:00:00:01")
+        routes.append(Route(r.prefix("prefix", r.get("prefix", str)),
+                            r.number("port", 0, 511), mac["src_mac"], mac["dst_mac"]))
+        r.done()
+    slb = SlbConfig(name=name, address=t.data["address"],
+                    device_id=t.number("device_id", 0, (1 << 64) - 1),
+                    slb_id=t.number("slb_id", 0, 255), slb_addr=t.ipv4("slb_addr"),
+                    marking=t.get("marking", bool, True), routes=tuple(routes))
+    t.done()
+    return slb
+
+
+def _vip(t: _Table) -> Vip:
+    protocol = t.get("protocol", str)
+    if protocol not in PROTOCOLS:
+        t.fail("protocol", f"expected one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    backends = t.get("backends", list)
+    if not backends:
+        t.fail("backends", "a VIP needs at least one backend")
+    vip = Vip(t.ipv4("address"), protocol, t.number("port", 1, 65535),
+              tuple(t.check_ipv4(f"backends[{i}]", b) for i, b in enumerate(backends)))
+    t.done()
+    return vip
+
+
+def _unique(top: _Table, section: str, values: list, field: str):
+    seen = set()
+    for i, value in enumerate(values):
+        if value in seen:
+            top.fail(f"{section}[{i}].{field}", f"{value!r} appears twice")
+        seen.add(value)
+
+
+def load(path: str | Path) -> ServiceConfig:
+    """Reads and validates a .toml, .yaml or .yml file; raises ConfigError."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    if path.suffix == ".toml":
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    elif path.suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise ConfigError(f"{path}: YAML needs PyYAML installed; "
+                              f"or write the file as TOML") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    else:
+        raise ConfigError(f"{path}: expected a .toml, .yaml or .yml file")
+    return parse(path, data if data is not None else {})

@@ -1,0 +1,255 @@
+"""The controller's hold on every SLB of a service: sessions, pipeline,
+tables, IDs and clocks.
+
+One `Gateway` per SLB bundles its configuration, its P4Runtime session, the
+Beaver requests over it and its clock.  `Controller` connects them all
+(bounded retries, then one clear error), programs them, reports their state,
+aligns their clocks and brings back a switch that restarted.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from beaver.p4src import ids
+from beaver.p4src.wire import Op, Status
+
+from . import clock
+from .config import ServiceConfig, SlbConfig
+from .program import slb_updates
+from .session import NotPrimary, SwitchError, SwitchSession, SwitchUnavailable
+from .slb import RequestTimeout, SlbControl
+from .tables import sync
+
+log = logging.getLogger(__name__)
+
+BASE_TABLES = ("routes", "ingroup_sources")
+VIP_TABLES = ("vips", "pool_members")   # written only once the SLB's ID is restored
+REQUEST_TIMEOUT = 0.5                   # s, for one-off requests outside a snapshot
+
+
+class Gateway:
+    """One SLB as the controller drives it."""
+
+    def __init__(self, config: SlbConfig, election_id: int):
+        self.config = config
+        self.session = SwitchSession(config.name, config.address, config.device_id,
+                                     (election_id >> 64, election_id & ((1 << 64) - 1)))
+        self.control = SlbControl(self.session)
+        self.clock = clock.ClockTracker()
+        self.incarnation = 0   # bumped at every connection: tells a stale "down" apart
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def request(self, op: Op, snapshot_id: int = 0, flags: int = 0, retries: int = 2):
+        """One request, resent on timeout (INIT and READ are idempotent)."""
+        for attempt in range(retries + 1):
+            try:
+                return self.control.request(op, snapshot_id, flags, REQUEST_TIMEOUT)
+            except RequestTimeout:
+                if attempt == retries:
+                    raise
+
+    def current_id(self) -> int:
+        return self.request(Op.READ).body.id_after
+
+
+@dataclass(frozen=True)
+class SlbStatus:
+    name: str
+    address: str
+    reachable: bool
+    error: str = ""
+    primary: bool = False
+    pipeline: bool = False           # runs this controller's P4 program
+    current_id: int | None = None
+    holding: bool | None = None
+    marking: bool | None = None
+    offset_us: float | None = None   # switch clock - controller clock
+    offset_error_us: float | None = None
+
+
+class Controller:
+    def __init__(self, config: ServiceConfig, election_id: int | None = None):
+        self.config = config
+        self.settings = config.controller
+        election = election_id if election_id is not None else self.settings.election_id
+        self.gateways = [Gateway(slb, election) for slb in config.slbs]
+        # Called as on_down(gateway, incarnation) from a receive thread when a
+        # stream closes unexpectedly; the snapshot engine sets it during a run.
+        self.on_down: Callable[[Gateway, int], None] | None = None
+
+    def gateway(self, name: str) -> Gateway:
+        for gw in self.gateways:
+            if gw.name == name:
+                return gw
+        raise KeyError(name)
+
+    # -- connection -----------------------------------------------------------
+
+    def connect(self, retries: int | None = None):
+        """Connects every SLB; SwitchUnavailable names the first that stayed down."""
+        retries = self.settings.connect_retries if retries is None else retries
+        for gw in self.gateways:
+            self._connect(gw, retries)
+
+    def _connect(self, gw: Gateway, retries: int):
+        delay, errors = 0.2, []
+        for attempt in range(retries + 1):
+            try:
+                gw.session.connect(self.config.p4info, self.settings.connect_timeout_s,
+                                   on_packet_in=gw.control.on_packet_in,
+                                   on_close=lambda _s, gw=gw: self._closed(gw))
+            except SwitchUnavailable as e:
+                errors.append(str(e))
+                if attempt < retries:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                continue
+            gw.incarnation += 1
+            return
+        raise SwitchUnavailable(f"{errors[-1]} (gave up after {retries + 1} attempts)")
+
+    def _closed(self, gw: Gateway):
+        gw.control.fail_all()
+        if self.on_down is not None:
+            self.on_down(gw, gw.incarnation)
+
+    def close(self):
+        for gw in self.gateways:
+            gw.session.close()
+
+    def require_primary(self):
+        """NotPrimary unless this controller may write to every SLB."""
+        backups = [gw.name for gw in self.gateways if not gw.session.is_primary]
+        if backups:
+            raise NotPrimary(f"another controller with a higher election ID is primary on "
+                             f"{', '.join(backups)}: this one must not write")
+
+    def require_pipeline(self):
+        missing = [gw.name for gw in self.gateways if not gw.session.pipeline_installed()]
+        if missing:
+            raise SwitchError(f"{', '.join(missing)} not running the Beaver pipeline: "
+                              f"run 'beaver ctl apply CONFIG' first")
+
+    # -- programming ----------------------------------------------------------
+
+    def newest_id(self) -> int:
+        """The newest ID any SLB holds (wire ID, 0 if all are fresh)."""
+        newest = 0
+        for gw in self.gateways:
+            newest = ids.newest(gw.current_id(), newest)
+        return newest
+
+    def apply(self, push: bool = False, restore_id: int | None = None) -> list[str]:
+        """Programs every SLB; pushes the pipeline where it is missing (or
+        always with push).  A freshly pushed SLB gets back the newest ID of the
+        others (or restore_id) before its VIPs, so it never marks older IDs.
+        Returns what was done, one line per SLB."""
+        self.require_primary()
+        fresh = [push or not gw.session.pipeline_installed() for gw in self.gateways]
+        if restore_id is None:
+            running = [gw for gw, f in zip(self.gateways, fresh) if not f]
+            restore_id = 0
+            for gw in running:
+                restore_id = ids.newest(gw.current_id(), restore_id)
+        done = []
+        for gw, pushed in zip(self.gateways, fresh):
+            if pushed:
+                gw.session.set_pipeline(self.config.p4info, self.config.bmv2_json)
+            writes = self.program(gw, restore_id)
+            done.append(f"{gw.name}: {'pipeline pushed, ' if pushed else ''}"
+                        f"{writes} table writes")
+        return done
+
+    def program(self, gw: Gateway, restore_id: int) -> int:
+        """Writes gw's tables; before its VIPs, moves its ID up to restore_id
+        if it is behind.  Returns the number of table updates written."""
+        slb, session = gw.config, gw.session
+        wanted = slb_updates(session.ctx, slb.slb_id, slb.slb_addr, self.config.vips,
+                             slb.routes, self.config.ingroup, slb.marking)
+        vip_ids = {session.ctx.get_table_id(t) for t in VIP_TABLES}
+        first = [u for u in wanted if u.entity.table_entry.table_id not in vip_ids]
+        later = [u for u in wanted if u.entity.table_entry.table_id in vip_ids]
+        writes = sync(session, first, BASE_TABLES)
+        if writes:
+            session.write(*writes)
+        if ids.is_newer(restore_id, gw.current_id()):
+            answer = gw.request(Op.INIT, restore_id)
+            if answer.status not in (Status.OK, Status.ALREADY):
+                raise SwitchError(f"{gw.name}: could not restore ID {restore_id}: "
+                                  f"{answer.status.name}")
+        vip_writes = sync(session, later, VIP_TABLES)
+        if vip_writes:
+            session.write(*vip_writes)
+        return len(writes) + len(vip_writes)
+
+    # -- clocks ---------------------------------------------------------------
+
+    def align_clocks(self, samples: int = 16):
+        for gw in self.gateways:
+            clock.measure(gw.control, gw.clock, samples, REQUEST_TIMEOUT)
+
+    # -- a switch that went away ----------------------------------------------
+
+    def recover(self, gw: Gateway, restore_id: int, timeout_s: float):
+        """Reconnects gw (retrying until timeout_s), pushes the pipeline if the
+        switch lost it, restores its tables and an ID at least restore_id, and
+        re-measures its clock.  SwitchUnavailable if it stays away."""
+        deadline = time.monotonic() + timeout_s
+        gw.session.close()
+        while True:
+            try:
+                self._connect(gw, retries=0)
+                break
+            except SwitchUnavailable as e:
+                if time.monotonic() > deadline:
+                    raise SwitchUnavailable(f"{gw.name} did not come back within "
+                                            f"{timeout_s:.0f} s: {e}") from None
+                time.sleep(0.2)
+        self.require_primary()
+        restarted = not gw.session.pipeline_installed()
+        if restarted:
+            log.warning("%s restarted: pushing the pipeline again", gw.name)
+            gw.session.set_pipeline(self.config.p4info, self.config.bmv2_json)
+        self.program(gw, restore_id)
+        gw.clock.reset()
+        clock.measure(gw.control, gw.clock, timeout=REQUEST_TIMEOUT)
+        return restarted
+
+    # -- state ----------------------------------------------------------------
+
+    def status(self) -> list[SlbStatus]:
+        """Each SLB's state; never raises for an SLB that is down."""
+        out = []
+        for gw in self.gateways:
+            base = dict(name=gw.name, address=gw.config.address)
+            try:
+                if not gw.session.connected:
+                    self._connect(gw, retries=0)
+            except SwitchUnavailable as e:
+                out.append(SlbStatus(reachable=False, error=str(e), **base))
+                continue
+            primary = gw.session.is_primary
+            pipeline = gw.session.pipeline_installed()
+            if not (primary and pipeline):
+                why = "not primary" if not primary else "no Beaver pipeline"
+                out.append(SlbStatus(reachable=True, primary=primary, pipeline=pipeline,
+                                     error=f"registers unreadable: {why}", **base))
+                continue
+            try:
+                body = gw.request(Op.READ).body
+                estimate = clock.measure(gw.control, gw.clock, timeout=REQUEST_TIMEOUT)
+            except RequestTimeout as e:
+                out.append(SlbStatus(reachable=True, primary=primary, pipeline=pipeline,
+                                     error=str(e), **base))
+                continue
+            out.append(SlbStatus(reachable=True, primary=primary, pipeline=pipeline,
+                                 current_id=body.id_after, holding=body.holding,
+                                 marking=body.marking, offset_us=estimate.offset_us,
+                                 offset_error_us=estimate.error_us, **base))
+        return out

@@ -1,0 +1,484 @@
+"""The snapshot engine: initiates snapshots at every SLB, collects the
+acknowledgements, judges, gathers the in-group reports and stores verdicts.
+
+One thread runs everything that decides; the switches' receive threads and
+the process links only put events on its queue:
+
+    ANSWER  an SLB answered a request      (from a session's receive thread)
+    REPORT  a process answered or failed   (from a ProcessLink thread)
+    DOWN    an SLB's stream closed         (from a session's receive thread)
+
+A snapshot completes as soon as its last event arrives.  Every request has
+a deadline; an unanswered INIT is resent (the SLB answers ALREADY with the
+same record) up to `retries` times, then the snapshot is incomplete.
+
+Modes (record.Mode):
+  OGM       INIT every SLB at once; the coarse or fine rule (rules.py) judges.
+  MGM       one SLB; consistent by construction.
+  BLOCKING  INIT with FLAG_HOLD at every SLB, then RELEASE every SLB once all
+            committed; whatever happens, every SLB is sent a RELEASE.
+
+After every SLB acknowledged (and the rule accepted), each in-group process
+is asked out of band for its report; the channel state must add up
+(reports.channel_gaps) before the snapshot is accepted.  Finished snapshots
+are committed to the store before anyone is told about them.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import queue
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Callable, Sequence
+
+from beaver.p4src import ids
+from beaver.p4src.wire import FLAG_HOLD, Op, Status
+
+from . import rules
+from .config import ProcessConfig
+from .controller import Controller, Gateway
+from .reports import Answered, ProcessLink, channel_gaps
+from .record import Ack, Mode, Outcome, SnapshotRecord, Verdict
+from .session import SwitchUnavailable
+from .slb import Answer, Pending, now_us
+from .store import SnapshotStore
+from .window import IdWindow, wire_id
+
+log = logging.getLogger(__name__)
+
+ANSWER, REPORT, DOWN = "answer", "report", "down"
+RESERVE_BLOCK = 1024       # snapshot numbers reserved in the store at a time
+POLL_INTERVAL_US = 10_000  # re-asking for reports whose channel state is not whole yet
+COMMIT_DELAY_US = 5_000    # group commit: a finished snapshot waits at most this long
+
+
+class SettingsError(ValueError):
+    """A run that cannot be made with this service (for example MGM with 3 SLBs)."""
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    mode: Mode = Mode.OGM
+    rule: str = rules.FINE
+    tau_us: int = 5000
+    count: int = 1                  # snapshots asked for (retakes come on top)
+    inflight: int = 1               # k: most snapshots in flight at once
+    rate: float | None = None       # snapshots started per second; None: as the window allows
+    ack_timeout_ms: float = 100.0
+    retries: int = 2
+    report_timeout_ms: float = 2000.0
+    retake: int = 0                 # retakes allowed for each rejected snapshot
+    clock_interval_s: float = 10.0
+    recover_timeout_s: float = 30.0
+
+    def check(self, slbs: int):
+        if self.count < 1:
+            raise SettingsError("--count must be at least 1")
+        if self.inflight < 1:
+            raise SettingsError("--inflight must be at least 1")
+        if self.rate is not None and self.rate <= 0:
+            raise SettingsError("--rate must be positive")
+        if self.retake < 0:
+            raise SettingsError("--retake must not be negative")
+        if self.tau_us < 0:
+            raise SettingsError("--tau must not be negative")
+        if self.rule not in (rules.FINE, rules.COARSE):
+            raise SettingsError(f"unknown rule {self.rule!r}: fine or coarse")
+        if self.mode is Mode.MGM and slbs != 1:
+            raise SettingsError(f"mode mgm is for one SLB; the service has {slbs}")
+        if self.mode is Mode.BLOCKING and self.inflight != 1:
+            raise SettingsError("mode blocking holds traffic until all SLBs commit: "
+                                "it takes one snapshot at a time (--inflight 1)")
+
+
+@dataclass
+class RunSummary:
+    started: int = 0
+    outcomes: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(Outcome, 0))
+    elapsed_s: float = 0.0
+    first: int | None = None
+    last: int | None = None
+    interrupted: bool = False
+
+    @property
+    def finished(self) -> int:
+        return sum(self.outcomes.values())
+
+    @property
+    def rate(self) -> float:
+        return self.finished / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+class _Flight:
+    """A snapshot in progress."""
+
+    def __init__(self, record: SnapshotRecord, retakes_left: int):
+        self.record = record
+        self.retakes_left = retakes_left
+        self.phase: Op | None = Op.INIT      # INIT, RELEASE (blocking), None: processes report
+        self.waiting: set[str] = set()       # SLBs or processes still to answer
+        self.round = 0                       # requests sent to each SLB still waiting
+        self.pending: list[Pending] = []
+        self.verdict: Verdict | None = None  # decided, not yet final (release, reports)
+        self.done = False
+
+
+class Engine:
+    def __init__(self, controller: Controller, store: SnapshotStore, settings: RunSettings,
+                 processes: Sequence[ProcessConfig] = (),
+                 on_finished: Callable[[SnapshotRecord], None] | None = None):
+        self.controller = controller
+        self.gateways = controller.gateways
+        self.store = store
+        self.settings = settings
+        self.processes = list(processes)
+        self.links: list[ProcessLink] = []
+        self.on_finished = on_finished
+        self.events: queue.SimpleQueue = queue.SimpleQueue()
+        self._timers: list = []
+        self._tick = itertools.count()
+        self._unsaved: list[SnapshotRecord] = []   # finished, not yet committed
+        self._commit_due = 0
+        self._retakes: list[tuple[int, int]] = []   # (number retaken, retakes left)
+        self._flights: dict[int, _Flight] = {}
+        self._stopping = False
+        self._asked = 0            # snapshots started, retakes not counted
+        self._by_name = {gw.name: gw for gw in self.gateways}
+        self._newest_id = 0        # the newest ID sent: what a recovered SLB gets back
+        self.summary = RunSummary()
+        self.window: IdWindow | None = None
+
+    # -- the run --------------------------------------------------------------
+
+    def stop(self):
+        """Starts no more snapshots; those in flight still finish.  Safe from
+        a signal handler."""
+        self._stopping = True
+
+    def run(self) -> RunSummary:
+        s = self.settings
+        s.check(len(self.gateways))
+        self.controller.require_primary()
+        self._newest_id = self.controller.newest_id()
+        self.window = IdWindow(self._first_number(), s.inflight)
+        self.controller.align_clocks()
+        self.controller.on_down = lambda gw, incarnation: self.events.put((DOWN, gw, incarnation))
+        self.links = [ProcessLink(p, s.report_timeout_ms / 1000, self._reported)
+                      for p in self.processes]
+        begin = time.monotonic()
+        next_start = now_us()
+        next_clock = time.monotonic() + s.clock_interval_s
+        try:
+            while True:
+                clock_due = time.monotonic() >= next_clock
+                if clock_due and not self.window.open:   # measure with nothing in flight
+                    self.controller.align_clocks()
+                    next_clock = time.monotonic() + s.clock_interval_s
+                    next_start = max(next_start, now_us())
+                    clock_due = False
+                may_start = not (self._stopping or clock_due) and self._all_up()
+                if may_start:
+                    while self._retakes and self.window.can_start():
+                        self._start(*self._retakes.pop(0))
+                    while (self._asked < s.count and self.window.can_start()
+                           and now_us() >= next_start):
+                        self._start(None, s.retake)
+                        self._asked += 1
+                        if s.rate:
+                            next_start += int(1e6 / s.rate)
+                if not self.window.open and (self._stopping or
+                                             (self._asked >= s.count and not self._retakes)):
+                    break
+                more = may_start and self._asked < s.count and self.window.can_start()
+                self._wait(next_start if more else None)
+                self._settle()
+        finally:
+            self.controller.on_down = None
+            self._abandon()
+            self._settle(force=True)
+            for link in self.links:
+                link.close()
+            self.summary.elapsed_s = time.monotonic() - begin
+            self.summary.interrupted = self._stopping
+        return self.summary
+
+    def _all_up(self) -> bool:
+        """Every SLB connected (a DOWN event is on its way otherwise); raises
+        NotPrimary if a connected one lost primacy to another controller."""
+        if not all(gw.session.connected for gw in self.gateways):
+            return False
+        if not all(gw.session.is_primary for gw in self.gateways):
+            self.controller.require_primary()
+        return True
+
+    def _first_number(self) -> int:
+        """After the last number the store reserved and every ID an SLB holds."""
+        last = self.store.reserved_through
+        return last + max(0, ids.ahead(self._newest_id, wire_id(last))) + 1
+
+    def _wait(self, next_start_us: int | None):
+        """Handles the events of the next moment: blocks until one arrives, a
+        timer is due or the next snapshot may start; then drains the queue."""
+        now = now_us()
+        until = [t for t in (next_start_us, self._timers[0][0] if self._timers else None,
+                             self._commit_due if self._unsaved else None) if t is not None]
+        timeout = max(0.0, (min(until) - now) / 1e6) if until else 0.5
+        try:
+            event = self.events.get(timeout=min(timeout, 0.5))
+        except queue.Empty:
+            event = None
+        while event is not None:
+            self._handle(event)
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                event = None
+        now = now_us()
+        while self._timers and self._timers[0][0] <= now:
+            _, _, action = heapq.heappop(self._timers)
+            action()
+
+    def _at(self, when_us: int, action: Callable[[], None]):
+        heapq.heappush(self._timers, (when_us, next(self._tick), action))
+
+    # -- starting -------------------------------------------------------------
+
+    def _start(self, retake_of: int | None, retakes_left: int):
+        s = self.settings
+        number = self.window.start()
+        if number > self.store.reserved_through:
+            self.store.reserve(number + min(RESERVE_BLOCK, max(1, s.count - self._asked)) - 1)
+        rule = s.rule if s.mode is Mode.OGM else s.mode.value
+        record = SnapshotRecord(number, s.mode, rule, s.tau_us,
+                                [gw.name for gw in self.gateways], now_us(), time.time(),
+                                retake_of=retake_of)
+        flight = _Flight(record, retakes_left)
+        self._flights[number] = flight
+        self._newest_id = record.snapshot_id
+        self.summary.started += 1
+        if self.summary.first is None:
+            self.summary.first = number
+        self.summary.last = number
+        flight.waiting = set(self._by_name)
+        self._send_round(flight, Op.INIT, FLAG_HOLD if s.mode is Mode.BLOCKING else 0)
+        if flight.pending:
+            record.started_us = flight.pending[0].sent_us
+
+    def _send_round(self, flight: _Flight, op: Op, flags: int = 0):
+        """Sends op to every SLB still waiting, with one deadline for them all."""
+        flight.phase = op
+        flight.round += 1
+        for name in sorted(flight.waiting):
+            self._send(flight, self._by_name[name], op, flags)
+        self._at(now_us() + int(self.settings.ack_timeout_ms * 1000),
+                 partial(self._overdue, flight, op, flags, flight.round))
+
+    def _send(self, flight: _Flight, gw: Gateway, op: Op, flags: int = 0):
+        try:
+            pending = gw.control.send(op, flight.record.snapshot_id, flags,
+                                      partial(self._answered, flight, gw))
+        except SwitchUnavailable:
+            self.events.put((DOWN, gw, gw.incarnation))
+            return
+        flight.pending.append(pending)
+
+    def _answered(self, flight: _Flight, gw: Gateway, answer: Answer):
+        self.events.put((ANSWER, flight, gw, answer))
+
+    # -- events ---------------------------------------------------------------
+
+    def _handle(self, event):
+        kind = event[0]
+        if kind == ANSWER:
+            self._on_answer(*event[1:])
+        elif kind == REPORT:
+            self._on_report(event[1], event[2])
+        elif kind == DOWN:
+            self._on_down(*event[1:])
+
+    def _on_answer(self, flight: _Flight, gw: Gateway, answer: Answer):
+        if flight.done or answer.op != flight.phase or gw.name not in flight.waiting:
+            return   # late, duplicate, or for a phase already over
+        flight.waiting.discard(gw.name)
+        if answer.op == Op.RELEASE:
+            if not flight.waiting:
+                self._after_acks(flight)
+            return
+        record = flight.record
+        record.acks[gw.name] = Ack(gw.name, answer.status, answer.body, answer.sent_us,
+                                   answer.received_us, flight.round)
+        if answer.status not in (Status.OK, Status.ALREADY, Status.STALE):
+            return self._fail(flight, f"{gw.name} answered {answer.status.name}")
+        if record.mode is Mode.BLOCKING and not answer.body.holding:
+            return self._fail(flight, f"{gw.name} did not hold traffic "
+                                      f"({answer.status.name}, ID {answer.body.id_after})")
+        if not flight.waiting:
+            record.finished_us = max(a.received_us for a in record.acks.values())
+            self._judge(flight)
+
+    def _overdue(self, flight: _Flight, op: Op, flags: int, round_: int):
+        if flight.done or flight.phase != op or flight.round != round_ or not flight.waiting:
+            return
+        if round_ <= self.settings.retries:
+            return self._send_round(flight, op, flags)
+        silent = ", ".join(sorted(flight.waiting))
+        waited = f"within {self.settings.ack_timeout_ms:g} ms ({round_} attempts)"
+        if op == Op.RELEASE:
+            log.warning("%s did not confirm RELEASE of snapshot %d: may still hold VIP "
+                        "traffic", silent, flight.record.number)
+            flight.waiting.clear()
+            flight.verdict = Verdict(Outcome.INCOMPLETE,
+                                     f"{silent} did not confirm the release {waited}")
+            self._after_acks(flight)
+        else:
+            self._fail(flight, f"no acknowledgement from {silent} {waited}")
+
+    def _judge(self, flight: _Flight):
+        record, s = flight.record, self.settings
+        for name, ack in record.acks.items():
+            ack.clock = self._by_name[name].clock.current
+        if record.mode is Mode.OGM:
+            acks = list(record.acks.values())
+            flight.verdict = (rules.fine(acks, record.started_us, s.tau_us)
+                              if s.rule == rules.FINE else
+                              rules.coarse(record.started_us, record.finished_us, s.tau_us))
+        elif record.mode is Mode.MGM:
+            flight.verdict = Verdict(Outcome.ACCEPTED, "mgm: the only gateway initiated first",
+                                     "mgm")
+        else:
+            flight.verdict = Verdict(Outcome.ACCEPTED, "blocking: every SLB held inbound "
+                                     "traffic until all had committed", "blocking")
+            return self._release(flight)
+        self._after_acks(flight)
+
+    def _release(self, flight: _Flight):
+        flight.waiting = set(self._by_name)
+        flight.round = 0
+        self._send_round(flight, Op.RELEASE)
+
+    def _after_acks(self, flight: _Flight):
+        """Every SLB answered: finish, or ask the in-group processes first."""
+        if flight.verdict.outcome is not Outcome.ACCEPTED or not self.links:
+            return self._finish(flight, flight.verdict)
+        flight.phase = None
+        flight.waiting = {link.name for link in self.links}
+        for link in self.links:
+            link.ask("snapshot", flight.record.snapshot_id, flight)
+        self._at(now_us() + int(self.settings.report_timeout_ms * 1000),
+                 partial(self._reports_overdue, flight))
+
+    # -- in-group reports -----------------------------------------------------
+
+    def _reported(self, answered: Answered):
+        self.events.put((REPORT, answered.token, answered))
+
+    def _on_report(self, flight: _Flight, answered: Answered):
+        if flight.done:
+            return
+        if answered.error is not None:
+            return self._fail(flight, str(answered.error))
+        report = answered.report
+        if not report.taken:
+            return self._fail(flight, f"{answered.process} has not taken snapshot "
+                                      f"{flight.record.snapshot_id}")
+        flight.record.reports[answered.process] = report
+        flight.waiting.discard(answered.process)
+        if not flight.waiting:
+            self._check_channels(flight)
+
+    def _check_channels(self, flight: _Flight):
+        gaps = channel_gaps(flight.record.reports)
+        impossible = [g for g in gaps if g.impossible]
+        if impossible:
+            return self._finish(flight, Verdict(
+                Outcome.REJECTED, f"inconsistent cut: {impossible[0]}", "channels"))
+        if not gaps:
+            return self._finish(flight, flight.verdict)
+        receivers = {g.receiver for g in gaps}
+        flight.waiting = set(receivers)
+        self._at(now_us() + POLL_INTERVAL_US, partial(self._poll, flight, receivers))
+
+    def _poll(self, flight: _Flight, receivers: set[str]):
+        if flight.done:
+            return
+        for link in self.links:
+            if link.name in receivers:
+                link.ask("report", flight.record.snapshot_id, flight)
+
+    def _reports_overdue(self, flight: _Flight):
+        if flight.done:
+            return
+        gaps = channel_gaps(flight.record.reports)
+        missing = sorted(set(link.name for link in self.links) - set(flight.record.reports))
+        if missing:
+            reason = f"no report from {', '.join(missing)}"
+        else:
+            reason = f"{gaps[0]}" if gaps else "reports incomplete"
+        self._fail(flight, f"{reason} within {self.settings.report_timeout_ms:g} ms")
+
+    # -- a switch that went away ----------------------------------------------
+
+    def _on_down(self, gw: Gateway, incarnation: int):
+        if incarnation != gw.incarnation:
+            return   # already recovered
+        log.warning("%s went down; recovering", gw.name)
+        for flight in list(self._flights.values()):
+            if not flight.done and gw.name in flight.waiting and flight.phase == Op.INIT:
+                self._fail(flight, f"{gw.name} went down before acknowledging")
+        self.controller.recover(gw, self._newest_id, self.settings.recover_timeout_s)
+        for flight in list(self._flights.values()):
+            if not flight.done and gw.name in flight.waiting and flight.phase == Op.RELEASE:
+                self._send(flight, gw, Op.RELEASE)   # a fresh switch holds nothing; confirm
+
+    # -- finishing ------------------------------------------------------------
+
+    def _fail(self, flight: _Flight, reason: str):
+        verdict = Verdict(Outcome.INCOMPLETE, reason)
+        if flight.record.mode is Mode.BLOCKING and flight.phase == Op.INIT:
+            flight.verdict = verdict   # never leave an SLB holding traffic
+            return self._release(flight)
+        self._finish(flight, verdict)
+
+    def _finish(self, flight: _Flight, verdict: Verdict):
+        flight.done = True
+        record = flight.record
+        record.verdict = verdict
+        if verdict.outcome is not Outcome.ACCEPTED or len(flight.pending) > len(self.gateways):
+            for pending in flight.pending:   # forget unanswered requests
+                pending.cancel()
+        self.window.finish(record.number)
+        del self._flights[record.number]
+        self.summary.outcomes[verdict.outcome] += 1
+        if verdict.outcome is Outcome.REJECTED and flight.retakes_left > 0:
+            self._retakes.append((record.number, flight.retakes_left - 1))
+        if not self._unsaved:
+            self._commit_due = now_us() + COMMIT_DELAY_US
+        self._unsaved.append(record)
+
+    def _settle(self, force: bool = False):
+        """Commits finished snapshots together (one fsync for many), then
+        reports them: nobody hears of a snapshot the store could still lose."""
+        if not self._unsaved or not (force or now_us() >= self._commit_due):
+            return
+        batch, self._unsaved = self._unsaved, []
+        self.store.save(batch)
+        if self.on_finished is not None:
+            for record in batch:
+                self.on_finished(record)
+
+    def _abandon(self):
+        """The run ends abnormally: whatever is still in flight is incomplete,
+        and no SLB is left holding traffic."""
+        held = False
+        for flight in list(self._flights.values()):
+            held |= flight.record.mode is Mode.BLOCKING
+            self._finish(flight, Verdict(Outcome.INCOMPLETE, "the run ended before it finished"))
+        if held:
+            for gw in self.gateways:
+                try:
+                    gw.request(Op.RELEASE)
+                except Exception as e:   # best effort: say so, go on with the others
+                    log.error("%s: could not release held traffic: %s", gw.name, e)

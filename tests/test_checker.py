@@ -1,0 +1,179 @@
+"""The consistency checker on hand-built traces of the seed's figures."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from beaver.control.oob import ChannelState, Report
+from beaver.p4src.ids import ID_SPACE
+from beaver.traffic.checker import Trace, check, main
+from beaver.traffic.eventlog import EventLog, LogError
+
+
+def write_trace(tmp_path, spec: dict[str, tuple[bool, list[tuple]]]) -> list:
+    """spec: process -> (in_group, events); an event is ("send", msg, to),
+    ("recv", msg), ("snap", id) or ("snap", first, last)."""
+    paths = []
+    for name, (in_group, events) in spec.items():
+        path = tmp_path / f"{name}.jsonl"
+        log = EventLog(path, name, in_group)
+        for kind, *args in events:
+            if kind == "send":
+                log.send(args[0], args[1])
+            elif kind == "recv":
+                log.recv(args[0], "?")
+            else:
+                log.snapshot(args[0], args[-1], "oob")
+        log.close()
+        paths.append(path)
+    return paths
+
+
+def load(tmp_path, spec) -> Trace:
+    return Trace.load(write_trace(tmp_path, spec))
+
+
+def only(verdicts):
+    assert len(verdicts) == 1
+    return verdicts[0]
+
+
+# Figure 2: p0 snapshots out of band (filled dot) and its next message b
+# carries the new ID, so p1 snapshots on receiving it (hollow dot).  c was
+# sent by p1 before its cut and received by p0 after its own: channel state.
+FIGURE_2 = {
+    "p0": (True, [("send", "a", "p1"), ("snap", 1), ("send", "b", "p1"), ("recv", "c")]),
+    "p1": (True, [("recv", "a"), ("send", "c", "p0"), ("snap", 1), ("recv", "b")]),
+}
+
+# Figure 3: p1 has snapshotted; its reply r to the external workflow p0out
+# makes p0out ask p2, which has not: p2's receive is in the cut, its cause not.
+FIGURE_3 = {
+    "p0out": (False, [("send", "q1", "p1"), ("recv", "r"), ("send", "q2", "p2")]),
+    "p1": (True, [("snap", 1), ("recv", "q1"), ("send", "r", "p0out")]),
+    "p2": (True, [("recv", "q2"), ("snap", 1)]),
+}
+
+# Figure 4: the gateway marks q2 with the new ID, so p2 snapshots before it.
+FIGURE_4 = {
+    "p0out": (False, [("send", "q1", "p1"), ("recv", "r"), ("send", "q2", "p2")]),
+    "p1": (True, [("snap", 1), ("recv", "q1"), ("send", "r", "p0out")]),
+    "p2": (True, [("snap", 1), ("recv", "q2")]),
+}
+
+# Figure 5: g0 has initiated (p1 snapshots on its mark), g1 has not: e'_8.m
+# reaches p2 unmarked, and p2 passes its effect on to p3 inside the cut.
+FIGURE_5 = {
+    "out": (False, [("send", "m1", "p1"), ("recv", "r1"), ("send", "m8", "p2")]),
+    "p1": (True, [("snap", 1), ("recv", "m1"), ("send", "r1", "out")]),
+    "p2": (True, [("recv", "m8"), ("send", "x", "p3"), ("snap", 1)]),
+    "p3": (True, [("recv", "x"), ("snap", 1)]),
+}
+
+
+def test_figure_2_cut_is_consistent_with_c_in_flight(tmp_path):
+    trace = load(tmp_path, FIGURE_2)
+    reports = [Report("p0", 1, True, channels={"p1": ChannelState(1, 0, [{"id": "c"}])}),
+               Report("p1", 1, True, channels={"p0": ChannelState(1, 1, [])})]
+    verdict = only(check(trace, reports=reports))
+    assert verdict.status == "consistent"
+    assert verdict.channel_errors == []
+
+
+def test_channel_state_that_misses_an_in_flight_message_is_reported(tmp_path):
+    trace = load(tmp_path, FIGURE_2)
+    reports = [Report("p0", 1, True, channels={"p1": ChannelState(1, 0, [])}),
+               Report("p1", 1, True, channels={"p0": ChannelState(2, 1, [{"id": "a"}])})]
+    errors = only(check(trace, reports=reports)).channel_errors
+    assert errors == ["p1->p0: in flight recorded [], truth ['c']",
+                      "p1->p0: sent_before 2, truth 1",
+                      "p0->p1: in flight recorded ['a'], truth []"]
+
+
+def test_figure_3_is_inconsistent_with_the_chain_through_the_out_group(tmp_path):
+    verdict = only(check(load(tmp_path, FIGURE_3)))
+    assert verdict.status == "inconsistent"
+    assert [str(e) for e in verdict.witness] == [
+        "p1#1 send r", "p0out#1 recv r", "p0out#2 send q2", "p2#0 recv q2"]
+
+
+def test_figure_4_gateway_marking_makes_the_cut_consistent(tmp_path):
+    assert only(check(load(tmp_path, FIGURE_4))).status == "consistent"
+
+
+def test_figure_5_lagging_gateway_is_caught_through_in_group_hops(tmp_path):
+    verdict = only(check(load(tmp_path, FIGURE_5)))
+    assert verdict.status == "inconsistent"
+    assert verdict.witness[0].process == "p1" and verdict.witness[0].kind == "send"
+    assert verdict.witness[-1].process in ("p2", "p3")
+    # each hop is a message: a send followed by its receive
+    hops = list(zip(verdict.witness[::2], verdict.witness[1::2]))
+    assert all(s.kind == "send" and r.kind == "recv" and s.msg == r.msg for s, r in hops)
+
+
+def test_a_process_without_the_snapshot_makes_it_incomplete(tmp_path):
+    spec = dict(FIGURE_4, p2=(True, [("recv", "q2")]))
+    verdict = only(check(load(tmp_path, spec), snapshot_ids=[1]))
+    assert (verdict.status, verdict.missing) == ("incomplete", ["p2"])
+
+
+def test_a_jump_covers_every_id_in_between(tmp_path):
+    spec = {"p1": (True, [("snap", 1, 3), ("send", "m", "p2"), ("snap", 4)]),
+            "p2": (True, [("snap", 1), ("recv", "m"), ("snap", 2, 4)])}
+    verdicts = check(load(tmp_path, spec), snapshot_ids=[1, 2, 3, 4])
+    # m is sent after p1's cut for 1..3 and received before p2's cut for 2..4
+    assert [v.status for v in verdicts] == ["consistent", "inconsistent", "inconsistent",
+                                            "consistent"]
+
+
+def test_ids_wrap_as_serial_numbers(tmp_path):
+    top, half = ID_SPACE - 1, ID_SPACE // 2
+    climb = [("snap", 1, half - 1), ("snap", half, top - 1)]   # jumps under half the space
+    spec = {"p1": (True, climb + [("snap", top, 0), ("send", "m", "p2"), ("snap", 1)]),
+            "p2": (True, climb + [("snap", top), ("recv", "m"), ("snap", 0, 1)])}
+    verdicts = check(load(tmp_path, spec), snapshot_ids=[top, 0, 1])
+    assert [(v.snapshot_id, v.status) for v in verdicts] == [
+        (top, "consistent"), (0, "inconsistent"), (1, "consistent")]
+
+
+def test_a_receive_before_its_send_is_refused(tmp_path):
+    spec = {"p1": (True, [("recv", "b"), ("send", "a", "p2")]),
+            "p2": (True, [("recv", "a"), ("send", "b", "p1")])}
+    with pytest.raises(LogError, match="causally impossible"):
+        load(tmp_path, spec)
+
+
+def test_a_message_id_sent_twice_is_refused(tmp_path):
+    spec = {"p1": (True, [("send", "a", "p2")]), "p2": (True, [("send", "a", "p1")])}
+    with pytest.raises(LogError, match="sent twice"):
+        load(tmp_path, spec)
+
+
+def test_command_line_prints_verdicts_and_summary(tmp_path, capsys):
+    assert main([str(p) for p in write_trace(tmp_path, FIGURE_3)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("1 inconsistent: p1#1 send r")
+    assert '"inconsistent": 1' in out[-1]
+
+
+def test_command_line_reports_a_bad_log(tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"log":"something else"}\n')
+    assert main([str(bad)]) == 2
+    assert "not a beaver-events log" in capsys.readouterr().err
+
+
+def test_command_line_checks_channel_state_from_a_reports_file(tmp_path, capsys):
+    logs = write_trace(tmp_path, FIGURE_2)
+    reports = tmp_path / "reports.jsonl"
+    reports.write_text("\n".join(json.dumps(r.to_message()) for r in (
+        Report("p0", 1, True, channels={"p1": ChannelState(1, 0, [])}),   # c missing
+        Report("p1", 1, True, channels={"p0": ChannelState(1, 1, [])}))))
+    out_json = tmp_path / "verdicts.json"
+    assert main([*map(str, logs), "--reports", str(reports), "--ids", "1",
+                 "--json", str(out_json)]) == 0
+    assert "channel: p1->p0: in flight recorded [], truth ['c']" in capsys.readouterr().out
+    (verdict,) = json.loads(out_json.read_text())
+    assert (verdict["snapshot_id"], verdict["status"]) == (1, "consistent")
+    assert len(verdict["channel_errors"]) == 1

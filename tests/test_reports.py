@@ -1,0 +1,108 @@
+"""control/reports.py: the controller's side of the out-of-band protocol,
+against a small process server, and the channel-state check."""
+import queue
+import socket
+
+import pytest
+
+from beaver.control import oob
+from beaver.control.config import ProcessConfig
+from beaver.control.oob import ChannelState, Report
+from beaver.control.reports import ChannelGap, ProcessLink, channel_gaps
+
+from .oob_server import OobProcess
+
+
+@pytest.fixture
+def process():
+    p = OobProcess("p1")
+    yield p
+    p.close()
+
+
+def link_to(port: int, timeout: float = 1.0):
+    answers = queue.SimpleQueue()
+    link = ProcessLink(ProcessConfig("p1", "127.0.0.1", port), timeout, answers.put)
+    return link, answers
+
+
+def test_a_snapshot_request_returns_the_report_and_the_link_is_reused(process):
+    link, answers = link_to(process.port)
+    link.ask("snapshot", 5, "first")
+    link.ask("report", 5, "second")
+    first, second = answers.get(timeout=5), answers.get(timeout=5)
+    link.close()
+    assert (first.token, second.token) == ("first", "second")
+    assert first.error is None and first.report.taken and first.report.snapshot_id == 5
+    assert first.report.local_state == {"counter": 0}
+    assert process.requests == [{"v": 1, "op": "snapshot", "id": 5},
+                                {"v": 1, "op": "report", "id": 5}]
+
+
+def test_an_unreachable_process_is_an_error_naming_it():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]   # bound, not listening: refused
+        link, answers = link_to(port)
+        link.ask("snapshot", 1, None)
+        answer = answers.get(timeout=5)
+    link.close()
+    assert answer.report is None and f"p1 (127.0.0.1:{port})" in str(answer.error)
+
+
+def test_a_silent_process_times_out(process):
+    process.answer = False
+    link, answers = link_to(process.port, timeout=0.2)
+    link.ask("snapshot", 1, None)
+    answer = answers.get(timeout=5)
+    link.close()
+    assert "timed out" in str(answer.error)
+
+
+def test_a_refusal_or_a_wrong_report_is_an_error(process):
+    link, answers = link_to(process.port)
+    link.ask("bogus", 1, None)
+    assert "refused 'bogus'" in str(answers.get(timeout=5).error)
+    link.close()
+
+
+def test_a_report_round_trips_through_the_message_format():
+    report = Report("p1", 9, True, "peer", 5, [1, {"a": 2}],
+                    {"p2": ChannelState(4, 3, [{"id": "m1"}])}, 9, 8)
+    assert Report.from_message(oob.check(report.to_message())) == report
+    with pytest.raises(oob.ProtocolError, match="version"):
+        Report.from_message({**report.to_message(), "v": 2})
+
+
+def reports(**channels):
+    """channels: "p_q" -> (sent_before p->q, received_before at q, in-flight at q)."""
+    out = {}
+    for key, (sent, received, in_flight) in channels.items():
+        p, q = key.split("_")
+        out.setdefault(p, Report(p, 1, True)).channels.setdefault(q, ChannelState())
+        out.setdefault(q, Report(q, 1, True)).channels.setdefault(p, ChannelState())
+        out[p].channels[q].sent_before = sent
+        out[q].channels[p].received_before = received
+        out[q].channels[p].in_flight = [{"id": i} for i in range(in_flight)]
+    return out
+
+
+def test_channels_are_whole_when_received_plus_in_flight_equals_sent():
+    assert channel_gaps(reports(p1_p2=(5, 3, 2), p2_p1=(1, 1, 0))) == []
+
+
+def test_a_channel_still_missing_in_flight_messages_is_a_gap():
+    gaps = channel_gaps(reports(p1_p2=(5, 3, 1), p2_p1=(1, 1, 0)))
+    assert gaps == [ChannelGap("p1", "p2", 4, 5)] and not gaps[0].impossible
+    assert str(gaps[0]) == "channel p1->p2: 4 of 5 pre-cut messages recorded"
+
+
+def test_more_recorded_than_sent_before_the_cut_is_impossible():
+    gaps = channel_gaps(reports(p1_p2=(2, 3, 0)))
+    assert gaps[0].impossible
+
+
+def test_peers_that_did_not_report_are_not_judged():
+    r = reports(p1_p2=(5, 0, 0))
+    del r["p1"]
+    assert channel_gaps(r) == []

@@ -1,0 +1,166 @@
+"""The in-group services and out-group processes, live on loopback behind a
+stand-in SLB, and their command-line entry points."""
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from beaver.traffic.bank import BankShard, snapshot_total
+from beaver.traffic.checker import check
+from beaver.traffic.clients import bank_workload, closed_loop, kv_workload, open_loop
+from beaver.traffic.eventlog import read_log
+from beaver.traffic.kvstore import KvReplica
+from beaver.traffic.relay import relay
+from beaver.traffic.snapshots import Mode
+from beaver.traffic.thirdparty import serve
+
+from .runtimes import Deployment, dip, eventually, outside, vip
+from .slb import LoopbackSlb
+
+NEVER = threading.Event()
+
+
+@pytest.fixture
+def beaver(tmp_path):
+    deployment = Deployment(tmp_path, Mode.BEAVER)
+    yield deployment
+    deployment.finish()
+
+
+def kv_pair(deployment: Deployment):
+    deployment.service("kv1", 1, lambda rt: KvReplica(rt, ["kv2"]), peers={"kv2": 2})
+    deployment.service("kv2", 2, lambda rt: KvReplica(rt, ["kv1"]), peers={"kv1": 1})
+
+
+def bank_pair(deployment: Deployment, **kwargs):
+    """Shards b1 on dip(3) and b2 on dip(4), both behind vip(3)."""
+    for name, n, peer, k in (("b1", 3, "b2", 4), ("b2", 4, "b1", 3)):
+        deployment.service(name, n, lambda rt: BankShard(rt, ["b1", "b2"], accounts=10,
+                                                         initial=1000, **kwargs),
+                           peers={peer: k}, vip_of=3)
+
+
+def test_kv_writes_replicate_and_counters_converge(beaver):
+    kv_pair(beaver)
+    slb = beaver.slb()
+    to_kv1, to_kv2 = beaver.front(slb, 1), beaver.front(slb, 2)
+    client = beaver.endpoint("c", 1)
+    assert client.call(to_kv1, {"op": "put", "key": "k", "value": "v1"}, 2) == {
+        "ok": True, "id": "kv1:2", "re": "c:1"}   # kv1:1 was the replication to kv2
+    eventually(lambda: client.call(to_kv2, {"op": "get", "key": "k"}, 2)["value"] == "v1")
+    client.call(to_kv1, {"op": "incr", "key": "n", "by": 2}, 2)
+    client.call(to_kv2, {"op": "incr", "key": "n"}, 2)
+    for to in (to_kv1, to_kv2):
+        eventually(lambda: client.call(to, {"op": "get", "key": "n"}, 2)["value"] == 3)
+    assert client.call(to_kv1, {"op": "incr", "key": "n", "by": 0}, 2)["ok"] is False
+
+
+def test_bank_snapshot_under_load_is_consistent_and_its_total_holds(beaver):
+    bank_pair(beaver)
+    slb = beaver.slb()
+    fronts = [beaver.front(slb, 3), beaver.front(slb, 3, backend=4)]
+    stop = threading.Event()
+    clients = [threading.Thread(target=closed_loop, args=(
+        beaver.endpoint(f"c{i}", i), fronts[i], bank_workload(random.Random(i), 10, 0.9), stop))
+        for i in range(2)]
+    for thread in clients:
+        thread.start()
+    b1 = beaver.apps["b1"]
+    eventually(lambda: b1.transfers > 20)
+    slb.snapshot_id = 1
+    for name in ("b1", "b2"):
+        beaver.snapshot(name, 1)
+    after = b1.transfers
+    eventually(lambda: b1.transfers > after + 20)
+    stop.set()
+    for thread in clients:
+        thread.join()
+    for name in ("b1", "b2"):   # both channels complete
+        eventually(lambda: beaver.report(name, 1).finished_id == 1)
+    reports = [beaver.report(name, 1) for name in ("b1", "b2")]
+    assert snapshot_total(reports) == 10 * 1000
+    (verdict,) = check(beaver.finish(), [1], reports)
+    assert (verdict.status, verdict.channel_errors) == ("consistent", [])
+
+
+def test_a_transfer_notifies_the_third_party_whose_callback_writes_an_audit(beaver):
+    kv_pair(beaver)
+    slb = beaver.slb()
+    notifier = beaver.endpoint("tp", 9)
+    bank_pair(beaver, notify=notifier.address, audit=beaver.front(slb, 1))
+    stop = threading.Event()
+    third_party = threading.Thread(target=serve, args=(notifier, stop))
+    third_party.start()
+    client = beaver.endpoint("c", 1)
+    assert client.call(beaver.front(slb, 3),
+                       {"op": "transfer", "src": "a0", "dst": "a2", "amount": 5}, 2)["ok"]
+    to_kv2 = beaver.front(slb, 2)
+    eventually(lambda: client.call(to_kv2, {"op": "get", "key": "audit:b1:1"}, 2)["value"] == 5)
+    stop.set()
+    third_party.join()
+    beaver.finish()
+    _, events = read_log(beaver.tmp_path / "tp.jsonl")
+    assert [e["kind"] for e in events] == ["recv", "send", "recv"]   # notify, callback, reply
+
+
+def test_a_relay_asks_the_second_vip_on_each_reply(beaver):
+    kv_pair(beaver)
+    bank_pair(beaver)
+    slb = beaver.slb()
+    stats = relay(beaver.endpoint("r", 1), beaver.front(slb, 1), kv_workload(random.Random(1)),
+                  beaver.front(slb, 3), bank_workload(random.Random(2), 10), NEVER, count=5)
+    assert (stats.sent, stats.replies, stats.timeouts) == (10, 10, 0)
+    beaver.finish()
+    _, events = read_log(beaver.tmp_path / "r.jsonl")
+    peers = [e["peer"] for e in events if e["kind"] == "send"]
+    assert peers == ["127.0.4.201:7000", "127.0.4.203:7000"] * 5
+
+
+def test_an_open_loop_client_sends_at_its_rate_regardless_of_replies(beaver):
+    kv_pair(beaver)
+    slb = beaver.slb()
+    stats = open_loop(beaver.endpoint("o", 1), beaver.front(slb, 1),
+                      kv_workload(random.Random(0)), NEVER, rate=500, count=50)
+    assert (stats.sent, stats.replies) == (50, 50)
+
+
+def run_module(module: str, *args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", f"beaver.traffic.{module}", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def test_entry_points_serve_a_client_and_stop_cleanly_on_sigterm(tmp_path):
+    service = run_module("kvstore", "--name", "kv1", "--dip", dip(1), "--vip",
+                         f"{vip(1)[0]}:{vip(1)[1]}", "--oob-port", "0",
+                         "--log", str(tmp_path / "kv1.jsonl"))
+    slb = LoopbackSlb()
+    try:
+        assert "serving" in service.stderr.readline()   # bound and ready
+        front = slb.front(("127.0.4.201", 7000), vip(1), dip(1))
+        client = run_module("clients", "--name", "c1", "--bind", outside(1), "--target",
+                            f"{front[0]}:{front[1]}", "--service", "kv", "--count", "20",
+                            "--log", str(tmp_path / "c1.jsonl"))
+        out, err = client.communicate(timeout=30)
+        assert json.loads(out)["replies"] == 20, err
+    finally:
+        service.send_signal(signal.SIGTERM)
+        out, err = service.communicate(timeout=10)
+        slb.close()
+    assert service.returncode == 0, err
+    assert json.loads(out) == {"process": "kv1", "drops": {}}
+    _, events = read_log(tmp_path / "kv1.jsonl")
+    assert sum(e["kind"] == "recv" for e in events) == 20   # flushed on SIGTERM
+
+
+@pytest.mark.parametrize("module", ["kvstore", "bank", "clients", "relay", "thirdparty",
+                                    "anomaly", "checker"])
+def test_every_entry_point_explains_itself(module):
+    process = run_module(module, "--help")
+    out, _ = process.communicate(timeout=30)
+    assert process.returncode == 0 and "usage" in out

@@ -1,0 +1,48 @@
+"""control/window.py: how many snapshot IDs may be in flight."""
+import pytest
+
+from beaver.control.window import MAX_SPAN, IdWindow, wire_id
+from beaver.p4src.wire import RING_SIZE
+
+
+def test_k_in_flight_at_most():
+    w = IdWindow(1, inflight=3)
+    assert [w.start() for _ in range(3)] == [1, 2, 3]
+    assert not w.can_start()
+    with pytest.raises(RuntimeError):
+        w.start()
+    w.finish(1)
+    assert w.can_start() and w.start() == 4
+
+
+def test_the_span_from_the_oldest_unfinished_id_limits_not_the_count():
+    w = IdWindow(10, inflight=4)
+    for _ in range(4):
+        w.start()
+    for n in (11, 12, 13):
+        w.finish(n)   # only 10 is still open, but 14 would be 4 ahead of it
+    assert len(w) == 1 and not w.can_start()
+    w.finish(10)
+    assert w.can_start() and w.start() == 14
+
+
+def test_never_more_than_the_slb_ring_holds():
+    assert MAX_SPAN == RING_SIZE
+    w = IdWindow(1, inflight=10_000)
+    started = 0
+    while w.can_start():
+        w.start()
+        started += 1
+    assert started == RING_SIZE
+
+
+def test_numbers_wrap_on_the_wire_only():
+    w = IdWindow((1 << 32) - 1, inflight=2)
+    a, b = w.start(), w.start()
+    assert (a, b) == ((1 << 32) - 1, 1 << 32)
+    assert (wire_id(a), wire_id(b)) == (0xFFFFFFFF, 0)
+
+
+def test_zero_in_flight_is_refused():
+    with pytest.raises(ValueError):
+        IdWindow(1, inflight=0)

@@ -1,0 +1,355 @@
+"""The ground truth: was a snapshot causally consistent?
+
+Reads every process's event log (eventlog.py), in-group and out-group,
+rebuilds happens-before from program order and send -> receive (out-group
+hops included), and judges each snapshot ID on its own, knowing nothing of
+the controller's verdict:
+
+* consistent: for every in-group process q, every in-group event that
+  happens-before q's snapshot point is inside the cut;
+* inconsistent: some event after a process's snapshot happens-before an
+  event before another's; the witness is that causal chain;
+* incomplete: some in-group process never took a snapshot covering the ID.
+
+How: one pass of vector clocks over in-group events (out-group events carry
+clocks but add no component).  The cut is inconsistent exactly when q's clock
+at its snapshot counts more of p's events than p had before its own.
+
+Given the processes' reports (control/oob.py), it also checks the recorded
+channel state of consistent cuts: the APP messages sent before the sender's
+cut and received after the receiver's, and the counts.
+
+Run: python -m beaver.traffic.checker LOG... [--reports REPORTS.jsonl] [--ids 1,2,5]
+         [--json OUT]
+"""
+from __future__ import annotations
+
+import bisect
+import collections
+import functools
+import itertools
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from beaver.control.oob import Report
+from beaver.p4src.ids import ID_SPACE, ahead
+
+from .eventlog import LogError, read_log
+
+NEVER = float("inf")
+
+
+@dataclass
+class Process:
+    name: str
+    in_group: bool
+    kinds: list[str] = field(default_factory=list)    # "send" / "recv", in order
+    msgs: list[str] = field(default_factory=list)
+    peers: list[str] = field(default_factory=list)
+    ctl: list[bool] = field(default_factory=list)
+    # (first, last, position): IDs unwrapped along the log; position = events before it
+    snapshots: list[tuple[int, int, int]] = field(default_factory=list)
+
+    def add(self, event: dict):
+        if event["kind"] == "snapshot":
+            previous = self.snapshots[-1][1] if self.snapshots else 0
+            last = previous + ahead(event["last"], previous % ID_SPACE)
+            first = last - ahead(event["last"], event["first"])
+            if last <= previous or first > last:
+                raise LogError(f"{self.name}: snapshot {event} does not move forward")
+            self.snapshots.append((first, last, len(self.kinds)))
+        else:
+            self.kinds.append(event["kind"])
+            self.msgs.append(event["msg"])
+            self.peers.append(event.get("peer", ""))
+            self.ctl.append(bool(event.get("ctl")))
+
+    def cut(self, snapshot_id: int) -> int | None:
+        """Position of the snapshot covering snapshot_id (unwrapped), if any."""
+        i = bisect.bisect_left(self.snapshots, snapshot_id, key=lambda s: s[1])
+        if i < len(self.snapshots) and self.snapshots[i][0] <= snapshot_id:
+            return i
+        return None
+
+
+@dataclass(frozen=True)
+class Event:
+    process: str
+    position: int      # among the process's sends and receives, from 0
+    kind: str
+    msg: str
+
+    def __str__(self):
+        return f"{self.process}#{self.position} {self.kind} {self.msg}"
+
+
+@dataclass
+class Verdict:
+    snapshot_id: int
+    status: str                                         # consistent / inconsistent / incomplete
+    witness: list[Event] = field(default_factory=list)  # outside the cut -> ... -> inside it
+    missing: list[str] = field(default_factory=list)    # in-group processes without this ID
+    channel_errors: list[str] = field(default_factory=list)
+
+    def __str__(self):
+        text = f"{self.snapshot_id} {self.status}"
+        if self.witness:
+            text += ": " + " -> ".join(map(str, self.witness))
+        if self.missing:
+            text += ": no snapshot at " + ", ".join(self.missing)
+        return text + "".join(f"\n  channel: {e}" for e in self.channel_errors)
+
+
+class Trace:
+    def __init__(self, processes: Iterable[Process]):
+        self.processes = list(processes)
+        names = [p.name for p in self.processes]
+        if len(set(names)) != len(names):
+            raise LogError(f"process names repeat: {sorted(names)}")
+        self.in_group = [i for i, p in enumerate(self.processes) if p.in_group]
+        self.component = {i: c for c, i in enumerate(self.in_group)}
+        self.by_name = {p.name: i for i, p in enumerate(self.processes)}
+        self.unmatched = 0    # receives of messages no log sent
+        self._clocks()
+
+    @classmethod
+    def load(cls, paths: Iterable[str | Path]) -> "Trace":
+        processes = []
+        for path in paths:
+            header, events = read_log(path)
+            process = Process(header["process"], bool(header["in_group"]))
+            for event in events:
+                process.add(event)
+            processes.append(process)
+        return cls(processes)
+
+    def _clocks(self):
+        """Vector clocks at every send (self.sent) and snapshot (self.at_snapshot)."""
+        self.sent: dict[str, tuple[int, ...]] = {}
+        self.sent_at: dict[str, tuple[int, int]] = {}
+        for i, p in enumerate(self.processes):
+            for j, (kind, msg) in enumerate(zip(p.kinds, p.msgs)):
+                if kind == "send":
+                    if msg in self.sent_at:
+                        raise LogError(f"message {msg} sent twice "
+                                       f"({self.processes[self.sent_at[msg][0]].name}, {p.name})")
+                    self.sent_at[msg] = (i, j)
+        k = len(self.in_group)
+        clocks = [[0] * k for _ in self.processes]
+        self.at_snapshot = [[None] * len(p.snapshots) for p in self.processes]
+        next_event = [0] * len(self.processes)
+        next_snapshot = [0] * len(self.processes)
+        waiting = collections.defaultdict(list)       # msg -> processes blocked on its send
+        ready = collections.deque(range(len(self.processes)))
+        while ready:
+            i = ready.popleft()
+            p, clock, own = self.processes[i], clocks[i], self.component.get(i)
+            j, s = next_event[i], next_snapshot[i]
+            while True:
+                while s < len(p.snapshots) and p.snapshots[s][2] == j:
+                    self.at_snapshot[i][s] = tuple(clock)
+                    s += 1
+                if j == len(p.kinds):
+                    break
+                kind, msg = p.kinds[j], p.msgs[j]
+                if kind == "recv":
+                    sent = self.sent.get(msg)
+                    if sent is not None:
+                        clocks[i] = clock = list(map(max, clock, sent))
+                    elif msg in self.sent_at:
+                        waiting[msg].append(i)
+                        break
+                    else:
+                        self.unmatched += 1
+                if own is not None:
+                    clock[own] = j + 1
+                if kind == "send":
+                    self.sent[msg] = tuple(clock)
+                    ready.extend(waiting.pop(msg, ()))
+                j += 1
+            next_event[i], next_snapshot[i] = j, s
+        stuck = [p.name for i, p in enumerate(self.processes) if next_event[i] < len(p.kinds)]
+        if stuck:
+            raise LogError(f"the logs are causally impossible (a receive before its send): "
+                           f"{', '.join(stuck)} cannot proceed")
+
+    # Judging.
+
+    def snapshot_ids(self) -> list[int]:
+        """Every ID some in-group process jumped to (unwrapped), in order."""
+        return sorted({s[1] for i in self.in_group for s in self.processes[i].snapshots})
+
+    def unwrap(self, snapshot_id: int) -> int:
+        """The unwrapped ID nearest the newest one seen, for an ID as sent on the wire."""
+        return self.newest_id + ahead(snapshot_id, self.newest_id % ID_SPACE)
+
+    @functools.cached_property
+    def newest_id(self) -> int:
+        return max(self.snapshot_ids(), default=0)
+
+    def judge(self, snapshot_id: int, reports: Mapping[tuple[str, int], Report] | None = None
+              ) -> Verdict:
+        """snapshot_id unwrapped (as from snapshot_ids()); reports by (process, wire ID)."""
+        verdict = Verdict(snapshot_id % ID_SPACE, "consistent")
+        cuts = {}
+        for i in self.in_group:
+            s = self.processes[i].cut(snapshot_id)
+            if s is None:
+                verdict.missing.append(self.processes[i].name)
+            else:
+                cuts[i] = (self.processes[i].snapshots[s][2], self.at_snapshot[i][s])
+        if verdict.missing:
+            verdict.status = "incomplete"
+            return verdict
+        for q, (_, clock) in cuts.items():
+            for p, (position, _) in cuts.items():
+                if clock[self.component[p]] > position:
+                    verdict.status = "inconsistent"
+                    verdict.witness = self._witness(q, cuts[q][0], p, position)
+                    return verdict
+        if reports is not None:
+            verdict.channel_errors = self._check_channels(verdict.snapshot_id, cuts, reports)
+        return verdict
+
+    def _witness(self, q: int, q_cut: int, p: int, p_cut: int) -> list[Event]:
+        """A chain from an event of p after its cut to an event of q before its cut:
+        walk back from q's cut, each time through the latest receive whose send
+        already knew of p's events past p_cut, to that send."""
+        component = self.component[p]
+        chain = []
+        process, position = q, q_cut - 1
+        while not (process == p and position >= p_cut):
+            events = self.processes[process]
+            while not self._imports(events, position, component, p_cut):
+                position -= 1
+            msg = events.msgs[position]
+            chain.append(Event(events.name, position, "recv", msg))
+            process, position = self.sent_at[msg]
+            chain.append(Event(self.processes[process].name, position, "send", msg))
+        return chain[::-1]
+
+    def _imports(self, events: Process, position: int, component: int, p_cut: int) -> bool:
+        """Is this event a receive whose send knew of p's events past p's cut?"""
+        sent = self.sent.get(events.msgs[position]) if events.kinds[position] == "recv" else None
+        return sent is not None and sent[component] > p_cut
+
+    def _check_channels(self, wire_id: int, cuts: dict[int, tuple[int, tuple]],
+                        reports: Mapping[tuple[str, int], Report]) -> list[str]:
+        errors = []
+        channels = self.channels
+        for p in self.in_group:
+            name = self.processes[p].name
+            report = reports.get((name, wire_id))
+            if report is None:
+                errors.append(f"no report from {name}")
+                continue
+            for peer, recorded in report.channels.items():
+                q = self.by_name.get(peer)
+                if q not in cuts:
+                    errors.append(f"{name} reports a channel with {peer}, not in-group")
+                    continue
+                sent_before = self._sent_before(channels.get((p, q)), cuts[p][0])
+                if recorded.sent_before != sent_before:
+                    errors.append(f"{name}->{peer}: sent_before {recorded.sent_before}, "
+                                  f"truth {sent_before}")
+                received, in_flight = self._truth(channels.get((q, p)), cuts[q][0], cuts[p][0])
+                if recorded.received_before != received:
+                    errors.append(f"{peer}->{name}: received_before {recorded.received_before}, "
+                                  f"truth {received}")
+                ids = {item["id"] for item in recorded.in_flight}
+                if ids != in_flight:
+                    errors.append(f"{peer}->{name}: in flight recorded {sorted(ids)}, "
+                                  f"truth {sorted(in_flight)}")
+        return errors
+
+    @functools.cached_property
+    def channels(self) -> dict[tuple[int, int], tuple[list, list, list, list]]:
+        """Per in-group channel (q, p), its APP messages by send position:
+        send positions, receive positions (NEVER if not received), message ids,
+        running maximum of the receive positions."""
+        received = {}
+        for p in self.in_group:
+            events = self.processes[p]
+            for j, (kind, msg) in enumerate(zip(events.kinds, events.msgs)):
+                if kind == "recv":
+                    received.setdefault(msg, j)
+        channels = {}
+        for q in self.in_group:
+            events = self.processes[q]
+            for j, kind in enumerate(events.kinds):
+                p = self.by_name.get(events.peers[j])
+                if kind == "send" and not events.ctl[j] and p in self.component:
+                    sends, recvs, msgs, _ = channels.setdefault((q, p), ([], [], [], []))
+                    sends.append(j)
+                    recvs.append(received.get(events.msgs[j], NEVER))
+                    msgs.append(events.msgs[j])
+        for sends, recvs, msgs, running_max in channels.values():
+            running_max.extend(itertools.accumulate(recvs, max))
+        return channels
+
+    @staticmethod
+    def _sent_before(channel, q_cut: int) -> int:
+        return bisect.bisect_left(channel[0], q_cut) if channel else 0
+
+    @staticmethod
+    def _truth(channel, q_cut: int, p_cut: int) -> tuple[int, set[str]]:
+        """Received before p's cut, and delivered in flight (sent before q's cut,
+        received after p's).  Messages never received cannot be recorded."""
+        if not channel:
+            return 0, set()
+        sends, recvs, msgs, running_max = channel
+        received = sum(1 for r in recvs if r < p_cut)
+        in_flight = set()
+        t = bisect.bisect_left(sends, q_cut) - 1
+        while t >= 0 and running_max[t] >= p_cut:
+            if p_cut <= recvs[t] < NEVER:
+                in_flight.add(msgs[t])
+            t -= 1
+        return received, in_flight
+
+
+def check(trace: Trace, snapshot_ids: Iterable[int] | None = None,
+          reports: Iterable[Report] | None = None) -> list[Verdict]:
+    """Verdicts for snapshot_ids as sent on the wire (default: every ID some
+    in-group process jumped to)."""
+    by_key = None if reports is None else {(r.process, r.snapshot_id): r for r in reports}
+    ids = (trace.snapshot_ids() if snapshot_ids is None
+           else [trace.unwrap(i) for i in snapshot_ids])
+    return [trace.judge(i, by_key) for i in ids]
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    p = argparse.ArgumentParser(description="Judge snapshots against the ground-truth logs.")
+    p.add_argument("logs", nargs="+", help="event logs of every process, in- and out-group")
+    p.add_argument("--reports", help="JSON lines of the processes' report messages")
+    p.add_argument("--ids", help="comma-separated snapshot IDs (default: all seen)")
+    p.add_argument("--json", help="write the verdicts here as JSON")
+    args = p.parse_args(argv)
+    try:
+        trace = Trace.load(args.logs)
+        reports = None
+        if args.reports:
+            with open(args.reports) as f:
+                reports = [Report.from_message(json.loads(line)) for line in f if line.strip()]
+        ids = [int(i) for i in args.ids.split(",")] if args.ids else None
+        verdicts = check(trace, ids, reports)
+    except (OSError, LogError, ValueError) as e:
+        print(f"checker: {e}", file=sys.stderr)
+        return 2
+    for verdict in verdicts:
+        print(verdict)
+    summary = collections.Counter(v.status for v in verdicts)
+    print(json.dumps({"snapshots": len(verdicts), **summary,
+                      "channel_errors": sum(bool(v.channel_errors) for v in verdicts),
+                      "unmatched_receives": trace.unmatched}))
+    if args.json:
+        Path(args.json).write_text(json.dumps([asdict(v) for v in verdicts], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""The ground-truth event log every process keeps: one JSON object per line.
+
+The first line names the process:
+
+    {"log":"beaver-events","version":1,"process":"kv1","in_group":true,"mode":"beaver"}
+
+then one line per event, in the process's own order:
+
+    {"seq":7,"t_us":..,"kind":"send","msg":"kv1:4","peer":"kv2"}
+    {"seq":8,"t_us":..,"kind":"recv","msg":"c1:9","peer":"10.0.1.1:40000"}
+    {"seq":9,"t_us":..,"kind":"send","msg":"kv1:5","peer":"kv2","ctl":true}
+    {"seq":10,"t_us":..,"kind":"snapshot","first":3,"last":5,"trigger":"mark"}
+
+A send and its receive share "msg"; "peer" is informational (a process name
+or an address).  "ctl" marks the runtime's own COUNT messages: they order
+events like any message but are not channel state.  A snapshot line is where
+the process recorded its local state, for every ID from "first" to "last".
+"t_us" is the wall clock in microseconds (one clock on a single machine).
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+FORMAT = "beaver-events"
+VERSION = 1
+EVENT_KINDS = ("send", "recv", "snapshot")
+
+
+class LogError(ValueError):
+    """A log file that is not an event log of this format."""
+
+
+class EventLog:
+    """Appends events to a file; safe to share between threads."""
+
+    def __init__(self, path: str | Path, process: str, in_group: bool, mode: str | None = None):
+        self._file = open(path, "w", buffering=1 << 16)
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._write({"log": FORMAT, "version": VERSION, "process": process,
+                     "in_group": in_group, "mode": mode})
+
+    def _write(self, record: dict[str, Any]):
+        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+    def _event(self, record: dict[str, Any]):
+        with self._lock:
+            self._seq += 1
+            self._write({"seq": self._seq, "t_us": time.time_ns() // 1000, **record})
+
+    def send(self, msg: str, peer: str, ctl: bool = False):
+        self._event({"kind": "send", "msg": msg, "peer": peer, **({"ctl": True} if ctl else {})})
+
+    def recv(self, msg: str, peer: str, ctl: bool = False):
+        self._event({"kind": "recv", "msg": msg, "peer": peer, **({"ctl": True} if ctl else {})})
+
+    def snapshot(self, first: int, last: int, trigger: str):
+        self._event({"kind": "snapshot", "first": first, "last": last, "trigger": trigger})
+
+    def close(self):
+        with self._lock:
+            self._file.close()
+
+
+def read_log(path: str | Path) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
+    """The log's header line and an iterator over its events (checked as read)."""
+    lines = open(path)
+    try:
+        header = json.loads(lines.readline())
+    except json.JSONDecodeError as e:
+        raise LogError(f"{path}: first line is not JSON: {e}") from None
+    if not (isinstance(header, dict) and header.get("log") == FORMAT
+            and header.get("version") == VERSION and isinstance(header.get("process"), str)):
+        raise LogError(f"{path}: not a {FORMAT} log of version {VERSION}")
+    return header, _events(path, lines)
+
+
+def _events(path, lines) -> Iterator[dict[str, Any]]:
+    with lines:
+        for number, line in enumerate(lines, start=2):
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise LogError(f"{path}:{number}: not JSON: {e}") from None
+            kind = event.get("kind") if isinstance(event, dict) else None
+            if kind not in EVENT_KINDS:
+                raise LogError(f"{path}:{number}: unknown event kind {kind!r}")
+            if kind == "snapshot":
+                if not (isinstance(event.get("first"), int) and isinstance(event.get("last"), int)):
+                    raise LogError(f"{path}:{number}: snapshot without integer first/last")
+            elif not isinstance(event.get("msg"), str):
+                raise LogError(f"{path}:{number}: {kind} without a message id")
+            yield event
+
+
+class NoLog:
+    """Stands in for an EventLog when nothing is to be logged (benchmarks)."""
+
+    def send(self, msg: str, peer: str, ctl: bool = False):
+        pass
+
+    def recv(self, msg: str, peer: str, ctl: bool = False):
+        pass
+
+    def snapshot(self, first: int, last: int, trigger: str):
+        pass
+
+    def close(self):
+        pass

@@ -1,0 +1,95 @@
+"""An in-group service: a replicated key-value store.
+
+Every replica serves every key.  Registers are last-writer-wins (version =
+Lamport clock, replica name); counters are grow-only, one count per replica
+that took increments, merged by max, so replication in any order converges.
+Every write is replicated to every other replica as an in-group message.
+
+Requests (JSON, via the VIP):   replies (DSR):
+    {"op":"get","key":k}            {"ok":true,"value":v}   (null if unset)
+    {"op":"put","key":k,"value":v}  {"ok":true}
+    {"op":"incr","key":k,"by":n}    {"ok":true,"value":total}
+anything else                       {"ok":false,"error":".."}
+
+Run: python -m beaver.traffic.kvstore --name kv1 --dip IP --vip VIP:PORT
+         --peer kv2=IP ... [--mode beaver] [--log PATH]
+(every peer is a replica).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .messages import Message
+from .runtime import Client, Runtime
+
+
+class KvReplica:
+    def __init__(self, runtime: Runtime, replicas: list[str]):
+        self.runtime = runtime
+        self.name = runtime.name
+        self.replicas = replicas                           # the others
+        self.registers: dict[str, tuple[Any, tuple[int, str]]] = {}
+        self.counters: dict[str, dict[str, int]] = {}      # key -> replica -> count
+        self.clock = 0
+
+    def value(self, key: str) -> Any:
+        if key in self.counters:
+            return sum(self.counters[key].values())
+        register = self.registers.get(key)
+        return None if register is None else register[0]
+
+    def on_request(self, message: Message, client: Client):
+        op, key = message.get("op"), message.get("key")
+        if not isinstance(key, str):
+            return self.runtime.reply(client, {"ok": False, "error": "key must be a string"})
+        if op == "get":
+            return self.runtime.reply(client, {"ok": True, "value": self.value(key)})
+        if op == "put":
+            self.clock += 1
+            version = (self.clock, self.name)
+            self.registers[key] = (message.get("value"), version)
+            self._replicate({"op": "put", "key": key, "value": message.get("value"),
+                             "version": list(version)})
+            return self.runtime.reply(client, {"ok": True})
+        if op == "incr":
+            by = message.get("by", 1)
+            if type(by) is not int or by < 1:
+                return self.runtime.reply(client, {"ok": False, "error": "by must be >= 1"})
+            counts = self.counters.setdefault(key, {})
+            counts[self.name] = counts.get(self.name, 0) + by
+            self._replicate({"op": "counter", "key": key, "replica": self.name,
+                             "count": counts[self.name]})
+            return self.runtime.reply(client, {"ok": True, "value": self.value(key)})
+        self.runtime.reply(client, {"ok": False, "error": f"unknown op {op!r}"})
+
+    def _replicate(self, update: Message):
+        for replica in self.replicas:
+            self.runtime.send(replica, dict(update))
+
+    def on_peer(self, message: Message, sender: str):
+        op, key = message["op"], message["key"]
+        if op == "put":
+            version = (message["version"][0], message["version"][1])
+            self.clock = max(self.clock, version[0])
+            if key not in self.registers or self.registers[key][1] < version:
+                self.registers[key] = (message["value"], version)
+        elif op == "counter":
+            counts = self.counters.setdefault(key, {})
+            counts[message["replica"]] = max(counts.get(message["replica"], 0), message["count"])
+        else:
+            raise ValueError(f"unknown replication op {op!r} from {sender}")
+
+    def local_state(self) -> dict[str, Any]:
+        return {"service": "kv",
+                "registers": {k: [v, list(version)] for k, (v, version) in self.registers.items()},
+                "counters": {k: dict(counts) for k, counts in self.counters.items()}}
+
+
+def main():
+    from .cli import in_group_parser, run_in_group
+    args = in_group_parser("A replica of the replicated key-value store (in-group).").parse_args()
+    run_in_group(args, lambda runtime: KvReplica(runtime, [name for name, _ in args.peer]))
+
+
+if __name__ == "__main__":
+    main()
