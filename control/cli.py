@@ -39,7 +39,7 @@ def common_options() -> argparse.ArgumentParser:
     """Options every command that reaches the service accepts."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-c", "--config", metavar="FILE",
-                        help=f"service configuration, TOML or YAML (default: $BEAVER_CONFIG "
+                        help=f"service configuration, TOML (default: $BEAVER_CONFIG "
                              f"or ./{DEFAULT_CONFIG})")
     common.add_argument("--election-id", type=int, metavar="N",
                         help="P4Runtime election ID (default: from the configuration)")
@@ -88,8 +88,8 @@ def print_json(value):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import cli_ctl, cli_snapshot
-    groups = [cli_ctl.register, cli_snapshot.register]
+    from . import cli_ctl, cli_experiment, cli_snapshot
+    groups = [cli_ctl.register, cli_snapshot.register, cli_experiment.register]
 
     parser = argparse.ArgumentParser(
         prog="beaver", description="Beaver partial snapshots on P4 software load balancers.")
@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+    logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.run(args) or 0

@@ -17,6 +17,13 @@ Modes (record.Mode):
   MGM       one SLB; consistent by construction.
   BLOCKING  INIT with FLAG_HOLD at every SLB, then RELEASE every SLB once all
             committed; whatever happens, every SLB is sent a RELEASE.
+  LAI_YANG  baseline: no SLB is initiated; the processes (in the runtime's
+            lai-yang mode) are told out of band; nothing is detected.
+  POLLING   baseline: nothing is initiated; each process snapshots on its own
+            timer and the engine waits for the reports; nothing is detected.
+
+An experiment can initiate chosen SLBs or processes late (delays_us), as the
+seed's Figure 5 has a gateway that learns of the snapshot late.
 
 After every SLB acknowledged (and the rule accepted), each in-group process
 is asked out of band for its report; the channel state must add up
@@ -50,6 +57,7 @@ from .window import IdWindow, wire_id
 log = logging.getLogger(__name__)
 
 ANSWER, REPORT, DOWN = "answer", "report", "down"
+GATEWAYLESS = (Mode.LAI_YANG, Mode.POLLING)   # baselines that initiate no SLB
 RESERVE_BLOCK = 1024       # snapshot numbers reserved in the store at a time
 POLL_INTERVAL_US = 10_000  # re-asking for reports whose channel state is not whole yet
 COMMIT_DELAY_US = 5_000    # group commit: a finished snapshot waits at most this long
@@ -73,6 +81,7 @@ class RunSettings:
     retake: int = 0                 # retakes allowed for each rejected snapshot
     clock_interval_s: float = 10.0
     recover_timeout_s: float = 30.0
+    delays_us: dict[str, int] = field(default_factory=dict)   # SLB or process -> late start
 
     def check(self, slbs: int):
         if self.count < 1:
@@ -92,6 +101,8 @@ class RunSettings:
         if self.mode is Mode.BLOCKING and self.inflight != 1:
             raise SettingsError("mode blocking holds traffic until all SLBs commit: "
                                 "it takes one snapshot at a time (--inflight 1)")
+        if any(delay < 0 for delay in self.delays_us.values()):
+            raise SettingsError("initiation delays must not be negative")
 
 
 @dataclass
@@ -161,6 +172,9 @@ class Engine:
     def run(self) -> RunSummary:
         s = self.settings
         s.check(len(self.gateways))
+        if s.mode in GATEWAYLESS and not self.processes:
+            raise SettingsError(f"mode {s.mode.value} snapshots in-group processes: "
+                                "the configuration lists none")
         self.controller.require_primary()
         self._newest_id = self.controller.newest_id()
         self.window = IdWindow(self._first_number(), s.inflight)
@@ -262,19 +276,43 @@ class Engine:
         if self.summary.first is None:
             self.summary.first = number
         self.summary.last = number
+        if s.mode in GATEWAYLESS:
+            record.slbs = []
+            record.finished_us = record.started_us
+            flight.verdict = Verdict(Outcome.ACCEPTED, f"{s.mode.value}: no gateways, "
+                                     "nothing detected", s.mode.value)
+            return self._after_acks(flight)
         flight.waiting = set(self._by_name)
         self._send_round(flight, Op.INIT, FLAG_HOLD if s.mode is Mode.BLOCKING else 0)
         if flight.pending:
-            record.started_us = flight.pending[0].sent_us
+            record.started_us = min(p.sent_us for p in flight.pending)
 
     def _send_round(self, flight: _Flight, op: Op, flags: int = 0):
-        """Sends op to every SLB still waiting, with one deadline for them all."""
+        """Sends op to every SLB still waiting, with one deadline for them all;
+        the first INIT of an SLB with a delay leaves late."""
         flight.phase = op
         flight.round += 1
+        late = op is Op.INIT and flight.round == 1
         for name in sorted(flight.waiting):
-            self._send(flight, self._by_name[name], op, flags)
-        self._at(now_us() + int(self.settings.ack_timeout_ms * 1000),
+            send = partial(self._send, flight, self._by_name[name], op, flags)
+            if late:
+                self._later(name, send)
+            else:
+                send()
+        delay = self._most_delay(flight.waiting) if late else 0
+        self._at(now_us() + delay + int(self.settings.ack_timeout_ms * 1000),
                  partial(self._overdue, flight, op, flags, flight.round))
+
+    def _later(self, name: str, action: Callable[[], None]):
+        """Runs action now, or after name's initiation delay."""
+        delay = self.settings.delays_us.get(name, 0)
+        if delay:
+            self._at(now_us() + delay, action)
+        else:
+            action()
+
+    def _most_delay(self, names) -> int:
+        return max((self.settings.delays_us.get(n, 0) for n in names), default=0)
 
     def _send(self, flight: _Flight, gw: Gateway, op: Op, flags: int = 0):
         try:
@@ -365,9 +403,12 @@ class Engine:
             return self._finish(flight, flight.verdict)
         flight.phase = None
         flight.waiting = {link.name for link in self.links}
+        # Polling initiates nothing: it only asks for what the timers took.
+        op = "report" if flight.record.mode is Mode.POLLING else "snapshot"
         for link in self.links:
-            link.ask("snapshot", flight.record.snapshot_id, flight)
-        self._at(now_us() + int(self.settings.report_timeout_ms * 1000),
+            self._later(link.name, partial(link.ask, op, flight.record.snapshot_id, flight))
+        self._at(now_us() + self._most_delay(flight.waiting) +
+                 int(self.settings.report_timeout_ms * 1000),
                  partial(self._reports_overdue, flight))
 
     # -- in-group reports -----------------------------------------------------
@@ -381,6 +422,9 @@ class Engine:
         if answered.error is not None:
             return self._fail(flight, str(answered.error))
         report = answered.report
+        if not report.taken and flight.record.mode is Mode.POLLING:
+            return self._at(now_us() + POLL_INTERVAL_US,   # its timer has not fired yet
+                            partial(self._poll, flight, {answered.process}))
         if not report.taken:
             return self._fail(flight, f"{answered.process} has not taken snapshot "
                                       f"{flight.record.snapshot_id}")

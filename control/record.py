@@ -17,6 +17,8 @@ class Mode(str, enum.Enum):
     OGM = "ogm"            # every SLB at once, no blocking; judged by a rule
     MGM = "mgm"            # one SLB: consistent by construction
     BLOCKING = "blocking"  # the strawman: hold inbound at every SLB, commit all, release
+    LAI_YANG = "lai-yang"  # baseline: no gateways, the processes initiated out of band
+    POLLING = "polling"    # baseline: no initiation, each process snapshots on its timer
 
 
 class Outcome(str, enum.Enum):

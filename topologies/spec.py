@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 ASSIGNMENTS = ("per-vip", "per-client", "ecmp")
 
 FABRIC = "10.0.0.0/16"
+INGROUP_HOSTS = "10.0.1.0/24"      # in-group hosts, inside the fabric
 INTERNET = "10.128.0.0/16"
 MANAGEMENT = "192.168.100.0/24"
 CONTROLLER_MGMT_IP = "192.168.100.1"

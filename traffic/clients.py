@@ -12,7 +12,7 @@ import json
 import random
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from .datagrams import Address
@@ -47,7 +47,21 @@ class Stats:
     sent: int = 0
     replies: int = 0
     timeouts: int = 0
-    latency_s: float = 0.0     # summed over closed-loop replies
+    latencies_us: list[int] = field(default_factory=list)   # closed loop, one per reply
+    started: float = field(default_factory=time.monotonic)
+
+    def summary(self) -> dict:
+        """Counts, throughput and latency percentiles, for the JSON summary."""
+        elapsed = time.monotonic() - self.started
+        latencies = sorted(self.latencies_us)
+
+        def percentile(q: float) -> int | None:
+            return latencies[min(len(latencies) - 1, int(q * len(latencies)))] \
+                if latencies else None
+        return {"sent": self.sent, "replies": self.replies, "timeouts": self.timeouts,
+                "elapsed_s": round(elapsed, 3),
+                "throughput": round(self.replies / elapsed, 1) if elapsed > 0 else 0.0,
+                "latency_p50_us": percentile(0.50), "latency_p99_us": percentile(0.99)}
 
 
 def closed_loop(endpoint: Endpoint, target: Address, next_request: NextRequest,
@@ -62,7 +76,7 @@ def closed_loop(endpoint: Endpoint, target: Address, next_request: NextRequest,
             stats.timeouts += 1
         else:
             stats.replies += 1
-            stats.latency_s += time.monotonic() - started
+            stats.latencies_us.append(int((time.monotonic() - started) * 1e6))
         if think:
             stop.wait(think)
     return stats
@@ -129,7 +143,7 @@ def main():
     endpoint.close()
     if log:
         log.close()
-    print(json.dumps({"process": args.name, **asdict(stats)}), flush=True)
+    print(json.dumps({"process": args.name, **stats.summary()}), flush=True)
 
 
 if __name__ == "__main__":

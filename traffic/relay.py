@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import random
 import threading
-from dataclasses import asdict
 
 from .clients import NextRequest, Stats, bank_workload, kv_workload
 from .datagrams import Address
@@ -59,7 +58,7 @@ def main():
     endpoint.close()
     if log:
         log.close()
-    print(json.dumps({"process": args.name, **asdict(stats)}), flush=True)
+    print(json.dumps({"process": args.name, **stats.summary()}), flush=True)
 
 
 if __name__ == "__main__":

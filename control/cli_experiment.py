@@ -1,0 +1,99 @@
+"""`beaver experiment ...`: the Mininet experiments (topologies/experiments).
+
+    beaver experiment list
+    beaver experiment run NAME [--out DIR] [options of NAME]
+    beaver experiment cleanup        what a killed run left behind
+
+A run builds its networks, runs the workload while taking snapshots, stops
+everything (also on Ctrl-C or SIGTERM), checks every snapshot against the
+ground truth, and writes a results folder: the spec, raw logs, CSV, JSON and
+PNG.  It needs root, Mininet and BMv2.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import sys
+
+from .cli import CliError, print_json, table
+
+
+def register(subcommands, common: argparse.ArgumentParser):
+    experiment = subcommands.add_parser("experiment", help="run the Mininet experiments")
+    commands = experiment.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands.add_parser("list", help="the experiments").set_defaults(run=run_list)
+    commands.add_parser("cleanup", help="remove what a killed run left behind") \
+        .set_defaults(run=run_cleanup)
+
+    run = commands.add_parser("run", help="run one experiment")
+    try:
+        from beaver.topologies import experiments
+    except ImportError as e:   # no Mininet: every other command still works
+        run.set_defaults(run=lambda args: _unavailable(e))
+        return
+    names = run.add_subparsers(dest="name", metavar="NAME", required=True)
+    for name in experiments.NAMES:
+        module = experiments.load(name)
+        p = names.add_parser(name, help=module.DESCRIPTION)
+        p.add_argument("--out", default="results", help="results root (default ./results)")
+        p.add_argument("--json", action="store_true", help="print the summary as JSON")
+        module.add_arguments(p)
+        p.set_defaults(run=run_experiment, module=module)
+
+
+def run_list(args) -> int:
+    from beaver.topologies import experiments
+    print(table(("experiment", "what"),
+                [(n, experiments.load(n).DESCRIPTION) for n in experiments.NAMES]))
+    return 0
+
+
+def run_cleanup(args) -> int:
+    from beaver.topologies.cleanup import cleanup
+    processes, links = cleanup()
+    print(f"removed {processes} process(es) and {links} link(s)")
+    return 0
+
+
+def _unavailable(error: ImportError):
+    raise CliError(f"experiments need Mininet (apt-get install mininet): {error}")
+
+
+def missing_requirement() -> str | None:
+    if os.geteuid() != 0:
+        return "experiments need root (Mininet makes namespaces and veth pairs)"
+    for tool, where in (("simple_switch_grpc", "BMv2, e.g. from the Docker image"),
+                        ("mn", "Mininet: apt-get install mininet")):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed ({where})"
+    return None
+
+
+def run_experiment(args) -> int:
+    if (problem := missing_requirement()) is not None:
+        raise CliError(problem)
+    from beaver.topologies.cleanup import cleanup
+    from beaver.topologies.experiments.results import Results
+
+    # SIGTERM unwinds like Ctrl-C, so every network is taken down.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    results = Results(args.out, args.name)
+    results.progress(f"results in {results.dir}")
+    try:
+        summary = args.module.run(args, results)
+    finally:
+        cleanup()
+    results.write_json(summary, f"{args.name}-summary")
+    if args.json:
+        print_json(summary)
+    elif summary:
+        headers = list(dict.fromkeys(k for row in summary for k in row))
+        print(table(headers, [[_cell(row.get(h)) for h in headers] for row in summary]))
+    print(f"results: {results.dir}")
+    return 0
+
+
+def _cell(value):
+    return f"{value:.4g}" if isinstance(value, float) else value

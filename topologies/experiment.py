@@ -1,0 +1,104 @@
+"""One experiment run: a fresh network, its processes and the controller.
+
+    with Run(spec, run_dir, workload) as run:   # network up, SLBs programmed,
+        run.start_traffic()                     # in-group processes serving
+        summary = run.snapshots(settings)
+    verdicts = run.check()                      # after the processes stopped
+
+Leaving the block (normally, by Ctrl-C or by an error) stops every process
+with SIGTERM, stops the switches and removes the network, so a second run
+never sees the first one's leftovers.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from beaver.control.controller import Controller
+from beaver.control.engine import Engine, RunSettings, RunSummary
+from beaver.control.record import SnapshotRecord
+from beaver.control.store import SnapshotStore
+from beaver.traffic.checker import Trace, Verdict, check
+
+from .network import BeaverNetwork
+from .processes import Processes, Workload
+from .service import write_config
+from .spec import Spec
+
+log = logging.getLogger(__name__)
+
+
+class Run:
+    def __init__(self, spec: Spec, run_dir: Path, workload: Workload = Workload(),
+                 controller: dict | None = None, marking: bool = True,
+                 reports: bool = True):
+        """controller: [controller] settings of the configuration (tau_us, ...);
+        reports: whether snapshots collect the in-group processes' reports."""
+        self.spec = spec
+        self.run_dir = Path(run_dir)
+        self.workload = workload
+        self.controller_settings = controller or {}
+        self.marking = marking
+        self.reports = reports
+        self.network = BeaverNetwork(spec, self.run_dir / "switches")
+        self.processes: Processes | None = None
+        self.controller: Controller | None = None
+        self.store: SnapshotStore | None = None
+        self.records: list[SnapshotRecord] = []
+
+    def __enter__(self) -> "Run":
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "spec.json").write_text(json.dumps(asdict(self.spec), indent=1))
+        try:
+            self.network.start()
+            config = write_config(self.network, self.run_dir / "beaver.toml",
+                                  self.controller_settings, self.marking)
+            self.config = config
+            self.controller = Controller(config)
+            self.controller.connect()
+            self.controller.apply(push=True)
+            self.store = SnapshotStore(config.controller.store)
+            self.processes = Processes(self.network, self.run_dir, self.workload)
+            self.processes.start_ingroup()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        if self.processes is not None:
+            self.processes.stop()
+        if self.controller is not None:
+            self.controller.close()
+            self.controller = None
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+        self.network.stop()
+
+    def start_traffic(self, warmup: float = 1.0, roles=None):
+        """Starts the out-group processes, then lets the traffic settle."""
+        if roles is None:
+            self.processes.start_outgroup()
+        else:
+            self.processes.start_outgroup(roles)
+        time.sleep(warmup)
+
+    def snapshots(self, settings: RunSettings) -> RunSummary:
+        processes = self.config.processes if self.reports else ()
+        engine = Engine(self.controller, self.store, settings, processes,
+                        on_finished=self.records.append)
+        return engine.run()
+
+    def stop_traffic(self):
+        self.processes.stop_outgroup()
+
+    def check(self) -> dict[int, Verdict]:
+        """The ground truth for every snapshot taken: wire ID -> checker verdict."""
+        trace = Trace.load(self.processes.log_paths())
+        ids = [r.snapshot_id for r in self.records]
+        reports = [rep for r in self.records for rep in r.reports.values()]
+        return {v.snapshot_id: v for v in check(trace, ids, reports or None)}

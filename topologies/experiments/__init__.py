@@ -1,0 +1,13 @@
+"""The experiments `beaver experiment run NAME` runs, one module each.
+
+A module has DESCRIPTION, add_arguments(parser) and run(args, results),
+which writes its CSV, JSON and PNG into results and returns the rows of the
+summary table the command prints.
+"""
+import importlib
+
+NAMES = ("figure5",)
+
+
+def load(name: str):
+    return importlib.import_module(f".{name}", __name__)

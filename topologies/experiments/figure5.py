@@ -1,0 +1,85 @@
+"""The seed's Figure 5: an external workflow relays between two services
+through two SLBs, and one SLB learns of the snapshot late.
+
+Relays ask the key-value store (VIP behind bvs1) and, on each reply, the
+bank (VIP behind bvs2).  Each phase is a fresh network:
+
+  beaver-fine     OGM, fine rule; bvs2 initiated `delay` late: must reject
+  beaver-coarse   OGM, coarse rule; same delay: must reject
+  lai-yang        no gateways; the bank's processes initiated `delay` late:
+                  accepts, and the checker finds the cuts inconsistent
+  beaver-on-time  OGM, fine rule, no delay: accepts consistent cuts
+
+The checker judges every cut from the logs, whatever the verdict.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+from beaver.control.engine import RunSettings
+from beaver.control.record import Mode
+
+from ..processes import Workload
+from ..spec import Service, Spec
+from .phase import snapshot_phase
+from .results import Results
+
+DESCRIPTION = "the seed's Figure 5: a late SLB, Beaver rejects, Lai-Yang accepts"
+
+
+def add_arguments(p):
+    p.add_argument("--delay-ms", type=float, default=30.0,
+                   help="how late the bank's SLB (or, for Lai-Yang, its processes) "
+                        "learns of each snapshot (default 30)")
+    p.add_argument("--tau-us", type=int, default=5000, help="tau (default 5000)")
+    p.add_argument("--count", type=int, default=20, help="snapshots per phase (default 20)")
+    p.add_argument("--rate", type=float, default=5.0, help="snapshots per second (default 5)")
+
+
+SPEC = Spec(slbs=2, services=(Service("kv", "kv", 2, 7000), Service("bank", "bank", 2, 7100)),
+            outgroup=("relay", "relay", "client-kv", "client-bank"), assignment="per-vip")
+BANK_SLB = "bvs2"                 # per-VIP assignment: the second VIP, the second SLB
+BANK_PROCESSES = ("bvi3", "bvi4")
+
+
+def run(args, results: Results) -> list[dict]:
+    delay = int(args.delay_ms * 1000)
+    common = dict(tau_us=args.tau_us, count=args.count, rate=args.rate)
+    phases = [
+        ("beaver-fine", Workload(), RunSettings(Mode.OGM, "fine", delays_us={BANK_SLB: delay},
+                                                **common)),
+        ("beaver-coarse", Workload(), RunSettings(Mode.OGM, "coarse",
+                                                  delays_us={BANK_SLB: delay}, **common)),
+        ("lai-yang", Workload(runtime_mode="lai-yang"),
+         RunSettings(Mode.LAI_YANG, delays_us=dict.fromkeys(BANK_PROCESSES, delay), **common)),
+        ("beaver-on-time", Workload(), RunSettings(Mode.OGM, "fine", **common)),
+    ]
+    summary, rows = [], []
+    for label, workload, settings in phases:
+        phase = snapshot_phase(results, label, SPEC, settings, workload, delay_ms=args.delay_ms)
+        summary.append({"phase": label, **phase.tally})
+        rows += phase.rows
+    results.write_csv(rows)
+    plot(results, rows)
+    return summary
+
+
+KINDS = [("accepted", "consistent", "tab:green"), ("accepted", "inconsistent", "tab:red"),
+         ("rejected", "inconsistent", "tab:blue"), ("rejected", "consistent", "tab:orange"),
+         ("incomplete", "consistent", "tab:gray"), ("incomplete", "inconsistent", "tab:gray")]
+
+
+def plot(results: Results, rows: list[dict]):
+    counts = Counter((r["phase"], r["outcome"], r["truth"]) for r in rows)
+    phases = list(dict.fromkeys(r["phase"] for r in rows))
+    fig, ax = results.figure()
+    bottom = [0] * len(phases)
+    for outcome, truth, color in KINDS:
+        heights = [counts[(p, outcome, truth)] for p in phases]
+        if any(heights):
+            ax.bar(phases, heights, bottom=bottom, color=color, label=f"{outcome}, {truth}")
+            bottom = [b + h for b, h in zip(bottom, heights)]
+    ax.set_ylabel("snapshots")
+    ax.set_title("Figure 5 case: controller verdict, checker's truth")
+    ax.legend(fontsize=8)
+    results.save_figure(fig)

@@ -1,0 +1,181 @@
+"""The processes of a run, on its Mininet hosts.
+
+In-group hosts run their service (beaver.traffic.kvstore or .bank) under the
+in-group runtime; out-group hosts run one role each:
+
+    client-kv, client-bank   a client of that service's VIP
+    relay                    asks the key-value store, then at once the bank
+    human, bot               users of the anomalous-access use case
+    thirdparty               the bank's webhook, which audits into the store
+
+Every process writes its ground-truth event log to logs/NAME.jsonl and its
+output to out/NAME.{json,err}; every stop is a SIGTERM, so logs are whole.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from beaver.control.oob import OOB_PORT
+
+from .bmv2 import port_open
+from .network import BeaverNetwork
+from .spec import Service
+
+ROLES = ("client-kv", "client-bank", "relay", "human", "bot", "thirdparty")
+THIRDPARTY_PORT = 8000
+
+
+class ProcessError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Workload:
+    runtime_mode: str = "beaver"       # beaver, lai-yang, polling or off
+    poll_interval: float | None = None
+    client_loop: str = "closed"        # closed or open
+    client_rate: float = 200.0         # open loop: requests per second per client
+    write_ratio: float = 0.5
+    seed: int = 1
+
+
+class Processes:
+    def __init__(self, network: BeaverNetwork, run_dir: Path, workload: Workload):
+        self.network = network
+        self.plan = network.plan
+        self.workload = workload
+        self.logs = run_dir / "logs"
+        self.out = run_dir / "out"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.running: dict[str, subprocess.Popen] = {}
+        self.summaries: dict[str, dict] = {}
+
+    # -- what runs where --------------------------------------------------------
+
+    def _vip_of(self, app: str) -> str:
+        for vip, (service, _) in self.plan.vips().items():
+            if service.app == app:
+                return f"{vip}:{service.port}"
+        raise ProcessError(f"this topology has no {app} service")
+
+    def _thirdparty(self) -> str | None:
+        for name, (role, addr) in self.plan.outgroup.items():
+            if role == "thirdparty":
+                return f"{addr.ip}:{THIRDPARTY_PORT}"
+        return None
+
+    def ingroup_command(self, name: str) -> list[str]:
+        service, _, addr, mgmt_ip = self.plan.ingroup[name]
+        members = [n for n, (s, _, _, _) in self.plan.ingroup.items() if s == service]
+        vip = next(v for v, (s, _) in self.plan.vips().items() if s == service)
+        w = self.workload
+        cmd = ["-m", f"beaver.traffic.{_module(service)}", "--name", name, "--dip", addr.ip,
+               "--vip", f"{vip}:{service.port}", "--mode", w.runtime_mode,
+               "--mgmt", mgmt_ip, "--oob-port", str(OOB_PORT)]
+        for peer in members:
+            if peer != name:
+                cmd += ["--peer", f"{peer}={self.plan.ingroup[peer][2].ip}"]
+        if w.poll_interval is not None:
+            cmd += ["--poll-interval", str(w.poll_interval)]
+        if service.app == "bank":
+            cmd += ["--shards", ",".join(members)]
+            if (hook := self._thirdparty()) is not None:
+                cmd += ["--notify", hook, "--audit", self._vip_of("kv")]
+        return cmd
+
+    def outgroup_command(self, name: str) -> list[str]:
+        role, addr = self.plan.outgroup[name]
+        seed = str(self.workload.seed * 1000 + len(self.running))
+        w = self.workload
+        if role.startswith("client-"):
+            app = role.split("-", 1)[1]
+            cmd = ["-m", "beaver.traffic.clients", "--target", self._vip_of(app),
+                   "--service", app, "--loop", w.client_loop, "--rate", str(w.client_rate),
+                   "--write-ratio", str(w.write_ratio), "--seed", seed]
+        elif role == "relay":
+            cmd = ["-m", "beaver.traffic.relay", "--first", self._vip_of("kv"),
+                   "--first-service", "kv", "--then", self._vip_of("bank"),
+                   "--then-service", "bank", "--seed", seed]
+        elif role in ("human", "bot"):
+            cmd = ["-m", "beaver.traffic.anomaly", "--kv", self._vip_of("kv"),
+                   "--bank", self._vip_of("bank"), "--seed", seed]
+            cmd += ["--bot"] if role == "bot" else []
+        elif role == "thirdparty":
+            cmd = ["-m", "beaver.traffic.thirdparty"]
+        else:
+            raise ProcessError(f"unknown out-group role {role!r}: one of {', '.join(ROLES)}")
+        bind = f"{addr.ip}:{THIRDPARTY_PORT}" if role == "thirdparty" else addr.ip
+        return cmd + ["--name", name, "--bind", bind]
+
+    # -- life cycle -------------------------------------------------------------
+
+    def _start(self, name: str, args: list[str]):
+        cmd = [sys.executable, *args, "--log", str(self.logs / f"{name}.jsonl")]
+        with open(self.out / f"{name}.json", "w") as out, \
+                open(self.out / f"{name}.err", "w") as err:
+            self.running[name] = self.network.host(name).popen(cmd, stdout=out, stderr=err)
+
+    def start_ingroup(self, timeout: float = 15.0):
+        """Starts every in-group process and waits until each OOB server answers."""
+        for name in self.plan.ingroup:
+            self._start(name, self.ingroup_command(name))
+        deadline = time.monotonic() + timeout
+        for name, (_, _, _, mgmt_ip) in self.plan.ingroup.items():
+            while not port_open(mgmt_ip, OOB_PORT):
+                if self.running[name].poll() is not None:
+                    raise ProcessError(f"{name} exited: {self._tail(name)}")
+                if time.monotonic() > deadline:
+                    raise ProcessError(f"{name} not serving after {timeout:.0f} s: "
+                                       f"{self._tail(name)}")
+                time.sleep(0.05)
+
+    def start_outgroup(self, roles: tuple[str, ...] = ROLES):
+        """Starts the out-group processes whose role is in roles; the third
+        party first, since the bank calls it."""
+        names = [n for n, (role, _) in self.plan.outgroup.items() if role in roles]
+        names.sort(key=lambda n: self.plan.outgroup[n][0] != "thirdparty")
+        for name in names:
+            self._start(name, self.outgroup_command(name))
+
+    def stop(self, names=None, timeout: float = 10.0):
+        """SIGTERM, wait, then SIGKILL what is left; keeps each JSON summary."""
+        names = list(self.running if names is None else names)
+        for name in names:
+            if self.running[name].poll() is None:
+                self.running[name].send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for name in names:
+            proc = self.running.pop(name)
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            self.summaries[name] = self._summary(name)
+
+    def stop_outgroup(self):
+        self.stop([n for n in self.running if n in self.plan.outgroup])
+
+    def log_paths(self) -> list[Path]:
+        return sorted(self.logs.glob("*.jsonl"))
+
+    def _summary(self, name: str) -> dict:
+        try:
+            return json.loads((self.out / f"{name}.json").read_text().strip().splitlines()[-1])
+        except (IndexError, json.JSONDecodeError):
+            return {"process": name, "error": self._tail(name)}
+
+    def _tail(self, name: str) -> str:
+        lines = (self.out / f"{name}.err").read_text(errors="replace").strip().splitlines()
+        return " | ".join(lines[-3:]) or "(no output)"
+
+
+def _module(service: Service) -> str:
+    return {"kv": "kvstore", "bank": "bank"}[service.app]

@@ -1,0 +1,55 @@
+"""The controller's service configuration (control/config.py) for a network.
+
+Written as beaver.toml into the run's folder, so the same `beaver snapshot
+...` commands a user types work against a running experiment.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from beaver.control.config import ServiceConfig, load
+from beaver.control.oob import OOB_PORT
+
+from .network import BeaverNetwork
+from .spec import INGROUP_HOSTS
+
+
+def _value(v) -> str:
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(map(_value, v)) + "]"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _table(name: str, values: dict, array: bool = False) -> str:
+    head = f"[[{name}]]" if array else f"[{name}]"
+    return "\n".join([head] + [f"{k} = {_value(v)}" for k, v in values.items()]) + "\n"
+
+
+def write_config(network: BeaverNetwork, path: Path, controller: dict,
+                 marking: bool = True, with_processes: bool = True) -> ServiceConfig:
+    """Writes the configuration and returns it as the controller reads it."""
+    plan = network.plan
+    parts = [_table("controller", {"store": "snapshots.db", **controller}),
+             _table("service", {"ingroup": [INGROUP_HOSTS]})]
+    for g, (name, fabric) in enumerate(plan.slb_fabric.items(), start=1):
+        node = network.slb(name)
+        parts.append(_table("slbs", {"name": name, "address": node.grpc_address,
+                                     "device_id": node.device_id, "slb_id": g,
+                                     "slb_addr": fabric.ip, "marking": marking}, array=True))
+        for route in network.slb_routes(name):
+            parts.append(_table("slbs.routes", {"prefix": route.prefix, "port": route.port,
+                                                 "src_mac": route.src_mac,
+                                                 "dst_mac": route.dst_mac}, array=True))
+    for vip, (service, dips) in plan.vips().items():
+        parts.append(_table("vips", {"address": vip, "protocol": "udp", "port": service.port,
+                                     "backends": dips}, array=True))
+    if with_processes:
+        for name, (_, _, _, mgmt_ip) in plan.ingroup.items():
+            parts.append(_table("processes", {"name": name,
+                                              "address": f"{mgmt_ip}:{OOB_PORT}"}, array=True))
+    path.write_text("\n".join(parts))
+    return load(path)
