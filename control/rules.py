@@ -12,7 +12,8 @@ fine: each SLB reports, on its own clock, when it switched to the ID and
   when it last forwarded a packet marked with an older one.  Mapped to the
   controller's clock, reject iff some SLB's last old-ID packet came later
   than (earliest switch + tau).  Clock error is taken against acceptance:
-  last-old times at their latest, switch times at their earliest.  No SLB can
+  last-old times at their latest, switch times at their earliest, except
+  that an SLB's own two times share one clock and are compared exactly.  No SLB can
   switch before t0 (the ID did not exist), so t0 bounds every switch from
   below; an SLB that passed the ID without recording it (STALE) has only
   that bound, and its record (of its newer ID) bounds its last old-ID packet
@@ -41,23 +42,24 @@ def fine(acks: list[Ack], t0_us: int, tau_us: int) -> Verdict:
     if missing:
         return Verdict(Outcome.REJECTED, f"fine rule: no clock alignment for "
                        f"{', '.join(missing)}", FINE)
-    first_slb, first = None, None
-    for ack in acks:
-        switched = t0_us
-        if ack.exact:
-            switched = max(t0_us, ack.clock.to_controller(ack.body.switch_time)[0])
-        if first is None or switched < first:
-            first_slb, first = ack.slb, switched
-    last_slb, last = None, None
-    for ack in acks:
-        if ack.body.last_old_time == 0:   # never forwarded a marked packet
+    # earliest each SLB can have switched, on the controller's clock
+    switched = {a.slb: max(t0_us, a.clock.to_controller(a.body.switch_time)[0]) if a.exact
+                else t0_us for a in acks}
+    worst = None   # (how long after a switch an old-ID packet left, its SLB, the switched SLB)
+    for old in acks:
+        if old.body.last_old_time == 0:   # never forwarded a marked packet
             continue
-        latest = ack.clock.to_controller(ack.body.last_old_time)[1]
-        if last is None or latest > last:
-            last_slb, last = ack.slb, latest
-    if last is None:
+        latest = old.clock.to_controller(old.body.last_old_time)[1]
+        for new in acks:
+            if new is old and old.exact:   # one switch, one clock: no alignment error
+                after = old.body.last_old_time - old.body.switch_time
+            else:
+                after = latest - switched[new.slb]
+            if worst is None or after > worst[0]:
+                worst = (after, old.slb, new.slb)
+    if worst is None:
         return Verdict(Outcome.ACCEPTED, "fine rule: no SLB forwarded an old-ID packet", FINE)
-    after = last - first
+    after, last_slb, first_slb = worst
     margin = after - tau_us
     if margin > 0:
         return Verdict(Outcome.REJECTED,
@@ -66,4 +68,4 @@ def fine(acks: list[Ack], t0_us: int, tau_us: int) -> Verdict:
                        FINE, margin)
     return Verdict(Outcome.ACCEPTED,
                    f"fine rule: last old-ID packet ({last_slb}) {after:.0f} us after the "
-                   f"first switch ({first_slb}), within tau = {tau_us} us", FINE, margin)
+                   f"switch of {first_slb}, within tau = {tau_us} us", FINE, margin)

@@ -54,6 +54,14 @@ def test_fine_takes_clock_error_against_acceptance():
     assert fine(sloppy, T0, tau_us=300).outcome is Outcome.REJECTED
 
 
+def test_one_slbs_own_times_are_compared_without_clock_error():
+    # s1 switched first, its last old-ID packet 10 us before on its own clock;
+    # through its clock estimate (+-200 us) the two would look 290 us apart
+    acks = [ack("s1", T0 + 100, T0 + 90, error=200), ack("s2", T0 + 2000, 0, error=200)]
+    v = fine(acks, T0, tau_us=250)
+    assert v.outcome is Outcome.ACCEPTED and v.margin_us == pytest.approx(-10 - 250)
+
+
 def test_fine_ignores_slbs_that_never_forwarded_a_marked_packet():
     acks = [ack("s1", T0 + 100, 0), ack("s2", T0 + 5000, 0)]
     v = fine(acks, T0, tau_us=300)

@@ -142,9 +142,12 @@ class BeaverNetwork:
                 host.cmd("ip route add", f"{vip}/32", route)
 
         # The bridges never hear the SLBs' internet ports speak: pin their MACs.
+        # And flood no unknown unicast to an SLB: BMv2 routes whatever IPv4
+        # reaches it, so a flooded frame would come back as a duplicate.
         for name in plan.slb_internet:
             slb = self.slb(name)
             for port, addr in ((SLB_PORT_INTERNET, plan.slb_internet[name]),
                                (SLB_PORT_FABRIC, plan.slb_fabric[name])):
                 peer = slb.intfs[port].link.intf2
                 slb.cmd("bridge fdb replace", addr.mac, "dev", peer.name, "master static")
+                slb.cmd("bridge link set dev", peer.name, "flood off")

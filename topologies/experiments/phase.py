@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from beaver.control.engine import RunSettings, RunSummary
+from beaver.control.record import SnapshotRecord
 
 from ..experiment import Run
 from ..processes import Workload
@@ -17,6 +18,7 @@ from .results import Results
 class PhaseResult:
     label: str
     summary: RunSummary
+    records: list[SnapshotRecord]
     rows: list[dict]
     tally: dict
     processes: dict[str, dict]    # each process's JSON summary
@@ -35,9 +37,11 @@ def snapshot_phase(results: Results, label: str, spec: Spec, settings: RunSettin
         run.stop_traffic()
     truth = run.check() if judge else {}
     rows = snapshot_rows(run.records, truth, phase=label, **labels)
-    result = PhaseResult(label, summary, rows, tally(rows), run.processes.summaries)
+    result = PhaseResult(label, summary, run.records, rows, tally(rows),
+                         run.processes.summaries)
     t = result.tally
+    truth = (f"; checker: {t['consistent']} consistent, {t['inconsistent']} inconsistent"
+             if judge else "")
     results.progress(f"{label}: {t['accepted']} accepted, {t['rejected']} rejected, "
-                     f"{t['incomplete']} incomplete; checker: {t['consistent']} consistent, "
-                     f"{t['inconsistent']} inconsistent; {summary.rate:.0f} snapshots/s")
+                     f"{t['incomplete']} incomplete{truth}; {summary.rate:.0f} snapshots/s")
     return result

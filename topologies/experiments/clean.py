@@ -1,0 +1,49 @@
+"""A clean run: traffic through every SLB (clients and relays), OGM
+snapshots at tau = tau_min with every in-group report, and the checker over
+all of it.  Beaver must accept no inconsistent snapshot."""
+from __future__ import annotations
+
+from beaver.control import rules
+from beaver.control.engine import RunSettings
+from beaver.control.record import Mode
+
+from ..spec import Service, Spec
+from . import fig12
+from .phase import snapshot_phase
+from .results import Results
+
+DESCRIPTION = "a clean run: OGM snapshots under traffic, zero accepted-inconsistent"
+
+
+def add_arguments(p, slbs: int = 2, ingroup: int = 4, outgroup: int = 4, count: int = 30):
+    p.add_argument("--slbs", type=int, default=slbs, help=f"|G| (default {slbs})")
+    p.add_argument("--ingroup", type=int, default=ingroup,
+                   help=f"in-group hosts, half key-value, half bank (default {ingroup})")
+    p.add_argument("--outgroup", type=int, default=outgroup,
+                   help=f"out-group hosts, clients and relays (default {outgroup})")
+    p.add_argument("--count", type=int, default=count, help=f"snapshots (default {count})")
+    p.add_argument("--rate", type=float, default=10.0, help="snapshots per second (default 10)")
+    p.add_argument("--tau-us", type=int, default=None,
+                   help="tau (default: tau_min measured first)")
+
+
+def spec(args) -> Spec:
+    kv = max(1, args.ingroup // 2)
+    roles = ("client-kv", "client-bank", "relay")
+    return Spec(slbs=args.slbs, services=(Service("kv", "kv", kv, 7000),
+                                          Service("bank", "bank", max(1, args.ingroup - kv), 7100)),
+                outgroup=tuple(roles[i % len(roles)] for i in range(args.outgroup)),
+                assignment="ecmp")
+
+
+def run(args, results: Results) -> list[dict]:
+    tau = args.tau_us
+    if tau is None:
+        tau = min(fig12.measure(results, "tau-min", 3.0, 2))
+        results.progress(f"tau_min = {tau} us")
+    settings = RunSettings(Mode.OGM, rules.FINE, tau, count=args.count, rate=args.rate,
+                           inflight=4, retake=2)
+    phase = snapshot_phase(results, "run", spec(args), settings)
+    results.write_csv(phase.rows)
+    return [{"slbs": args.slbs, "ingroup": args.ingroup, "outgroup": args.outgroup,
+             "tau_us": tau, **phase.tally}]
