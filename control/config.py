@@ -1,5 +1,5 @@
 """The service configuration: SLBs, VIPs, in-group prefixes and processes,
-and the controller's settings, read from TOML or YAML and validated before
+and the controller's settings, read from TOML and validated before
 any switch is touched.
 
     [controller]                      # every key optional
@@ -285,27 +285,16 @@ def _unique(top: _Table, section: str, values: list, field: str):
 
 
 def load(path: str | Path) -> ServiceConfig:
-    """Reads and validates a .toml, .yaml or .yml file; raises ConfigError."""
+    """Reads and validates a .toml file; raises ConfigError."""
     path = Path(path)
+    if path.suffix != ".toml":
+        raise ConfigError(f"{path}: expected a .toml file")
     try:
         text = path.read_text()
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
-    if path.suffix == ".toml":
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    elif path.suffix in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:
-            raise ConfigError(f"{path}: YAML needs PyYAML installed; "
-                              f"or write the file as TOML") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from None
-    else:
-        raise ConfigError(f"{path}: expected a .toml, .yaml or .yml file")
-    return parse(path, data if data is not None else {})
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    return parse(path, data)

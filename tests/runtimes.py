@@ -6,7 +6,10 @@ Every test process gets its own 127.0.4.x addresses (DIPs from .1, VIPs from
 from __future__ import annotations
 
 import json
+import signal
 import socket
+import subprocess
+import sys
 import time
 from typing import Any, Callable
 
@@ -107,6 +110,40 @@ def runtimes():
     yield start
     for runtime in started:
         runtime.stop()
+
+
+@pytest.fixture
+def runtime_processes():
+    """start(name, n) -> (process, OOB address): a real in-group process in
+    its own OS process (a kv store replica) on dip(n), answering out of band
+    on dip(n):OOB_PORT once started; each is resumed and stopped after."""
+    started = []
+
+    def start(name: str, n: int):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "beaver.traffic.kvstore", "--name", name, "--dip", dip(n)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        address = (dip(n), oob.OOB_PORT)
+        started.append((process, address))
+        eventually(lambda: answers_status(address), timeout=20)
+        return process, address
+
+    yield start
+    for process, address in started:
+        process.send_signal(signal.SIGCONT)
+        # Signalled while its threads are still waking, a process may take
+        # SIGTERM on a thread other than the main one, which never sees it.
+        eventually(lambda: answers_status(address), timeout=20)
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def answers_status(address: tuple[str, int]) -> bool:
+    try:
+        with socket.create_connection(address, timeout=1) as s:
+            return oob.request(s, {"v": oob.VERSION, "op": "status"})["op"] == "status"
+    except OSError:
+        return False
 
 
 class Deployment:

@@ -1,6 +1,8 @@
-"""A loopback stand-in for the P4 SLB, for runtime tests without BMv2.
+"""SLB packets crafted with scapy, for the in-group runtime's own tests (as
+issue 4 asks); the real SLB, BMv2 in Mininet, is exercised by
+tests/test_topology.py and tests/test_experiments.py.
 
-It builds with scapy exactly what p4src/load_balancer.p4 sends a backend:
+It builds exactly what p4src/load_balancer.p4 sends a backend:
 Beaver(MARK, origin=SLB id, snapshot_id)/the client's IPv4/UDP packet to the
 VIP.  A *front* lets unmodified out-group processes go through it: the front
 listens on an address standing for the VIP (the VIP:port itself is bound by

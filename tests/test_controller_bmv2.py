@@ -26,59 +26,15 @@ from beaver.control.engine import Engine, RunSettings
 from beaver.control.record import Mode, Outcome
 from beaver.control.session import NotPrimary
 from beaver.control.store import SnapshotStore
-from beaver.p4src import BMV2_JSON, P4INFO
 from beaver.p4src.wire import Op, Status
 
-from .oob_server import OobProcess
+from .bmv2_service import (VIP, SLB_MAC, before_each_request, config_path, controller,
+                           freeze, run_engine, switches, thaw, write_config)
+from .runtimes import runtimes
 
 pytestmark = pytest.mark.bmv2
 
-VIP = "10.10.0.1"
-SLB_MAC = "00:00:00:00:00:fe"
-
-
-@pytest.fixture(scope="module")
-def switches(bmv2_switches):
-    return [bmv2_switches(ports=2, device_id=1), bmv2_switches(ports=2, device_id=2)]
-
-
-def write_config(path, switches, controller="", processes=()):
-    text = [f"[controller]\nstore = \"snapshots.db\"\nconnect_timeout_s = 1\n"
-            f"connect_retries = 1\n{controller}\n",
-            f'[pipeline]\np4info = "{P4INFO}"\nbmv2_json = "{BMV2_JSON}"\n',
-            '[service]\ningroup = ["10.0.2.0/24"]\n']
-    for i, (bmv2, _) in enumerate(switches, start=1):
-        text.append(f'[[slbs]]\nname = "s{i}"\naddress = "{bmv2.grpc_address}"\n'
-                    f'device_id = {bmv2.device_id}\nslb_id = {i}\nslb_addr = "10.0.0.{i}"\n'
-                    f'routes = [{{prefix = "10.0.2.0/24", port = 2, src_mac = "{SLB_MAC}", '
-                    f'dst_mac = "00:00:00:00:00:02"}}]\n')
-    text.append(f'[[vips]]\naddress = "{VIP}"\nprotocol = "udp"\nport = 80\n'
-                f'backends = ["10.0.2.1", "10.0.2.2"]\n')
-    for name, port in processes:
-        text.append(f'[[processes]]\nname = "{name}"\naddress = "127.0.0.1:{port}"\n')
-    path.write_text("\n".join(text))
-    return path
-
-
-@pytest.fixture
-def config_path(tmp_path, switches):
-    return write_config(tmp_path / "service.toml", switches)
-
-
-@pytest.fixture
-def controller(config_path):
-    c = Controller(load(config_path))
-    c.connect()
-    c.apply()
-    yield c
-    c.close()
-
-
-def run_engine(controller, store, **settings):
-    finished = []
-    summary = Engine(controller, store, RunSettings(**{"tau_us": 10**6, **settings}),
-                     on_finished=finished.append).run()
-    return summary, finished
+__all__ = ["config_path", "controller", "runtimes", "switches"]   # the fixtures
 
 
 def beaver(*argv, capsys=None):
@@ -154,8 +110,12 @@ def test_modes_coarse_mgm_and_blocking(config_path, controller, switches, tmp_pa
     _, coarse = run_engine(controller, store, count=2, rule="coarse", tau_us=0)
     assert all(r.verdict.outcome is Outcome.REJECTED and "coarse" in r.verdict.reason
                for r in coarse)
+    _, coarse = run_engine(controller, store, count=2, rule="coarse", tau_us=10**9)
+    assert all(r.verdict.outcome is Outcome.ACCEPTED and r.rule == "coarse" for r in coarse)
     _, blocking = run_engine(controller, store, count=5, mode=Mode.BLOCKING)
     assert all(r.verdict.outcome is Outcome.ACCEPTED for r in blocking)
+    assert all(ack.body.holding for r in blocking for ack in r.acks.values()), \
+        "every SLB held inbound traffic when it committed"
     for gw in controller.gateways:
         assert not gw.request(Op.READ).body.holding, "every hold was released"
     one = Controller(load(write_config(tmp_path / "one.toml", switches[:1])))
@@ -168,21 +128,18 @@ def test_modes_coarse_mgm_and_blocking(config_path, controller, switches, tmp_pa
     assert [r.verdict.rule for r in mgm] == ["mgm"] * 3
 
 
-def test_reports_from_in_group_processes_are_stored(tmp_path, switches, capsys):
-    processes = [OobProcess("p1"), OobProcess("p2")]
-    try:
-        path = write_config(tmp_path / "service.toml", switches,
-                            processes=[(p.name, p.port) for p in processes])
-        assert beaver("ctl", "apply", path, capsys=capsys)[0] == 0
-        code, out, _ = beaver("snapshot", "take", "-c", path, "--json", capsys=capsys)
-    finally:
-        for p in processes:
-            p.close()
+def test_reports_from_in_group_processes_are_stored(tmp_path, switches, runtimes, capsys):
+    processes = [runtimes("p1", 1)[0], runtimes("p2", 2)[0]]
+    path = write_config(tmp_path / "service.toml", switches,
+                        processes=[(p.name, "%s:%d" % p.oob_address) for p in processes])
+    assert beaver("ctl", "apply", path, capsys=capsys)[0] == 0
+    code, out, _ = beaver("snapshot", "take", "-c", path, "--json", capsys=capsys)
     record = json.loads(out)
-    assert code == 0 and set(record["reports"]) == {"p1", "p2"}
-    assert record["reports"]["p1"]["taken"] and record["reports"]["p1"]["snapshot_id"] == \
-        record["wire_id"]
-    assert processes[0].requests[0]["op"] == "snapshot"
+    assert code == 0 and record["verdict"]["outcome"] == "accepted"
+    assert set(record["reports"]) == {"p1", "p2"}
+    p1 = record["reports"]["p1"]
+    assert p1["taken"] and p1["trigger"] == "oob" and p1["snapshot_id"] == record["wire_id"]
+    assert processes[0].snapshots.current_id == record["wire_id"]
 
 
 # -- the fine rule with real traffic ------------------------------------------------
@@ -247,33 +204,28 @@ def test_a_switch_down_at_start_is_one_clear_error(tmp_path, switches, capsys):
     assert rows["s1"][2] == "yes" and rows["s2"][2] == "no"
 
 
-def test_a_lost_packet_in_is_resent_then_the_snapshot_is_incomplete(config_path, tmp_path):
-    c = Controller(load(config_path))
-    lost = {"count": 0, "drop": 0}
-    s2 = c.gateways[1]
-    deliver = s2.control.on_packet_in
+def test_an_init_left_unanswered_is_resent_and_the_snapshot_accepted(controller, switches,
+                                                                     tmp_path):
+    """s2 is stopped as the first INIT leaves and resumed as the resend
+    leaves: its answer to the first INIT then completes the snapshot."""
+    bmv2 = switches[1][0]
+    inits = []
 
-    def dropping(session, metadata, payload):   # loses INIT answers while drop > 0
-        if metadata.get("opcode") == Op.INIT and lost["count"] < lost["drop"]:
-            lost["count"] += 1
-            return
-        deliver(session, metadata, payload)
-    s2.control.on_packet_in = dropping
-    c.connect()
-    store = SnapshotStore(tmp_path / "lost.db")
+    def stop_then_resume(op, snapshot_id):
+        if op == Op.INIT:
+            inits.append(snapshot_id)
+            (freeze if len(inits) == 1 else thaw)(bmv2)
     try:
-        c.apply()
-        lost["drop"] = 1
-        _, first = run_engine(c, store, count=1)
-        lost.update(count=0, drop=10**6)
-        _, second = run_engine(c, store, count=1, retries=1)
+        with before_each_request(controller.gateways[1], stop_then_resume):
+            _, finished = run_engine(controller, SnapshotStore(tmp_path / "resent.db"),
+                                     count=1, retries=1)
     finally:
-        c.close()
-    assert first[0].verdict.outcome is Outcome.ACCEPTED
-    assert first[0].acks["s2"].attempts == 2 and first[0].acks["s2"].status is Status.ALREADY
-    assert second[0].verdict.outcome is Outcome.INCOMPLETE
-    assert second[0].verdict.reason == "no acknowledgement from s2 within 100 ms (2 attempts)"
-    assert store.get(second[0].number).verdict.outcome is Outcome.INCOMPLETE
+        thaw(bmv2)
+    record = finished[0]
+    assert record.verdict.outcome is Outcome.ACCEPTED, record.verdict.reason
+    assert record.acks["s1"].attempts == 1 and record.acks["s2"].attempts == 2
+    assert record.acks["s2"].status is Status.OK
+    assert controller.gateways[1].current_id() == record.snapshot_id
 
 
 def test_a_hung_switch_makes_snapshots_incomplete_and_the_run_goes_on(controller, switches,
@@ -300,6 +252,7 @@ def test_a_hung_switch_makes_snapshots_incomplete_and_the_run_goes_on(controller
     assert len(hung) >= 2
     assert all(r.verdict.reason == "no acknowledgement from s2 within 100 ms (1 attempts)"
                for r in hung)
+    assert all("s1" in r.acks and "s2" not in r.acks for r in hung)
     assert reported[-1].verdict.outcome is Outcome.ACCEPTED
 
 

@@ -1,6 +1,7 @@
 """control/reports.py: the controller's side of the out-of-band protocol,
-against a small process server, and the channel-state check."""
+against real in-group runtimes, and the channel-state check."""
 import queue
+import signal
 import socket
 
 import pytest
@@ -9,60 +10,80 @@ from beaver.control import oob
 from beaver.control.config import ProcessConfig
 from beaver.control.oob import ChannelState, Report
 from beaver.control.reports import ChannelGap, ProcessLink, channel_gaps
+from beaver.p4src.wire import RING_SIZE
 
-from .oob_server import OobProcess
+from .runtimes import runtime_processes, runtimes
+
+__all__ = ["runtime_processes", "runtimes"]   # the fixtures
+
+TCP_ESTABLISHED = "01"
 
 
 @pytest.fixture
-def process():
-    p = OobProcess("p1")
-    yield p
-    p.close()
+def process(runtimes):
+    runtime, _ = runtimes("p1", 1)
+    return runtime
 
 
-def link_to(port: int, timeout: float = 1.0):
+def link_to(address, timeout: float = 1.0):
     answers = queue.SimpleQueue()
-    link = ProcessLink(ProcessConfig("p1", "127.0.0.1", port), timeout, answers.put)
+    link = ProcessLink(ProcessConfig("p1", *address), timeout, answers.put)
     return link, answers
 
 
+def connections_to(address) -> int:
+    """Established TCP connections whose local end is address (the server's side)."""
+    ip, port = address
+    local = f"{int.from_bytes(socket.inet_aton(ip), 'little'):08X}:{port:04X}"
+    with open("/proc/net/tcp") as table:
+        rows = [line.split() for line in table.readlines()[1:]]
+    return sum(row[1] == local and row[3] == TCP_ESTABLISHED for row in rows)
+
+
 def test_a_snapshot_request_returns_the_report_and_the_link_is_reused(process):
-    link, answers = link_to(process.port)
+    link, answers = link_to(process.oob_address)
     link.ask("snapshot", 5, "first")
     link.ask("report", 5, "second")
     first, second = answers.get(timeout=5), answers.get(timeout=5)
+    connections = connections_to(process.oob_address)
     link.close()
     assert (first.token, second.token) == ("first", "second")
     assert first.error is None and first.report.taken and first.report.snapshot_id == 5
-    assert first.report.local_state == {"counter": 0}
-    assert process.requests == [{"v": 1, "op": "snapshot", "id": 5},
-                                {"v": 1, "op": "report", "id": 5}]
+    assert first.report.trigger == "oob"
+    assert first.report.local_state == {"requests": 0, "peer_messages": 0}
+    assert second.report == first.report, "the report for 5 as it stands"
+    assert connections == 1, "both requests went over one connection"
 
 
 def test_an_unreachable_process_is_an_error_naming_it():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]   # bound, not listening: refused
-        link, answers = link_to(port)
+        address = s.getsockname()   # bound, not listening: refused
+        link, answers = link_to(address)
         link.ask("snapshot", 1, None)
         answer = answers.get(timeout=5)
     link.close()
-    assert answer.report is None and f"p1 (127.0.0.1:{port})" in str(answer.error)
+    assert answer.report is None and f"p1 (127.0.0.1:{address[1]})" in str(answer.error)
 
 
-def test_a_silent_process_times_out(process):
-    process.answer = False
-    link, answers = link_to(process.port, timeout=0.2)
+def test_a_stopped_process_times_out(runtime_processes):
+    process, address = runtime_processes("p1", 3)
+    process.send_signal(signal.SIGSTOP)
+    link, answers = link_to(address, timeout=0.2)
     link.ask("snapshot", 1, None)
     answer = answers.get(timeout=5)
     link.close()
-    assert "timed out" in str(answer.error)
+    assert answer.report is None and "timed out" in str(answer.error)
 
 
-def test_a_refusal_or_a_wrong_report_is_an_error(process):
-    link, answers = link_to(process.port)
+def test_a_refusal_is_an_error(process):
+    link, answers = link_to(process.oob_address)
     link.ask("bogus", 1, None)
-    assert "refused 'bogus'" in str(answers.get(timeout=5).error)
+    assert "refused 'bogus': unknown op 'bogus'" in str(answers.get(timeout=5).error)
+    link.ask("snapshot", RING_SIZE + 1, None)
+    assert answers.get(timeout=5).error is None
+    link.ask("report", 1, None)
+    assert "snapshot 1 is not kept" in str(answers.get(timeout=5).error)
     link.close()
 
 

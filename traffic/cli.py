@@ -79,7 +79,8 @@ def run_in_group(args: argparse.Namespace, make_app: Callable[[Runtime], App]):
                       poll_interval=args.poll_interval, log=log)
     runtime.serve(make_app(runtime))
     logging.info("%s serving on %s (mode %s)", args.name, args.dip, args.mode)
-    stop.wait()
+    while not stop.wait(0.5):   # wake now and then: the signal may land on another thread
+        pass
     runtime.stop()
     if log:
         log.close()

@@ -1,0 +1,130 @@
+"""A service of two real SLBs for controller tests: two simple_switch_grpc
+processes, each with a client port (1) and a backend port (2) on veth pairs,
+its configuration file, a connected controller, and ways to act on a
+switch at a chosen moment of a run.
+
+Import the fixtures into a test module to use them:
+    from .bmv2_service import config_path, controller, switches
+"""
+from __future__ import annotations
+
+import os
+import signal
+from contextlib import contextmanager
+from typing import Callable
+
+import pytest
+
+from beaver.control.config import load
+from beaver.control.controller import Controller, Gateway
+from beaver.control.engine import Engine, RunSettings
+from beaver.p4src import BMV2_JSON, P4INFO
+from beaver.p4src.wire import Op
+
+from .packets import stamp
+from .ports import Ports
+
+VIP = "10.10.0.1"
+SLB_MAC = "00:00:00:00:00:fe"
+BACKEND_PORT = 2
+
+
+@pytest.fixture(scope="module")
+def switches(bmv2_switches):
+    """[(Bmv2Switch, VethPairs)] for s1 and s2."""
+    return [bmv2_switches(ports=2, device_id=1), bmv2_switches(ports=2, device_id=2)]
+
+
+def write_config(path, switches, controller="", processes=()):
+    """processes: (name, "host:port") of in-group processes."""
+    text = [f"[controller]\nstore = \"snapshots.db\"\nconnect_timeout_s = 1\n"
+            f"connect_retries = 1\n{controller}\n",
+            f'[pipeline]\np4info = "{P4INFO}"\nbmv2_json = "{BMV2_JSON}"\n',
+            '[service]\ningroup = ["10.0.2.0/24"]\n']
+    for i, (bmv2, _) in enumerate(switches, start=1):
+        text.append(f'[[slbs]]\nname = "s{i}"\naddress = "{bmv2.grpc_address}"\n'
+                    f'device_id = {bmv2.device_id}\nslb_id = {i}\nslb_addr = "10.0.0.{i}"\n'
+                    f'routes = [{{prefix = "10.0.2.0/24", port = {BACKEND_PORT}, '
+                    f'src_mac = "{SLB_MAC}", dst_mac = "00:00:00:00:00:02"}}]\n')
+    text.append(f'[[vips]]\naddress = "{VIP}"\nprotocol = "udp"\nport = 80\n'
+                f'backends = ["10.0.2.1", "10.0.2.2"]\n')
+    for name, address in processes:
+        text.append(f'[[processes]]\nname = "{name}"\naddress = "{address}"\n')
+    path.write_text("\n".join(text))
+    return path
+
+
+@pytest.fixture
+def config_path(tmp_path, switches):
+    return write_config(tmp_path / "service.toml", switches)
+
+
+@pytest.fixture
+def controller(config_path):
+    c = Controller(load(config_path))
+    c.connect()
+    c.apply()
+    yield c
+    c.close()
+
+
+def run_engine(controller, store, processes=(), **settings):
+    """Runs the engine (tau 1 s unless given); returns its summary and the
+    records in the order they were reported."""
+    finished = []
+    summary = Engine(controller, store, RunSettings(**{"tau_us": 10**6, **settings}),
+                     processes, on_finished=finished.append).run()
+    return summary, finished
+
+
+# -- acting on a switch during a run --------------------------------------------
+
+@contextmanager
+def before_each_request(gw: Gateway, action: Callable[[Op, int], None]):
+    """Calls action(op, snapshot_id) just before each request leaves for gw,
+    so that a test acts on the real switch at that moment of the run."""
+    send = gw.control.send
+
+    def sending(op, snapshot_id=0, *args, **kwargs):
+        action(op, snapshot_id)
+        return send(op, snapshot_id, *args, **kwargs)
+    gw.control.send = sending
+    try:
+        yield
+    finally:
+        del gw.control.send   # the class's method again
+
+
+def freeze(bmv2):
+    """The switch process stops: it reads nothing and answers nothing."""
+    os.kill(bmv2.process.pid, signal.SIGSTOP)
+
+
+def thaw(bmv2):
+    """The switch process resumes with whatever queued up meanwhile."""
+    os.kill(bmv2.process.pid, signal.SIGCONT)
+
+
+@contextmanager
+def frozen_from_first_init(gw: Gateway, bmv2):
+    """The switch stops just before gw's first INIT of the run leaves (its
+    clock is aligned by then); it resumes when the block ends."""
+    def stop_at_init(op, _snapshot_id):
+        if op == Op.INIT:
+            freeze(bmv2)
+    try:
+        with before_each_request(gw, stop_at_init):
+            yield
+    finally:
+        thaw(bmv2)
+
+
+def send_stamp(switch, snapshot_id: int):
+    """An in-group message stamped with snapshot_id enters the SLB on its
+    backend port: the SLB learns the ID if it is newer than its own."""
+    _, veths = switch
+    ports = Ports({BACKEND_PORT: veths.host_ends[BACKEND_PORT]})
+    try:
+        ports.send(BACKEND_PORT, stamp("10.0.2.1", "10.0.2.2", snapshot_id))
+    finally:
+        ports.close()
