@@ -48,6 +48,12 @@ def raw_socket(iface: str) -> socket.socket:
     return s
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process (all its threads) so far."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def offer(sender: socket.socket, receivers: list[socket.socket], frames: list[bytes],
           packets: int, window: int = 64, stall: float = 0.05) -> tuple[int, float]:
     """Keeps at most `window` packets inside the switch (closed loop, so BMv2's
@@ -106,22 +112,29 @@ def main() -> int:
             sender = raw_socket(veths.host_ends[1])
             receivers = [raw_socket(veths.host_ends[p]) for p in BACKENDS]
             rates = {True: [], False: []}
+            costs = {True: [], False: []}
             print(f"{args.packets} packets per round, {len(frames)} flows")
             for round_no in range(1, args.rounds + 1):
-                for marking in (True, False):
+                # Alternate which goes first, so neither gains from its place.
+                for marking in (True, False) if round_no % 2 else (False, True):
                     session.modify(config_entry(session.ctx, 1, "10.0.0.254", marking))
+                    cpu_before = cpu_seconds(switch.process.pid)
                     delivered, seconds = offer(sender, receivers, frames, args.packets)
+                    cpu_us = (cpu_seconds(switch.process.pid) - cpu_before) * 1e6 / args.packets
                     rate = delivered / seconds
                     rates[marking].append(rate)
+                    costs[marking].append(cpu_us)
                     print(f"round {round_no} marking {'on ' if marking else 'off'}: "
-                          f"{delivered:6d} delivered in {seconds:6.3f} s = {rate:8.0f} pkt/s")
+                          f"{delivered:6d} delivered in {seconds:6.3f} s = {rate:8.0f} pkt/s, "
+                          f"BMv2 {cpu_us:5.1f} us CPU/packet")
         finally:
             session.close()
             switch.stop()
     on, off = statistics.median(rates[True]), statistics.median(rates[False])
-    print(f"\nmedian marking on : {on:8.0f} pkt/s")
-    print(f"median marking off: {off:8.0f} pkt/s")
-    print(f"ratio on/off      : {on / off:.3f}")
+    cost_on, cost_off = statistics.median(costs[True]), statistics.median(costs[False])
+    print(f"\nmedian marking on : {on:8.0f} pkt/s, BMv2 {cost_on:5.1f} us CPU/packet")
+    print(f"median marking off: {off:8.0f} pkt/s, BMv2 {cost_off:5.1f} us CPU/packet")
+    print(f"ratio on/off      : {on / off:.3f} (rate), {cost_off / cost_on:.3f} (CPU per packet)")
     return 0
 
 

@@ -6,9 +6,10 @@
  *   Config         the SLB's id, address and marking switch
  *   VipLookup      inbound VIP traffic -> backend pool      (load_balancer.p4)
  *   BackendChoice  5-tuple hash -> DIP                      (load_balancer.p4)
- *   Encapsulate    IPv4/UDP/Beaver towards the DIP          (load_balancer.p4)
+ *   Encapsulate    IPv4/UDP/Beaver towards the DIP, marked  (load_balancer.p4)
  *   InGroup        STAMPs from in-group sources -> learning
- *   Epoch          snapshot ID registers                    (epoch.p4)
+ *   Epoch          snapshot ID registers: the mark action,  (epoch.p4)
+ *                  learning and control requests
  *   Forwarding     LPM routing of the outermost header      (forwarding.p4)
  */
 #include <core.p4>
@@ -48,15 +49,13 @@ control Config(inout metadata_t meta) {
 /* Which STAMPed packets may move this SLB's ID forward.
  *
  * Input:  IPv4 source of a packet carrying a Beaver STAMP.
- * Output: meta.epoch_op = EPOCH_LEARN with the carried ID, for in-group
- *         sources only.
+ * Output: meta.epoch_op = EPOCH_LEARN, for in-group sources only.
  * Postcondition: packets from anyone else are forwarded but never learned
  *   from, so an outsider cannot push the SLB's ID.
  */
 control InGroup(in headers_t hdr, inout metadata_t meta) {
     action learn() {
         meta.epoch_op = EPOCH_LEARN;
-        meta.epoch_id = hdr.beaver.snapshot_id;
     }
 
     table ingroup_sources {
@@ -110,16 +109,13 @@ control BeaverIngress(inout headers_t hdr,
             vip_lookup.apply(hdr, meta);
             if (meta.is_vip == 1) {
                 backend_choice.apply(hdr, meta);
-                if (meta.marking == 1) {
-                    meta.epoch_op = EPOCH_MARK;
-                }
             } else if (hdr.beaver.isValid() && hdr.beaver.kind == BEAVER_KIND_STAMP) {
                 in_group.apply(hdr, meta);
             }
         }
 
-        // 2. Epoch registers, once per packet.
-        if (meta.drop_reason == 0 && meta.epoch_op != EPOCH_NONE) {
+        // 2. Learning and control requests.
+        if (meta.epoch_op != EPOCH_NONE) {
             epoch.apply(hdr, meta, std.ingress_global_timestamp);
         }
 
@@ -130,21 +126,20 @@ control BeaverIngress(inout headers_t hdr,
             hdr.packet_in.status = meta.ctl_status;
             hdr.packet_out.setInvalid();
             std.egress_spec = CPU_PORT;
-            return;
-        }
-        if (meta.drop_reason == 0 && meta.is_vip == 1) {
-            if (meta.holding == 1) {
-                meta.drop_reason = DROP_HOLD;
-            } else {
-                encapsulate.apply(hdr, meta, meta.epoch_id);
+        } else {
+            if (meta.drop_reason == 0 && meta.is_vip == 1) {
+                encapsulate.apply(hdr, meta, std.ingress_global_timestamp);
+                if (meta.holding == 1) {
+                    meta.drop_reason = DROP_HOLD;
+                }
             }
-        }
-        if (meta.drop_reason == 0) {
-            forwarding.apply(hdr, meta, std);
-        }
-        if (meta.drop_reason != 0) {
-            drop_reasons.count(meta.drop_reason);
-            mark_to_drop(std);
+            if (meta.drop_reason == 0) {
+                forwarding.apply(hdr, meta, std);
+            }
+            if (meta.drop_reason != 0) {
+                drop_reasons.count(meta.drop_reason);
+                mark_to_drop(std);
+            }
         }
     }
 }

@@ -5,84 +5,111 @@
  * the ID's low bits, remembers for each recent ID when the SLB moved to it,
  * the last packet marked with an older ID, and how many packets it marked.
  *
- * Input:  meta.epoch_op and
- *           EPOCH_MARK:  nothing; EPOCH_LEARN: meta.epoch_id;
- *           EPOCH_CTL:   hdr.packet_out.opcode and hdr.ctl (a valid request).
- * Output: EPOCH_MARK:  meta.epoch_id = current ID, meta.holding;
- *         EPOCH_CTL:   hdr.ctl filled in as the answer, meta.ctl_status.
+ * The registers are shared by:
+ *   mark     an action for every VIP packet (Encapsulate calls it);
+ *            output: meta.epoch_id = the current ID, meta.holding; the packet
+ *            counted under the current ID.
+ *   Epoch    input: meta.epoch_op, and for EPOCH_LEARN hdr.beaver.snapshot_id,
+ *            for EPOCH_CTL hdr.packet_out.opcode and a valid hdr.ctl.
+ *            output: for EPOCH_CTL, hdr.ctl filled in as the answer and
+ *            meta.ctl_status.
  * Postcondition: the current ID only ever moves forward; a marked packet is
  *   counted under the ID it carries unless VIP traffic is held; a request
  *   with an unknown opcode or a stale ID changes no register.
+ *
+ * Marking is on every VIP packet's path, so it is one register read and one
+ * write, inside the action that encapsulates (BMv2 pays about a microsecond
+ * for every table it applies).
  */
 #ifndef BEAVER_EPOCH_P4
 #define BEAVER_EPOCH_P4
 
+// The current ID and its running record, one register so that marking is
+// one read and one write:  hold (112) | ID (111:80) | packets marked (79:48)
+// | time of the last one (47:0).
+register<bit<113>>(1) epoch_state;
+// The ring: each recent ID's record, final once the SLB moved past it.
+register<bit<32>>(RING_SIZE) epoch_slot_id;             // which ID the record holds
+register<bit<48>>(RING_SIZE) epoch_slot_switch_time;
+register<bit<48>>(RING_SIZE) epoch_slot_last_old_time;
+register<bit<80>>(RING_SIZE) epoch_slot_marks;          // packets marked (79:48), last (47:0)
+
+// A VIP packet: its mark (meta.epoch_id) and the hold flag (meta.holding);
+// the packet is counted under the current ID.  Held packets are dropped, not
+// forwarded: they leave the record unchanged.  Called by Encapsulate.
+action mark(inout metadata_t meta, in bit<48> now) {
+    bit<113> st;
+    epoch_state.read(st, 0);
+    meta.holding = st[112:112];
+    meta.epoch_id = st[111:80];
+    bit<32> count = st[79:48] + (bit<32>)(~st[112:112]);
+    bit<48> last = st[112:112] == 1 ? st[47:0] : now;
+    epoch_state.write(0, st[112:80] ++ count ++ last);
+}
+
 control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
-    register<bit<32>>(1) current_id;
-    register<bit<1>>(1)  holding;
-    register<bit<48>>(1) last_mark_time;   // newest packet marked, whatever its ID
-
-    register<bit<32>>(RING_SIZE) slot_id;            // which ID the record holds
-    register<bit<48>>(RING_SIZE) slot_switch_time;
-    register<bit<48>>(RING_SIZE) slot_last_old_time;
-    register<bit<32>>(RING_SIZE) slot_count;
-
+    bit<113> s;   // the state, read once per request
     bit<32> cur;
     bit<1>  hold;
 
-    // Move to id (caller checked it is newer); opens its ring record.
+    // Move to id (caller checked it is newer): the current ID's record is
+    // filed in the ring and id's opened.  The last old-ID packet is the
+    // current ID's last mark, or, if it marked none, what it inherited.
     action advance(bit<32> id) {
-        bit<48> last_mark;
-        last_mark_time.read(last_mark, 0);
+        bit<32> from = (bit<32>)cur[RING_BITS-1:0];
+        epoch_slot_marks.write(from, s[79:0]);
+        bit<48> inherited;
+        epoch_slot_last_old_time.read(inherited, from);
         bit<32> slot = (bit<32>)id[RING_BITS-1:0];
-        slot_id.write(slot, id);
-        slot_switch_time.write(slot, now);
-        slot_last_old_time.write(slot, last_mark);
-        slot_count.write(slot, 0);
-        current_id.write(0, id);
+        epoch_slot_id.write(slot, id);
+        epoch_slot_switch_time.write(slot, now);
+        epoch_slot_last_old_time.write(slot, s[47:0] > inherited ? s[47:0] : inherited);
         cur = id;
+        s = hold ++ cur ++ 80w0;
+        epoch_state.write(0, s);
     }
 
-    // Fill the answer's record fields with the ring record of id.
+    action set_hold(bit<1> value) {
+        hold = value;
+        s = hold ++ s[111:0];
+        epoch_state.write(0, s);
+    }
+
+    // Fill the answer's record fields with the record of id (the current
+    // ID's running one, or the ring's).
     action report(bit<32> id) {
         bit<32> slot = (bit<32>)id[RING_BITS-1:0];
         hdr.ctl.snapshot_id = id;
-        slot_switch_time.read(hdr.ctl.switch_time, slot);
-        slot_last_old_time.read(hdr.ctl.last_old_time, slot);
-        slot_count.read(hdr.ctl.count, slot);
+        epoch_slot_switch_time.read(hdr.ctl.switch_time, slot);
+        epoch_slot_last_old_time.read(hdr.ctl.last_old_time, slot);
+        bit<80> marks;
+        epoch_slot_marks.read(marks, slot);
+        hdr.ctl.count = id == cur ? s[79:48] : marks[79:48];
     }
 
     apply {
-        current_id.read(cur, 0);
-        holding.read(hold, 0);
+        epoch_state.read(s, 0);
+        cur = s[111:80];
+        hold = s[112:112];
 
-        if (meta.epoch_op == EPOCH_MARK) {
-            meta.epoch_id = cur;
-            meta.holding = hold;
-            if (hold == 0) {
-                bit<32> slot = (bit<32>)cur[RING_BITS-1:0];
-                bit<32> count;
-                slot_count.read(count, slot);
-                slot_count.write(slot, count + 1);
-                last_mark_time.write(0, now);
-            }
-        } else if (meta.epoch_op == EPOCH_LEARN) {
-            bit<32> ahead = meta.epoch_id - cur;
+        if (meta.epoch_op == EPOCH_LEARN) {
+            bit<32> learned = hdr.beaver.snapshot_id;
+            bit<32> ahead = learned - cur;
             if (ahead != 0 && ahead[31:31] == 0) {
-                advance(meta.epoch_id);
+                advance(learned);
             }
         } else if (meta.epoch_op == EPOCH_CTL) {
-            bit<8> op = hdr.packet_out.opcode;
+            bit<8> request = hdr.packet_out.opcode;
             bit<32> id = hdr.ctl.snapshot_id;
             bit<32> ahead = id - cur;
             bool newer = ahead != 0 && ahead[31:31] == 0;
             bit<32> recorded;
-            slot_id.read(recorded, (bit<32>)id[RING_BITS-1:0]);
+            epoch_slot_id.read(recorded, (bit<32>)id[RING_BITS-1:0]);
             bool known = !newer && recorded == id;
 
             hdr.ctl.id_before = cur;
             meta.ctl_status = ST_OK;
-            if (op == OP_INIT) {
+            if (request == OP_INIT) {
                 if (newer) {
                     advance(id);
                 } else if (known) {
@@ -91,16 +118,14 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
                     meta.ctl_status = ST_STALE;
                 }
                 if (cur == id && (hdr.ctl.flags & FLAG_HOLD) != 0) {
-                    hold = 1;
-                    holding.write(0, hold);
+                    set_hold(1);
                 }
-            } else if (op == OP_READ) {
+            } else if (request == OP_READ) {
                 if (!known) {
                     meta.ctl_status = ST_STALE;
                 }
-            } else if (op == OP_RELEASE) {
-                hold = 0;
-                holding.write(0, hold);
+            } else if (request == OP_RELEASE) {
+                set_hold(0);
             } else {
                 meta.ctl_status = ST_BAD_OPCODE;
             }
@@ -113,7 +138,8 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
             hdr.ctl.id_after = cur;
             hdr.ctl.now = now;
             hdr.ctl.slb_id = meta.slb_id;
-            hdr.ctl.flags = (hold == 1 ? FLAG_HOLD : 8w0) | (meta.marking == 1 ? FLAG_MARKING : 8w0);
+            hdr.ctl.flags = (hold == 1 ? FLAG_HOLD : 8w0) |
+                            (meta.marking == 1 ? FLAG_MARKING : 8w0);
         }
     }
 }

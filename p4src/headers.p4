@@ -146,10 +146,11 @@ struct headers_t {
     beaver_t       beaver;        // as received: a STAMP from an in-group process
 }
 
+/* What the Epoch control is asked to do (meta.epoch_op); VIP packets are
+ * marked by the mark action instead, inside Encapsulate. */
 const bit<8> EPOCH_NONE = 0;
-const bit<8> EPOCH_MARK = 1;   // a VIP packet: read the current ID, count it
-const bit<8> EPOCH_LEARN = 2;  // an in-group STAMP: move forward if newer
-const bit<8> EPOCH_CTL = 3;    // a control request in hdr.ctl
+const bit<8> EPOCH_LEARN = 1;  // an in-group STAMP: move forward if newer
+const bit<8> EPOCH_CTL = 2;    // a control request in hdr.ctl
 
 struct metadata_t {
     bit<32> drop_reason;
@@ -166,9 +167,9 @@ struct metadata_t {
     bit<16> member;
     bit<32> dip;
     bit<16> flow_hash;
-    // epoch tracking: request and answer
-    bit<8>  epoch_op;
-    bit<32> epoch_id;
+    // epoch tracking
+    bit<8>  epoch_op;   // EPOCH_*
+    bit<32> epoch_id;   // from mark: the current ID, for a VIP packet
     bit<1>  holding;
     bit<8>  ctl_status;
 }

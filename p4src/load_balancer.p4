@@ -75,17 +75,23 @@ control BackendChoice(inout headers_t hdr, inout metadata_t meta) {
 }
 
 /* Wraps the received IPv4 packet in IPv4/UDP/Beaver towards meta.dip,
- * marked with snapshot ID `id` and the SLB's id.  The outer UDP source port
- * carries flow entropy, as real SLB encapsulations do. */
-control Encapsulate(inout headers_t hdr, in metadata_t meta, in bit<32> id) {
-    apply {
+ * marked, when marking is on, with the current snapshot ID (epoch.p4's
+ * mark) and the SLB's id.  The outer UDP source port carries flow entropy,
+ * as real SLB encapsulations do.  Marking and pushing are one action, so a
+ * marked packet costs BMv2 no extra table.
+ *
+ * Input:  meta.dip, meta.slb_id, meta.slb_addr, meta.marking, meta.flow_hash.
+ * Output: the outer headers; meta.epoch_id and meta.holding from mark.
+ */
+control Encapsulate(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
+    action push() {
         bit<16> inner_len = hdr.ipv4.total_len;
 
         hdr.encap_beaver.setValid();
         hdr.encap_beaver.version = BEAVER_VERSION;
         hdr.encap_beaver.kind = BEAVER_KIND_MARK;
         hdr.encap_beaver.origin = meta.slb_id;
-        hdr.encap_beaver.snapshot_id = id;
+        hdr.encap_beaver.snapshot_id = meta.epoch_id;
 
         hdr.encap_udp.setValid();
         hdr.encap_udp.src_port = 0xC000 | (meta.flow_hash & 0x3FFF);
@@ -105,6 +111,19 @@ control Encapsulate(inout headers_t hdr, in metadata_t meta, in bit<32> id) {
         hdr.encap_ipv4.protocol = PROTO_UDP;
         hdr.encap_ipv4.src_addr = meta.slb_addr;
         hdr.encap_ipv4.dst_addr = meta.dip;
+    }
+
+    action mark_and_push() {
+        mark(meta, now);
+        push();
+    }
+
+    apply {
+        if (meta.marking == 1) {
+            mark_and_push();
+        } else {
+            push();
+        }
     }
 }
 
