@@ -33,7 +33,9 @@ def register(subcommands, common: argparse.ArgumentParser):
     taking = argparse.ArgumentParser(add_help=False)
     taking.add_argument("--mode", choices=[m.value for m in Mode], default=Mode.OGM.value,
                         help="ogm: every SLB at once, judged by a rule (default); mgm: one "
-                             "SLB; blocking: hold inbound traffic until all SLBs commit")
+                             "SLB; blocking: hold inbound traffic until all SLBs commit; "
+                             "baselines without gateways: lai-yang (processes told out of "
+                             "band), polling (processes snapshot on their own timers)")
     taking.add_argument("--rule", choices=(FINE, COARSE),
                         help="OGM detection rule (default: from the configuration)")
     taking.add_argument("--tau", type=int, metavar="US",

@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import socket
 import struct
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 OOB_PORT = 4791
@@ -80,8 +80,10 @@ class Report:
     finished_id: int = 0         # newest ID whose local and channel state are complete
 
     def to_message(self) -> dict[str, Any]:
-        message = {"v": VERSION, "op": "report"}
-        message.update(asdict(self))
+        # Shallow: the local state is the process's own copy, JSON encodes it as is.
+        message = {"v": VERSION, "op": "report",
+                   **{f.name: getattr(self, f.name) for f in fields(self)}}
+        message["channels"] = {peer: asdict(c) for peer, c in self.channels.items()}
         return message
 
     @classmethod

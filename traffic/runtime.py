@@ -311,6 +311,7 @@ class Runtime:
             if op == "snapshot":
                 self._took(self.snapshots.oob(snapshot_id))
             try:
-                return self.snapshots.report(snapshot_id).to_message()
+                report = self.snapshots.report(snapshot_id)
             except LookupError as e:
                 raise oob.ProtocolError(str(e)) from None
+        return report.to_message()   # outside the lock: requests go on meanwhile

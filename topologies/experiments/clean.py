@@ -37,10 +37,7 @@ def spec(args) -> Spec:
 
 
 def run(args, results: Results) -> list[dict]:
-    tau = args.tau_us
-    if tau is None:
-        tau = min(fig12.measure(results, "tau-min", 3.0, 2))
-        results.progress(f"tau_min = {tau} us")
+    tau = fig12.tau_or_measured(results, args.tau_us)
     settings = RunSettings(Mode.OGM, rules.FINE, tau, count=args.count, rate=args.rate,
                            inflight=4, retake=2)
     phase = snapshot_phase(results, "run", spec(args), settings)

@@ -44,10 +44,9 @@ def spec(slbs: int) -> Spec:
 
 
 def run(args, results: Results) -> list[dict]:
-    taus = [t for t in args.taus.split(",")]
+    taus = args.taus.split(",")
     if "min" in taus:
-        tau_min = min(fig12.measure(results, "tau-min", 3.0, 2))
-        results.progress(f"tau_min = {tau_min} us")
+        tau_min = fig12.tau_or_measured(results, None)
         taus = [tau_min if t == "min" else t for t in taus]
     taus = [int(t) for t in taus]
     summary, rows = [], []

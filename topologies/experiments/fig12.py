@@ -76,6 +76,15 @@ def measure(results: Results, label: str, duration: float, relays: int) -> list[
                            f"{bank}:{bank_service.port}")
 
 
+def tau_or_measured(results: Results, tau_us: int | None) -> int:
+    """tau_us if given, else tau_min of this network, measured on a fresh one."""
+    if tau_us is not None:
+        return tau_us
+    tau = min(measure(results, "tau-min", 3.0, 2))
+    results.progress(f"tau_min = {tau} us")
+    return tau
+
+
 def run(args, results: Results) -> list[dict]:
     chains = measure(results, "relays", args.duration, args.relays)
     if not chains:

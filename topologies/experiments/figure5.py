@@ -8,7 +8,9 @@ bank (VIP behind bvs2).  Each phase is a fresh network:
   beaver-coarse   OGM, coarse rule; same delay: must reject
   lai-yang        no gateways; the bank's processes initiated `delay` late:
                   accepts, and the checker finds the cuts inconsistent
-  beaver-on-time  OGM, fine rule, no delay: accepts consistent cuts
+  beaver-on-time  OGM, fine rule, no delay: accepts only consistent cuts
+
+tau is this network's tau_min (measured first) unless --tau-us is given.
 
 The checker judges every cut from the logs, whatever the verdict.
 """
@@ -21,6 +23,7 @@ from beaver.control.record import Mode
 
 from ..processes import Workload
 from ..spec import Service, Spec
+from . import fig12
 from .phase import snapshot_phase
 from .results import Results
 
@@ -31,7 +34,8 @@ def add_arguments(p):
     p.add_argument("--delay-ms", type=float, default=30.0,
                    help="how late the bank's SLB (or, for Lai-Yang, its processes) "
                         "learns of each snapshot (default 30)")
-    p.add_argument("--tau-us", type=int, default=5000, help="tau (default 5000)")
+    p.add_argument("--tau-us", type=int, default=None,
+                   help="tau (default: tau_min of this network, measured first as in fig12)")
     p.add_argument("--count", type=int, default=20, help="snapshots per phase (default 20)")
     p.add_argument("--rate", type=float, default=5.0, help="snapshots per second (default 5)")
 
@@ -43,8 +47,9 @@ BANK_PROCESSES = ("bvi3", "bvi4")
 
 
 def run(args, results: Results) -> list[dict]:
+    tau = fig12.tau_or_measured(results, args.tau_us)
     delay = int(args.delay_ms * 1000)
-    common = dict(tau_us=args.tau_us, count=args.count, rate=args.rate)
+    common = dict(tau_us=tau, count=args.count, rate=args.rate)
     phases = [
         ("beaver-fine", Workload(), RunSettings(Mode.OGM, "fine", delays_us={BANK_SLB: delay},
                                                 **common)),
@@ -57,7 +62,7 @@ def run(args, results: Results) -> list[dict]:
     summary, rows = [], []
     for label, workload, settings in phases:
         phase = snapshot_phase(results, label, SPEC, settings, workload, delay_ms=args.delay_ms)
-        summary.append({"phase": label, **phase.tally})
+        summary.append({"phase": label, "tau_us": tau, **phase.tally})
         rows += phase.rows
     results.write_csv(rows)
     plot(results, rows)

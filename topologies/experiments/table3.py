@@ -68,10 +68,7 @@ def settings(mode: str, args, tau: int) -> tuple[Workload, RunSettings]:
 
 
 def run(args, results: Results) -> list[dict]:
-    tau = args.tau_us
-    if tau is None:
-        tau = min(fig12.measure(results, "tau-min", 3.0, 2))
-        results.progress(f"tau_min = {tau} us")
+    tau = fig12.tau_or_measured(results, args.tau_us)
     summary, rows = [], []
     for percent in [float(b) for b in args.bots.split(",")]:
         bots = round(args.users * percent / 100)
