@@ -13,7 +13,8 @@ p4: $(VENV)/.installed
 	$(PY) -m beaver.p4src.compiler
 
 $(VENV)/.installed: pyproject.toml
-	command -v mn >/dev/null && command -v ethtool >/dev/null || \
+	command -v mn >/dev/null && command -v ethtool >/dev/null && \
+	  /usr/bin/python3 -c "import ensurepip" 2>/dev/null || \
 	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
 	    mininet python3-venv ethtool iproute2)
 	/usr/bin/python3 -m venv --system-site-packages $(VENV)
