@@ -31,7 +31,8 @@ def register(subcommands, common: argparse.ArgumentParser):
     try:
         from beaver.topologies import experiments
     except ImportError as e:   # no Mininet: every other command still works
-        run.set_defaults(run=lambda args: _unavailable(e))
+        problem = str(e)
+        run.set_defaults(run=lambda args: _unavailable(problem))
         return
     names = run.add_subparsers(dest="name", metavar="NAME", required=True)
     for name in experiments.NAMES:
@@ -57,8 +58,8 @@ def run_cleanup(args) -> int:
     return 0
 
 
-def _unavailable(error: ImportError):
-    raise CliError(f"experiments need Mininet (apt-get install mininet): {error}")
+def _unavailable(problem: str):
+    raise CliError(f"experiments need Mininet (apt-get install mininet): {problem}")
 
 
 def missing_requirement() -> str | None:

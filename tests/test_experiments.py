@@ -25,14 +25,15 @@ def by_phase(rows: list[dict]) -> dict[str, dict]:
 
 
 def test_figure5_a_late_slb_makes_beaver_reject_and_lai_yang_accept(tmp_path, capsys):
-    assert main(["experiment", "run", "figure5", "--out", str(tmp_path), "--count", "5"]) == 0
+    assert main(["experiment", "run", "figure5", "--out", str(tmp_path), "--count", "8"]) == 0
     phases = by_phase(summary(tmp_path, "figure5"))
     for rule in ("beaver-fine", "beaver-coarse"):
         p = phases[rule]
-        assert p["rejected"] == p["taken"] == 5, p
-        assert p["inconsistent"] == 5, "the checker agrees: the cuts were inconsistent"
+        assert p["rejected"] == p["taken"] == 8, p
+        # the checker agrees: relays cross the late SLB in (nearly) every window
+        assert p["inconsistent"] >= 6 and p["false_accepts"] == 0, p
     lai_yang = phases["lai-yang"]
-    assert lai_yang["accepted"] == 5 and lai_yang["false_accepts"] >= 1, lai_yang
+    assert lai_yang["accepted"] == 8 and lai_yang["false_accepts"] >= 1, lai_yang
     on_time = phases["beaver-on-time"]
     assert on_time["false_accepts"] == 0 and on_time["accepted"] >= 1
     assert (next(tmp_path.glob("figure5-*")) / "figure5.png").stat().st_size > 0

@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from beaver.control.config import ServiceConfig
 from beaver.control.controller import Controller
 from beaver.control.engine import Engine, RunSettings, RunSummary
 from beaver.control.record import SnapshotRecord
@@ -33,18 +34,16 @@ log = logging.getLogger(__name__)
 
 class Run:
     def __init__(self, spec: Spec, run_dir: Path, workload: Workload = Workload(),
-                 controller: dict | None = None, marking: bool = True,
-                 reports: bool = True):
-        """controller: [controller] settings of the configuration (tau_us, ...);
-        reports: whether snapshots collect the in-group processes' reports."""
+                 marking: bool = True, reports: bool = True):
+        """reports: whether snapshots collect the in-group processes' reports."""
         self.spec = spec
         self.run_dir = Path(run_dir)
         self.workload = workload
-        self.controller_settings = controller or {}
         self.marking = marking
         self.reports = reports
         self.network = BeaverNetwork(spec, self.run_dir / "switches")
         self.processes: Processes | None = None
+        self.config: ServiceConfig | None = None
         self.controller: Controller | None = None
         self.store: SnapshotStore | None = None
         self.records: list[SnapshotRecord] = []
@@ -54,13 +53,12 @@ class Run:
         (self.run_dir / "spec.json").write_text(json.dumps(asdict(self.spec), indent=1))
         try:
             self.network.start()
-            config = write_config(self.network, self.run_dir / "beaver.toml",
-                                  self.controller_settings, self.marking)
-            self.config = config
-            self.controller = Controller(config)
+            self.config = write_config(self.network, self.run_dir / "beaver.toml",
+                                       self.marking)
+            self.controller = Controller(self.config)
             self.controller.connect()
             self.controller.apply(push=True)
-            self.store = SnapshotStore(config.controller.store)
+            self.store = SnapshotStore(self.config.controller.store)
             self.processes = Processes(self.network, self.run_dir, self.workload)
             self.processes.start_ingroup()
         except BaseException:

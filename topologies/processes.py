@@ -66,7 +66,7 @@ class Processes:
         raise ProcessError(f"this topology has no {app} service")
 
     def _thirdparty(self) -> str | None:
-        for name, (role, addr) in self.plan.outgroup.items():
+        for role, addr in self.plan.outgroup.values():
             if role == "thirdparty":
                 return f"{addr.ip}:{THIRDPARTY_PORT}"
         return None
@@ -92,7 +92,7 @@ class Processes:
 
     def outgroup_command(self, name: str) -> list[str]:
         role, addr = self.plan.outgroup[name]
-        seed = str(self.workload.seed * 1000 + len(self.running))
+        seed = str(self.workload.seed * 1000 + list(self.plan.outgroup).index(name))
         w = self.workload
         if role.startswith("client-"):
             app = role.split("-", 1)[1]

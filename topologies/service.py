@@ -29,11 +29,10 @@ def _table(name: str, values: dict, array: bool = False) -> str:
     return "\n".join([head] + [f"{k} = {_value(v)}" for k, v in values.items()]) + "\n"
 
 
-def write_config(network: BeaverNetwork, path: Path, controller: dict,
-                 marking: bool = True, with_processes: bool = True) -> ServiceConfig:
+def write_config(network: BeaverNetwork, path: Path, marking: bool = True) -> ServiceConfig:
     """Writes the configuration and returns it as the controller reads it."""
     plan = network.plan
-    parts = [_table("controller", {"store": "snapshots.db", **controller}),
+    parts = [_table("controller", {"store": "snapshots.db"}),
              _table("service", {"ingroup": [INGROUP_HOSTS]})]
     for g, (name, fabric) in enumerate(plan.slb_fabric.items(), start=1):
         node = network.slb(name)
@@ -47,9 +46,8 @@ def write_config(network: BeaverNetwork, path: Path, controller: dict,
     for vip, (service, dips) in plan.vips().items():
         parts.append(_table("vips", {"address": vip, "protocol": "udp", "port": service.port,
                                      "backends": dips}, array=True))
-    if with_processes:
-        for name, (_, _, _, mgmt_ip) in plan.ingroup.items():
-            parts.append(_table("processes", {"name": name,
-                                              "address": f"{mgmt_ip}:{OOB_PORT}"}, array=True))
+    for name, (_, _, _, mgmt_ip) in plan.ingroup.items():
+        parts.append(_table("processes", {"name": name, "address": f"{mgmt_ip}:{OOB_PORT}"},
+                            array=True))
     path.write_text("\n".join(parts))
     return load(path)

@@ -23,7 +23,6 @@ Run a user: python -m beaver.traffic.anomaly --name u1 --bind IP --kv VIP:PORT
 """
 from __future__ import annotations
 
-import json
 import random
 import threading
 from dataclasses import dataclass
@@ -104,7 +103,7 @@ def score(detection: Detection, bots: set[str]) -> dict[str, int]:
 
 
 def main():
-    from .cli import address, out_group_endpoint, out_group_parser, stop_on_signals
+    from .cli import address, out_group_done, out_group_endpoint, out_group_parser, stop_on_signals
     p = out_group_parser("A user of the anomalous-access use case: a human or a bot.")
     p.add_argument("--kv", type=address, required=True, help="key-value store VIP ip:port")
     p.add_argument("--bank", type=address, required=True, help="bank VIP ip:port")
@@ -118,10 +117,7 @@ def main():
     endpoint, log = out_group_endpoint(args)
     timeouts = run_user(endpoint, args.kv, args.bank, args.bot, stop, args.count,
                         args.accounts, random.Random(args.seed), args.timeout)
-    endpoint.close()
-    if log:
-        log.close()
-    print(json.dumps({"process": args.name, "bot": args.bot, "timeouts": timeouts}), flush=True)
+    out_group_done(args.name, endpoint, log, {"bot": args.bot, "timeouts": timeouts})
 
 
 if __name__ == "__main__":

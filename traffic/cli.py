@@ -100,3 +100,11 @@ def out_group_endpoint(args: argparse.Namespace) -> tuple[Endpoint, EventLog | N
     bind = address(args.bind) if ":" in args.bind else (args.bind, 0)
     log = EventLog(args.log, args.name, in_group=False) if args.log else None
     return Endpoint(args.name, bind, log), log
+
+
+def out_group_done(name: str, endpoint: Endpoint, log: EventLog | None, summary: dict):
+    """Closes the socket and the log, then prints the JSON summary."""
+    endpoint.close()
+    if log:
+        log.close()
+    print(json.dumps({"process": name, **summary}), flush=True)

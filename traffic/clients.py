@@ -8,7 +8,6 @@ Without --count it runs until SIGTERM; it prints a JSON summary at the end.
 """
 from __future__ import annotations
 
-import json
 import random
 import threading
 import time
@@ -114,7 +113,7 @@ def open_loop(endpoint: Endpoint, target: Address, next_request: NextRequest,
 
 
 def main():
-    from .cli import address, out_group_endpoint, out_group_parser, stop_on_signals
+    from .cli import address, out_group_done, out_group_endpoint, out_group_parser, stop_on_signals
     p = out_group_parser("An out-group client of a service's VIP.")
     p.add_argument("--target", type=address, required=True, help="VIP ip:port")
     p.add_argument("--service", choices=["kv", "bank"], required=True)
@@ -140,10 +139,7 @@ def main():
                             args.timeout, args.think)
     else:
         stats = open_loop(endpoint, args.target, next_request, stop, args.rate, args.count)
-    endpoint.close()
-    if log:
-        log.close()
-    print(json.dumps({"process": args.name, **stats.summary()}), flush=True)
+    out_group_done(args.name, endpoint, log, stats.summary())
 
 
 if __name__ == "__main__":

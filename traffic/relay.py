@@ -11,7 +11,6 @@ Run: python -m beaver.traffic.relay --name r1 --bind IP --first VIP:PORT
 """
 from __future__ import annotations
 
-import json
 import random
 import threading
 
@@ -38,7 +37,7 @@ def relay(endpoint: Endpoint, first: Address, first_request: NextRequest, then: 
 
 
 def main():
-    from .cli import address, out_group_endpoint, out_group_parser, stop_on_signals
+    from .cli import address, out_group_done, out_group_endpoint, out_group_parser, stop_on_signals
     p = out_group_parser("An out-group relay: on a reply from one VIP, "
                          "at once a request to another.")
     p.add_argument("--first", type=address, required=True, help="VIP ip:port asked first")
@@ -55,10 +54,7 @@ def main():
     workloads = {"kv": kv_workload, "bank": bank_workload}
     stats = relay(endpoint, args.first, workloads[args.first_service](rng), args.then,
                   workloads[args.then_service](rng), stop, args.count, args.timeout)
-    endpoint.close()
-    if log:
-        log.close()
-    print(json.dumps({"process": args.name, **stats.summary()}), flush=True)
+    out_group_done(args.name, endpoint, log, stats.summary())
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ Run: python -m beaver.traffic.thirdparty --name tp --bind IP:PORT [--delay 0] [-
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from typing import Any
@@ -65,17 +64,14 @@ def serve(endpoint: Endpoint, stop: threading.Event, delay: float = 0.0) -> dict
 
 
 def main():
-    from .cli import out_group_endpoint, out_group_parser, stop_on_signals
+    from .cli import out_group_done, out_group_endpoint, out_group_parser, stop_on_signals
     p = out_group_parser("A third-party webhook service (out-group).")
     p.add_argument("--delay", type=float, default=0.0, help="seconds before each callback")
     args = p.parse_args()
     stop = stop_on_signals()
     endpoint, log_file = out_group_endpoint(args)
     counts = serve(endpoint, stop, args.delay)
-    endpoint.close()
-    if log_file:
-        log_file.close()
-    print(json.dumps({"process": args.name, **counts}), flush=True)
+    out_group_done(args.name, endpoint, log_file, counts)
 
 
 if __name__ == "__main__":
