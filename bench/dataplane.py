@@ -55,9 +55,10 @@ def cpu_seconds(pid: int) -> float:
 
 
 def offer(sender: socket.socket, receivers: list[socket.socket], frames: list[bytes],
-          packets: int, window: int = 64, stall: float = 0.05) -> tuple[int, float]:
-    """Keeps at most `window` packets inside the switch (closed loop, so BMv2's
-    input queue never overflows) until `packets` were sent; returns
+          packets: int, window: int = 24, stall: float = 0.05) -> tuple[int, float]:
+    """Keeps at most `window` packets inside the switch (closed loop: BMv2
+    takes in bursts of about 32 and drops the rest before its pipeline) until
+    `packets` were sent; returns
     (delivered, seconds from the first to the last delivery).  Packets not
     delivered within `stall` seconds count as lost and leave the window."""
     for s in receivers:
