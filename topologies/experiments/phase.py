@@ -21,7 +21,6 @@ class PhaseResult:
     records: list[SnapshotRecord]
     rows: list[dict]
     tally: dict
-    processes: dict[str, dict]    # each process's JSON summary
 
 
 def snapshot_phase(results: Results, label: str, spec: Spec, settings: RunSettings,
@@ -37,8 +36,7 @@ def snapshot_phase(results: Results, label: str, spec: Spec, settings: RunSettin
         run.stop_traffic()
     truth = run.check() if judge else {}
     rows = snapshot_rows(run.records, truth, phase=label, **labels)
-    result = PhaseResult(label, summary, run.records, rows, tally(rows),
-                         run.processes.summaries)
+    result = PhaseResult(label, summary, run.records, rows, tally(rows))
     t = result.tally
     truth = (f"; checker: {t['consistent']} consistent, {t['inconsistent']} inconsistent"
              if judge else "")
