@@ -23,8 +23,12 @@ def compiler_available() -> bool:
 
 
 def compiler_version() -> str:
+    """What `p4c-bm2-ss --version` prints (on stderr: p4c writes it there)."""
     result = subprocess.run([COMPILER, "--version"], capture_output=True, text=True)
-    return result.stdout.strip()
+    version = (result.stdout + result.stderr).strip()
+    if result.returncode != 0 or not version:
+        raise CompileError(f"{COMPILER} --version failed: {version or 'no output'}")
+    return version
 
 
 def compile_p4(out_dir: Path = BUILD_DIR) -> tuple[Path, Path]:
