@@ -43,7 +43,8 @@ def start_pair(mode: str) -> list[subprocess.Popen]:
     for name, dip, peer in (("kv1", dip1, f"kv2={dip2}"), ("kv2", dip2, f"kv1={dip1}")):
         process = subprocess.Popen(
             [sys.executable, "-m", "beaver.traffic.kvstore", "--name", name, "--dip", dip,
-             "--vip", f"{vip[0]}:{vip[1]}", "--peer", peer, "--mode", mode, "--oob-port", "0"],
+             "--vip", f"{vip[0]}:{vip[1]}", "--slb", CLIENT, "--peer", peer, "--mode", mode,
+             "--oob-port", "0"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if "serving" not in process.stderr.readline():
             raise SystemExit(f"{name} ({mode}) did not start: {process.stderr.read()}")

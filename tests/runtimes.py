@@ -1,7 +1,8 @@
 """Helpers for tests that run in-group runtimes on loopback.
 
-Every test process gets its own 127.0.4.x addresses (DIPs from .1, VIPs from
-.101, out-group processes from .50), so each runtime binds its own :4790.
+Every test process gets its own 127.0.4.x addresses (DIPs from .1, stand-in
+SLBs from .31, out-group processes from .50, VIPs from .101), so each
+runtime binds its own :4790.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from beaver.traffic.outgroup import Endpoint
 from beaver.traffic.runtime import Client, Runtime
 from beaver.traffic.snapshots import Mode
 
-from .slb import LoopbackSlb, encapsulate
+from .slb import SLB_IDS, LoopbackSlb, encapsulate, slb_ip
 
 
 def dip(n: int) -> str:
@@ -69,11 +70,17 @@ def client_socket(n: int = 0) -> socket.socket:
     return sock
 
 
+def from_slb(datagram: bytes, to_dip: str, slb_id: int = 1):
+    """Sends datagram to to_dip:4790 from stand-in SLB slb_id's address."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((slb_ip(slb_id), 0))
+        sock.sendto(datagram, (to_dip, 4790))
+
+
 def send_request(sock: socket.socket, to_dip: str, to_vip: tuple[str, int], message: dict,
                  mark: int) -> dict:
-    """Plays the SLB for the client sock: sends message marked, returns the DSR reply."""
-    sock.sendto(encapsulate(sock.getsockname(), to_vip, json.dumps(message).encode(), mark),
-                (to_dip, 4790))
+    """Plays SLB 1 for the client sock: sends message marked, returns the DSR reply."""
+    from_slb(encapsulate(sock.getsockname(), to_vip, json.dumps(message).encode(), mark), to_dip)
     data, source = sock.recvfrom(65535)
     assert source == to_vip, "the reply must come from the VIP (Direct Server Return)"
     return json.loads(data)
@@ -96,11 +103,13 @@ def eventually(probe: Callable[[], Any], timeout: float = 3.0) -> Any:
 @pytest.fixture
 def runtimes():
     """start(name, n, app=Recorder, **runtime args) -> (runtime, app): a runtime on
-    DIP dip(n) serving VIP vip(n), OOB on an ephemeral port; all stopped after."""
+    DIP dip(n) serving VIP vip(n) behind stand-in SLB 1, OOB on an ephemeral
+    port; all stopped after."""
     started = []
 
     def start(name: str, n: int, make_app=Recorder, **kwargs):
         kwargs.setdefault("vips", [vip(n)])
+        kwargs.setdefault("slbs", [slb_ip(1)])
         runtime = Runtime(name, dip(n), mgmt=(dip(n), 0), **kwargs)
         app = make_app(runtime)
         runtime.serve(app)
@@ -171,7 +180,7 @@ class Deployment:
         if self.mode is Mode.POLLING:
             kwargs.setdefault("poll_interval", 3600)   # ticks come from take()
         runtime = Runtime(name, dip(n), vips=[vip(vip_of or n)], mgmt=(dip(n), 0),
-                          mode=self.mode, peers={p: dip(k) for p, k in (peers or {}).items()},
+                          slbs=[slb_ip(g) for g in SLB_IDS], mode=self.mode, peers={p: dip(k) for p, k in (peers or {}).items()},
                           log=self._log(name, True), **kwargs)
         self.apps[name] = app = make_app(runtime)
         runtime.serve(app)

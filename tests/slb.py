@@ -22,6 +22,16 @@ from .packets import Beaver
 
 Address = tuple[str, int]
 
+SLB_IDS = range(1, 10)   # the stand-in SLBs a test may start
+
+
+def slb_ip(slb_id: int = 1) -> str:
+    """The address stand-in SLB slb_id encapsulates from (in-group runtimes
+    accept MARKs only from the SLB addresses they are given)."""
+    if slb_id not in SLB_IDS:
+        raise ValueError(f"stand-in SLB ids are {SLB_IDS.start}..{SLB_IDS.stop - 1}")
+    return f"127.0.4.{30 + slb_id}"
+
 
 def encapsulate(client: Address, vip: Address, payload: bytes, snapshot_id: int,
                 slb_id: int = 1) -> bytes:
@@ -35,6 +45,7 @@ class LoopbackSlb:
         self.snapshot_id = snapshot_id     # the mark; a test moves it to "initiate" the SLB
         self.forwarded: list[int] = []     # the mark each forwarded packet carried
         self._out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._out.bind((slb_ip(slb_id), 0))
         self._fronts: list[tuple[socket.socket, threading.Thread]] = []
         self._stopping = False
 

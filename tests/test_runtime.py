@@ -15,11 +15,13 @@ from beaver.control import oob
 from beaver.p4src.wire import BeaverHeader, Kind
 from beaver.traffic.datagrams import PeerKind, pack_peer, parse_peer
 from beaver.traffic.eventlog import EventLog, read_log
+from beaver.traffic.runtime import Runtime
 from beaver.traffic.snapshots import Mode
 
 from .packets import Beaver
-from .runtimes import (Recorder, client_socket, dip, eventually, oob_request, runtimes,
-                       send_request, vip)
+from .runtimes import (Recorder, client_socket, dip, eventually, from_slb, oob_request,
+                       runtimes, send_request, vip)
+from .slb import encapsulate, slb_ip
 
 __all__ = ["runtimes"]   # the fixture
 
@@ -141,7 +143,7 @@ def test_malformed_datagrams_are_counted_logged_and_change_nothing(runtimes, cli
         for datagram, _ in BAD_FROM_PEER_Q:
             peer_socket.sendto(datagram, (dip(1), 4790))
         for datagram, _ in bad[:-len(BAD_FROM_PEER_Q)]:
-            client.sendto(datagram, (dip(1), 4790))
+            from_slb(datagram, dip(1))
         eventually(lambda: sum(runtime.drops.values()) == len(bad))
     assert runtime.drops == collections.Counter(reason for _, reason in bad)
     assert {r for _, r in bad} <= {m.split("(")[1].split(":")[0] for m in caplog.messages}
@@ -149,14 +151,42 @@ def test_malformed_datagrams_are_counted_logged_and_change_nothing(runtimes, cli
     assert app.requests == [] and app.peer_messages == []
     runtime.stop()
     log.close()
-    assert list(read_log(tmp_path / "p.jsonl")[1]) == []
+    assert [e["kind"] for e in read_log(tmp_path / "p.jsonl")[1]] == ["end"]
+
+
+def test_a_mark_from_an_address_that_is_no_slb_is_counted_logged_and_changes_nothing(
+        runtimes, client, caplog, tmp_path):
+    log = EventLog(tmp_path / "p.jsonl", "p", in_group=True)
+    runtime, app = runtimes("p", 1, slbs=[slb_ip(1)], log=log)
+    forged = encapsulate(client.getsockname(), vip(1), b'{"id":"c:1"}', 1000)
+    with caplog.at_level(logging.WARNING, logger="beaver.traffic.runtime"):
+        client.sendto(forged, (dip(1), 4790))   # the client forging its own SLB packet
+        from_slb(forged, dip(1), slb_id=2)      # an SLB this runtime was not given
+        eventually(lambda: runtime.drops["not from an SLB"] == 2)
+    assert "dropped a datagram from 127.0.4.32" in caplog.text
+    status = oob_request(runtime, {"op": "status"})
+    assert (status["current_id"], status["drops"]) == (0, {"not from an SLB": 2})
+    assert app.requests == []
+    # The same datagram from the configured SLB is a request, and moves the ID.
+    from_slb(forged, dip(1), slb_id=1)
+    eventually(lambda: app.requests == [{"id": "c:1"}])
+    assert oob_request(runtime, {"op": "status"})["current_id"] == 1000
+    runtime.stop()
+    log.close()
+    assert [(e["kind"], e.get("msg")) for e in read_log(tmp_path / "p.jsonl")[1]] == [
+        ("snapshot", None), ("recv", "c:1"), ("send", "p:1"), ("end", None)]
+
+
+def test_a_runtime_serving_vips_must_know_its_slbs():
+    with pytest.raises(ValueError, match="knows no SLB address"):
+        Runtime("p", dip(1), vips=[vip(1)], mgmt=(dip(1), 0))
 
 
 def test_an_application_error_is_counted_and_serving_goes_on(runtimes, client, caplog):
     runtime, _ = runtimes("p", 1)
-    client.sendto(mark(0, IP(src=client.getsockname()[0], dst=vip(1)[0])
-                       / UDP(sport=client.getsockname()[1], dport=vip(1)[1])
-                       / b'{"id":"c:0","fail":true}'), (dip(1), 4790))
+    from_slb(mark(0, IP(src=client.getsockname()[0], dst=vip(1)[0])
+                  / UDP(sport=client.getsockname()[1], dport=vip(1)[1])
+                  / b'{"id":"c:0","fail":true}'), dip(1))
     assert send_request(client, dip(1), vip(1), {"id": "c:1"}, mark=0)["ok"]
     assert runtime.drops == {"app error": 1}
     assert "asked to fail" in caplog.text
@@ -226,4 +256,5 @@ def test_the_event_log_puts_the_snapshot_before_the_receive_it_preceded(runtimes
     header, events = read_log(tmp_path / "p.jsonl")
     assert header["process"] == "p" and header["in_group"] is True
     assert [(e["kind"], e.get("msg"), e.get("trigger")) for e in events] == [
-        ("snapshot", None, "mark"), ("recv", "c:1", None), ("send", "p:1", None)]
+        ("snapshot", None, "mark"), ("recv", "c:1", None), ("send", "p:1", None),
+        ("end", None, None)]

@@ -21,7 +21,7 @@ from beaver.traffic.snapshots import Mode
 from beaver.traffic.thirdparty import serve
 
 from .runtimes import Deployment, dip, eventually, outside, vip
-from .slb import LoopbackSlb
+from .slb import LoopbackSlb, slb_ip
 
 NEVER = threading.Event()
 
@@ -106,7 +106,8 @@ def test_a_transfer_notifies_the_third_party_whose_callback_writes_an_audit(beav
     third_party.join()
     beaver.finish()
     _, events = read_log(beaver.tmp_path / "tp.jsonl")
-    assert [e["kind"] for e in events] == ["recv", "send", "recv"]   # notify, callback, reply
+    # notify, callback, reply, and the log's closing record
+    assert [e["kind"] for e in events] == ["recv", "send", "recv", "end"]
 
 
 def test_a_relay_asks_the_second_vip_on_each_reply(beaver):
@@ -137,7 +138,7 @@ def run_module(module: str, *args: str, **kwargs) -> subprocess.Popen:
 
 def test_entry_points_serve_a_client_and_stop_cleanly_on_sigterm(tmp_path):
     service = run_module("kvstore", "--name", "kv1", "--dip", dip(1), "--vip",
-                         f"{vip(1)[0]}:{vip(1)[1]}", "--oob-port", "0",
+                         f"{vip(1)[0]}:{vip(1)[1]}", "--slb", slb_ip(1), "--oob-port", "0",
                          "--log", str(tmp_path / "kv1.jsonl"))
     slb = LoopbackSlb()
     try:

@@ -9,7 +9,10 @@ in-group runtime; out-group hosts run one role each:
     thirdparty               the bank's webhook, which audits into the store
 
 Every process writes its ground-truth event log to logs/NAME.jsonl and its
-output to out/NAME.{json,err}; every stop is a SIGTERM, so logs are whole.
+output to out/NAME.{json,err}.  Every stop is a SIGTERM, on which a process
+closes its log; one still running 10 s later is killed, and its log is
+short (the checker counts such logs).  In-group processes accept MARKs only
+from the SLBs' fabric addresses, where the SLBs encapsulate from.
 """
 from __future__ import annotations
 
@@ -79,6 +82,8 @@ class Processes:
         cmd = ["-m", f"beaver.traffic.{_module(service)}", "--name", name, "--dip", addr.ip,
                "--vip", f"{vip}:{service.port}", "--mode", w.runtime_mode,
                "--mgmt", mgmt_ip, "--oob-port", str(OOB_PORT)]
+        for slb in self.plan.slb_fabric.values():
+            cmd += ["--slb", slb.ip]
         for peer in members:
             if peer != name:
                 cmd += ["--peer", f"{peer}={self.plan.ingroup[peer][2].ip}"]

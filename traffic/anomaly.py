@@ -103,7 +103,7 @@ def score(detection: Detection, bots: set[str]) -> dict[str, int]:
 
 
 def main():
-    from .cli import address, out_group_done, out_group_endpoint, out_group_parser, stop_on_signals
+    from .cli import address, out_group_endpoint, out_group_parser, print_summary, stop_on_signals
     p = out_group_parser("A user of the anomalous-access use case: a human or a bot.")
     p.add_argument("--kv", type=address, required=True, help="key-value store VIP ip:port")
     p.add_argument("--bank", type=address, required=True, help="bank VIP ip:port")
@@ -114,10 +114,10 @@ def main():
     p.add_argument("--seed", type=int, default=None)
     args = p.parse_args()
     stop = stop_on_signals()
-    endpoint, log = out_group_endpoint(args)
-    timeouts = run_user(endpoint, args.kv, args.bank, args.bot, stop, args.count,
-                        args.accounts, random.Random(args.seed), args.timeout)
-    out_group_done(args.name, endpoint, log, {"bot": args.bot, "timeouts": timeouts})
+    with out_group_endpoint(args) as endpoint:
+        timeouts = run_user(endpoint, args.kv, args.bank, args.bot, stop, args.count,
+                            args.accounts, random.Random(args.seed), args.timeout)
+    print_summary(args.name, {"bot": args.bot, "timeouts": timeouts})
 
 
 if __name__ == "__main__":

@@ -1,22 +1,27 @@
 """How every process is started from the command line: address flags, the
-event log, and a clean stop on SIGTERM or SIGINT (logs flushed).
+event log, and a clean stop on SIGTERM or SIGINT.
 
 In-group applications share the runtime's flags (`in_group_parser`, then
-`run_in_group`); out-group processes share name, bind address and log.
+`run_in_group`); out-group processes share name, bind address and log
+(`with out_group_endpoint(args) as endpoint:`, then `print_summary`).
+However a process stops (a signal, the end of its work, an error), its log
+is closed with its closing record: only a SIGKILL or a crash of the
+interpreter leaves a short log, which the checker counts.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import signal
 import sys
 import threading
-from typing import Callable
+from typing import Callable, Iterator
 
 from beaver.control.oob import OOB_PORT
 
-from .eventlog import EventLog
+from .eventlog import EventLog, NoLog
 from .outgroup import Endpoint
 from .runtime import App, Runtime
 from .snapshots import Mode
@@ -57,6 +62,8 @@ def in_group_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--dip", required=True, help="data address: binds UDP DIP:4790")
     p.add_argument("--vip", type=address, action="append", default=[],
                    help="ip:port of a VIP this process serves (replies leave from it)")
+    p.add_argument("--slb", action="append", default=[],
+                   help="ip an SLB encapsulates from: MARKs are accepted only from these (repeat)")
     p.add_argument("--peer", type=peer, action="append", default=[],
                    help="name=ip of an in-group peer (repeat)")
     p.add_argument("--mode", choices=[m.value for m in Mode], default=Mode.BEAVER.value)
@@ -69,22 +76,33 @@ def in_group_parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def event_log(args: argparse.Namespace, in_group: bool) -> EventLog | NoLog:
+    if not args.log:
+        return NoLog()
+    return EventLog(args.log, args.name, in_group, getattr(args, "mode", None))
+
+
+def print_summary(name: str, summary: dict):
+    print(json.dumps({"process": name, **summary}), flush=True)
+
+
 def run_in_group(args: argparse.Namespace, make_app: Callable[[Runtime], App]):
-    """Serves until SIGTERM/SIGINT, then stops and flushes the log."""
+    """Serves until SIGTERM/SIGINT, then stops and closes the log."""
     setup_logging()
     stop = stop_on_signals()
-    log = EventLog(args.log, args.name, in_group=True, mode=args.mode) if args.log else None
-    runtime = Runtime(args.name, args.dip, vips=args.vip, peers=dict(args.peer),
-                      mode=Mode(args.mode), mgmt=(args.mgmt or args.dip, args.oob_port),
-                      poll_interval=args.poll_interval, log=log)
-    runtime.serve(make_app(runtime))
-    logging.info("%s serving on %s (mode %s)", args.name, args.dip, args.mode)
-    while not stop.wait(0.5):   # wake now and then: the signal may land on another thread
-        pass
-    runtime.stop()
-    if log:
-        log.close()
-    print(json.dumps({"process": args.name, "drops": dict(runtime.drops)}), flush=True)
+    with event_log(args, in_group=True) as log:
+        runtime = Runtime(args.name, args.dip, vips=args.vip, slbs=args.slb,
+                          peers=dict(args.peer), mode=Mode(args.mode),
+                          mgmt=(args.mgmt or args.dip, args.oob_port),
+                          poll_interval=args.poll_interval, log=log)
+        try:
+            runtime.serve(make_app(runtime))
+            logging.info("%s serving on %s (mode %s)", args.name, args.dip, args.mode)
+            while not stop.wait(0.5):   # wake now and then: the signal may land elsewhere
+                pass
+        finally:
+            runtime.stop()   # before the log closes: no event comes after its end
+    print_summary(args.name, {"drops": dict(runtime.drops)})
 
 
 def out_group_parser(description: str) -> argparse.ArgumentParser:
@@ -95,16 +113,14 @@ def out_group_parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
-def out_group_endpoint(args: argparse.Namespace) -> tuple[Endpoint, EventLog | None]:
+@contextlib.contextmanager
+def out_group_endpoint(args: argparse.Namespace) -> Iterator[Endpoint]:
+    """The process's endpoint; its socket and its log close however the block ends."""
     setup_logging()
     bind = address(args.bind) if ":" in args.bind else (args.bind, 0)
-    log = EventLog(args.log, args.name, in_group=False) if args.log else None
-    return Endpoint(args.name, bind, log), log
-
-
-def out_group_done(name: str, endpoint: Endpoint, log: EventLog | None, summary: dict):
-    """Closes the socket and the log, then prints the JSON summary."""
-    endpoint.close()
-    if log:
-        log.close()
-    print(json.dumps({"process": name, **summary}), flush=True)
+    with event_log(args, in_group=False) as log:
+        endpoint = Endpoint(args.name, bind, log)
+        try:
+            yield endpoint
+        finally:
+            endpoint.close()

@@ -113,7 +113,7 @@ def open_loop(endpoint: Endpoint, target: Address, next_request: NextRequest,
 
 
 def main():
-    from .cli import address, out_group_done, out_group_endpoint, out_group_parser, stop_on_signals
+    from .cli import address, out_group_endpoint, out_group_parser, print_summary, stop_on_signals
     p = out_group_parser("An out-group client of a service's VIP.")
     p.add_argument("--target", type=address, required=True, help="VIP ip:port")
     p.add_argument("--service", choices=["kv", "bank"], required=True)
@@ -130,16 +130,16 @@ def main():
     p.add_argument("--seed", type=int, default=None)
     args = p.parse_args()
     stop = stop_on_signals()
-    endpoint, log = out_group_endpoint(args)
     rng = random.Random(args.seed)
     next_request = (kv_workload(rng, args.keys, args.write_ratio) if args.service == "kv"
                     else bank_workload(rng, args.accounts, args.write_ratio))
-    if args.loop == "closed":
-        stats = closed_loop(endpoint, args.target, next_request, stop, args.count,
-                            args.timeout, args.think)
-    else:
-        stats = open_loop(endpoint, args.target, next_request, stop, args.rate, args.count)
-    out_group_done(args.name, endpoint, log, stats.summary())
+    with out_group_endpoint(args) as endpoint:
+        if args.loop == "closed":
+            stats = closed_loop(endpoint, args.target, next_request, stop, args.count,
+                                args.timeout, args.think)
+        else:
+            stats = open_loop(endpoint, args.target, next_request, stop, args.rate, args.count)
+    print_summary(args.name, stats.summary())
 
 
 if __name__ == "__main__":

@@ -10,12 +10,15 @@ then one line per event, in the process's own order:
     {"seq":8,"t_us":..,"kind":"recv","msg":"c1:9","peer":"10.0.1.1:40000"}
     {"seq":9,"t_us":..,"kind":"send","msg":"kv1:5","peer":"kv2","ctl":true}
     {"seq":10,"t_us":..,"kind":"snapshot","first":3,"last":5,"trigger":"mark"}
+    {"seq":11,"t_us":..,"kind":"end"}
 
 A send and its receive share "msg"; "peer" is informational (a process name
 or an address).  "ctl" marks the runtime's own COUNT messages: they order
 events like any message but are not channel state.  A snapshot line is where
 the process recorded its local state, for every ID from "first" to "last".
 "t_us" is the wall clock in microseconds (one clock on a single machine).
+The "end" line closes the log: a log without it was cut short (its process
+was killed or died before closing it), and its last line may be torn.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from typing import Any, Iterator
 
 FORMAT = "beaver-events"
 VERSION = 1
-EVENT_KINDS = ("send", "recv", "snapshot")
+EVENT_KINDS = ("send", "recv", "snapshot", "end")
 
 
 class LogError(ValueError):
@@ -35,7 +38,8 @@ class LogError(ValueError):
 
 
 class EventLog:
-    """Appends events to a file; safe to share between threads."""
+    """Appends events to a file; safe to share between threads.  Use it as a
+    context manager (or call close) so that it ends with its closing record."""
 
     def __init__(self, path: str | Path, process: str, in_group: bool, mode: str | None = None):
         self._file = open(path, "w", buffering=1 << 16)
@@ -43,12 +47,15 @@ class EventLog:
         self._seq = 0
         self._write({"log": FORMAT, "version": VERSION, "process": process,
                      "in_group": in_group, "mode": mode})
+        self._file.flush()   # even a killed process's log names it: the checker counts it short
 
     def _write(self, record: dict[str, Any]):
         self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
 
     def _event(self, record: dict[str, Any]):
         with self._lock:
+            if self._file.closed:   # a straggling thread: the log has said it ended
+                return
             self._seq += 1
             self._write({"seq": self._seq, "t_us": time.time_ns() // 1000, **record})
 
@@ -62,12 +69,22 @@ class EventLog:
         self._event({"kind": "snapshot", "first": first, "last": last, "trigger": trigger})
 
     def close(self):
+        """Writes the closing record and flushes; closing again does nothing."""
+        self._event({"kind": "end"})
         with self._lock:
             self._file.close()
 
+    def __enter__(self) -> "EventLog":
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
 
 def read_log(path: str | Path) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
-    """The log's header line and an iterator over its events (checked as read)."""
+    """The log's header line and an iterator over its events (checked as read),
+    the closing "end" record included if the log has it.  A torn last line
+    (no newline: the process died mid-write) ends the events."""
     lines = open(path)
     try:
         header = json.loads(lines.readline())
@@ -82,6 +99,8 @@ def read_log(path: str | Path) -> tuple[dict[str, Any], Iterator[dict[str, Any]]
 def _events(path, lines) -> Iterator[dict[str, Any]]:
     with lines:
         for number, line in enumerate(lines, start=2):
+            if not line.endswith("\n"):
+                return
             try:
                 event = json.loads(line)
             except json.JSONDecodeError as e:
@@ -89,10 +108,12 @@ def _events(path, lines) -> Iterator[dict[str, Any]]:
             kind = event.get("kind") if isinstance(event, dict) else None
             if kind not in EVENT_KINDS:
                 raise LogError(f"{path}:{number}: unknown event kind {kind!r}")
+            if type(event.get("t_us")) is not int:
+                raise LogError(f"{path}:{number}: {kind} without an integer t_us")
             if kind == "snapshot":
                 if not (isinstance(event.get("first"), int) and isinstance(event.get("last"), int)):
                     raise LogError(f"{path}:{number}: snapshot without integer first/last")
-            elif not isinstance(event.get("msg"), str):
+            elif kind != "end" and not isinstance(event.get("msg"), str):
                 raise LogError(f"{path}:{number}: {kind} without a message id")
             yield event
 
@@ -110,4 +131,10 @@ class NoLog:
         pass
 
     def close(self):
+        pass
+
+    def __enter__(self) -> "NoLog":
+        return self
+
+    def __exit__(self, *exc):
         pass

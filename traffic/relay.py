@@ -37,7 +37,7 @@ def relay(endpoint: Endpoint, first: Address, first_request: NextRequest, then: 
 
 
 def main():
-    from .cli import address, out_group_done, out_group_endpoint, out_group_parser, stop_on_signals
+    from .cli import address, out_group_endpoint, out_group_parser, print_summary, stop_on_signals
     p = out_group_parser("An out-group relay: on a reply from one VIP, "
                          "at once a request to another.")
     p.add_argument("--first", type=address, required=True, help="VIP ip:port asked first")
@@ -49,12 +49,12 @@ def main():
     p.add_argument("--seed", type=int, default=None)
     args = p.parse_args()
     stop = stop_on_signals()
-    endpoint, log = out_group_endpoint(args)
     rng = random.Random(args.seed)
     workloads = {"kv": kv_workload, "bank": bank_workload}
-    stats = relay(endpoint, args.first, workloads[args.first_service](rng), args.then,
-                  workloads[args.then_service](rng), stop, args.count, args.timeout)
-    out_group_done(args.name, endpoint, log, stats.summary())
+    with out_group_endpoint(args) as endpoint:
+        stats = relay(endpoint, args.first, workloads[args.first_service](rng), args.then,
+                      workloads[args.then_service](rng), stop, args.count, args.timeout)
+    print_summary(args.name, stats.summary())
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The in-group runtime: makes an application process a Beaver participant.
 
     runtime = Runtime("kv1", dip="10.0.2.1", vips=[("10.10.0.1", 7000)],
-                      peers={"kv2": "10.0.2.2"}, mode=Mode.BEAVER, log=EventLog(...))
+                      slbs=["10.0.0.11"], peers={"kv2": "10.0.2.2"},
+                      mode=Mode.BEAVER, log=EventLog(...))
     runtime.serve(app)      # app.on_request, app.on_peer, app.local_state
     ...                     # inside the handlers: runtime.reply / send / call_out
     runtime.stop()
@@ -11,10 +12,15 @@ peers' messages (STAMP) arrive; answers clients by Direct Server Return from
 a socket bound to the VIP:port the client addressed; and serves the
 controller's out-of-band requests on TCP mgmt:4791.
 
+A MARK is accepted only from a configured SLB address, as a STAMP only from
+its peer's: anyone else could forge a request with a snapshot ID of its
+choosing.
+
 Every handler runs under one lock, and so does every snapshot: a local state
 is always recorded between two handlers, never in the middle of one.
-Malformed or unexpected datagrams are counted in `drops` by reason, logged,
-and never touch the snapshot state.
+Malformed or unexpected datagrams are counted in `drops` by reason (also in
+the OOB status answer and the process's exit summary), logged, and never
+touch the snapshot state.
 """
 from __future__ import annotations
 
@@ -78,14 +84,20 @@ class App(Protocol):
 
 class Runtime:
     def __init__(self, name: str, dip: str, *, vips: Iterable[Address] = (),
-                 peers: Mapping[str, str] | None = None, mode: Mode = Mode.BEAVER,
+                 slbs: Iterable[str] = (), peers: Mapping[str, str] | None = None,
+                 mode: Mode = Mode.BEAVER,
                  mgmt: Address | None = None, poll_interval: float | None = None,
                  log=None, window: int = RING_SIZE):
-        """peers: name -> data address of every in-group process this one talks to.
+        """slbs: the addresses the SLBs encapsulate from; MARKs from anywhere else are dropped.
+        peers: name -> data address of every in-group process this one talks to.
         mgmt: where the controller reaches the OOB server (default dip:4791).
         poll_interval: seconds between snapshots in Mode.POLLING."""
         if mode is Mode.POLLING and not poll_interval:
             raise ValueError("Mode.POLLING needs a poll_interval")
+        vips = [tuple(vip) for vip in vips]
+        self._slbs = frozenset(slbs)
+        if vips and not self._slbs:
+            raise ValueError(f"{name} serves VIPs but knows no SLB address to accept them from")
         self.name = name
         self.mode = mode
         self._name = peer_name(name)
@@ -104,7 +116,7 @@ class Runtime:
         self._threads: list[threading.Thread] = []
 
         self._sock = self._bind((dip, BEAVER_UDP_PORT))
-        self._dsr = {tuple(vip): self._bind(tuple(vip), shared=True) for vip in vips}
+        self._dsr = {vip: self._bind(vip, shared=True) for vip in vips}
         self._oob = OobServer(mgmt or (dip, oob.OOB_PORT), self._answer)
 
     @staticmethod
@@ -207,6 +219,9 @@ class Runtime:
             header = BeaverHeader.unpack(data)
             body = data[BeaverHeader.SIZE:]
             if header.kind is Kind.MARK:
+                if source[0] not in self._slbs:
+                    raise DatagramError("not from an SLB", "a MARK from an address that is "
+                                                           "no configured SLB")
                 self._from_slb(header.snapshot_id, body)
             else:
                 self._from_peer(header.snapshot_id, body, source)
@@ -298,8 +313,9 @@ class Runtime:
             with self._lock:
                 current = self.snapshots.current_id if self.snapshots else 0
                 finished = self.snapshots.finished_id() if self.snapshots else 0
+                drops = dict(self.drops)
             return {"v": oob.VERSION, "op": "status", "process": self.name,
-                    "current_id": current, "finished_id": finished}
+                    "current_id": current, "finished_id": finished, "drops": drops}
         if op not in ("snapshot", "report"):
             raise oob.ProtocolError(f"unknown op {op!r}")
         snapshot_id = message.get("id")

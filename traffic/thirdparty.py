@@ -64,14 +64,14 @@ def serve(endpoint: Endpoint, stop: threading.Event, delay: float = 0.0) -> dict
 
 
 def main():
-    from .cli import out_group_done, out_group_endpoint, out_group_parser, stop_on_signals
+    from .cli import out_group_endpoint, out_group_parser, print_summary, stop_on_signals
     p = out_group_parser("A third-party webhook service (out-group).")
     p.add_argument("--delay", type=float, default=0.0, help="seconds before each callback")
     args = p.parse_args()
     stop = stop_on_signals()
-    endpoint, log_file = out_group_endpoint(args)
-    counts = serve(endpoint, stop, args.delay)
-    out_group_done(args.name, endpoint, log_file, counts)
+    with out_group_endpoint(args) as endpoint:
+        counts = serve(endpoint, stop, args.delay)
+    print_summary(args.name, counts)
 
 
 if __name__ == "__main__":
