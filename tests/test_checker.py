@@ -7,7 +7,7 @@ import pytest
 
 from beaver.control.oob import ChannelState, Report
 from beaver.p4src.ids import ID_SPACE
-from beaver.traffic.checker import Trace, check, main
+from beaver.traffic.checker import Process, Trace, chain_summary, check, main
 from beaver.traffic.eventlog import EventLog, LogError
 
 
@@ -177,3 +177,103 @@ def test_command_line_checks_channel_state_from_a_reports_file(tmp_path, capsys)
     (verdict,) = json.loads(out_json.read_text())
     assert (verdict["snapshot_id"], verdict["status"]) == (1, "consistent")
     assert len(verdict["channel_errors"]) == 1
+
+
+def without(spec: dict, process: str) -> dict:
+    """spec with process's log lost."""
+    return {name: events for name, events in spec.items() if name != process}
+
+
+def test_figure_3_without_the_out_group_log_is_unjudged_never_consistent(tmp_path):
+    trace = load(tmp_path, without(FIGURE_3, "p0out"))
+    assert trace.unmatched == 2   # q1 at p1, q2 at p2
+    assert only(check(trace)).status == "unjudged"
+
+
+def test_an_unmatched_receive_outside_every_cut_leaves_the_verdict_alone(tmp_path):
+    # Figure 4's receives both come after the cut: whatever sent them, the cut holds.
+    trace = load(tmp_path, without(FIGURE_4, "p0out"))
+    assert trace.unmatched == 2
+    assert only(check(trace)).status == "consistent"
+
+
+def test_an_unmatched_receive_taints_the_snapshots_after_it_through_its_effects(tmp_path):
+    spec = {"p1": (True, [("snap", 1), ("recv", "lost"), ("send", "m", "p2"), ("snap", 2)]),
+            "p2": (True, [("snap", 1), ("recv", "m"), ("snap", 2)])}
+    # m, sent after p1 received from an unseen sender, reaches p2 before p2's cut for 2
+    assert [v.status for v in check(load(tmp_path, spec))] == ["consistent", "unjudged"]
+
+
+def test_an_inconsistency_among_the_logged_events_is_found_despite_a_lost_log(tmp_path):
+    spec = dict(FIGURE_3, p2=(True, [("recv", "lost"), ("recv", "q2"), ("snap", 1)]))
+    assert only(check(load(tmp_path, spec))).status == "inconsistent"
+
+
+def test_a_channel_a_report_omits_is_checked_all_the_same(tmp_path):
+    trace = load(tmp_path, FIGURE_2)   # c crossed the cut from p1 to p0
+    reports = [Report("p0", 1, True, channels={}), Report("p1", 1, True, channels={})]
+    verdict = only(check(trace, reports=reports))
+    assert verdict.channel_errors == ["p1->p0: not in p0's report, truth ['c'] in flight"]
+
+
+def test_a_channel_nothing_crossed_may_be_left_out_of_a_report(tmp_path):
+    trace = load(tmp_path, FIGURE_2)
+    reports = [Report("p0", 1, True, channels={"p1": ChannelState(1, 0, [{"id": "c"}])}),
+               Report("p1", 1, True, channels={})]   # a and b: none in flight to p1
+    assert only(check(trace, reports=reports)).channel_errors == []
+
+
+def timed_trace(spec: dict[str, tuple[bool, list[tuple]]]) -> Trace:
+    """spec: process -> (in_group, events); an event is (kind, msg, t_us)."""
+    processes = []
+    for name, (in_group, events) in spec.items():
+        process = Process(name, in_group)
+        for kind, msg, t_us in events:
+            process.add({"kind": kind, "msg": msg, "peer": "", "t_us": t_us})
+        process.add({"kind": "end", "t_us": 0})
+        processes.append(process)
+    return Trace(processes)
+
+
+# A relay asks kv (a) and on its reply the bank (b); the bank's webhook tp,
+# told of b (n), writes an audit into kv (c).  A client sends x and y without
+# waiting: y is caused by no inbound receive.
+CHAINS = {
+    "relay": (False, [("send", "a", 50), ("recv", "ra", 200), ("send", "b", 250),
+                      ("recv", "rb", 500)]),
+    "kv": (True, [("recv", "a", 100), ("send", "ra", 110), ("recv", "x", 130),
+                  ("recv", "y", 140), ("send", "rx", 150), ("send", "ry", 160),
+                  ("recv", "c", 520)]),
+    "bank": (True, [("recv", "b", 400), ("send", "n", 410), ("send", "rb", 420)]),
+    "tp": (False, [("recv", "n", 450), ("send", "c", 460)]),
+    "client": (False, [("send", "x", 120), ("send", "y", 125), ("recv", "rx", 170),
+                       ("recv", "ry", 180)]),
+}
+
+
+def test_external_causal_chains_of_relays_and_webhooks_are_measured_from_the_logs():
+    trace = timed_trace(CHAINS)
+    # b: a reached kv at 100, b reached the bank at 400.  c: from b (at 400, the
+    # latest inbound receive before it) to kv's receive of the audit at 520.
+    assert sorted(trace.chains) == [120, 300]
+    assert chain_summary(trace, 200) == {"chains": 2, "shortest_chain_us": 120,
+                                         "chains_under_tau": 1, "tau_held": False}
+    assert chain_summary(trace, 120)["tau_held"] is True
+
+
+def test_a_log_without_its_closing_record_is_counted_short_and_a_torn_line_ends_it(tmp_path):
+    paths = write_trace(tmp_path, FIGURE_4)
+    p2 = tmp_path / "p2.jsonl"
+    lines = p2.read_text().splitlines(keepends=True)
+    assert '"kind":"end"' in lines[-1]
+    p2.write_text("".join(lines[:-1]) + '{"seq":9,"t_us":1,"ki')   # killed mid-write
+    trace = Trace.load(paths)
+    assert trace.short_logs == ["p2"]
+    assert only(check(trace)).status == "consistent"   # what the log kept still counts
+
+
+def test_an_event_after_the_closing_record_is_refused():
+    process = Process("p", True)
+    process.add({"kind": "end", "t_us": 1})
+    with pytest.raises(LogError, match="after the log's closing record"):
+        process.add({"kind": "recv", "msg": "m", "t_us": 2})

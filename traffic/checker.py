@@ -9,18 +9,41 @@ the controller's verdict:
   happens-before q's snapshot point is inside the cut;
 * inconsistent: some event after a process's snapshot happens-before an
   event before another's; the witness is that causal chain;
+* unjudged: no inconsistency among the logged events, but a receive whose
+  send is in no log (a lost or short log) happens-before some process's
+  snapshot point: the unseen send could have come from outside the cut, so
+  the cut cannot be proven consistent;
 * incomplete: some in-group process never took a snapshot covering the ID.
 
 How: one pass of vector clocks over in-group events (out-group events carry
 clocks but add no component).  The cut is inconsistent exactly when q's clock
-at its snapshot counts more of p's events than p had before its own.
+at its snapshot counts more of p's events than p had before its own.  Two
+more slots ride on every clock, merged by max like the rest: whether an
+unmatched receive is in the event's causal past, and the latest time of an
+inbound receive in it (for the external causal chains below).
 
 Given the processes' reports (control/oob.py), it also checks the recorded
-channel state of consistent cuts: the APP messages sent before the sender's
-cut and received after the receiver's, and the counts.
+channel state of consistent cuts: for every in-group channel, listed in a
+report or not, the APP messages sent before the sender's cut and received
+after the receiver's, and the counts.
+
+External causal chains, the subject of the tau assumption: an SLB forwards
+a message m' into the in-group, and the in-group's answers let the out-group
+send a message m that enters the in-group through an SLB again.  If the
+first SLB had moved to a new snapshot ID and the second not yet, m could
+carry an effect of the new snapshot's side into the old one; the rules
+accept only if no such m could be forwarded within tau of the switch.  So a
+chain is a pair of inbound messages (sent by an out-group process, received
+by an in-group one) with the receive of m' happening-before the send of m;
+its latency is t(receive of m) - t(receive of m'), on the logs' clock (the
+receives stand for the SLB forwards just before them).  For each inbound m
+the checker keeps its shortest chain (from the latest such m'), so the
+chains of a run are one per inbound message that has a causal predecessor
+of its kind.  The logs do not say which SLB forwarded what, so chains that
+cross one SLB twice are counted too: the check can only be stricter for it.
 
 Run: python -m beaver.traffic.checker LOG... [--reports REPORTS.jsonl] [--ids 1,2,5]
-         [--json OUT]
+         [--tau-us TAU] [--json OUT]
 """
 from __future__ import annotations
 
@@ -50,11 +73,17 @@ class Process:
     msgs: list[str] = field(default_factory=list)
     peers: list[str] = field(default_factory=list)
     ctl: list[bool] = field(default_factory=list)
+    times: list[int] = field(default_factory=list)    # t_us of each send / recv
     # (first, last, position): IDs unwrapped along the log; position = events before it
     snapshots: list[tuple[int, int, int]] = field(default_factory=list)
+    closed: bool = False     # the log ended with its closing record
 
     def add(self, event: dict):
-        if event["kind"] == "snapshot":
+        if self.closed:
+            raise LogError(f"{self.name}: an event after the log's closing record")
+        if event["kind"] == "end":
+            self.closed = True
+        elif event["kind"] == "snapshot":
             previous = self.snapshots[-1][1] if self.snapshots else 0
             last = previous + ahead(event["last"], previous % ID_SPACE)
             first = last - ahead(event["last"], event["first"])
@@ -66,6 +95,7 @@ class Process:
             self.msgs.append(event["msg"])
             self.peers.append(event.get("peer", ""))
             self.ctl.append(bool(event.get("ctl")))
+            self.times.append(event["t_us"])
 
     def cut(self, snapshot_id: int) -> int | None:
         """Position of the snapshot covering snapshot_id (unwrapped), if any."""
@@ -89,7 +119,7 @@ class Event:
 @dataclass
 class Verdict:
     snapshot_id: int
-    status: str                                         # consistent / inconsistent / incomplete
+    status: str                      # consistent / inconsistent / unjudged / incomplete
     witness: list[Event] = field(default_factory=list)  # outside the cut -> ... -> inside it
     missing: list[str] = field(default_factory=list)    # in-group processes without this ID
     channel_errors: list[str] = field(default_factory=list)
@@ -100,6 +130,8 @@ class Verdict:
             text += ": " + " -> ".join(map(str, self.witness))
         if self.missing:
             text += ": no snapshot at " + ", ".join(self.missing)
+        if self.status == "unjudged":
+            text += ": a receive whose send is in no log happens-before the cut"
         return text + "".join(f"\n  channel: {e}" for e in self.channel_errors)
 
 
@@ -112,7 +144,9 @@ class Trace:
         self.in_group = [i for i, p in enumerate(self.processes) if p.in_group]
         self.component = {i: c for c, i in enumerate(self.in_group)}
         self.by_name = {p.name: i for i, p in enumerate(self.processes)}
+        self.short_logs = [p.name for p in self.processes if not p.closed]
         self.unmatched = 0    # receives of messages no log sent
+        self.chains: list[int] = []   # us, the shortest external causal chain of each
         self._clocks()
 
     @classmethod
@@ -127,7 +161,8 @@ class Trace:
         return cls(processes)
 
     def _clocks(self):
-        """Vector clocks at every send (self.sent) and snapshot (self.at_snapshot)."""
+        """Vector clocks at every send (self.sent) and snapshot (self.at_snapshot):
+        one component per in-group process, then TAINT and LATEST_INBOUND."""
         self.sent: dict[str, tuple[int, ...]] = {}
         self.sent_at: dict[str, tuple[int, int]] = {}
         for i, p in enumerate(self.processes):
@@ -138,7 +173,8 @@ class Trace:
                                        f"({self.processes[self.sent_at[msg][0]].name}, {p.name})")
                     self.sent_at[msg] = (i, j)
         k = len(self.in_group)
-        clocks = [[0] * k for _ in self.processes]
+        taint, latest = k, k + 1
+        clocks = [[0] * (k + 2) for _ in self.processes]
         self.at_snapshot = [[None] * len(p.snapshots) for p in self.processes]
         next_event = [0] * len(self.processes)
         next_snapshot = [0] * len(self.processes)
@@ -159,11 +195,16 @@ class Trace:
                     sent = self.sent.get(msg)
                     if sent is not None:
                         clocks[i] = clock = list(map(max, clock, sent))
+                        if own is not None and self.sent_at[msg][0] not in self.component:
+                            if sent[latest]:   # an inbound message with an inbound cause
+                                self.chains.append(p.times[j] - sent[latest])
+                            clock[latest] = max(clock[latest], p.times[j])
                     elif msg in self.sent_at:
                         waiting[msg].append(i)
                         break
                     else:
                         self.unmatched += 1
+                        clock[taint] = 1
                 if own is not None:
                     clock[own] = j + 1
                 if kind == "send":
@@ -210,6 +251,9 @@ class Trace:
                     verdict.status = "inconsistent"
                     verdict.witness = self._witness(q, cuts[q][0], p, position)
                     return verdict
+        if any(clock[len(self.in_group)] for _, clock in cuts.values()):   # TAINT
+            verdict.status = "unjudged"
+            return verdict
         if reports is not None:
             verdict.channel_errors = self._check_channels(verdict.snapshot_id, cuts, reports)
         return verdict
@@ -246,16 +290,23 @@ class Trace:
             if report is None:
                 errors.append(f"no report from {name}")
                 continue
-            for peer, recorded in report.channels.items():
+            senders = {self.processes[q].name for q, to in channels if to == p}
+            for peer in sorted(set(report.channels) | senders):
                 q = self.by_name.get(peer)
                 if q not in cuts:
                     errors.append(f"{name} reports a channel with {peer}, not in-group")
+                    continue
+                received, in_flight = self._truth(channels.get((q, p)), cuts[q][0], cuts[p][0])
+                recorded = report.channels.get(peer)
+                if recorded is None:
+                    if in_flight:
+                        errors.append(f"{peer}->{name}: not in {name}'s report, truth "
+                                      f"{sorted(in_flight)} in flight")
                     continue
                 sent_before = self._sent_before(channels.get((p, q)), cuts[p][0])
                 if recorded.sent_before != sent_before:
                     errors.append(f"{name}->{peer}: sent_before {recorded.sent_before}, "
                                   f"truth {sent_before}")
-                received, in_flight = self._truth(channels.get((q, p)), cuts[q][0], cuts[p][0])
                 if recorded.received_before != received:
                     errors.append(f"{peer}->{name}: received_before {recorded.received_before}, "
                                   f"truth {received}")
@@ -311,6 +362,16 @@ class Trace:
         return received, in_flight
 
 
+def chain_summary(trace: Trace, tau_us: int | None) -> dict:
+    """The run's external causal chains against the tau it assumed: tau held
+    when no chain was shorter (None: no tau was assumed, or no chain seen)."""
+    under = None if tau_us is None else sum(c < tau_us for c in trace.chains)
+    return {"chains": len(trace.chains),
+            "shortest_chain_us": min(trace.chains, default=None),
+            "chains_under_tau": under,
+            "tau_held": None if under is None or not trace.chains else under == 0}
+
+
 def check(trace: Trace, snapshot_ids: Iterable[int] | None = None,
           reports: Iterable[Report] | None = None) -> list[Verdict]:
     """Verdicts for snapshot_ids as sent on the wire (default: every ID some
@@ -327,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("logs", nargs="+", help="event logs of every process, in- and out-group")
     p.add_argument("--reports", help="JSON lines of the processes' report messages")
     p.add_argument("--ids", help="comma-separated snapshot IDs (default: all seen)")
+    p.add_argument("--tau-us", type=int, help="the tau the run assumed, to compare "
+                   "with the external causal chains in the logs")
     p.add_argument("--json", help="write the verdicts here as JSON")
     args = p.parse_args(argv)
     try:
@@ -345,7 +408,12 @@ def main(argv: list[str] | None = None) -> int:
     summary = collections.Counter(v.status for v in verdicts)
     print(json.dumps({"snapshots": len(verdicts), **summary,
                       "channel_errors": sum(bool(v.channel_errors) for v in verdicts),
-                      "unmatched_receives": trace.unmatched}))
+                      "unmatched_receives": trace.unmatched,
+                      "short_logs": len(trace.short_logs),
+                      **chain_summary(trace, args.tau_us)}))
+    if trace.short_logs:
+        print(f"checker: logs cut short (no closing record): {', '.join(trace.short_logs)}",
+              file=sys.stderr)
     if args.json:
         Path(args.json).write_text(json.dumps([asdict(v) for v in verdicts], indent=1))
     return 0
