@@ -12,7 +12,7 @@ import threading
 import pytest
 
 from beaver.traffic.bank import BankShard, snapshot_total
-from beaver.traffic.checker import check
+from beaver.traffic.checker import Trace, check
 from beaver.traffic.clients import bank_workload, closed_loop, kv_workload, open_loop
 from beaver.traffic.eventlog import read_log
 from beaver.traffic.kvstore import KvReplica
@@ -155,8 +155,68 @@ def test_entry_points_serve_a_client_and_stop_cleanly_on_sigterm(tmp_path):
         slb.close()
     assert service.returncode == 0, err
     assert json.loads(out) == {"process": "kv1", "drops": {}}
-    _, events = read_log(tmp_path / "kv1.jsonl")
+    events = list(read_log(tmp_path / "kv1.jsonl")[1])
     assert sum(e["kind"] == "recv" for e in events) == 20   # flushed on SIGTERM
+    assert events[-1]["kind"] == "end"
+
+
+def log_ends(path) -> bool:
+    """Whether the log at path ends with its closing record (the checker's view)."""
+    return not Trace.load([path]).short_logs
+
+
+def wait_for(path, process: subprocess.Popen):
+    """Until the process has opened its log (its signal handlers come first)."""
+    eventually(lambda: path.exists() or process.poll() is not None, timeout=20)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("module, args", [
+    ("kvstore", ["--dip", dip(1), "--vip", f"{vip(1)[0]}:{vip(1)[1]}", "--slb", slb_ip(1),
+                 "--oob-port", "0"]),
+    ("thirdparty", ["--bind", f"{outside(1)}:8000"]),
+], ids=["in-group", "out-group"])
+def test_a_signalled_process_closes_its_log(tmp_path, module, args, signum):
+    path = tmp_path / "p.jsonl"
+    process = run_module(module, "--name", "p", *args, "--log", str(path))
+    wait_for(path, process)
+    if module == "kvstore":
+        assert "serving" in process.stderr.readline()
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=10)
+    assert process.returncode == 0, err
+    assert json.loads(out)["process"] == "p"
+    assert log_ends(path)
+
+
+def test_a_process_that_finishes_its_work_closes_its_log(tmp_path):
+    path = tmp_path / "c.jsonl"
+    client = run_module("clients", "--name", "c", "--bind", outside(1), "--target",
+                        f"{outside(2)}:7000", "--service", "kv", "--count", "2",
+                        "--timeout", "0.05", "--log", str(path))
+    out, err = client.communicate(timeout=30)
+    assert client.returncode == 0 and json.loads(out)["timeouts"] == 2, err
+    assert log_ends(path)
+
+
+def test_a_process_that_fails_closes_its_log(tmp_path):
+    path = tmp_path / "tp.jsonl"
+    # 192.0.2.1 (TEST-NET-1) is no address of this machine: binding fails
+    process = run_module("thirdparty", "--name", "tp", "--bind", "192.0.2.1:8000",
+                         "--log", str(path))
+    _, err = process.communicate(timeout=30)
+    assert process.returncode != 0 and "Cannot assign requested address" in err
+    assert log_ends(path)
+
+
+def test_a_killed_process_leaves_a_log_the_checker_counts_short(tmp_path):
+    path = tmp_path / "tp.jsonl"
+    process = run_module("thirdparty", "--name", "tp", "--bind", f"{outside(1)}:8000",
+                         "--log", str(path))
+    wait_for(path, process)
+    process.kill()
+    process.communicate(timeout=10)
+    assert Trace.load([path]).short_logs == ["tp"]
 
 
 @pytest.mark.parametrize("module", ["kvstore", "bank", "clients", "relay", "thirdparty",
