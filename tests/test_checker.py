@@ -256,9 +256,9 @@ def test_external_causal_chains_of_relays_and_webhooks_are_measured_from_the_log
     # b: a reached kv at 100, b reached the bank at 400.  c: from b (at 400, the
     # latest inbound receive before it) to kv's receive of the audit at 520.
     assert sorted(trace.chains) == [120, 300]
-    assert chain_summary(trace, 200) == {"chains": 2, "shortest_chain_us": 120,
+    assert chain_summary(trace.chains, 200) == {"chains": 2, "shortest_chain_us": 120,
                                          "chains_under_tau": 1, "tau_held": False}
-    assert chain_summary(trace, 120)["tau_held"] is True
+    assert chain_summary(trace.chains, 120)["tau_held"] is True
 
 
 def test_a_log_without_its_closing_record_is_counted_short_and_a_torn_line_ends_it(tmp_path):
@@ -277,3 +277,10 @@ def test_an_event_after_the_closing_record_is_refused():
     process.add({"kind": "end", "t_us": 1})
     with pytest.raises(LogError, match="after the log's closing record"):
         process.add({"kind": "recv", "msg": "m", "t_us": 2})
+
+
+def test_an_in_group_process_without_a_log_makes_every_snapshot_incomplete(tmp_path):
+    trace = Trace.load(write_trace(tmp_path, FIGURE_4), in_group=["p1", "p2", "p3"])
+    assert trace.short_logs == ["p3"]
+    verdict = only(check(trace, snapshot_ids=[1]))
+    assert (verdict.status, verdict.missing) == ("incomplete", ["p3"])

@@ -3,7 +3,7 @@
     with Run(spec, run_dir, workload) as run:   # network up, SLBs programmed,
         run.start_traffic()                     # in-group processes serving
         summary = run.snapshots(settings)
-    verdicts = run.check()                      # after the processes stopped
+    truth = run.check()                         # after the processes stopped
 
 Leaving the block (normally, by Ctrl-C or by an error) stops every process
 with SIGTERM, stops the switches and removes the network, so a second run
@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from beaver.control.config import ServiceConfig
@@ -22,7 +22,7 @@ from beaver.control.controller import Controller
 from beaver.control.engine import Engine, RunSettings, RunSummary
 from beaver.control.record import SnapshotRecord
 from beaver.control.store import SnapshotStore
-from beaver.traffic.checker import Trace, Verdict, check
+from beaver.traffic.checker import Trace, Verdict, chain_summary, check
 
 from .network import BeaverNetwork
 from .processes import Processes, Workload
@@ -30,6 +30,22 @@ from .service import write_config
 from .spec import Spec
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Truth:
+    """The checker's view of a run: a verdict per snapshot (by wire ID), and
+    what the logs say of the run itself: logs cut short (or missing),
+    receives whose send no log holds, and the external causal chains."""
+    verdicts: dict[int, Verdict]
+    short_logs: list[str]
+    unmatched_receives: int
+    chains: list[int]
+
+    def logs(self, tau_us: int | None) -> dict:
+        """The log facts, chains counted against tau_us (None: no tau assumed)."""
+        return {"short_logs": len(self.short_logs), "unmatched_receives": self.unmatched_receives,
+                **chain_summary(self.chains, tau_us)}
 
 
 class Run:
@@ -94,9 +110,12 @@ class Run:
     def stop_traffic(self):
         self.processes.stop_outgroup()
 
-    def check(self) -> dict[int, Verdict]:
-        """The ground truth for every snapshot taken: wire ID -> checker verdict."""
-        trace = Trace.load(self.processes.log_paths())
+    def check(self) -> Truth:
+        """The ground truth for every snapshot taken."""
+        trace = Trace.load(self.processes.log_paths(), in_group=self.network.plan.ingroup)
         ids = [r.snapshot_id for r in self.records]
         reports = [rep for r in self.records for rep in r.reports.values()]
-        return {v.snapshot_id: v for v in check(trace, ids, reports or None)}
+        verdicts = {v.snapshot_id: v for v in check(trace, ids, reports or None)}
+        if trace.short_logs:
+            log.warning("logs cut short (no closing record): %s", ", ".join(trace.short_logs))
+        return Truth(verdicts, trace.short_logs, trace.unmatched, trace.chains)

@@ -24,6 +24,7 @@ from beaver.control.record import Mode
 from ..processes import Workload
 from ..spec import Service, Spec
 from . import fig12
+from .outcomes import judged
 from .phase import snapshot_phase
 from .results import Results
 
@@ -69,22 +70,30 @@ def run(args, results: Results) -> list[dict]:
     return summary
 
 
-KINDS = [("accepted", "consistent", "tab:green"), ("accepted", "inconsistent", "tab:red"),
-         ("rejected", "inconsistent", "tab:blue"), ("rejected", "consistent", "tab:orange"),
-         ("incomplete", "consistent", "tab:gray"), ("incomplete", "inconsistent", "tab:gray")]
+JUDGED_COLORS = {"consistent": "tab:green", "inconsistent": "tab:red", "unjudged": "tab:purple",
+                 "channel errors": "tab:orange", "incomplete": "tab:gray",
+                 "unchecked": "tab:brown"}
+OUTCOME_HATCHES = {"accepted": "", "rejected": "//", "incomplete": ".."}
 
 
 def plot(results: Results, rows: list[dict]):
-    counts = Counter((r["phase"], r["outcome"], r["truth"]) for r in rows)
+    """Bars per phase: the controller's outcome (hatch) by the checker's word (colour)."""
+    counts = Counter((r["phase"], r["outcome"], judged(r)) for r in rows)
     phases = list(dict.fromkeys(r["phase"] for r in rows))
     fig, ax = results.figure()
     bottom = [0] * len(phases)
-    for outcome, truth, color in KINDS:
-        heights = [counts[(p, outcome, truth)] for p in phases]
-        if any(heights):
-            ax.bar(phases, heights, bottom=bottom, color=color, label=f"{outcome}, {truth}")
-            bottom = [b + h for b, h in zip(bottom, heights)]
+    for outcome, hatch in OUTCOME_HATCHES.items():
+        for word, color in JUDGED_COLORS.items():
+            heights = [counts[(p, outcome, word)] for p in phases]
+            if any(heights):
+                ax.bar(phases, heights, bottom=bottom, color=color, hatch=hatch,
+                       edgecolor="black", linewidth=0.3, label=f"{outcome}, {word}")
+                bottom = [b + h for b, h in zip(bottom, heights)]
+    ax.set_xticks(range(len(phases)), [
+        f"{p}\nunjudged {sum(counts[(p, o, 'unjudged')] for o in OUTCOME_HATCHES)}, "
+        f"ch. err. {sum(counts[(p, o, 'channel errors')] for o in OUTCOME_HATCHES)}"
+        for p in phases], fontsize=7)
     ax.set_ylabel("snapshots")
     ax.set_title("Figure 5 case: controller verdict, checker's truth")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     results.save_figure(fig)

@@ -1,11 +1,13 @@
 """One measured phase of an experiment: a fresh network with traffic, a
-series of snapshots, then the checker over every process's log."""
+series of snapshots, then the checker over every process's log.  The
+phase's tally holds the checker's counts and what the logs say of the run
+(short logs, unmatched receives, external causal chains against tau)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from beaver.control.engine import RunSettings, RunSummary
-from beaver.control.record import SnapshotRecord
+from beaver.control.record import Mode, SnapshotRecord
 
 from ..experiment import Run
 from ..processes import Workload
@@ -34,12 +36,17 @@ def snapshot_phase(results: Results, label: str, spec: Spec, settings: RunSettin
         run.start_traffic(warmup)
         summary = run.snapshots(settings)
         run.stop_traffic()
-    truth = run.check() if judge else {}
-    rows = snapshot_rows(run.records, truth, phase=label, **labels)
-    result = PhaseResult(label, summary, run.records, rows, tally(rows))
+    truth = run.check() if judge else None
+    rows = snapshot_rows(run.records, truth.verdicts if truth else {}, phase=label, **labels)
+    tau = settings.tau_us if settings.mode is Mode.OGM else None   # only OGM assumes one
+    result = PhaseResult(label, summary, run.records, rows,
+                         {**tally(rows), **(truth.logs(tau) if truth else {})})
     t = result.tally
-    truth = (f"; checker: {t['consistent']} consistent, {t['inconsistent']} inconsistent"
-             if judge else "")
+    checked = (f"; checker: {t['consistent']} consistent, {t['inconsistent']} inconsistent, "
+               f"{t['unjudged']} unjudged, {t['channel_errors']} with channel errors, "
+               f"{t['false_accepts']} false accepts; {t['short_logs']} short logs; "
+               f"shortest external chain {t['shortest_chain_us']} us, "
+               f"{t['chains_under_tau']} under tau" if truth else "")
     results.progress(f"{label}: {t['accepted']} accepted, {t['rejected']} rejected, "
-                     f"{t['incomplete']} incomplete{truth}; {summary.rate:.0f} snapshots/s")
+                     f"{t['incomplete']} incomplete{checked}; {summary.rate:.0f} snapshots/s")
     return result

@@ -91,9 +91,7 @@ def run(args, results: Results) -> list[dict]:
                 row.update(scores.get(row["number"], {}))
             rows += phase.rows
             summary.append({"mode": mode, "bots_pct": percent, "bots": bots,
-                            "accepted": phase.tally["accepted"],
-                            "consistent": phase.tally["consistent"],
-                            "inconsistent": phase.tally["inconsistent"],
+                            **{k: phase.tally[k] for k in CHECKER_COUNTS},
                             **{k: cell[k] for k in ("tp", "fp", "tn", "fn")}})
             results.progress(f"{label}: " + ", ".join(f"{k}={cell[k]}"
                                                       for k in ("tp", "fp", "tn", "fn")))
@@ -103,9 +101,14 @@ def run(args, results: Results) -> list[dict]:
     return summary
 
 
+CHECKER_COUNTS = ("accepted", "consistent", "inconsistent", "unjudged", "channel_errors",
+                  "false_accepts", "short_logs", "shortest_chain_us", "chains_under_tau")
+
+
 def plot(results: Results, summary: list[dict]):
     fig, ax = results.figure()
-    labels = [f"{r['mode']}\n{r['bots_pct']:g}%" for r in summary]
+    labels = [f"{r['mode']}\n{r['bots_pct']:g}%\nunj. {r['unjudged']}\nch.e. {r['channel_errors']}"
+              for r in summary]
     bottom = [0] * len(summary)
     for key, color in (("tp", "tab:green"), ("tn", "tab:olive"), ("fp", "tab:red"),
                        ("fn", "tab:orange")):
