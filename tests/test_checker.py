@@ -252,10 +252,12 @@ CHAINS = {
 
 
 def test_external_causal_chains_of_relays_and_webhooks_are_measured_from_the_logs():
+    """Each inbound message's shortest chain, from the latest inbound receive
+    in its causal past."""
     trace = timed_trace(CHAINS)
     # b: a reached kv at 100, b reached the bank at 400.  c: from b (at 400, the
     # latest inbound receive before it) to kv's receive of the audit at 520.
-    assert sorted(trace.chains) == [120, 300]
+    assert sorted(trace.chains) == [(120, "tp"), (300, "relay")]
     assert chain_summary(trace.chains, 200) == {"chains": 2, "shortest_chain_us": 120,
                                          "chains_under_tau": 1, "tau_held": False}
     assert chain_summary(trace.chains, 120)["tau_held"] is True

@@ -104,10 +104,18 @@ def test_a_transfer_notifies_the_third_party_whose_callback_writes_an_audit(beav
     eventually(lambda: client.call(to_kv2, {"op": "get", "key": "audit:b1:1"}, 2)["value"] == 5)
     stop.set()
     third_party.join()
-    beaver.finish()
+    trace = beaver.finish()
     _, events = read_log(beaver.tmp_path / "tp.jsonl")
     # notify, callback, reply, and the log's closing record
     assert [e["kind"] for e in events] == ["recv", "send", "recv", "end"]
+    # The webhook's chain, from the transfer reaching the bank to the audit
+    # reaching kv, is one the checker measures (as Fig. 12 does for tau_min).
+    (webhook,) = [c for c in trace.chains if c.via == "tp"]
+    transfer_at, audit_at = (
+        next(e["t_us"] for e in read_log(beaver.tmp_path / f"{name}.jsonl")[1]
+             if e["kind"] == "recv" and e["msg"] == msg)
+        for name, msg in (("b1", "c:1"), ("kv1", "tp:1")))
+    assert webhook.latency_us == audit_at - transfer_at > 0
 
 
 def test_a_relay_asks_the_second_vip_on_each_reply(beaver):

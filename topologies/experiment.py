@@ -22,7 +22,7 @@ from beaver.control.controller import Controller
 from beaver.control.engine import Engine, RunSettings, RunSummary
 from beaver.control.record import SnapshotRecord
 from beaver.control.store import SnapshotStore
-from beaver.traffic.checker import Trace, Verdict, chain_summary, check
+from beaver.traffic.checker import Chain, Trace, Verdict, chain_summary, check
 
 from .network import BeaverNetwork
 from .processes import Processes, Workload
@@ -40,7 +40,7 @@ class Truth:
     verdicts: dict[int, Verdict]
     short_logs: list[str]
     unmatched_receives: int
-    chains: list[int]
+    chains: list[Chain]
 
     def logs(self, tau_us: int | None) -> dict:
         """The log facts, chains counted against tau_us (None: no tau assumed)."""

@@ -55,7 +55,7 @@ import json
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, NamedTuple
 
 from beaver.control.oob import Report
 from beaver.p4src.ids import ID_SPACE, ahead
@@ -105,6 +105,12 @@ class Process:
         return None
 
 
+class Chain(NamedTuple):
+    """The shortest external causal chain ending at one inbound message."""
+    latency_us: int
+    via: str          # the out-group process that sent the inbound message
+
+
 @dataclass(frozen=True)
 class Event:
     process: str
@@ -146,7 +152,7 @@ class Trace:
         self.by_name = {p.name: i for i, p in enumerate(self.processes)}
         self.short_logs = [p.name for p in self.processes if not p.closed]
         self.unmatched = 0    # receives of messages no log sent
-        self.chains: list[int] = []   # us, the shortest external causal chain of each
+        self.chains: list[Chain] = []
         self._clocks()
 
     @classmethod
@@ -199,9 +205,11 @@ class Trace:
                     sent = self.sent.get(msg)
                     if sent is not None:
                         clocks[i] = clock = list(map(max, clock, sent))
-                        if own is not None and self.sent_at[msg][0] not in self.component:
+                        sender = self.sent_at[msg][0]
+                        if own is not None and sender not in self.component:
                             if sent[latest]:   # an inbound message with an inbound cause
-                                self.chains.append(p.times[j] - sent[latest])
+                                self.chains.append(Chain(p.times[j] - sent[latest],
+                                                         self.processes[sender].name))
                             clock[latest] = max(clock[latest], p.times[j])
                     elif msg in self.sent_at:
                         waiting[msg].append(i)
@@ -366,11 +374,12 @@ class Trace:
         return received, in_flight
 
 
-def chain_summary(chains: list[int], tau_us: int | None) -> dict:
+def chain_summary(chains: list[Chain], tau_us: int | None) -> dict:
     """A run's external causal chains (Trace.chains) against the tau it assumed:
     tau held when no chain was shorter (None: no tau assumed, or no chain seen)."""
-    under = None if tau_us is None else sum(c < tau_us for c in chains)
-    return {"chains": len(chains), "shortest_chain_us": min(chains, default=None),
+    latencies = [c.latency_us for c in chains]
+    under = None if tau_us is None else sum(c < tau_us for c in latencies)
+    return {"chains": len(chains), "shortest_chain_us": min(latencies, default=None),
             "chains_under_tau": under,
             "tau_held": None if under is None or not chains else under == 0}
 
