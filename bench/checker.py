@@ -91,7 +91,7 @@ def main():
         verdicts = check(trace)
         judged = time.perf_counter()
     statuses = {s: sum(v.status == s for v in verdicts) for s in
-                ("consistent", "inconsistent", "incomplete")}
+                ("consistent", "inconsistent", "unjudged", "incomplete")}
     print(json.dumps({"events": written, "snapshots": len(verdicts), **statuses,
                       "load_s": round(loaded - started, 2), "judge_s": round(judged - loaded, 2),
                       "events_per_s": round(written / (judged - started))}, indent=1))
