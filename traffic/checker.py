@@ -149,6 +149,8 @@ class Trace:
             raise LogError(f"process names repeat: {sorted(names)}")
         self.in_group = [i for i, p in enumerate(self.processes) if p.in_group]
         self.component = {i: c for c, i in enumerate(self.in_group)}
+        self.taint = len(self.in_group)   # clock slot: an unmatched receive in the past
+        self.latest = self.taint + 1      # clock slot: the latest inbound receive's t_us
         self.by_name = {p.name: i for i, p in enumerate(self.processes)}
         self.short_logs = [p.name for p in self.processes if not p.closed]
         self.unmatched = 0    # receives of messages no log sent
@@ -172,7 +174,7 @@ class Trace:
 
     def _clocks(self):
         """Vector clocks at every send (self.sent) and snapshot (self.at_snapshot):
-        one component per in-group process, then TAINT and LATEST_INBOUND."""
+        one component per in-group process, then the taint and latest slots."""
         self.sent: dict[str, tuple[int, ...]] = {}
         self.sent_at: dict[str, tuple[int, int]] = {}
         for i, p in enumerate(self.processes):
@@ -182,9 +184,8 @@ class Trace:
                         raise LogError(f"message {msg} sent twice "
                                        f"({self.processes[self.sent_at[msg][0]].name}, {p.name})")
                     self.sent_at[msg] = (i, j)
-        k = len(self.in_group)
-        taint, latest = k, k + 1
-        clocks = [[0] * (k + 2) for _ in self.processes]
+        taint, latest = self.taint, self.latest
+        clocks = [[0] * (latest + 1) for _ in self.processes]
         self.at_snapshot = [[None] * len(p.snapshots) for p in self.processes]
         next_event = [0] * len(self.processes)
         next_snapshot = [0] * len(self.processes)
@@ -263,7 +264,7 @@ class Trace:
                     verdict.status = "inconsistent"
                     verdict.witness = self._witness(q, cuts[q][0], p, position)
                     return verdict
-        if any(clock[len(self.in_group)] for _, clock in cuts.values()):   # TAINT
+        if any(clock[self.taint] for _, clock in cuts.values()):
             verdict.status = "unjudged"
             return verdict
         if reports is not None:
