@@ -1,6 +1,7 @@
 """A clean run: traffic through every SLB (clients and relays), OGM
 snapshots at tau = tau_min with every in-group report, and the checker over
-all of it.  Beaver must accept no inconsistent snapshot."""
+all of it.  Beaver must accept no snapshot the checker does not prove
+consistent (no false accept: outcomes.py)."""
 from __future__ import annotations
 
 from beaver.control import rules
@@ -12,7 +13,7 @@ from . import fig12
 from .phase import snapshot_phase
 from .results import Results
 
-DESCRIPTION = "a clean run: OGM snapshots under traffic, zero accepted-inconsistent"
+DESCRIPTION = "a clean run: OGM snapshots under traffic, zero false accepts"
 
 
 def add_arguments(p, slbs: int = 2, ingroup: int = 4, outgroup: int = 4, count: int = 30):
