@@ -14,9 +14,11 @@ RUN apt-get update -q && \
 
 WORKDIR /beaver
 COPY . .
+# The committed p4src/build is used as it is: tests/test_p4_build.py compiles
+# aside with the image's p4c and compares, so recompiling here would hide a
+# stale build.
 RUN python3 -m venv --system-site-packages /opt/venv && \
-    /opt/venv/bin/pip install --no-cache-dir -e '.[test]' && \
-    /opt/venv/bin/python -m beaver.p4src.compiler
+    /opt/venv/bin/pip install --no-cache-dir -e '.[test]'
 ENV PATH=/opt/venv/bin:$PATH
 
 ENTRYPOINT ["beaver"]

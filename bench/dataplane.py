@@ -9,7 +9,8 @@ overflowing its input queue) once with marking on
 same encapsulation, no epoch state), alternating so both see the same
 machine.  The rate of one round is packets delivered to the backends over
 the time from the first to the last delivery.  Prints each round, the
-medians and their ratio.
+medians and their ratio.  Marking on includes the timed-activation check
+every marked packet makes.  BEAVER_BMV2 names the BMv2 binary to run.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from beaver.control.program import Route, Vip, config_entry, slb_updates
 from beaver.control.session import SwitchSession
 from beaver.p4src import BMV2_JSON, P4INFO
 from beaver.p4src.wire import BEAVER_UDP_PORT
-from beaver.topologies.bmv2 import Bmv2Switch
+from beaver.topologies.bmv2 import Bmv2Switch, bmv2_build
 from beaver.topologies.veth import VethPairs
 
 SLB_MAC = "00:00:00:00:00:fe"
@@ -114,6 +115,7 @@ def main() -> int:
             receivers = [raw_socket(veths.host_ends[p]) for p in BACKENDS]
             rates = {True: [], False: []}
             costs = {True: [], False: []}
+            print(f"BMv2: {bmv2_build()}")
             print(f"{args.packets} packets per round, {len(frames)} flows")
             for round_no in range(1, args.rounds + 1):
                 # Alternate which goes first, so neither gains from its place.

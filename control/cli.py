@@ -10,85 +10,15 @@ line on stderr and a non-zero exit; only a bug shows a traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import sys
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
-from .config import ConfigError, ServiceConfig, load
-from .controller import Controller
-from .engine import SettingsError
-from .reports import ProcessFailed
-from .session import SwitchError
-from .slb import RequestTimeout
-from .store import SnapshotStore, StoreError
-
-DEFAULT_CONFIG = "beaver.toml"
-USER_ERRORS = (ConfigError, SwitchError, StoreError, SettingsError, RequestTimeout,
-               ProcessFailed)
-
-
-class CliError(Exception):
-    """A mistake in how the command was called."""
-
-
-def common_options() -> argparse.ArgumentParser:
-    """Options every command that reaches the service accepts."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-c", "--config", metavar="FILE",
-                        help=f"service configuration, TOML (default: $BEAVER_CONFIG "
-                             f"or ./{DEFAULT_CONFIG})")
-    common.add_argument("--election-id", type=int, metavar="N",
-                        help="P4Runtime election ID (default: from the configuration)")
-    common.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    common.add_argument("-v", "--verbose", action="store_true", help="log what happens")
-    return common
-
-
-def config_of(args: argparse.Namespace) -> ServiceConfig:
-    return load(args.config or os.environ.get("BEAVER_CONFIG") or DEFAULT_CONFIG)
-
-
-def open_store(args: argparse.Namespace, config: ServiceConfig | None = None,
-               existing: bool = False) -> SnapshotStore:
-    """The store named by --store, else the configuration's; with existing,
-    a missing file is an error rather than a new empty store."""
-    path = getattr(args, "store", None)
-    if path is None:
-        path = (config or config_of(args)).controller.store
-    if existing and not Path(path).exists():
-        raise CliError(f"no snapshot store at {path}")
-    return SnapshotStore(path)
-
-
-@contextmanager
-def connected(args: argparse.Namespace, config: ServiceConfig,
-              retries: int | None = None) -> Iterator[Controller]:
-    controller = Controller(config, args.election_id)
-    try:
-        controller.connect(retries)
-        yield controller
-    finally:
-        controller.close()
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
-    cells = [[str(h) for h in headers]] + [["-" if c is None else str(c) for c in r]
-                                           for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
-                     for row in cells)
-
-
-def print_json(value):
-    print(json.dumps(value, indent=2, default=str))
+from . import cli_ctl, cli_experiment, cli_snapshot
+from .cli_common import USER_ERRORS, CliError, common_options
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import cli_ctl, cli_experiment, cli_snapshot
     groups = [cli_ctl.register, cli_snapshot.register, cli_experiment.register]
 
     parser = argparse.ArgumentParser(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict
 
-from .cli import config_of, connected, print_json, table
+from .cli_common import config_of, connected, print_json, table
 from .config import load
 from .controller import Controller
 
@@ -43,14 +43,17 @@ def run_status(args) -> int:
     else:
         rows = []
         for s in states:
-            offset = (f"{s.offset_us:.0f} +- {s.offset_error_us:.0f}"
+            offset = (f"{s.offset_us:.0f} +- {s.offset_error_us:.1f}"
                       if s.offset_us is not None else None)
+            source = (f"{s.clock_source}, {s.clock_samples} samples"
+                      + ("" if s.clock_source == "probe" else " (no probe port)")
+                      if s.clock_source else None)
             rows.append((s.name, s.address, "yes" if s.reachable else "no",
                          "yes" if s.primary else "no", "beaver" if s.pipeline else "missing",
                          s.current_id, {True: "yes", False: "no"}.get(s.holding),
-                         offset, s.error or ""))
+                         offset, source, s.error or ""))
         print(table(("SLB", "ADDRESS", "UP", "PRIMARY", "PIPELINE", "ID", "HOLDING",
-                     "CLOCK OFFSET US", "NOTE"), rows))
+                     "CLOCK OFFSET US", "CLOCK", "NOTE"), rows))
     return 0 if all(s.reachable and not s.error for s in states) else 1
 
 

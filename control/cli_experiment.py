@@ -17,7 +17,7 @@ import shutil
 import signal
 import sys
 
-from .cli import CliError, print_json, table
+from .cli_common import CliError, print_json, table
 
 
 def register(subcommands, common: argparse.ArgumentParser):
@@ -65,7 +65,9 @@ def _unavailable(problem: str):
 def missing_requirement() -> str | None:
     if os.geteuid() != 0:
         return "experiments need root (Mininet makes namespaces and veth pairs)"
-    for tool, where in (("simple_switch_grpc", "BMv2, e.g. from the Docker image"),
+    from beaver.topologies.bmv2 import BINARY
+    for tool, where in ((BINARY, "BMv2, e.g. from the Docker image; or name one in "
+                                 "BEAVER_BMV2"),
                         ("mn", "Mininet: apt-get install mininet")):
         if shutil.which(tool) is None:
             return f"{tool} is not installed ({where})"
@@ -75,13 +77,16 @@ def missing_requirement() -> str | None:
 def run_experiment(args) -> int:
     if (problem := missing_requirement()) is not None:
         raise CliError(problem)
+    from beaver.topologies.bmv2 import bmv2_build
     from beaver.topologies.cleanup import cleanup
     from beaver.topologies.experiments.results import Results
 
     # SIGTERM unwinds like Ctrl-C, so every network is taken down.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     results = Results(args.out, args.name)
-    results.progress(f"results in {results.dir}")
+    build = bmv2_build()
+    results.progress(f"results in {results.dir}; BMv2: {build}")
+    (results.dir / "bmv2.txt").write_text(build + "\n")
     try:
         summary = args.module.run(args, results)
     finally:

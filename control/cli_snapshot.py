@@ -17,9 +17,9 @@ import sys
 import time
 from datetime import datetime
 
-from .cli import CliError, config_of, connected, open_store, print_json, table
+from .cli_common import CliError, config_of, connected, open_store, print_json, table
 from .config import ServiceConfig
-from .engine import Engine, RunSettings, RunSummary
+from .engine import IMMEDIATE, TIMED, Engine, RunSettings, RunSummary
 from .record import Mode, Outcome, SnapshotRecord
 from .rules import COARSE, FINE
 
@@ -43,6 +43,13 @@ def register(subcommands, common: argparse.ArgumentParser):
                              "the configuration)")
     taking.add_argument("--retake", type=int, default=0, metavar="N",
                         help="retake a rejected snapshot up to N times")
+    taking.add_argument("--initiation", choices=(IMMEDIATE, TIMED),
+                        help="ogm: each SLB switches when its INIT arrives (immediate, the "
+                             "paper's), or all at one time ahead on their own clocks (timed) "
+                             "(default: from the configuration)")
+    taking.add_argument("--lead-us", type=int, metavar="US",
+                        help="timed: how far ahead the SLBs switch (default: from the "
+                             "configuration, else twice the slowest recent round trip)")
 
     take = commands.add_parser("take", parents=[common, taking], help="take one snapshot")
     take.set_defaults(run=run_take)
@@ -79,7 +86,9 @@ def settings_of(args, config: ServiceConfig, count: int = 1, inflight: int = 1,
                            count=count, inflight=inflight, rate=rate,
                            ack_timeout_ms=c.ack_timeout_ms, retries=c.retries,
                            report_timeout_ms=c.report_timeout_ms, retake=args.retake,
-                           clock_interval_s=c.clock_interval_s)
+                           clock_interval_s=c.clock_interval_s,
+                           initiation=args.initiation or c.initiation,
+                           lead_us=c.lead_us if args.lead_us is None else args.lead_us)
     settings.check(len(config.slbs))
     return settings
 
@@ -166,20 +175,23 @@ def run_show(args) -> int:
     print(f"  reason: {v.reason}")
     print(f"  mode {record.mode.value}, rule {record.rule}, tau {record.tau_us} us"
           + (f", retake of {record.retake_of}" if record.retake_of else ""))
-    print(f"  started {when(record.wall_time)}, t1 - t0 = {duration(record) or '-'} us")
+    print(f"  started {when(record.wall_time)}, t1 - t0 = {duration(record) or '-'} us"
+          + (f", timed: activation {record.activate_us - record.started_us} us after t0"
+             if record.activate_us is not None else ", immediate initiation"))
     rows = []
     for name in record.slbs:
         a = record.acks.get(name)
         if a is None:
             rows.append((name, "no answer") + (None,) * 8)
             continue
-        clock = f"{a.clock.offset_us:.0f} +- {a.clock.error_us:.0f}" if a.clock else None
+        clock = (f"{a.clock.offset_us:.0f} +- {a.clock.error_us:.1f} ({a.clock.source})"
+                 if a.clock else None)
         rows.append((name, a.status.name, a.attempts, a.received_us - a.sent_us,
-                     f"{a.body.id_before}->{a.body.id_after}", a.body.switch_time,
-                     a.body.last_old_time, a.body.count, clock))
+                     f"{a.body.id_before}->{a.body.id_after}", a.body.activate_at or None,
+                     a.body.switch_time, a.body.last_old_time, a.body.count, clock))
     print()
-    print(table(("SLB", "STATUS", "TRIES", "RTT US", "ID", "SWITCH TIME", "LAST OLD",
-                 "MARKED", "CLOCK OFFSET US"), rows))
+    print(table(("SLB", "STATUS", "TRIES", "RTT US", "ID", "ACTIVATE AT", "SWITCH TIME",
+                 "LAST OLD", "MARKED", "CLOCK OFFSET US"), rows))
     if record.reports:
         print()
         print(table(("PROCESS", "TAKEN", "TRIGGER", "CURRENT", "FINISHED", "CHANNELS",
@@ -212,6 +224,7 @@ def as_dict(record: SnapshotRecord) -> dict:
         "id": record.number, "wire_id": record.snapshot_id, "mode": record.mode.value,
         "rule": record.rule, "tau_us": record.tau_us, "slbs": record.slbs,
         "started_us": record.started_us, "finished_us": record.finished_us,
+        "activate_us": record.activate_us,
         "wall_time": record.wall_time, "retake_of": record.retake_of,
         "verdict": {"outcome": v.outcome.value, "reason": v.reason, "rule": v.rule,
                     "margin_us": v.margin_us},
@@ -221,8 +234,10 @@ def as_dict(record: SnapshotRecord) -> dict:
                         "id_after": a.body.id_after, "now": a.body.now,
                         "switch_time": a.body.switch_time,
                         "last_old_time": a.body.last_old_time, "count": a.body.count,
+                        "activate_at": a.body.activate_at, "marking": a.body.marking,
                         "offset_us": a.clock.offset_us if a.clock else None,
-                        "offset_error_us": a.clock.error_us if a.clock else None}
+                        "offset_error_us": a.clock.error_us if a.clock else None,
+                        "clock_source": a.clock.source if a.clock else None}
                  for name, a in record.acks.items()},
         "reports": {name: r.to_message() for name, r in record.reports.items()},
     }
@@ -233,7 +248,8 @@ def summary_dict(summary: RunSummary) -> dict:
             **{o.value: n for o, n in summary.outcomes.items()},
             "elapsed_s": round(summary.elapsed_s, 3), "per_second": round(summary.rate, 1),
             "first_id": summary.first, "last_id": summary.last,
-            "interrupted": summary.interrupted}
+            "interrupted": summary.interrupted, "late_inits": summary.late_inits,
+            "lead_us": summary.lead_us or None}
 
 
 def summary_line(summary: RunSummary) -> str:

@@ -1,40 +1,67 @@
 """Each switch's data-plane clock, aligned to the controller's.
 
-BMv2 stamps packets with microseconds since the switch started, so every
-SLB has its own origin.  A round trip gives one sample: the switch read its
-clock (`dp`) somewhere between the controller's send and receive, so its
-offset (dp minus controller time) lies in [dp - received, dp - sent].
-Intersecting the intervals of the lowest-delay samples bounds the offset;
-the estimate is the middle of that interval and the error its half-width.
-If the intervals do not meet (the clocks drifted, or a sample is wrong) the
-single lowest-delay sample is used.
+BMv2 stamps packets with microseconds since the switch started, on the
+system clock, which is the controller's clock too (slb.now_us): so a
+switch's offset (its clock minus the controller's) is a constant until the
+switch restarts, and every sample ever taken bounds the same number.
+
+A sample is a round trip whose switch-side stamps were taken in between:
+the first stamp after the controller sent, the last before it received.
+So the offset lies in [last - received, first - sent], widened by a
+microsecond each way because both clocks count whole microseconds.  Two
+sources give samples:
+
+* clock probes on a probe port (probe.py): stamped on ingress and egress,
+  and timed by the kernel on receipt, so what the switch spent queueing in
+  between costs nothing (about +-10 us);
+* packet-out/packet-in round trips (`measure`), for switches without a
+  probe port: one stamp, and the whole round trip through the P4Runtime
+  server as error (+-100 us and more under load).
+
+`ClockEstimate` intersects every sample since it was last reset.  Samples
+whose intervals do not meet the intersection mean the origin moved (a
+restarted switch) or a sample was wrong: the estimate starts again from the
+new sample, and says why in the log; it never keeps a bound that a sample
+contradicts.
 """
 from __future__ import annotations
 
-import heapq
+import logging
+import threading
 from dataclasses import dataclass
-from typing import Iterable
 
 from beaver.p4src.wire import Op
 
 from .slb import Answer, RequestTimeout, SlbControl
 
-BEST_SAMPLES = 8   # the lowest-delay samples an estimate intersects
+log = logging.getLogger(__name__)
+
+TICK_US = 1          # both clocks truncate to whole microseconds
+PROBE, PACKET_OUT = "probe", "packet-out"
 
 
 @dataclass(frozen=True)
 class Sample:
-    sent_us: int       # controller clock
-    dp_us: int         # the switch's clock, read in between
-    received_us: int   # controller clock
+    sent_us: int         # controller clock
+    first_dp_us: int     # the switch's clock, read after the send
+    last_dp_us: int      # the switch's clock, read before the receipt
+    received_us: int     # controller clock
 
     @property
     def delay_us(self) -> int:
         return self.received_us - self.sent_us
 
+    @property
+    def low_us(self) -> int:
+        return self.last_dp_us - self.received_us - TICK_US
+
+    @property
+    def high_us(self) -> int:
+        return self.first_dp_us - self.sent_us + TICK_US
+
     @classmethod
     def of(cls, answer: Answer) -> "Sample":
-        return cls(answer.sent_us, answer.body.now, answer.received_us)
+        return cls(answer.sent_us, answer.body.now, answer.body.now, answer.received_us)
 
 
 @dataclass(frozen=True)
@@ -43,6 +70,7 @@ class Estimate:
     offset_us: float
     error_us: float
     samples: int
+    source: str = PACKET_OUT
 
     @property
     def low_us(self) -> float:
@@ -53,64 +81,66 @@ class Estimate:
         return self.offset_us + self.error_us
 
     def to_controller(self, dp_us: int) -> tuple[float, float]:
-        """The interval of controller times that a switch time maps to."""
-        return dp_us - self.high_us, dp_us - self.low_us
+        """The controller times that a switch stamp can stand for (the
+        event happened within the stamp's microsecond)."""
+        return dp_us - self.high_us, dp_us + TICK_US - self.low_us
+
+    def to_switch(self, controller_us: float) -> int:
+        """The switch stamp closest to a controller time (for scheduling)."""
+        return int(round(controller_us + self.offset_us))
 
 
-def estimate(samples: Iterable[Sample], best: int = BEST_SAMPLES) -> Estimate:
-    chosen = heapq.nsmallest(best, samples, key=lambda s: s.delay_us)
-    if not chosen:
-        raise ValueError("no clock samples")
-    low = max(s.dp_us - s.received_us for s in chosen)
-    high = min(s.dp_us - s.sent_us for s in chosen)
-    if low > high:
-        first = chosen[0]
-        low, high = first.dp_us - first.received_us, first.dp_us - first.sent_us
-    return Estimate((low + high) / 2, (high - low) / 2, len(chosen))
+class ClockEstimate:
+    """The intersection of one switch's samples since its last reset.
+    Thread-safe: probes add samples from their own thread."""
 
-
-class ClockTracker:
-    """The lowest-delay samples of one switch's clock within a horizon.
-
-    `refresh` re-estimates and forgets all but the best samples, so memory
-    stays bounded however often the clock is measured.
-    """
-
-    def __init__(self, horizon_us: int = 120_000_000):
-        self.horizon_us = horizon_us
-        self.samples: list[Sample] = []
+    def __init__(self, name: str, source: str):
+        self.name = name
+        self.source = source
+        self._lock = threading.Lock()
+        self._low = self._high = None
+        self._samples = 0
+        self.resets = 0          # contradictions seen (restarts, bad samples)
         self.current: Estimate | None = None
 
     def add(self, sample: Sample):
-        self.samples.append(sample)
+        low, high = sample.low_us, sample.high_us
+        with self._lock:
+            if self._low is not None and (low > self._high or high < self._low):
+                log.warning("%s: clock sample [%d, %d] us contradicts the estimate [%d, %d] "
+                            "of %d samples (the switch restarted, or a sample was wrong): "
+                            "starting again", self.name, low, high, self._low, self._high,
+                            self._samples)
+                self.resets += 1
+                self._low = None
+            if self._low is None:
+                self._low, self._high, self._samples = low, high, 0
+            self._low, self._high = max(self._low, low), min(self._high, high)
+            self._samples += 1
+            self.current = Estimate((self._low + self._high) / 2, (self._high - self._low) / 2,
+                                    self._samples, self.source)
 
-    def refresh(self) -> Estimate | None:
-        if self.samples:
-            newest = max(s.received_us for s in self.samples)
-            recent = [s for s in self.samples if newest - s.received_us <= self.horizon_us]
-            self.samples = heapq.nsmallest(BEST_SAMPLES, recent, key=lambda s: s.delay_us)
-            self.current = estimate(self.samples)
-        return self.current
+    @property
+    def samples(self) -> int:
+        return self._samples if self._low is not None else 0
 
     def reset(self):
         """The switch restarted: its clock has a new origin."""
-        self.samples.clear()
-        self.current = None
+        with self._lock:
+            self._low = None
+            self._samples = 0
+            self.current = None
 
 
-def measure(slb: SlbControl, tracker: ClockTracker, count: int = 16,
-            timeout: float = 0.5) -> Estimate:
-    """Sends `count` READs one at a time (unloaded samples) and re-estimates.
-    Lost answers are skipped; RequestTimeout if none came back."""
-    got = 0
+def measure(slb: SlbControl, count: int = 16, timeout: float = 0.5) -> list[Answer]:
+    """Sends `count` READs one at a time (unloaded round trips).  Lost
+    answers are skipped; RequestTimeout if none came back."""
+    answers = []
     for _ in range(count):
         try:
-            answer = slb.request(Op.READ, 0, timeout=timeout)
+            answers.append(slb.request(Op.READ, 0, timeout=timeout))
         except RequestTimeout:
             continue
-        tracker.add(Sample.of(answer))
-        got += 1
-    if not got:
+    if not answers:
         raise RequestTimeout(f"{slb.name}: no answer to {count} clock probes")
-    return tracker.refresh()
-
+    return answers

@@ -7,6 +7,8 @@ any switch is touched.
     store = "snapshots.db"            # relative to this file
     tau_us = 5000                     # external causal chain bound
     rule = "fine"                     # OGM detection rule: "fine" or "coarse"
+    initiation = "immediate"          # OGM: "immediate" or "timed"
+    lead_us = 4000                    # timed: activation lead (default: from round trips)
     ack_timeout_ms = 100              # per acknowledgement attempt (queueing included)
     retries = 2                       # resends of an unanswered request
     report_timeout_ms = 2000          # in-group reports, channel state included
@@ -30,6 +32,10 @@ any switch is touched.
     marking = true
     routes = [{prefix = "10.0.2.1/32", port = 2, src_mac = "00:00:00:00:00:fe",
                dst_mac = "00:00:00:00:00:02"}]
+    ingroup_ports = [2]               # ports STAMPs may be learned from; default: the
+                                      # ports of routes inside the in-group prefixes
+    probe = {port = 3, iface = "s1-probe"}   # optional clock-probe port, and the
+                                      # controller's interface linked to it
 
     [[vips]]
     address = "10.10.0.1"
@@ -40,6 +46,7 @@ any switch is touched.
     [[processes]]                     # in-group processes, out-of-band reports
     name = "p1"
     address = "10.0.2.1:4791"
+    peers = ["p2"]                    # in-group processes it sends to: each must be listed
 
 An error names the file, the field and what is wrong.
 """
@@ -57,6 +64,7 @@ from beaver.p4src import BMV2_JSON, P4INFO
 from .program import PROTOCOLS, Route, Vip
 
 RULES = ("fine", "coarse")
+INITIATIONS = ("immediate", "timed")
 MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 
 
@@ -73,6 +81,9 @@ class SlbConfig:
     slb_addr: str
     marking: bool
     routes: tuple[Route, ...]
+    ingroup_ports: tuple[int, ...] = ()
+    probe_port: int | None = None     # the switch's clock-probe port
+    probe_iface: str | None = None    # the controller's interface linked to it
 
 
 @dataclass(frozen=True)
@@ -80,6 +91,7 @@ class ProcessConfig:
     name: str
     host: str
     port: int
+    peers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -88,6 +100,8 @@ class ControllerSettings:
     election_id: int = 1
     tau_us: int = 5000
     rule: str = "fine"
+    initiation: str = "immediate"
+    lead_us: int | None = None
     ack_timeout_ms: float = 100.0
     retries: int = 2
     report_timeout_ms: float = 2000.0
@@ -146,6 +160,8 @@ class _Table:
     def number(self, key: str, low: float, high: float, default: Any = ...,
                integer: bool = True) -> Any:
         value = self.get(key, int if integer else (int, float), default)
+        if value is None and default is None:   # optional, and absent
+            return None
         if not low <= value <= high:
             self.fail(key, f"{value} is outside {low}..{high}")
         return value
@@ -200,6 +216,8 @@ def parse(path: Path, data: Any) -> ServiceConfig:
         election_id=c.number("election_id", 1, (1 << 64) - 1, 1),
         tau_us=c.number("tau_us", 0, 3600 * 10**6, 5000),
         rule=c.get("rule", str, "fine"),
+        initiation=c.get("initiation", str, "immediate"),
+        lead_us=c.number("lead_us", 1, 10 * 10**6, None),
         ack_timeout_ms=c.number("ack_timeout_ms", 1, 60_000, 100.0, integer=False),
         retries=c.number("retries", 0, 100, 2),
         report_timeout_ms=c.number("report_timeout_ms", 1, 600_000, 2000.0, integer=False),
@@ -208,6 +226,9 @@ def parse(path: Path, data: Any) -> ServiceConfig:
         connect_retries=c.number("connect_retries", 0, 100, 3))
     if settings.rule not in RULES:
         c.fail("rule", f"expected one of {', '.join(RULES)}, got {settings.rule!r}")
+    if settings.initiation not in INITIATIONS:
+        c.fail("initiation", f"expected one of {', '.join(INITIATIONS)}, "
+               f"got {settings.initiation!r}")
     c.done()
 
     p = top.table("pipeline")
@@ -219,7 +240,7 @@ def parse(path: Path, data: Any) -> ServiceConfig:
     ingroup = tuple(s.prefix(f"ingroup[{i}]", v) for i, v in enumerate(s.get("ingroup", list, [])))
     s.done()
 
-    slbs = tuple(_slb(t) for t in top.tables("slbs"))
+    slbs = tuple(_slb(t, ingroup) for t in top.tables("slbs"))
     if not slbs:
         top.fail("slbs", "at least one SLB is needed")
     for field in ("name", "address", "slb_id"):
@@ -228,19 +249,28 @@ def parse(path: Path, data: Any) -> ServiceConfig:
     vips = tuple(_vip(t) for t in top.tables("vips"))
     _unique(top, "vips", [(v.address, v.protocol, v.port) for v in vips], "address/protocol/port")
 
-    processes = []
+    processes, peer_fields = [], []
     for t in top.tables("processes"):
         name = t.get("name", str)
         host, port = host_port(t, "address")
+        peers = t.get("peers", list, [])
+        peer_fields.append(t)
         t.done()
-        processes.append(ProcessConfig(name, host, port))
+        processes.append(ProcessConfig(name, host, port, tuple(peers)))
     _unique(top, "processes", [proc.name for proc in processes], "name")
+    # A peer that reports nothing would leave its channels unjudged.
+    names = {proc.name for proc in processes}
+    for t, proc in zip(peer_fields, processes):
+        for i, peer in enumerate(proc.peers):
+            if peer not in names or peer == proc.name:
+                t.fail(f"peers[{i}]", f"{peer!r} is not another configured process "
+                       f"(processes: {', '.join(sorted(names))})")
     top.done()
     return ServiceConfig(path, settings, p4info, bmv2_json, slbs, vips, ingroup,
                          tuple(processes))
 
 
-def _slb(t: _Table) -> SlbConfig:
+def _slb(t: _Table, ingroup: tuple[str, ...]) -> SlbConfig:
     name = t.get("name", str)
     if not name:
         t.fail("name", "must not be empty")
@@ -255,10 +285,30 @@ def _slb(t: _Table) -> SlbConfig:
         routes.append(Route(r.prefix("prefix", r.get("prefix", str)),
                             r.number("port", 0, 511), mac["src_mac"], mac["dst_mac"]))
         r.done()
+    inside = [ipaddress.IPv4Network(p) for p in ingroup]
+    facing = sorted({r.port for r in routes
+                     if any(ipaddress.IPv4Network(r.prefix).subnet_of(n) for n in inside)})
+    ports = t.get("ingroup_ports", list, facing)
+    for i, port in enumerate(ports):
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 511:
+            t.fail(f"ingroup_ports[{i}]", f"expected a port number 0..511, got {port!r}")
+    probe_port = probe_iface = None
+    if "probe" in t.data:
+        probe = t.table("probe")
+        probe_port = probe.number("port", 0, 511)
+        probe_iface = probe.get("iface", str)
+        if not probe_iface:
+            probe.fail("iface", "must not be empty")
+        if probe_port in ports or probe_port in {r.port for r in routes}:
+            probe.fail("port", f"port {probe_port} also carries traffic: a probe port "
+                       "must be its own")
+        probe.done()
     slb = SlbConfig(name=name, address=t.data["address"],
                     device_id=t.number("device_id", 0, (1 << 64) - 1),
                     slb_id=t.number("slb_id", 0, 255), slb_addr=t.ipv4("slb_addr"),
-                    marking=t.get("marking", bool, True), routes=tuple(routes))
+                    marking=t.get("marking", bool, True), routes=tuple(routes),
+                    ingroup_ports=tuple(ports), probe_port=probe_port,
+                    probe_iface=probe_iface)
     t.done()
     return slb
 

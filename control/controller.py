@@ -2,9 +2,10 @@
 tables, IDs and clocks.
 
 One `Gateway` per SLB bundles its configuration, its P4Runtime session, the
-Beaver requests over it and its clock.  `Controller` connects them all
-(bounded retries, then one clear error), programs them, reports their state,
-aligns their clocks and brings back a switch that restarted.
+Beaver requests over it and its clock: probed through its probe port when
+it has one, else aligned by packet-out round trips.  `Controller` connects
+them all (bounded retries, then one clear error), programs them, reports
+their state, aligns their clocks and brings back a switch that restarted.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from beaver.p4src.wire import Op, Status
 
 from . import clock
 from .config import ServiceConfig, SlbConfig
+from .probe import ClockProbe
 from .program import slb_updates
 from .session import NotPrimary, SwitchError, SwitchSession, SwitchUnavailable
 from .slb import RequestTimeout, SlbControl
@@ -25,9 +27,11 @@ from .tables import sync
 
 log = logging.getLogger(__name__)
 
-BASE_TABLES = ("routes", "ingroup_sources")
+BASE_TABLES = ("routes", "ingroup_sources", "probe_ports")
 VIP_TABLES = ("vips", "pool_members")   # written only once the SLB's ID is restored
 REQUEST_TIMEOUT = 0.5                   # s, for one-off requests outside a snapshot
+PROBE_SAMPLES = 100                     # probe answers an estimate needs before a run
+PROBE_WAIT_S = 5.0                      # for them
 
 
 class Gateway:
@@ -38,8 +42,20 @@ class Gateway:
         self.session = SwitchSession(config.name, config.address, config.device_id,
                                      (election_id >> 64, election_id & ((1 << 64) - 1)))
         self.control = SlbControl(self.session)
-        self.clock = clock.ClockTracker()
+        probed = config.probe_iface is not None
+        self.clock = clock.ClockEstimate(config.name, clock.PROBE if probed else clock.PACKET_OUT)
+        self.probe: ClockProbe | None = None   # started once the pipeline reflects probes
         self.incarnation = 0   # bumped at every connection: tells a stale "down" apart
+
+    def start_probe(self):
+        if self.config.probe_iface is not None and self.probe is None:
+            self.probe = ClockProbe(self.config.probe_iface, self.clock).start()
+
+    def close(self):
+        if self.probe is not None:
+            self.probe.close()
+            self.probe = None
+        self.session.close()
 
     @property
     def name(self) -> str:
@@ -71,6 +87,8 @@ class SlbStatus:
     marking: bool | None = None
     offset_us: float | None = None   # switch clock - controller clock
     offset_error_us: float | None = None
+    clock_source: str | None = None  # probe, or packet-out (no probe port)
+    clock_samples: int | None = None
 
 
 class Controller:
@@ -121,7 +139,7 @@ class Controller:
 
     def close(self):
         for gw in self.gateways:
-            gw.session.close()
+            gw.close()
 
     def require_primary(self):
         """NotPrimary unless this controller may write to every SLB."""
@@ -137,6 +155,10 @@ class Controller:
                               f"run 'beaver ctl apply CONFIG' first")
 
     # -- programming ----------------------------------------------------------
+
+    def marking_off(self) -> list[str]:
+        """The SLBs whose marking is off (their answers say so)."""
+        return [gw.name for gw in self.gateways if not gw.request(Op.READ).body.marking]
 
     def newest_id(self) -> int:
         """The newest ID any SLB holds (wire ID, 0 if all are fresh)."""
@@ -171,7 +193,8 @@ class Controller:
         if it is behind.  Returns the number of table updates written."""
         slb, session = gw.config, gw.session
         wanted = slb_updates(session.ctx, slb.slb_id, slb.slb_addr, self.config.vips,
-                             slb.routes, self.config.ingroup, slb.marking)
+                             slb.routes, self.config.ingroup, slb.marking,
+                             slb.ingroup_ports, slb.probe_port)
         vip_ids = {session.ctx.get_table_id(t) for t in VIP_TABLES}
         first = [u for u in wanted if u.entity.table_entry.table_id not in vip_ids]
         later = [u for u in wanted if u.entity.table_entry.table_id in vip_ids]
@@ -186,13 +209,39 @@ class Controller:
         vip_writes = sync(session, later, VIP_TABLES)
         if vip_writes:
             session.write(*vip_writes)
+        gw.start_probe()
         return len(writes) + len(vip_writes)
 
     # -- clocks ---------------------------------------------------------------
 
-    def align_clocks(self, samples: int = 16):
+    def align_clocks(self, samples: int = 16) -> list[int]:
+        """Aligns every SLB's clock; returns the packet-out round trips seen
+        (what an INIT's answer takes, unloaded)."""
+        rtts = []
         for gw in self.gateways:
-            clock.measure(gw.control, gw.clock, samples, REQUEST_TIMEOUT)
+            rtts += self.align_clock(gw, samples)
+        return rtts
+
+    def align_clock(self, gw: Gateway, samples: int = 16) -> list[int]:
+        """Packet-out round trips into a packet-out clock; for a probed one,
+        waits for PROBE_SAMPLES probe answers (SwitchError if they stay away:
+        the probe port is not linked where the configuration says)."""
+        answers = clock.measure(gw.control, samples, REQUEST_TIMEOUT)
+        if gw.clock.source == clock.PACKET_OUT:
+            for answer in answers:
+                gw.clock.add(clock.Sample.of(answer))
+        else:
+            gw.start_probe()
+            deadline = time.monotonic() + PROBE_WAIT_S
+            while gw.clock.samples < PROBE_SAMPLES:
+                if time.monotonic() > deadline:
+                    raise SwitchError(
+                        f"{gw.name}: {gw.clock.samples} of {PROBE_SAMPLES} clock probes "
+                        f"answered on {gw.config.probe_iface} within {PROBE_WAIT_S:g} s "
+                        f"({gw.probe.stats.sent} sent): is it linked to port "
+                        f"{gw.config.probe_port}?")
+                time.sleep(0.01)
+        return [a.rtt_us for a in answers]
 
     # -- a switch that went away ----------------------------------------------
 
@@ -216,9 +265,9 @@ class Controller:
         if restarted:
             log.warning("%s restarted: pushing the pipeline again", gw.name)
             gw.session.set_pipeline(self.config.p4info, self.config.bmv2_json)
+        gw.clock.reset()   # before any answer of the new incarnation is read
         self.program(gw, restore_id)
-        gw.clock.reset()
-        clock.measure(gw.control, gw.clock, timeout=REQUEST_TIMEOUT)
+        self.align_clock(gw)
         return restarted
 
     # -- state ----------------------------------------------------------------
@@ -243,13 +292,16 @@ class Controller:
                 continue
             try:
                 body = gw.request(Op.READ).body
-                estimate = clock.measure(gw.control, gw.clock, timeout=REQUEST_TIMEOUT)
-            except RequestTimeout as e:
+                self.align_clock(gw)
+                estimate = gw.clock.current
+            except (RequestTimeout, SwitchError) as e:
                 out.append(SlbStatus(reachable=True, primary=primary, pipeline=pipeline,
                                      error=str(e), **base))
                 continue
             out.append(SlbStatus(reachable=True, primary=primary, pipeline=pipeline,
                                  current_id=body.id_after, holding=body.holding,
                                  marking=body.marking, offset_us=estimate.offset_us,
-                                 offset_error_us=estimate.error_us, **base))
+                                 offset_error_us=estimate.error_us,
+                                 clock_source=estimate.source, clock_samples=estimate.samples,
+                                 **base))
         return out

@@ -14,6 +14,13 @@ same record) up to `retries` times, then the snapshot is incomplete.
 
 Modes (record.Mode):
   OGM       INIT every SLB at once; the coarse or fine rule (rules.py) judges.
+            Initiation is immediate (the paper's: each SLB switches when its
+            INIT arrives) or timed: every INIT carries one activation time,
+            `lead` ahead, on each SLB's own clock, so the SLBs switch within
+            their clock errors of each other however late the INITs travel;
+            each answers SCHEDULED, and a READ after the time fetches the
+            record the rules judge.  An INIT that arrives after its time
+            switches on arrival, and its record shows it (a late INIT).
   MGM       one SLB; consistent by construction.
   BLOCKING  INIT with FLAG_HOLD at every SLB, then RELEASE every SLB once all
             committed; whatever happens, every SLB is sent a RELEASE.
@@ -29,9 +36,15 @@ After every SLB acknowledged (and the rule accepted), each in-group process
 is asked out of band for its report; the channel state must add up
 (reports.channel_gaps) before the snapshot is accepted.  Finished snapshots
 are committed to the store before anyone is told about them.
+
+Whatever the rule, a snapshot is never accepted while an SLB reports its
+marking off, or an ID ahead of every ID this controller started (learned
+from a forged STAMP, or set by another controller).  Each answer keeps the
+clock estimate in force when its receive thread got it.
 """
 from __future__ import annotations
 
+import collections
 import heapq
 import itertools
 import logging
@@ -44,10 +57,10 @@ from typing import Callable, Sequence
 from beaver.p4src import ids
 from beaver.p4src.wire import FLAG_HOLD, Op, Status
 
-from . import rules
+from . import clock, rules
 from .config import ProcessConfig
 from .controller import Controller, Gateway
-from .reports import Answered, ProcessLink, channel_gaps
+from .reports import Answered, ProcessLink, channel_gaps, strangers
 from .record import Ack, Mode, Outcome, SnapshotRecord, Verdict
 from .session import SwitchUnavailable
 from .slb import Answer, Pending, now_us
@@ -61,6 +74,11 @@ GATEWAYLESS = (Mode.LAI_YANG, Mode.POLLING)   # baselines that initiate no SLB
 RESERVE_BLOCK = 1024       # snapshot numbers reserved in the store at a time
 POLL_INTERVAL_US = 10_000  # re-asking for reports whose channel state is not whole yet
 COMMIT_DELAY_US = 5_000    # group commit: a finished snapshot waits at most this long
+IMMEDIATE, TIMED = "immediate", "timed"
+LEAD_FLOOR_US = 1_000      # timed initiation: the least lead time
+LEAD_RTTS = 2.0            # the default lead: this many of the slowest recent round trips
+RECENT_RTTS = 256          # round trips the default lead looks back on
+READ_AFTER_US = 100        # a READ leaves this long after the latest activation could be
 
 
 class SettingsError(ValueError):
@@ -79,6 +97,8 @@ class RunSettings:
     retries: int = 2
     report_timeout_ms: float = 2000.0
     retake: int = 0                 # retakes allowed for each rejected snapshot
+    initiation: str = IMMEDIATE     # OGM: immediate or timed
+    lead_us: int | None = None      # timed: activation this far ahead; None: from round trips
     clock_interval_s: float = 10.0
     recover_timeout_s: float = 30.0
     delays_us: dict[str, int] = field(default_factory=dict)   # SLB or process -> late start
@@ -103,6 +123,12 @@ class RunSettings:
                                 "it takes one snapshot at a time (--inflight 1)")
         if any(delay < 0 for delay in self.delays_us.values()):
             raise SettingsError("initiation delays must not be negative")
+        if self.initiation not in (IMMEDIATE, TIMED):
+            raise SettingsError(f"unknown initiation {self.initiation!r}: immediate or timed")
+        if self.initiation == TIMED and self.mode is not Mode.OGM:
+            raise SettingsError("--initiation timed is for mode ogm")
+        if self.lead_us is not None and self.lead_us <= 0:
+            raise SettingsError("--lead-us must be positive")
 
 
 @dataclass
@@ -113,6 +139,8 @@ class RunSummary:
     first: int | None = None
     last: int | None = None
     interrupted: bool = False
+    late_inits: int = 0             # timed: INITs that reached their SLB after their time
+    lead_us: list[int] = field(default_factory=list)   # timed: least and most lead used
 
     @property
     def finished(self) -> int:
@@ -161,6 +189,8 @@ class Engine:
         self._newest_id = 0        # the newest ID sent: what a recovered SLB gets back
         self.summary = RunSummary()
         self.window: IdWindow | None = None
+        self._rtts: collections.deque[int] = collections.deque(maxlen=RECENT_RTTS)
+        self._last_activation = 0   # timed: the latest activation time handed out
 
     # -- the run --------------------------------------------------------------
 
@@ -176,9 +206,12 @@ class Engine:
             raise SettingsError(f"mode {s.mode.value} snapshots in-group processes: "
                                 "the configuration lists none")
         self.controller.require_primary()
+        if s.mode not in GATEWAYLESS and (off := self.controller.marking_off()):
+            raise SettingsError(f"marking is off at {', '.join(off)}: mode {s.mode.value} "
+                                "needs every SLB to mark what it forwards")
         self._newest_id = self.controller.newest_id()
         self.window = IdWindow(self._first_number(), s.inflight)
-        self.controller.align_clocks()
+        self._rtts.extend(self.controller.align_clocks())
         self.controller.on_down = lambda gw, incarnation: self.events.put((DOWN, gw, incarnation))
         self.links = [ProcessLink(p, s.report_timeout_ms / 1000, self._reported)
                       for p in self.processes]
@@ -189,7 +222,7 @@ class Engine:
             while True:
                 clock_due = time.monotonic() >= next_clock
                 if clock_due and not self.window.open:   # measure with nothing in flight
-                    self.controller.align_clocks()
+                    self._rtts.extend(self.controller.align_clocks())
                     next_clock = time.monotonic() + s.clock_interval_s
                     next_start = max(next_start, now_us())
                     clock_due = False
@@ -283,6 +316,13 @@ class Engine:
                                      "nothing detected", s.mode.value)
             return self._after_acks(flight)
         flight.waiting = set(self._by_name)
+        if s.initiation == TIMED:
+            lead = s.lead_us or max(LEAD_FLOOR_US, int(LEAD_RTTS * max(self._rtts, default=0)))
+            # IDs activate in order: never schedule one before the one before it
+            record.activate_us = max(now_us() + lead, self._last_activation + 1)
+            self._last_activation = record.activate_us
+            lead_range = self.summary.lead_us
+            self.summary.lead_us = [min(lead_range + [lead]), max(lead_range + [lead])]
         self._send_round(flight, Op.INIT, FLAG_HOLD if s.mode is Mode.BLOCKING else 0)
         if flight.pending:
             record.started_us = min(p.sent_us for p in flight.pending)
@@ -315,16 +355,31 @@ class Engine:
         return max((self.settings.delays_us.get(n, 0) for n in names), default=0)
 
     def _send(self, flight: _Flight, gw: Gateway, op: Op, flags: int = 0):
+        activate_at = 0
+        if op is Op.INIT and flight.record.activate_us is not None:
+            estimate = gw.clock.current
+            if estimate is None:   # cannot happen after align_clocks; judged as it is
+                log.warning("%s has no clock estimate: snapshot %d initiated at once",
+                            gw.name, flight.record.number)
+            else:
+                activate_at = estimate.to_switch(flight.record.activate_us)
         try:
             pending = gw.control.send(op, flight.record.snapshot_id, flags,
-                                      partial(self._answered, flight, gw))
+                                      partial(self._answered, flight, gw, gw.incarnation),
+                                      activate_at)
         except SwitchUnavailable:
             self.events.put((DOWN, gw, gw.incarnation))
             return
         flight.pending.append(pending)
 
-    def _answered(self, flight: _Flight, gw: Gateway, answer: Answer):
-        self.events.put((ANSWER, flight, gw, answer))
+    def _answered(self, flight: _Flight, gw: Gateway, incarnation: int, answer: Answer):
+        """On the session's receive thread: the clock estimate in force now
+        is the one this answer is read by (the engine may see it only after
+        the switch restarted and the estimate began again)."""
+        estimate = gw.clock.current
+        if gw.clock.source == clock.PACKET_OUT:
+            gw.clock.add(clock.Sample.of(answer))
+        self.events.put((ANSWER, flight, gw, incarnation, answer, estimate))
 
     # -- events ---------------------------------------------------------------
 
@@ -337,25 +392,51 @@ class Engine:
         elif kind == DOWN:
             self._on_down(*event[1:])
 
-    def _on_answer(self, flight: _Flight, gw: Gateway, answer: Answer):
-        if flight.done or answer.op != flight.phase or gw.name not in flight.waiting:
-            return   # late, duplicate, or for a phase already over
-        flight.waiting.discard(gw.name)
+    def _on_answer(self, flight: _Flight, gw: Gateway, incarnation: int, answer: Answer,
+                   estimate: clock.Estimate | None):
+        if (flight.done or answer.op != flight.phase or gw.name not in flight.waiting
+                or incarnation != gw.incarnation):
+            return   # late, duplicate, for a phase already over, or from a switch since gone
+        self._rtts.append(answer.rtt_us)
         if answer.op == Op.RELEASE:
+            flight.waiting.discard(gw.name)
             if not flight.waiting:
                 self._after_acks(flight)
             return
         record = flight.record
+        if answer.status is Status.SCHEDULED and answer.op is Op.READ:
+            # read before the switch's time (the estimate erred early): again soon
+            return self._at(now_us() + READ_AFTER_US, partial(self._send, flight, gw, Op.READ))
+        flight.waiting.discard(gw.name)
         record.acks[gw.name] = Ack(gw.name, answer.status, answer.body, answer.sent_us,
-                                   answer.received_us, flight.round)
-        if answer.status not in (Status.OK, Status.ALREADY, Status.STALE):
+                                   answer.received_us, flight.round, estimate)
+        expected = (Status.OK, Status.ALREADY, Status.STALE, Status.SCHEDULED)
+        if answer.status not in expected or (answer.status is Status.SCHEDULED and
+                                             record.activate_us is None):
             return self._fail(flight, f"{gw.name} answered {answer.status.name}")
+        if (answer.op is Op.INIT and answer.status is Status.OK and answer.body.activate_at
+                and answer.body.switch_time > answer.body.activate_at):
+            self.summary.late_inits += 1
         if record.mode is Mode.BLOCKING and not answer.body.holding:
             return self._fail(flight, f"{gw.name} did not hold traffic "
                                       f"({answer.status.name}, ID {answer.body.id_after})")
-        if not flight.waiting:
-            record.finished_us = max(a.received_us for a in record.acks.values())
-            self._judge(flight)
+        if flight.waiting:
+            return
+        scheduled = {a.slb: a for a in record.acks.values() if a.status is Status.SCHEDULED}
+        if scheduled:
+            return self._read_after_activation(flight, scheduled)
+        record.finished_us = max(a.received_us for a in record.acks.values())
+        self._judge(flight)
+
+    def _read_after_activation(self, flight: _Flight, scheduled: dict[str, Ack]):
+        """Every SLB scheduled the ID: READ each once its time has surely
+        passed on the controller's clock, for the record the rules judge."""
+        latest = max(a.clock.to_controller(a.body.activate_at)[1] if a.clock else now_us()
+                     for a in scheduled.values())
+        flight.phase = Op.READ
+        flight.waiting = set(scheduled)
+        flight.round = 0
+        self._at(int(latest) + READ_AFTER_US, partial(self._send_round, flight, Op.READ))
 
     def _overdue(self, flight: _Flight, op: Op, flags: int, round_: int):
         if flight.done or flight.phase != op or flight.round != round_ or not flight.waiting:
@@ -376,13 +457,20 @@ class Engine:
 
     def _judge(self, flight: _Flight):
         record, s = flight.record, self.settings
-        for name, ack in record.acks.items():
-            ack.clock = self._by_name[name].clock.current
-        if record.mode is Mode.OGM:
-            acks = list(record.acks.values())
+        acks = list(record.acks.values())
+        ahead = [a for a in acks if ids.is_newer(a.body.id_after, self._newest_id)]
+        if ahead:
+            a = ahead[0]
+            flight.verdict = Verdict(Outcome.REJECTED, f"{a.slb} is at ID {a.body.id_after}, "
+                                     f"ahead of every ID this controller started (newest "
+                                     f"{self._newest_id}): learned from a forged STAMP, or "
+                                     "set by another controller", "ids")
+        elif (refused := rules.unmarked(acks, record.rule)) is not None:
+            flight.verdict = refused
+        elif record.mode is Mode.OGM:
             flight.verdict = (rules.fine(acks, record.started_us, s.tau_us)
                               if s.rule == rules.FINE else
-                              rules.coarse(record.started_us, record.finished_us, s.tau_us))
+                              rules.coarse(*rules.switch_window(record), s.tau_us, acks))
         elif record.mode is Mode.MGM:
             flight.verdict = Verdict(Outcome.ACCEPTED, "mgm: the only gateway initiated first",
                                      "mgm")
@@ -434,6 +522,10 @@ class Engine:
             self._check_channels(flight)
 
     def _check_channels(self, flight: _Flight):
+        if unknown := strangers(flight.record.reports):
+            return self._finish(flight, Verdict(
+                Outcome.REJECTED, f"channel state from {', '.join(unknown)}, which is no "
+                "configured process: its state is not in the snapshot", "channels"))
         gaps = channel_gaps(flight.record.reports)
         impossible = [g for g in gaps if g.impossible]
         if impossible:
@@ -470,7 +562,8 @@ class Engine:
             return   # already recovered
         log.warning("%s went down; recovering", gw.name)
         for flight in list(self._flights.values()):
-            if not flight.done and gw.name in flight.waiting and flight.phase == Op.INIT:
+            if not flight.done and gw.name in flight.waiting and flight.phase in (Op.INIT,
+                                                                                  Op.READ):
                 self._fail(flight, f"{gw.name} went down before acknowledging")
         self.controller.recover(gw, self._newest_id, self.settings.recover_timeout_s)
         for flight in list(self._flights.values()):

@@ -1,8 +1,9 @@
 """What an SLB's tables must hold, as P4Runtime updates.
 
 One SLB is programmed from plain values: its id and address, the VIPs it
-balances with their backend pools, its routes, and the in-group prefixes it
-may learn snapshot IDs from.
+balances with their backend pools, its routes, the in-group prefixes it may
+learn snapshot IDs from and the ports they arrive on, and its clock-probe
+port.
 """
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ class Route:
 
 def slb_updates(ctx: Context, slb_id: int, address: str, vips: Sequence[Vip],
                 routes: Iterable[Route], ingroup: Iterable[str],
-                marking: bool = True) -> list[p4runtime_pb2.Update]:
+                marking: bool = True, ingroup_ports: Iterable[int] = (),
+                probe_port: int | None = None) -> list[p4runtime_pb2.Update]:
     """Every update that programs a freshly pushed pipeline."""
     INSERT, MODIFY = p4runtime_pb2.Update.INSERT, p4runtime_pb2.Update.MODIFY
     out = [entries.update(config_entry(ctx, slb_id, address, marking), MODIFY)]
@@ -58,12 +60,18 @@ def slb_updates(ctx: Context, slb_id: int, address: str, vips: Sequence[Vip],
             action="forward",
             params={"port": route.port, "src_mac": route.src_mac, "dst_mac": route.dst_mac}),
             INSERT))
-    for prefix in ingroup:
-        net = ipaddress.IPv4Network(prefix)
+    for port in ingroup_ports:
+        for prefix in ingroup:
+            net = ipaddress.IPv4Network(prefix)
+            out.append(entries.update(entries.table_entry(
+                ctx, "ingroup_sources",
+                match={"ingress_port": port,
+                       "hdr.ipv4.src_addr": (str(net.network_address), net.prefixlen)},
+                action="learn"), INSERT))
+    if probe_port is not None:
         out.append(entries.update(entries.table_entry(
-            ctx, "ingroup_sources",
-            match={"hdr.ipv4.src_addr": (str(net.network_address), net.prefixlen)},
-            action="learn"), INSERT))
+            ctx, "probe_ports", match={"std.ingress_port": probe_port}, action="reflect"),
+            INSERT))
     return out
 
 

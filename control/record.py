@@ -37,13 +37,15 @@ class Verdict:
 
 @dataclass
 class Ack:
-    """One SLB's answer to the snapshot's INIT, with the clock it was read by."""
+    """One SLB's final answer for the snapshot (the INIT's, or for a timed
+    initiation the READ's after the activation), with the clock estimate in
+    force when it arrived."""
     slb: str
     status: Status
     body: ControlBody
     sent_us: int          # controller clock, the answered attempt
     received_us: int      # controller clock
-    attempts: int         # INITs sent, resends included
+    attempts: int         # requests sent, resends included
     clock: Estimate | None = None
 
     @property
@@ -59,13 +61,14 @@ class SnapshotRecord:
     rule: str                   # the detection rule for OGM, else the mode's name
     tau_us: int
     slbs: list[str]             # the SLBs initiated
-    started_us: int             # t0: first INIT sent (controller clock)
+    started_us: int             # t0: first INIT sent (controller clock): the ID exists
     wall_time: float            # Unix time at the start, for people
     finished_us: int | None = None   # t1: last acknowledgement received
     acks: dict[str, Ack] = field(default_factory=dict)
     reports: dict[str, Report] = field(default_factory=dict)
     verdict: Verdict | None = None
     retake_of: int | None = None     # the rejected snapshot this one retakes
+    activate_us: int | None = None   # timed initiation: when every SLB was to switch
 
     @property
     def snapshot_id(self) -> int:

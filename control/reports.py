@@ -110,17 +110,26 @@ class ChannelGap:
                 f"{self.expected} pre-cut messages recorded")
 
 
+def strangers(reports: dict[str, Report]) -> list[str]:
+    """Senders on some report's channels that did not report: processes the
+    configuration does not list, whose state the snapshot would lack."""
+    return sorted({sender for report in reports.values() for sender in report.channels
+                   if sender not in reports})
+
+
 def channel_gaps(reports: dict[str, Report]) -> list[ChannelGap]:
     """Channels between reporting processes whose state is not exactly whole:
     the receiver's received_before + in_flight must equal the sender's
-    sent_before.  Peers that did not report are not judged."""
+    sent_before (0 when the sender lists no channel to the receiver).
+    Senders that did not report are `strangers`, judged by the caller."""
     gaps = []
     for receiver, report in sorted(reports.items()):
         for sender, channel in sorted(report.channels.items()):
             peer = reports.get(sender)
-            if peer is None or receiver not in peer.channels:
+            if peer is None:
                 continue
-            expected = peer.channels[receiver].sent_before
+            sent = peer.channels.get(receiver)
+            expected = sent.sent_before if sent is not None else 0
             recorded = channel.received_before + len(channel.in_flight)
             if recorded != expected:
                 gaps.append(ChannelGap(sender, receiver, recorded, expected))

@@ -2,32 +2,70 @@
 
 A causal chain from an initiated SLB, through the out-group, back in
 through a not-yet-initiated SLB takes at least tau.  Both rules accept only
-when no such chain fits.
+when no such chain fits, so a gap of exactly tau is rejected.
 
-coarse (the paper's prototype): accept iff t1 - t0 < tau, where t0 is when
-  the first INIT left and t1 when the last acknowledgement came back, both on
-  the controller's clock.
+coarse (the paper's prototype): accept iff t1 - t0 < tau, where every SLB
+  switched between t0 and t1 on the controller's clock (immediate
+  initiation: first INIT sent, last acknowledgement back).
 
 fine: each SLB reports, on its own clock, when it switched to the ID and
   when it last forwarded a packet marked with an older one.  Mapped to the
-  controller's clock, reject iff some SLB's last old-ID packet came later
-  than (earliest switch + tau).  Clock error is taken against acceptance:
+  controller's clock, reject iff some SLB's last old-ID packet came tau or
+  more after the earliest switch.  Clock error is taken against acceptance:
   last-old times at their latest, switch times at their earliest, except
-  that an SLB's own two times share one clock and are compared exactly.  No SLB can
-  switch before t0 (the ID did not exist), so t0 bounds every switch from
-  below; an SLB that passed the ID without recording it (STALE) has only
-  that bound, and its record (of its newer ID) bounds its last old-ID packet
-  from above.
+  that an SLB's own two times share one clock and are compared exactly.
+  Each mapped switch time must fit what the controller saw: not before the
+  snapshot existed (t0), not after the answer that reported it came back.
+  A switch time outside that is a wrong clock, and rejects; inside, the
+  earliest switch is the later of t0 and the mapping.  An SLB that passed
+  the ID without recording it (STALE) has only those bounds, and its record
+  (of its newer ID) bounds its last old-ID packet from above.
+
+An SLB with marking off forwards ID-0 packets, old for every snapshot, and
+keeps no record: both rules reject while any SLB reports it.
 """
 from __future__ import annotations
 
-from .record import Ack, Outcome, Verdict
+from beaver.p4src.wire import Status
+
+from .clock import TICK_US
+from .record import Ack, Outcome, SnapshotRecord, Verdict
 
 COARSE = "coarse"
 FINE = "fine"
+FINAL = (Status.OK, Status.ALREADY, Status.STALE)   # an answer that ends an SLB's part
 
 
-def coarse(t0_us: int, t1_us: int, tau_us: int) -> Verdict:
+def unmarked(acks: list[Ack], rule: str) -> Verdict | None:
+    """The rejection for SLBs whose marking is off, or for missing records."""
+    off = [a.slb for a in acks if not a.body.marking]
+    if off:
+        return Verdict(Outcome.REJECTED, f"{rule} rule: marking is off at {', '.join(off)}: "
+                       "its packets carry no snapshot ID", rule)
+    pending = [a.slb for a in acks if a.status not in FINAL]
+    if pending:
+        return Verdict(Outcome.REJECTED, f"{rule} rule: no final record from "
+                       f"{', '.join(pending)}", rule)
+    return None
+
+
+def switch_window(record: SnapshotRecord) -> tuple[int, int]:
+    """(t0, t1) of the coarse rule: every SLB switched in between.  No SLB
+    switched before the ID existed, nor, under timed initiation, before its
+    activation time could have come; each had switched when the answer that
+    showed it arrived."""
+    t0 = record.started_us
+    if record.activate_us is not None:
+        times = [a.clock.to_controller(a.body.activate_at)[0]
+                 if a.clock and a.body.activate_at else record.started_us
+                 for a in record.acks.values()]
+        t0 = max(t0, int(min(times)))
+    return t0, record.finished_us
+
+
+def coarse(t0_us: int, t1_us: int, tau_us: int, acks: list[Ack] = ()) -> Verdict:
+    if (refused := unmarked(list(acks), COARSE)) is not None:
+        return refused
     elapsed = t1_us - t0_us
     margin = elapsed - tau_us
     if margin >= 0:
@@ -42,9 +80,23 @@ def fine(acks: list[Ack], t0_us: int, tau_us: int) -> Verdict:
     if missing:
         return Verdict(Outcome.REJECTED, f"fine rule: no clock alignment for "
                        f"{', '.join(missing)}", FINE)
-    # earliest each SLB can have switched, on the controller's clock
-    switched = {a.slb: max(t0_us, a.clock.to_controller(a.body.switch_time)[0]) if a.exact
-                else t0_us for a in acks}
+    if (refused := unmarked(acks, FINE)) is not None:
+        return refused
+    switched = {}   # earliest each SLB can have switched, on the controller's clock
+    for a in acks:
+        if not a.exact:
+            switched[a.slb] = t0_us
+            continue
+        low, high = a.clock.to_controller(a.body.switch_time)
+        if high < t0_us or low > a.received_us:
+            when = ("before the snapshot existed" if high < t0_us else
+                    "after its answer came back")
+            return Verdict(Outcome.REJECTED,
+                           f"fine rule: {a.slb}'s switch time maps to [{low:.0f}, {high:.0f}] "
+                           f"us, {when} (t0 = {t0_us}, answer at {a.received_us}): its clock "
+                           f"estimate ({a.clock.offset_us:.0f} +- {a.clock.error_us:.0f} us) "
+                           "is wrong", FINE)
+        switched[a.slb] = max(t0_us, low)
     worst = None   # (how long after a switch an old-ID packet left, its SLB, the switched SLB)
     for old in acks:
         if old.body.last_old_time == 0:   # never forwarded a marked packet
@@ -52,7 +104,7 @@ def fine(acks: list[Ack], t0_us: int, tau_us: int) -> Verdict:
         latest = old.clock.to_controller(old.body.last_old_time)[1]
         for new in acks:
             if new is old and old.exact:   # one switch, one clock: no alignment error
-                after = old.body.last_old_time - old.body.switch_time
+                after = old.body.last_old_time + TICK_US - old.body.switch_time
             else:
                 after = latest - switched[new.slb]
             if worst is None or after > worst[0]:
@@ -61,7 +113,7 @@ def fine(acks: list[Ack], t0_us: int, tau_us: int) -> Verdict:
         return Verdict(Outcome.ACCEPTED, "fine rule: no SLB forwarded an old-ID packet", FINE)
     after, last_slb, first_slb = worst
     margin = after - tau_us
-    if margin > 0:
+    if margin >= 0:
         return Verdict(Outcome.REJECTED,
                        f"fine rule: {last_slb} forwarded an old-ID packet {after:.0f} us after "
                        f"{first_slb} switched, tau = {tau_us} us (over by {margin:.0f} us)",

@@ -20,18 +20,21 @@ from .session import SwitchSession
 
 
 def now_us() -> int:
-    """The controller's clock, in microseconds (as the data plane's)."""
-    return time.monotonic_ns() // 1000
+    """The controller's clock: the system clock, in microseconds.  BMv2 stamps
+    packets on the same clock (std::chrono::high_resolution_clock is the
+    system clock in libstdc++) from its own origin, so on one host a switch's
+    clock is the controller's plus a constant, whatever the clock does."""
+    return time.time_ns() // 1000
 
 
 _NO_TIME = bytes(6)   # a 48-bit time field, zero in a request
 
 
-def _request(seq: int, snapshot_id: int, flags: int) -> bytes:
-    """ControlBody(seq=seq, snapshot_id=snapshot_id, flags=flags).pack(), without
-    building the dataclass: this runs for every request of a snapshot run."""
+def _request(seq: int, snapshot_id: int, flags: int, activate_at: int = 0) -> bytes:
+    """ControlBody(seq=..., snapshot_id=..., flags=..., activate_at=...).pack(),
+    without building the dataclass: this runs for every request of a run."""
     return ControlBody.FORMAT.pack(seq, snapshot_id, 0, 0, _NO_TIME, _NO_TIME, _NO_TIME,
-                                   0, 0, flags)
+                                   0, 0, flags, activate_at.to_bytes(6, "big"))
 
 
 class RequestTimeout(Exception):
@@ -102,12 +105,13 @@ class SlbControl:
         return self.session.name
 
     def send(self, op: Op, snapshot_id: int = 0, flags: int = 0,
-             callback: Callable[[Answer], None] | None = None) -> Pending:
+             callback: Callable[[Answer], None] | None = None,
+             activate_at: int = 0) -> Pending:
         seq = next(self._seq) & 0xFFFFFFFF
         pending = Pending(self, op, seq, callback)
         with self._lock:
             self._pending[seq] = pending
-        body = _request(seq, snapshot_id, flags)
+        body = _request(seq, snapshot_id, flags, activate_at)
         pending.sent_us = now_us()
         try:
             self.session.packet_out(body, opcode=int(op))
@@ -117,8 +121,8 @@ class SlbControl:
         return pending
 
     def request(self, op: Op, snapshot_id: int = 0, flags: int = 0,
-                timeout: float = 0.5) -> Answer:
-        return self.send(op, snapshot_id, flags).wait(timeout)
+                timeout: float = 0.5, activate_at: int = 0) -> Answer:
+        return self.send(op, snapshot_id, flags, activate_at=activate_at).wait(timeout)
 
     def on_packet_in(self, session: SwitchSession, metadata: Mapping[str, int],
                      payload: bytes):

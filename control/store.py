@@ -22,7 +22,7 @@ from .clock import Estimate
 from .oob import Report
 from .record import Ack, Mode, Outcome, SnapshotRecord, Verdict
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2   # 2: timed initiation and clock sources
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS snapshots (
     slbs        TEXT NOT NULL,         -- JSON list: the SLBs initiated
     started_us  INTEGER NOT NULL,      -- t0, controller clock
     finished_us INTEGER,               -- t1, controller clock
+    activate_us INTEGER,               -- timed initiation: when the SLBs were to switch
     wall_time   REAL NOT NULL,
     outcome     TEXT NOT NULL,
     reason      TEXT NOT NULL,
@@ -61,8 +62,10 @@ CREATE TABLE IF NOT EXISTS acks (
     count         INTEGER NOT NULL,
     slb_id        INTEGER NOT NULL,
     flags         INTEGER NOT NULL,
-    offset_us     REAL,
+    activate_at   INTEGER NOT NULL,    -- the ID's scheduled time, switch clock (0: none)
+    offset_us     REAL,                -- the clock estimate when the answer arrived
     error_us      REAL,
+    clock_source  TEXT,                -- probe or packet-out
     PRIMARY KEY (snapshot, slb)
 );
 CREATE TABLE IF NOT EXISTS reports (
@@ -129,19 +132,21 @@ class SnapshotStore:
         with self.db:
             self.db.execute("BEGIN")
             self.db.executemany(
-                "INSERT INTO snapshots VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO snapshots VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(r.number, r.snapshot_id, r.mode.value, r.rule, r.tau_us,
-                  json.dumps(r.slbs), r.started_us, r.finished_us, r.wall_time,
+                  json.dumps(r.slbs), r.started_us, r.finished_us, r.activate_us, r.wall_time,
                   r.verdict.outcome.value, r.verdict.reason, r.verdict.rule,
                   r.verdict.margin_us, r.retake_of) for r in records])
             self.db.executemany(
-                "INSERT INTO acks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO acks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(r.number, a.slb, a.status.name, a.body.snapshot_id, a.attempts,
                   a.sent_us, a.received_us,
                   a.body.id_before, a.body.id_after, a.body.now, a.body.switch_time,
                   a.body.last_old_time, a.body.count, a.body.slb_id, a.body.flags,
+                  a.body.activate_at,
                   a.clock.offset_us if a.clock else None,
-                  a.clock.error_us if a.clock else None)
+                  a.clock.error_us if a.clock else None,
+                  a.clock.source if a.clock else None)
                  for r in records for a in r.acks.values()])
             self.db.executemany(
                 "INSERT INTO reports VALUES (?,?,?)",
@@ -177,16 +182,17 @@ class SnapshotStore:
 
 
 def _record(row) -> SnapshotRecord:
-    (number, _, mode, rule, tau_us, slbs, started, finished, wall, outcome, reason,
-     decided_by, margin, retake_of) = row
+    (number, _, mode, rule, tau_us, slbs, started, finished, activate, wall, outcome,
+     reason, decided_by, margin, retake_of) = row
     return SnapshotRecord(number, Mode(mode), rule, tau_us, json.loads(slbs), started, wall,
                           finished, verdict=Verdict(Outcome(outcome), reason, decided_by, margin),
-                          retake_of=retake_of)
+                          retake_of=retake_of, activate_us=activate)
 
 
 def _ack(row) -> Ack:
     (_, slb, status, record_id, attempts, sent, received, before, after, now, switched,
-     last_old, count, slb_id, flags, offset, error) = row
-    body = ControlBody(0, record_id, before, after, now, switched, last_old, count, slb_id, flags)
-    clock = Estimate(offset, error, 0) if offset is not None else None
+     last_old, count, slb_id, flags, activate_at, offset, error, source) = row
+    body = ControlBody(0, record_id, before, after, now, switched, last_old, count, slb_id, flags,
+                       activate_at)
+    clock = Estimate(offset, error, 0, source) if offset is not None else None
     return Ack(slb, Status[status], body, sent, received, attempts, clock)

@@ -7,9 +7,10 @@
  *   VipLookup      inbound VIP traffic -> backend pool      (load_balancer.p4)
  *   BackendChoice  5-tuple hash -> DIP                      (load_balancer.p4)
  *   Encapsulate    IPv4/UDP/Beaver towards the DIP, marked  (load_balancer.p4)
- *   InGroup        STAMPs from in-group sources -> learning
+ *   InGroup        STAMPs from in-group sources on in-group ports -> learning
  *   Epoch          snapshot ID registers: the mark action,  (epoch.p4)
- *                  learning and control requests
+ *                  timed activation, learning, control requests
+ *   ClockProbe     probe frames reflected with both stamps  (clock_probe.p4)
  *   Forwarding     LPM routing of the outermost header      (forwarding.p4)
  */
 #include <core.p4>
@@ -18,6 +19,7 @@
 #include "headers.p4"
 #include "parser.p4"
 #include "epoch.p4"
+#include "clock_probe.p4"
 #include "load_balancer.p4"
 #include "forwarding.p4"
 
@@ -48,20 +50,30 @@ control Config(inout metadata_t meta) {
 
 /* Which STAMPed packets may move this SLB's ID forward.
  *
- * Input:  IPv4 source of a packet carrying a Beaver STAMP.
- * Output: meta.epoch_op = EPOCH_LEARN, for in-group sources only.
+ * Input:  ingress port and IPv4 source of a packet carrying a Beaver STAMP.
+ * Output: meta.epoch_op = EPOCH_LEARN for an in-group source arriving on a
+ *         port the controller declared in-group facing; REFUSED_SOURCE
+ *         otherwise.
  * Postcondition: packets from anyone else are forwarded but never learned
- *   from, so an outsider cannot push the SLB's ID.
+ *   from, so an outsider cannot push the SLB's ID, even with a forged
+ *   in-group source address.
  */
-control InGroup(in headers_t hdr, inout metadata_t meta) {
+control InGroup(in headers_t hdr, inout metadata_t meta, in bit<9> ingress_port) {
     action learn() {
         meta.epoch_op = EPOCH_LEARN;
     }
 
+    action refuse() {
+        learn_refused.count(REFUSED_SOURCE);
+    }
+
     table ingroup_sources {
-        key = { hdr.ipv4.src_addr: lpm; }
-        actions = { learn; NoAction; }
-        default_action = NoAction();
+        key = {
+            ingress_port: exact;
+            hdr.ipv4.src_addr: lpm;
+        }
+        actions = { learn; refuse; }
+        default_action = refuse();
         size = 1024;
     }
 
@@ -80,13 +92,15 @@ control BeaverIngress(inout headers_t hdr,
     BackendChoice() backend_choice;
     InGroup() in_group;
     Epoch() epoch;
+    ClockProbe() clock_probe;
     Encapsulate() encapsulate;
     Forwarding() forwarding;
 
     apply {
         config.apply(meta);
 
-        // 1. Classify: control request, malformed, VIP, in-group STAMP, other.
+        // 1. Classify: control request, malformed, probe, VIP, in-group
+        //    STAMP, other.
         if (std.ingress_port == CPU_PORT) {
             if (hdr.ctl.isValid()) {
                 meta.epoch_op = EPOCH_CTL;
@@ -102,7 +116,11 @@ control BeaverIngress(inout headers_t hdr,
         } else if (std.parser_error != error.NoError) {
             meta.drop_reason = DROP_TRUNCATED;
         } else if (!hdr.ipv4.isValid()) {
-            meta.drop_reason = DROP_NOT_IPV4;
+            if (hdr.probe.isValid()) {
+                clock_probe.apply(hdr, meta, std);
+            } else {
+                meta.drop_reason = DROP_NOT_IPV4;
+            }
         } else if (std.checksum_error == 1) {
             meta.drop_reason = DROP_BAD_CHECKSUM;
         } else {
@@ -110,11 +128,11 @@ control BeaverIngress(inout headers_t hdr,
             if (meta.is_vip == 1) {
                 backend_choice.apply(hdr, meta);
             } else if (hdr.beaver.isValid() && hdr.beaver.kind == BEAVER_KIND_STAMP) {
-                in_group.apply(hdr, meta);
+                in_group.apply(hdr, meta, std.ingress_port);
             }
         }
 
-        // 2. Learning and control requests.
+        // 2. Learning and control requests (each activates a due ID first).
         if (meta.epoch_op != EPOCH_NONE) {
             epoch.apply(hdr, meta, std.ingress_global_timestamp);
         }
@@ -129,11 +147,14 @@ control BeaverIngress(inout headers_t hdr,
         } else {
             if (meta.drop_reason == 0 && meta.is_vip == 1) {
                 encapsulate.apply(hdr, meta, std.ingress_global_timestamp);
+                if (meta.due == 1) {   // a scheduled ID's time came: this was its last old one
+                    epoch.apply(hdr, meta, std.ingress_global_timestamp);
+                }
                 if (meta.holding == 1) {
                     meta.drop_reason = DROP_HOLD;
                 }
             }
-            if (meta.drop_reason == 0) {
+            if (meta.drop_reason == 0 && meta.reflected == 0) {
                 forwarding.apply(hdr, meta, std);
             }
             if (meta.drop_reason != 0) {
@@ -147,7 +168,11 @@ control BeaverIngress(inout headers_t hdr,
 control BeaverEgress(inout headers_t hdr,
                      inout metadata_t meta,
                      inout standard_metadata_t std) {
-    apply { }
+    apply {
+        if (hdr.probe.isValid()) {   // only reflected probes get this far
+            hdr.probe.egress_time = std.egress_global_timestamp;
+        }
+    }
 }
 
 V1Switch(BeaverParser(),

@@ -3,23 +3,36 @@
  * IDs are 32-bit serial numbers (RFC 1982): a is newer than b when
  * 0 < (a - b) mod 2^32 < 2^31.  A ring of RING_SIZE records, indexed by
  * the ID's low bits, remembers for each recent ID when the SLB moved to it,
- * the last packet marked with an older ID, and how many packets it marked.
+ * the last packet marked with an older ID, how many it marked, and, if the
+ * ID was scheduled, the time it was scheduled for.
+ *
+ * Timed initiation: an INIT whose activate_at lies ahead schedules the ID
+ * instead of moving to it.  The oldest scheduled ID ahead of the current one
+ * is armed (epoch_due); the first VIP packet or control request at or after
+ * its time moves the SLB to it and arms the next ID if that is scheduled
+ * too, so scheduled IDs activate in ID order, one per packet.  A VIP packet
+ * that finds its ID due is still marked with the current one, and then
+ * moves the SLB: it is the last old-ID packet, at the switch time itself.
  *
  * The registers are shared by:
  *   mark     an action for every VIP packet (Encapsulate calls it);
- *            output: meta.epoch_id = the current ID, meta.holding; the packet
- *            counted under the current ID.
- *   Epoch    input: meta.epoch_op, and for EPOCH_LEARN hdr.beaver.snapshot_id,
+ *            output: meta.epoch_id = the current ID, meta.holding, meta.due
+ *            (an armed ID's time has come); the packet counted under the
+ *            current ID.
+ *   Epoch    for a VIP packet that found an ID due, and for every control
+ *            request or STAMP: first activates a due scheduled ID; then
+ *            input: meta.epoch_op, and for EPOCH_LEARN hdr.beaver.snapshot_id,
  *            for EPOCH_CTL hdr.packet_out.opcode and a valid hdr.ctl.
  *            output: for EPOCH_CTL, hdr.ctl filled in as the answer and
  *            meta.ctl_status.
- * Postcondition: the current ID only ever moves forward; a marked packet is
- *   counted under the ID it carries unless VIP traffic is held; a request
- *   with an unknown opcode or a stale ID changes no register.
+ * Postcondition: the current ID only ever moves forward, and by learning at
+ *   most LEARN_WINDOW at a time (a refused learn is counted); a marked packet is counted under the ID it
+ *   carries unless VIP traffic is held; a request with an unknown opcode or
+ *   a stale ID changes no register.
  *
- * Marking is on every VIP packet's path, so it is one register read and one
- * write, inside the action that encapsulates (BMv2 pays about a microsecond
- * for every table it applies).
+ * Marking is on every VIP packet's path, so it is two register reads and one
+ * write, inside the action that encapsulates: BMv2 pays about a microsecond
+ * for every table it applies, and statements outside actions become tables.
  */
 #ifndef BEAVER_EPOCH_P4
 #define BEAVER_EPOCH_P4
@@ -28,18 +41,29 @@
 // one read and one write:  hold (112) | ID (111:80) | packets marked (79:48)
 // | time of the last one (47:0).
 register<bit<113>>(1) epoch_state;
+// The armed activation: armed (80) | scheduled ID (79:48) | its time (47:0).
+register<bit<81>>(1) epoch_due;
 // The ring: each recent ID's record, final once the SLB moved past it.
 register<bit<32>>(RING_SIZE) epoch_slot_id;             // which ID the record holds
 register<bit<48>>(RING_SIZE) epoch_slot_switch_time;
 register<bit<48>>(RING_SIZE) epoch_slot_last_old_time;
 register<bit<80>>(RING_SIZE) epoch_slot_marks;          // packets marked (79:48), last (47:0)
+register<bit<32>>(RING_SIZE) epoch_slot_sched_id;       // which ID the schedule is for
+register<bit<48>>(RING_SIZE) epoch_slot_sched_at;       // when it is to activate
 
-// A VIP packet: its mark (meta.epoch_id) and the hold flag (meta.holding);
-// the packet is counted under the current ID.  Held packets are dropped, not
-// forwarded: they leave the record unchanged.  Called by Encapsulate.
+// Learning refused, by REFUSED_* reason.
+counter(REFUSED_REASONS, CounterType.packets) learn_refused;
+
+// A VIP packet: its mark (meta.epoch_id), the hold flag (meta.holding) and
+// whether an armed ID is due (meta.due); the packet is counted under the
+// current ID.  Held packets are dropped, not forwarded: they leave the
+// record unchanged.  Called by Encapsulate.
 action mark(inout metadata_t meta, in bit<48> now) {
     bit<113> st;
     epoch_state.read(st, 0);
+    bit<81> armed;
+    epoch_due.read(armed, 0);
+    meta.due = armed[80:80] == 1 && now >= armed[47:0] ? 1w1 : 1w0;
     meta.holding = st[112:112];
     meta.epoch_id = st[111:80];
     bit<32> count = st[79:48] + (bit<32>)(~st[112:112]);
@@ -48,13 +72,22 @@ action mark(inout metadata_t meta, in bit<48> now) {
 }
 
 control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
-    bit<113> s;   // the state, read once per request
+    bit<113> s;   // the state
     bit<32> cur;
     bit<1>  hold;
+    bit<81> due;
+
+    action load() {
+        epoch_state.read(s, 0);
+        cur = s[111:80];
+        hold = s[112:112];
+    }
 
     // Move to id (caller checked it is newer): the current ID's record is
     // filed in the ring and id's opened.  The last old-ID packet is the
     // current ID's last mark, or, if it marked none, what it inherited.
+    // Then the armed activation stays if it is still ahead, else the next
+    // ID is armed if it is scheduled.
     action advance(bit<32> id) {
         bit<32> from = (bit<32>)cur[RING_BITS-1:0];
         epoch_slot_marks.write(from, s[79:0]);
@@ -67,6 +100,34 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
         cur = id;
         s = hold ++ cur ++ 80w0;
         epoch_state.write(0, s);
+
+        bit<32> next = id + 1;
+        bit<32> next_slot = (bit<32>)next[RING_BITS-1:0];
+        bit<32> next_id;
+        bit<48> next_at;
+        epoch_slot_sched_id.read(next_id, next_slot);
+        epoch_slot_sched_at.read(next_at, next_slot);
+        bit<32> armed_ahead = due[79:48] - id;
+        bool keep = due[80:80] == 1 && armed_ahead != 0 && armed_ahead[31:31] == 0;
+        bool chain = next_id == next && next_at != 0;
+        due = keep ? due : (chain ? 1w1 ++ next ++ next_at : 81w0);
+        epoch_due.write(0, due);
+    }
+
+    // Note id's (newer than the current one) asked-for time in its slot, so
+    // that its record shows it, late or not.
+    action plan(bit<32> id, bit<48> at) {
+        bit<32> slot = (bit<32>)id[RING_BITS-1:0];
+        epoch_slot_sched_id.write(slot, id);
+        epoch_slot_sched_at.write(slot, at);
+    }
+
+    // Arm id for time at, unless an older scheduled ID is armed already.
+    action arm(bit<32> id, bit<48> at) {
+        bit<32> armed_ahead = due[79:48] - id;
+        bool older_armed = due[80:80] == 1 && armed_ahead[31:31] == 1;
+        due = older_armed ? due : 1w1 ++ id ++ at;
+        epoch_due.write(0, due);
     }
 
     action set_hold(bit<1> value) {
@@ -76,7 +137,7 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
     }
 
     // Fill the answer's record fields with the record of id (the current
-    // ID's running one, or the ring's).
+    // ID's running one, or the ring's), and its scheduled time if any.
     action report(bit<32> id) {
         bit<32> slot = (bit<32>)id[RING_BITS-1:0];
         hdr.ctl.snapshot_id = id;
@@ -85,33 +146,57 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
         bit<80> marks;
         epoch_slot_marks.read(marks, slot);
         hdr.ctl.count = id == cur ? s[79:48] : marks[79:48];
+        bit<32> sched_id;
+        bit<48> sched_at;
+        epoch_slot_sched_id.read(sched_id, slot);
+        epoch_slot_sched_at.read(sched_at, slot);
+        hdr.ctl.activate_at = sched_id == id ? sched_at : 48w0;
     }
 
     apply {
-        epoch_state.read(s, 0);
-        cur = s[111:80];
-        hold = s[112:112];
+        epoch_due.read(due, 0);
+        if (due[80:80] == 1 && now >= due[47:0]) {
+            load();
+            advance(due[79:48]);
+        }
 
         if (meta.epoch_op == EPOCH_LEARN) {
+            load();
             bit<32> learned = hdr.beaver.snapshot_id;
             bit<32> ahead = learned - cur;
             if (ahead != 0 && ahead[31:31] == 0) {
-                advance(learned);
+                if (ahead <= LEARN_WINDOW) {
+                    advance(learned);
+                } else {
+                    learn_refused.count(REFUSED_AHEAD);
+                }
             }
         } else if (meta.epoch_op == EPOCH_CTL) {
+            load();
             bit<8> request = hdr.packet_out.opcode;
             bit<32> id = hdr.ctl.snapshot_id;
+            bit<48> at = hdr.ctl.activate_at;
             bit<32> ahead = id - cur;
             bool newer = ahead != 0 && ahead[31:31] == 0;
+            bit<32> slot = (bit<32>)id[RING_BITS-1:0];
             bit<32> recorded;
-            epoch_slot_id.read(recorded, (bit<32>)id[RING_BITS-1:0]);
+            epoch_slot_id.read(recorded, slot);
             bool known = !newer && recorded == id;
+            bit<32> sched_id;
+            epoch_slot_sched_id.read(sched_id, slot);
+            bool scheduled = newer && sched_id == id;
 
             hdr.ctl.id_before = cur;
             meta.ctl_status = ST_OK;
             if (request == OP_INIT) {
                 if (newer) {
-                    advance(id);
+                    plan(id, at);
+                }
+                if (newer && at > now) {
+                    arm(id, at);
+                    meta.ctl_status = ST_SCHEDULED;
+                } else if (newer) {
+                    advance(id);   // at once, or late: the record shows which
                 } else if (known) {
                     meta.ctl_status = ST_ALREADY;
                 } else {
@@ -121,7 +206,9 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
                     set_hold(1);
                 }
             } else if (request == OP_READ) {
-                if (!known) {
+                if (scheduled) {
+                    meta.ctl_status = ST_SCHEDULED;
+                } else if (!known) {
                     meta.ctl_status = ST_STALE;
                 }
             } else if (request == OP_RELEASE) {
@@ -134,6 +221,9 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
                 report(id);
             } else {
                 report(cur);
+            }
+            if (meta.ctl_status == ST_SCHEDULED) {
+                epoch_slot_sched_at.read(hdr.ctl.activate_at, slot);
             }
             hdr.ctl.id_after = cur;
             hdr.ctl.now = now;

@@ -10,6 +10,7 @@
 const bit<9>  CPU_PORT = 255;
 
 const bit<16> ETHERTYPE_IPV4 = 0x0800;
+const bit<16> ETHERTYPE_PROBE = 0x88B5;   // IEEE local experimental: clock probes
 const bit<8>  PROTO_TCP = 6;
 const bit<8>  PROTO_UDP = 17;
 
@@ -23,7 +24,8 @@ const bit<4>  BEAVER_KIND_MARK = 1;
 const bit<4>  BEAVER_KIND_STAMP = 2;
 
 /* Control requests (packet-out) and their answers (packet-in). */
-const bit<8> OP_INIT = 1;      // move to ctl.snapshot_id if newer; flag HOLD also holds VIP traffic
+const bit<8> OP_INIT = 1;      // move to ctl.snapshot_id if newer, at ctl.activate_at if that
+                               // is later than now; flag HOLD also holds VIP traffic
 const bit<8> OP_READ = 2;      // report the epoch registers for ctl.snapshot_id
 const bit<8> OP_RELEASE = 3;   // stop holding VIP traffic
 
@@ -32,6 +34,7 @@ const bit<8> ST_ALREADY = 1;     // nothing to do; the SLB already holds that ID
 const bit<8> ST_STALE = 2;       // ID neither current nor recorded; fields describe the current ID
 const bit<8> ST_BAD_OPCODE = 3;  // unknown opcode; nothing changed
 const bit<8> ST_TRUNCATED = 4;   // request shorter than ctl_t; nothing changed
+const bit<8> ST_SCHEDULED = 5;   // the ID activates at ctl.activate_at; fields describe the current ID
 
 const bit<8> FLAG_HOLD = 1;      // request: hold VIP traffic; reply: VIP traffic is held
 const bit<8> FLAG_MARKING = 2;   // reply: marking is enabled
@@ -39,6 +42,9 @@ const bit<8> FLAG_MARKING = 2;   // reply: marking is enabled
 /* Ring of per-ID epoch records, indexed by the ID's low bits. */
 #define RING_BITS 6
 const bit<32> RING_SIZE = 64;
+/* Learning moves at most this far ahead: the controller never has more IDs
+ * in flight than the ring holds, so an ID further ahead is forged or foreign. */
+const bit<32> LEARN_WINDOW = RING_SIZE - 1;
 
 /* Why a packet was dropped: index into the drop_reasons counter. */
 const bit<32> DROP_TRUNCATED = 1;     // a header ended early
@@ -50,7 +56,13 @@ const bit<32> DROP_NO_ROUTE = 6;      // no route to the (outer) destination
 const bit<32> DROP_TTL = 7;           // TTL expired
 const bit<32> DROP_HOLD = 8;          // VIP traffic held by the blocking strawman
 const bit<32> DROP_NO_BACKEND = 9;    // VIP pool empty or member missing
+const bit<32> DROP_PROBE = 10;        // clock probe on a port that is not a probe port
 const bit<32> DROP_REASONS = 16;
+
+/* Why a STAMP did not move the ID: index into the learn_refused counter. */
+const bit<32> REFUSED_SOURCE = 1;     // not from an in-group source on an in-group port
+const bit<32> REFUSED_AHEAD = 2;      // further ahead than LEARN_WINDOW
+const bit<32> REFUSED_REASONS = 4;
 
 error { IPv4BadVersion, IPv4BadIHL, BeaverBadVersion, BeaverBadKind }
 
@@ -77,6 +89,17 @@ header ctl_t {
     bit<32> count;          // answer: packets marked with snapshot_id
     bit<8>  slb_id;         // answer: the SLB's id
     bit<8>  flags;          // FLAG_*
+    bit<48> activate_at;    // INIT: when to move (0: at once); answer: when snapshot_id
+                            // was scheduled to activate (0: it was not scheduled)
+}
+
+/* A clock probe: reflected on a probe port with both data-plane stamps, so
+ * the controller bounds the switch clock's origin by the frame's own send
+ * and receive times. */
+header probe_t {
+    bit<32> seq;            // chosen by the controller, echoed
+    bit<48> ingress_time;   // answer: ingress_global_timestamp
+    bit<48> egress_time;    // answer: egress_global_timestamp
 }
 
 header ethernet_t {
@@ -136,6 +159,7 @@ struct headers_t {
     ctl_t          ctl;
     packet_in_t    packet_in;
     ethernet_t     ethernet;
+    probe_t        probe;
     ipv4_t         encap_ipv4;    // pushed by the SLB towards the backend
     udp_t          encap_udp;
     beaver_t       encap_beaver;
@@ -172,6 +196,8 @@ struct metadata_t {
     bit<32> epoch_id;   // from mark: the current ID, for a VIP packet
     bit<1>  holding;
     bit<8>  ctl_status;
+    bit<1>  due;        // from mark: an armed ID's activation time has come
+    bit<1>  reflected;  // a clock probe going back out of its port
 }
 
 #endif

@@ -3,7 +3,9 @@
  * Written rules for what is not plain IPv4/TCP/UDP (the pipeline acts on
  * standard_metadata.parser_error and the valid bits):
  *   - from CPU_PORT: packet_out then ctl_t; a short body is answered ST_TRUNCATED;
- *   - ethertype other than IPv4: dropped (DROP_NOT_IPV4);
+ *   - clock probes (ETHERTYPE_PROBE): reflected on a probe port, else dropped
+ *     (DROP_PROBE); a short one is truncated;
+ *   - any other ethertype than IPv4: dropped (DROP_NOT_IPV4);
  *   - IPv4 version != 4 or IHL < 5: dropped (DROP_BAD_IPV4);
  *   - IPv4 options (IHL > 5): parsed and carried, never mistaken for L4;
  *   - fragments after the first: no L4 header is parsed, so they are routed
@@ -36,8 +38,14 @@ parser BeaverParser(packet_in packet,
         packet.extract(hdr.ethernet);
         transition select(hdr.ethernet.ether_type) {
             ETHERTYPE_IPV4: parse_ipv4;
+            ETHERTYPE_PROBE: parse_probe;
             default: accept;
         }
+    }
+
+    state parse_probe {
+        packet.extract(hdr.probe);
+        transition accept;
     }
 
     state parse_ipv4 {
@@ -122,6 +130,7 @@ control BeaverDeparser(packet_out packet, in headers_t hdr) {
         packet.emit(hdr.packet_in);
         packet.emit(hdr.ctl);
         packet.emit(hdr.ethernet);
+        packet.emit(hdr.probe);
         packet.emit(hdr.encap_ipv4);
         packet.emit(hdr.encap_udp);
         packet.emit(hdr.encap_beaver);

@@ -5,8 +5,10 @@ Two layouts cross the wire:
 * the Beaver header (6 bytes) after a UDP header to BEAVER_UDP_PORT: an SLB's
   MARK on the encapsulation towards a backend, or an in-group process's STAMP
   on a message to another in-group process;
-* the control body (ctl_t, 40 bytes) of a packet-out request, answered by a
-  packet-in carrying the same body filled in.
+* the control body (ctl_t, 46 bytes) of a packet-out request, answered by a
+  packet-in carrying the same body filled in;
+* the clock probe (probe_t, 16 bytes after an Ethernet header of type
+  ETHERTYPE_PROBE), reflected by a probe port with both data-plane stamps.
 """
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ CPU_PORT = 255
 BEAVER_UDP_PORT = 4790
 BEAVER_VERSION = 1
 RING_SIZE = 64          # epoch records kept per SLB, indexed by ID mod RING_SIZE
+LEARN_WINDOW = RING_SIZE - 1   # the furthest ahead an SLB learns an ID from a STAMP
+ETHERTYPE_PROBE = 0x88B5
 
 
 class Kind(enum.IntEnum):
@@ -26,7 +30,7 @@ class Kind(enum.IntEnum):
 
 
 class Op(enum.IntEnum):
-    INIT = 1     # move to the ID if newer (FLAG_HOLD: also hold VIP traffic)
+    INIT = 1     # move to the ID if newer, at activate_at if later (FLAG_HOLD: also hold)
     READ = 2     # report the epoch record of the ID
     RELEASE = 3  # stop holding VIP traffic
 
@@ -37,6 +41,7 @@ class Status(enum.IntEnum):
     STALE = 2       # the ID is neither current nor recorded; record is the current ID's
     BAD_OPCODE = 3
     TRUNCATED = 4   # request body shorter than ctl_t
+    SCHEDULED = 5   # the ID activates at activate_at; record is the current ID's
 
 
 FLAG_HOLD = 1      # request: hold VIP traffic; answer: VIP traffic is held
@@ -54,6 +59,13 @@ class DropReason(enum.IntEnum):
     TTL = 7
     HOLD = 8
     NO_BACKEND = 9
+    PROBE = 10      # a clock probe on a port that is not a probe port
+
+
+class RefusedReason(enum.IntEnum):
+    """Indexes of the learn_refused counter: why a STAMP moved no ID."""
+    SOURCE = 1      # not an in-group source on an in-group-facing port
+    AHEAD = 2       # further ahead than LEARN_WINDOW
 
 
 class WireError(ValueError):
@@ -103,8 +115,9 @@ class ControlBody:
     count: int = 0           # packets marked with snapshot_id
     slb_id: int = 0
     flags: int = 0
+    activate_at: int = 0     # INIT: when to move (0: at once); answer: the ID's schedule
 
-    FORMAT = struct.Struct("!IIII6s6s6sIBB")
+    FORMAT = struct.Struct("!IIII6s6s6sIBB6s")
     SIZE = FORMAT.size
 
     def pack(self) -> bytes:
@@ -112,17 +125,18 @@ class ControlBody:
                                 self.now.to_bytes(6, "big"),
                                 self.switch_time.to_bytes(6, "big"),
                                 self.last_old_time.to_bytes(6, "big"),
-                                self.count, self.slb_id, self.flags)
+                                self.count, self.slb_id, self.flags,
+                                self.activate_at.to_bytes(6, "big"))
 
     @classmethod
     def unpack(cls, data: bytes) -> "ControlBody":
         if len(data) < cls.SIZE:
             raise WireError(f"control body needs {cls.SIZE} bytes, got {len(data)}")
         (seq, snapshot_id, before, after, now, switched, last_old, count, slb_id,
-         flags) = cls.FORMAT.unpack_from(data)
+         flags, activate_at) = cls.FORMAT.unpack_from(data)
         return cls(seq, snapshot_id, before, after, int.from_bytes(now, "big"),
                    int.from_bytes(switched, "big"), int.from_bytes(last_old, "big"),
-                   count, slb_id, flags)
+                   count, slb_id, flags, int.from_bytes(activate_at, "big"))
 
     @property
     def holding(self) -> bool:
@@ -131,3 +145,25 @@ class ControlBody:
     @property
     def marking(self) -> bool:
         return bool(self.flags & FLAG_MARKING)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """probe_t: a clock probe, and its reflection with both stamps."""
+    seq: int
+    ingress_time: int = 0    # ingress_global_timestamp, us since switch start
+    egress_time: int = 0     # egress_global_timestamp
+
+    FORMAT = struct.Struct("!I6s6s")
+    SIZE = FORMAT.size
+
+    def pack(self) -> bytes:
+        return self.FORMAT.pack(self.seq, self.ingress_time.to_bytes(6, "big"),
+                                self.egress_time.to_bytes(6, "big"))
+
+    @classmethod
+    def unpack(cls, data: bytes) -> "Probe":
+        if len(data) < cls.SIZE:
+            raise WireError(f"probe needs {cls.SIZE} bytes, got {len(data)}")
+        seq, ingress, egress = cls.FORMAT.unpack_from(data)
+        return cls(seq, int.from_bytes(ingress, "big"), int.from_bytes(egress, "big"))

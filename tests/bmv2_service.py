@@ -1,7 +1,7 @@
 """A service of two real SLBs for controller tests: two simple_switch_grpc
-processes, each with a client port (1) and a backend port (2) on veth pairs,
-its configuration file, a connected controller, and ways to act on a
-switch at a chosen moment of a run.
+processes, each with a client port (1), a backend port (2) and a clock-probe
+port (3) on veth pairs, its configuration file, a connected controller, and
+ways to act on a switch at a chosen moment of a run.
 
 Import the fixtures into a test module to use them:
     from .bmv2_service import config_path, controller, switches
@@ -27,23 +27,28 @@ from .ports import Ports
 VIP = "10.10.0.1"
 SLB_MAC = "00:00:00:00:00:fe"
 BACKEND_PORT = 2
+PROBE_PORT = 3
 
 
 @pytest.fixture(scope="module")
 def switches(bmv2_switches):
     """[(Bmv2Switch, VethPairs)] for s1 and s2."""
-    return [bmv2_switches(ports=2, device_id=1), bmv2_switches(ports=2, device_id=2)]
+    return [bmv2_switches(ports=3, device_id=1), bmv2_switches(ports=3, device_id=2)]
 
 
-def write_config(path, switches, controller="", processes=()):
-    """processes: (name, "host:port") of in-group processes."""
+def write_config(path, switches, controller="", processes=(), probes=True):
+    """processes: (name, "host:port") of in-group processes; probes: clock
+    probes on port 3, else the clocks are aligned by packet-out round trips."""
     text = [f"[controller]\nstore = \"snapshots.db\"\nconnect_timeout_s = 1\n"
             f"connect_retries = 1\n{controller}\n",
             f'[pipeline]\np4info = "{P4INFO}"\nbmv2_json = "{BMV2_JSON}"\n',
             '[service]\ningroup = ["10.0.2.0/24"]\n']
-    for i, (bmv2, _) in enumerate(switches, start=1):
+    for i, (bmv2, veths) in enumerate(switches, start=1):
+        probe = (f'probe = {{port = {PROBE_PORT}, iface = "{veths.host_ends[PROBE_PORT]}"}}\n'
+                 if probes else "")
         text.append(f'[[slbs]]\nname = "s{i}"\naddress = "{bmv2.grpc_address}"\n'
                     f'device_id = {bmv2.device_id}\nslb_id = {i}\nslb_addr = "10.0.0.{i}"\n'
+                    f'{probe}'
                     f'routes = [{{prefix = "10.0.2.0/24", port = {BACKEND_PORT}, '
                     f'src_mac = "{SLB_MAC}", dst_mac = "00:00:00:00:00:02"}}]\n')
     text.append(f'[[vips]]\naddress = "{VIP}"\nprotocol = "udp"\nport = 80\n'

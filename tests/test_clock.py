@@ -1,52 +1,67 @@
-"""control/clock.py on recorded round trips."""
+"""control/clock.py on recorded round trips.
+
+The true offset (switch clock - controller clock) is 4500 us throughout,
+except where a test restarts the switch."""
+import logging
+
 import pytest
 
-from beaver.control.clock import ClockTracker, Sample, estimate
+from beaver.control.clock import PROBE, ClockEstimate, Estimate, Sample
+
+TRUE = 4500
 
 
-def test_one_sample_bounds_the_offset_by_its_round_trip():
-    e = estimate([Sample(sent_us=1000, dp_us=5600, received_us=1200)])
-    assert (e.low_us, e.high_us) == (4400, 4600)
-    assert (e.offset_us, e.error_us) == (4500, 100)
-    assert e.to_controller(5600) == (1000, 1200), "the switch read its clock in between"
+def probe(sent, ingress_after, egress_after, received):
+    """A probe stamped ingress_after us after it left and egress_after us
+    after that, on a switch whose clock is TRUE ahead."""
+    ingress = sent + ingress_after + TRUE
+    return Sample(sent, ingress, ingress + egress_after, received)
 
 
-def test_intersecting_samples_narrows_the_bound():
-    # true offset 4500; the switch reads its clock early in one trip, late in another
-    early = Sample(1000, 1020 + 4500, 1400)
-    late = Sample(2000, 2380 + 4500, 2400)
-    e = estimate([early, late])
-    assert (e.low_us, e.high_us) == (4480, 4520)
-    assert e.error_us < min(s.delay_us for s in (early, late)) / 2
+def test_one_round_trip_bounds_the_offset_by_its_delay_and_the_tick():
+    e = ClockEstimate("s1", PROBE)
+    e.add(Sample(sent_us=1000, first_dp_us=5600, last_dp_us=5600, received_us=1200))
+    got = e.current
+    assert (got.low_us, got.high_us) == (4400 - 1, 4600 + 1)
+    assert got.source == PROBE and got.samples == 1
 
 
-def test_only_the_lowest_delay_samples_count():
-    good = [Sample(t, t + 50 + 4500, t + 100) for t in range(0, 8000, 1000)]
-    queued = Sample(9000, 9000 + 20_000 + 4500, 9000 + 40_000)   # waited behind a burst
-    e = estimate(good + [queued], best=8)
-    assert e.samples == 8 and e.error_us == 50
+def test_time_inside_the_switch_costs_no_error():
+    # 300 us spent queueing between the stamps, 5 us each way on the wire
+    e = ClockEstimate("s1", PROBE)
+    e.add(probe(1000, 5, 300, 1000 + 5 + 300 + 5))
+    assert e.current.error_us == pytest.approx((10 + 2) / 2)
+    assert e.current.low_us <= TRUE <= e.current.high_us
 
 
-def test_disjoint_intervals_fall_back_to_the_best_sample():
-    a = Sample(0, 4500, 100)          # offset in [4400, 4500]
-    b = Sample(1000, 1000 + 4800, 1200)  # [4600, 4800]: the clock jumped; no overlap
-    e = estimate([a, b])
-    assert (e.low_us, e.high_us) == (4400, 4500)
+def test_intersecting_samples_narrows_the_bound_around_the_truth():
+    e = ClockEstimate("s1", PROBE)
+    e.add(probe(0, 2, 0, 40))      # fast out, slow back
+    e.add(probe(100, 30, 0, 133))  # slow out, fast back
+    assert e.current.low_us <= TRUE <= e.current.high_us
+    assert e.current.error_us < 5 and e.current.samples == 2
 
 
-def test_no_samples_is_an_error():
-    with pytest.raises(ValueError):
-        estimate([])
+def test_a_sample_that_contradicts_the_estimate_starts_it_again_and_says_so(caplog):
+    e = ClockEstimate("s1", PROBE)
+    for t in range(0, 1000, 100):
+        e.add(probe(t, 3, 0, t + 6))
+    restarted = Sample(2000, 2000 + 3 + 9000, 2000 + 3 + 9000, 2006)   # new origin
+    with caplog.at_level(logging.WARNING):
+        e.add(restarted)
+    assert "contradicts" in caplog.text and e.resets == 1
+    assert e.current.samples == 1 and e.current.low_us > 8000
 
 
-def test_tracker_keeps_the_best_recent_samples_and_forgets_on_restart():
-    tracker = ClockTracker(horizon_us=10_000)
-    assert tracker.refresh() is None
-    tracker.add(Sample(0, 4510, 20))           # excellent but old
-    for t in range(20_000, 30_000, 1000):
-        tracker.add(Sample(t, t + 100 + 9000, t + 200))   # the switch restarted: new offset
-    e = tracker.refresh()
-    assert (e.low_us, e.high_us) == (8900, 9100), "the old sample is past the horizon"
-    assert len(tracker.samples) <= 8
-    tracker.reset()
-    assert tracker.current is None and not tracker.samples
+def test_reset_forgets_everything():
+    e = ClockEstimate("s1", PROBE)
+    e.add(probe(0, 3, 0, 6))
+    e.reset()
+    assert e.current is None and e.samples == 0
+
+
+def test_mapping_a_stamp_covers_its_microsecond_and_the_error():
+    est = Estimate(offset_us=TRUE, error_us=10, samples=5)
+    low, high = est.to_controller(10_000)
+    assert (low, high) == (10_000 - TRUE - 10, 10_000 + 1 - TRUE + 10)
+    assert est.to_switch(5500.4) == 10_000

@@ -42,6 +42,11 @@ backends = ["10.0.2.1", "10.0.2.2"]
 [[processes]]
 name = "p1"
 address = "10.0.2.1:4791"
+peers = ["p2"]
+
+[[processes]]
+name = "p2"
+address = "10.0.2.2:4791"
 """
 
 
@@ -63,6 +68,17 @@ def test_a_valid_toml_file(tmp_path):
     assert config.vips == (Vip("10.10.0.1", "udp", 80, ("10.0.2.1", "10.0.2.2")),)
     assert config.ingroup == ("10.0.2.0/24",)
     assert (config.processes[0].host, config.processes[0].port) == ("10.0.2.1", 4791)
+    assert config.processes[0].peers == ("p2",)
+    assert config.slbs[0].ingroup_ports == (2,), "the port of the route into the in-group"
+    assert config.slbs[1].ingroup_ports == () and config.slbs[0].probe_port is None
+    assert (c.initiation, c.lead_us) == ("immediate", None)
+
+
+def test_probe_ports_and_in_group_ports(tmp_path):
+    text = VALID.replace('slb_addr = "10.0.0.254"\n', 'slb_addr = "10.0.0.254"\n'
+                         'ingroup_ports = [2, 4]\nprobe = {port = 3, iface = "s1-probe"}\n')
+    s1 = load(write(tmp_path, text)).slbs[0]
+    assert s1.ingroup_ports == (2, 4) and (s1.probe_port, s1.probe_iface) == (3, "s1-probe")
 
 
 SLB = '[[slbs]]\nname = "s1"\naddress = "127.0.0.1:1"\ndevice_id = 1\nslb_id = 1\nslb_addr = "10.0.0.1"\n'
@@ -93,6 +109,14 @@ SLB = '[[slbs]]\nname = "s1"\naddress = "127.0.0.1:1"\ndevice_id = 1\nslb_id = 1
     (SLB + '[service]\ningroup = ["nope"]\n', "service.ingroup[0]", "not an IPv4 prefix"),
     (SLB + '[[processes]]\nname = "p"\naddress = "10.0.2.1"\n', "processes[0].address",
      "expected host:port"),
+    (SLB + '[[processes]]\nname = "p"\naddress = "10.0.2.1:1"\npeers = ["q"]\n',
+     "processes[0].peers[0]", "'q' is not another configured process"),
+    (SLB + 'probe = {port = 2, iface = "x"}\ningroup_ports = [2]\n', "slbs[0].probe.port",
+     "a probe port must be its own"),
+    (SLB + 'probe = {port = 3}\n', "slbs[0].probe.iface", "missing"),
+    (SLB + 'ingroup_ports = [600]\n', "slbs[0].ingroup_ports[0]", "0..511"),
+    (SLB + '[controller]\ninitiation = "soon"\n', "controller.initiation",
+     "expected one of immediate, timed"),
 ])
 def test_errors_name_the_file_the_field_and_the_problem(tmp_path, text, field, problem):
     path = write(tmp_path, text)

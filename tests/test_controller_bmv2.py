@@ -73,15 +73,31 @@ def test_status_reports_ids_and_clock_offsets(config_path, controller, tmp_path,
     for s in states:
         assert s["reachable"] and s["primary"] and s["pipeline"] and not s["holding"]
         assert s["current_id"] == newest
-        assert s["offset_error_us"] < 2000
+        assert s["clock_source"] == "probe" and s["clock_samples"] >= 100
+        assert s["offset_error_us"] <= 25
+    code, out, _ = beaver("ctl", "status", "-c", config_path, capsys=capsys)
+    assert "probe, " in out and "(no probe port)" not in out
 
 
-def test_the_clock_estimate_maps_a_fresh_answer_into_its_round_trip(controller):
-    controller.align_clocks()
-    for gw in controller.gateways:
-        answer = gw.request(Op.READ)
-        low, high = gw.clock.current.to_controller(answer.body.now)
-        assert low <= answer.received_us and high >= answer.sent_us
+@pytest.mark.parametrize("probes", [True, False], ids=["probe port", "packet-out"])
+def test_the_clock_estimate_maps_a_fresh_answer_into_its_round_trip(switches, tmp_path,
+                                                                     probes):
+    c = Controller(load(write_config(tmp_path / "clock.toml", switches, probes=probes)))
+    try:
+        c.connect()
+        c.apply()
+        c.align_clocks()
+        for gw in c.gateways:
+            assert gw.clock.current.source == ("probe" if probes else "packet-out")
+            for _ in range(20):
+                answer = gw.request(Op.READ)
+                low, high = gw.clock.current.to_controller(answer.body.now)
+                assert low <= answer.received_us and high >= answer.sent_us
+            if probes:
+                assert gw.clock.current.error_us <= 25
+                assert gw.probe.stats.answered >= 100 and gw.probe.stats.malformed == 0
+    finally:
+        c.close()
 
 
 # -- snapshots ---------------------------------------------------------------------

@@ -1,9 +1,12 @@
 """Packet tests of p4src/beaver.p4 on a real simple_switch_grpc, over veths.
 
-Port 1 faces the clients (out-group), ports 2-4 the backends (in-group).
-Each test gets a freshly pushed pipeline, so registers start at zero.
+Port 1 faces the clients (out-group), ports 2-4 the backends (in-group),
+port 5 is the clock-probe port.  Each test gets a freshly pushed pipeline,
+so registers start at zero.
 """
 from __future__ import annotations
+
+import time
 
 import pytest
 from scapy.layers.inet import IP, TCP, UDP, IPOption_Router_Alert
@@ -14,8 +17,9 @@ from beaver.control.program import Route, Vip, slb_updates, config_entry
 from beaver.control.session import SwitchSession
 from beaver.control.slb import SlbControl
 from beaver.p4src import BMV2_JSON, P4INFO
-from beaver.p4src.wire import (BEAVER_UDP_PORT, FLAG_HOLD, FLAG_MARKING, ControlBody,
-                               DropReason, Kind, Op, Status)
+from beaver.p4src.wire import (BEAVER_UDP_PORT, ETHERTYPE_PROBE, FLAG_HOLD, FLAG_MARKING,
+                               LEARN_WINDOW, ControlBody, DropReason, Kind, Op, Probe,
+                               RefusedReason, Status)
 from beaver.p4src import ids
 
 from .packets import Beaver, stamp
@@ -28,6 +32,7 @@ SLB_ADDR = "10.0.0.254"
 SLB_MAC = "00:00:00:00:00:fe"
 CLIENT_PORT = 1
 BACKENDS = {2: "10.0.2.1", 3: "10.0.2.2", 4: "10.0.2.3"}
+PROBE_PORT = 5
 VIP = "10.10.0.1"
 CLIENT = "10.0.1.1"
 
@@ -45,8 +50,8 @@ class Slb:
         self.ports = ports
         self.packet_ins: list[tuple[dict, bytes]] = []
 
-    def init(self, snapshot_id: int, flags: int = 0):
-        return self.control.request(Op.INIT, snapshot_id, flags, timeout=2)
+    def init(self, snapshot_id: int, flags: int = 0, at: int = 0):
+        return self.control.request(Op.INIT, snapshot_id, flags, timeout=2, activate_at=at)
 
     def read(self, snapshot_id: int):
         return self.control.request(Op.READ, snapshot_id, timeout=2)
@@ -56,6 +61,19 @@ class Slb:
 
     def drops(self, reason: DropReason) -> int:
         return self.session.read_counter("drop_reasons", reason)
+
+    def refused(self, reason: RefusedReason) -> int:
+        return self.session.read_counter("learn_refused", reason)
+
+    def now(self) -> int:
+        """The switch's clock, as a READ finds it."""
+        return self.read(0).body.now
+
+    def mark_of_next_vip(self) -> int:
+        """The mark of one VIP packet, read as soon as it comes out (no wait
+        for strays: timed tests count in milliseconds)."""
+        self.send_vip()
+        return self.ports.expect_any(BACKENDS, is_encapsulated)[1][Beaver].snapshot_id
 
     def send_vip(self, sport: int = 1234, dport: int = 80, proto=UDP, src: str = CLIENT,
                  payload: bytes = b"request"):
@@ -77,7 +95,7 @@ def is_encapsulated(frame) -> bool:
 
 @pytest.fixture(scope="module")
 def switch(bmv2_switches):
-    return bmv2_switches(ports=4)
+    return bmv2_switches(ports=5)
 
 
 @pytest.fixture
@@ -99,7 +117,8 @@ def slb(switch):
                for port, dip in BACKENDS.items()]
     vips = [Vip(VIP, "udp", 80, tuple(BACKENDS.values())),
             Vip(VIP, "tcp", 80, tuple(BACKENDS.values()))]
-    session.write(*slb_updates(session.ctx, SLB_ID, SLB_ADDR, vips, routes, ["10.0.2.0/24"]))
+    session.write(*slb_updates(session.ctx, SLB_ID, SLB_ADDR, vips, routes, ["10.0.2.0/24"],
+                               ingroup_ports=BACKENDS, probe_port=PROBE_PORT))
     ports.drain()
     yield harness
     ports.close()
@@ -233,9 +252,29 @@ def test_no_learning_from_older_ids_or_out_group_sources(slb):
     slb.init(6)
     slb.ports.send(2, stamp("10.0.2.1", "10.0.2.2", 5))
     slb.ports.expect(3, lambda f: Beaver in f)
-    slb.ports.send(CLIENT_PORT, stamp(CLIENT, "10.0.2.2", 100))
+    slb.ports.send(CLIENT_PORT, stamp(CLIENT, "10.0.2.2", 10))
     slb.ports.expect(3, lambda f: Beaver in f)
     assert slb.current_id() == 6
+    assert slb.refused(RefusedReason.SOURCE) == 1
+
+
+def test_a_forged_in_group_source_on_the_client_port_is_not_learned_from(slb):
+    slb.init(6)
+    slb.ports.send(CLIENT_PORT, stamp("10.0.2.1", "10.0.2.2", 1000))
+    slb.ports.expect(3, lambda f: Beaver in f)
+    assert slb.current_id() == 6
+    assert slb.refused(RefusedReason.SOURCE) == 1 and slb.refused(RefusedReason.AHEAD) == 0
+
+
+def test_learning_goes_at_most_the_window_ahead(slb):
+    slb.init(6)
+    slb.ports.send(2, stamp("10.0.2.1", "10.0.2.2", 6 + LEARN_WINDOW + 1))
+    slb.ports.expect(3, lambda f: Beaver in f)
+    assert slb.current_id() == 6 and slb.refused(RefusedReason.AHEAD) == 1
+    slb.ports.send(2, stamp("10.0.2.1", "10.0.2.2", 6 + LEARN_WINDOW))
+    slb.ports.expect(3, lambda f: Beaver in f)
+    assert slb.current_id() == 6 + LEARN_WINDOW
+    assert slb.refused(RefusedReason.AHEAD) == 1 and slb.refused(RefusedReason.SOURCE) == 0
 
 
 def test_ids_wrap_around_as_serial_numbers(slb):
@@ -255,6 +294,140 @@ def test_an_id_half_the_space_ahead_is_not_newer(slb):
     slb.init(10)
     assert slb.init(10 + 0x80000000).status == Status.STALE
     assert slb.current_id() == 10
+
+
+# -- timed initiation -----------------------------------------------------------
+
+LEAD = 100_000   # us: far more than a request takes here, so nothing is late by accident
+
+
+def wait_past(slb: Slb, switch_time: int):
+    """Sleeps until the switch's clock is past switch_time, without sending
+    it anything then (a request at or after the time would activate)."""
+    time.sleep(max(0, switch_time - slb.now()) / 1e6 + 0.005)
+
+
+def test_a_timed_init_is_scheduled_and_activates_on_the_first_packet_at_its_time(slb):
+    slb.init(1)
+    at = slb.now() + LEAD
+    answer = slb.init(2, at=at)
+    assert answer.status == Status.SCHEDULED
+    assert answer.body.id_after == 1 and answer.body.activate_at == at
+    assert slb.mark_of_next_vip() == 1, "before its time, the old ID"
+    assert slb.read(2).status == Status.SCHEDULED
+    wait_past(slb, at)
+    assert slb.mark_of_next_vip() == 1, "the first packet at the time is the last old one"
+    assert slb.mark_of_next_vip() == 2
+    record = slb.read(2)
+    assert record.status == Status.OK and record.body.activate_at == at
+    assert record.body.switch_time >= at
+    assert record.body.last_old_time == record.body.switch_time, "that packet moved it"
+    assert record.body.count == 1
+
+
+def test_a_late_timed_init_activates_on_arrival_and_the_record_shows_it(slb):
+    slb.init(1)
+    at = slb.now() - 1000
+    answer = slb.init(2, at=at)
+    assert answer.status == Status.OK and answer.body.id_after == 2
+    assert answer.body.activate_at == at and answer.body.switch_time > at
+    assert slb.mark_of_next_vip() == 2
+
+
+def test_scheduled_ids_activate_in_id_order(slb):
+    slb.init(1)
+    start = slb.now()
+    # sent out of order: 3 first, then 2
+    assert slb.init(3, at=start + 2 * LEAD).status == Status.SCHEDULED
+    assert slb.init(2, at=start + LEAD).status == Status.SCHEDULED
+    wait_past(slb, start + LEAD)
+    assert [slb.mark_of_next_vip() for _ in range(2)] == [1, 2]
+    assert slb.read(3).status == Status.SCHEDULED
+    wait_past(slb, start + 2 * LEAD)
+    assert [slb.mark_of_next_vip() for _ in range(2)] == [2, 3]
+    two, three = slb.read(2).body, slb.read(3).body
+    assert start + LEAD <= two.switch_time < start + 2 * LEAD <= three.switch_time
+
+
+def test_a_read_at_the_time_activates_too(slb):
+    """Without traffic the READ that fetches the record moves the SLB."""
+    slb.init(1)
+    at = slb.now() + LEAD
+    slb.init(2, at=at)
+    wait_past(slb, at)
+    record = slb.read(2)
+    assert record.status == Status.OK and record.body.switch_time == record.body.now >= at
+
+
+def test_ids_due_together_still_activate_one_after_another(slb):
+    slb.init(1)
+    start = slb.now()
+    for n in (2, 3, 4):
+        slb.init(n, at=start + LEAD + n)
+    wait_past(slb, start + LEAD + 10)
+    marks = [slb.mark_of_next_vip() for _ in range(4)]
+    assert marks == [1, 2, 3, 4]
+    times = [slb.read(n).body.switch_time for n in (2, 3, 4)]
+    assert times == sorted(times) and times[0] >= start + LEAD + 2
+
+
+def test_scheduled_ids_wrap_around(slb):
+    for step in (0x7FFFFFFF, 0xFFFFFFFE):   # half the space at a time
+        assert slb.init(step).status == Status.OK
+    start = slb.now()
+    assert slb.init(0xFFFFFFFF, at=start + LEAD).status == Status.SCHEDULED
+    assert slb.init(0, at=start + 2 * LEAD).status == Status.SCHEDULED
+    wait_past(slb, start + 2 * LEAD)
+    assert [slb.mark_of_next_vip() for _ in range(3)] == [0xFFFFFFFE, 0xFFFFFFFF, 0]
+    assert slb.read(0).body.activate_at == start + 2 * LEAD
+
+
+def test_an_immediate_init_overtakes_what_was_scheduled(slb):
+    slb.init(1)
+    at = slb.now() + LEAD
+    slb.init(2, at=at)
+    assert slb.init(3).status == Status.OK, "newer, at once"
+    wait_past(slb, at)
+    assert slb.mark_of_next_vip() == 3, "the scheduled older ID never comes back"
+    assert slb.read(2).status == Status.STALE
+
+
+# -- clock probes ------------------------------------------------------------------
+
+def probe_frame(seq: int) -> bytes:
+    return (bytes(Ether(src="02:00:00:00:00:99", dst="ff:ff:ff:ff:ff:ff",
+                        type=ETHERTYPE_PROBE)) + Probe(seq).pack())
+
+
+def is_probe(frame) -> bool:
+    return frame.type == ETHERTYPE_PROBE
+
+
+def test_a_probe_on_the_probe_port_comes_back_stamped(slb):
+    before = slb.now()
+    slb.ports.send(PROBE_PORT, probe_frame(77))
+    got = slb.ports.expect(PROBE_PORT, lambda f: is_probe(f) and f.dst == "02:00:00:00:00:99")
+    after = slb.now()
+    probe = Probe.unpack(bytes(got.payload))
+    assert probe.seq == 77
+    assert before <= probe.ingress_time <= probe.egress_time <= after
+    slb.ports.expect_none(set(slb.ports.sockets) - {PROBE_PORT}, is_probe)
+
+
+def test_a_probe_anywhere_else_is_dropped_counted_and_changes_nothing(slb):
+    slb.init(2)
+    before = registers(slb)
+    for port in (CLIENT_PORT, 2):
+        slb.ports.send(port, probe_frame(1))
+    slb.ports.expect_none(slb.ports.sockets, is_probe)
+    assert slb.drops(DropReason.PROBE) == 2
+    assert registers(slb) == before
+
+
+def test_a_short_probe_is_dropped_as_truncated(slb):
+    slb.ports.send(PROBE_PORT, probe_frame(1)[:20])
+    slb.ports.expect_none(slb.ports.sockets, is_probe)
+    assert slb.drops(DropReason.TRUNCATED) == 1
 
 
 # -- hold mode (blocking strawman) ---------------------------------------------

@@ -11,11 +11,17 @@ test_engine_reports.py.
 """
 from __future__ import annotations
 
+import socket
+import threading
+import time
+from contextlib import contextmanager
+
 import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-from beaver.control.engine import Engine, RunSettings, SettingsError
+from beaver.control.engine import TIMED, Engine, RunSettings, SettingsError
+from beaver.control.program import config_entry
 from beaver.control.record import Mode, Outcome
 from beaver.control.store import SnapshotStore
 from beaver.p4src.wire import RING_SIZE, Kind, Op, Status
@@ -169,8 +175,137 @@ def test_clocks_are_measured_before_the_run_and_again_on_schedule(controller, st
 
 def test_numbers_skip_past_an_id_an_slb_already_holds(controller, switches, store):
     s1 = controller.gateways[0]
-    held = controller.newest_id() + 500
-    send_stamp(switches[0], held)   # in-group traffic brought s1 far ahead
+    held = controller.newest_id() + 40
+    send_stamp(switches[0], held)   # in-group traffic brought s1 ahead
     eventually(lambda: s1.current_id() == held)
     summary, _ = run_engine(controller, store, count=1)
     assert summary.first == held + 1
+
+
+# -- timed initiation ----------------------------------------------------------------
+
+@contextmanager
+def vip_traffic(switches, gap_s=0.0002):
+    """VIP packets into every SLB's client port, one SLB after the other."""
+    senders = []
+    for _, veths in switches:
+        sender = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        sender.bind((veths.host_ends[CLIENT_PORT], 0))
+        senders.append(sender)
+    frames = [bytes(Ether(dst=SLB_MAC) / IP(src="10.0.1.1", dst=VIP) /
+                    UDP(sport=1000 + i, dport=80) / b"x") for i in range(64)]
+    flowing = threading.Event()
+    flowing.set()
+
+    def send():
+        i = 0
+        while flowing.is_set():
+            senders[i % len(senders)].send(frames[i % len(frames)])
+            i += 1
+            time.sleep(gap_s)
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.1)
+        yield
+    finally:
+        flowing.clear()
+        thread.join()
+        for sender in senders:
+            sender.close()
+
+
+def mapped(ack, dp_us):
+    return ack.clock.to_controller(dp_us)
+
+
+def test_timed_snapshots_schedule_every_slb_for_one_moment(controller, switches, store):
+    """Each SLB is told the same controller moment on its own clock, and
+    switches on its first VIP packet at or after it."""
+    with vip_traffic(switches):
+        summary, finished = run_engine(controller, store, count=20, inflight=4,
+                                       initiation=TIMED, tau_us=3000)
+    assert summary.outcomes[Outcome.ACCEPTED] == 20 and summary.late_inits == 0
+    assert summary.lead_us and summary.lead_us[0] >= 1000
+    for r in finished:
+        s1, s2 = r.acks["s1"], r.acks["s2"]
+        for a in (s1, s2):
+            assert a.status is Status.OK and a.clock.source == "probe"
+            assert a.clock.error_us <= 25
+            assert a.body.switch_time >= a.body.activate_at > 0
+            assert a.body.switch_time - a.body.activate_at < 20_000, "on a packet soon after"
+            assert mapped(a, a.body.activate_at)[0] <= r.activate_us + 1 <= \
+                mapped(a, a.body.activate_at)[1] + 1
+        low1, high1 = mapped(s1, s1.body.activate_at)
+        low2, high2 = mapped(s2, s2.body.activate_at)
+        assert low1 <= high2 and low2 <= high1, "one moment, within the two clock errors"
+    stored = store.get(finished[0].number)
+    assert stored.activate_us == finished[0].activate_us
+    assert stored.acks["s1"].body.activate_at == finished[0].acks["s1"].body.activate_at
+    assert stored.acks["s1"].clock.source == "probe"
+
+
+def test_a_late_timed_init_switches_on_arrival_and_is_judged_as_it_is(controller, switches,
+                                                                      store):
+    """s2's INITs leave long after their activation time: it switches late,
+    forwarding old-ID packets meanwhile, and the fine rule rejects."""
+    with vip_traffic(switches):
+        summary, finished = run_engine(controller, store, count=3, initiation=TIMED,
+                                       lead_us=2000, tau_us=1000, delays_us={"s2": 30_000})
+    assert summary.late_inits == 3
+    for r in finished:
+        late = r.acks["s2"]
+        assert late.body.switch_time > late.body.activate_at + 20_000
+        assert r.verdict.outcome is Outcome.REJECTED
+        assert "s2 forwarded an old-ID packet" in r.verdict.reason
+
+
+def test_timed_initiation_is_for_ogm_only(controller, store):
+    with pytest.raises(SettingsError, match="timed is for mode ogm"):
+        run_engine(controller, store, mode=Mode.BLOCKING, initiation=TIMED)
+
+
+# -- what must never be accepted ------------------------------------------------------
+
+def test_a_run_does_not_start_while_an_slb_has_marking_off(controller, store):
+    s2 = controller.gateways[1]
+    s2.session.modify(config_entry(s2.session.ctx, 2, "10.0.0.2", marking=False))
+    try:
+        with pytest.raises(SettingsError, match="marking is off at s2"):
+            run_engine(controller, store)
+    finally:
+        s2.session.modify(config_entry(s2.session.ctx, 2, "10.0.0.2", marking=True))
+    assert store.reserved_through == 0
+
+
+def test_marking_switched_off_during_a_run_rejects(controller, store):
+    s2 = controller.gateways[1]
+
+    def switch_off(op, _snapshot_id):
+        if op == Op.INIT:
+            s2.session.modify(config_entry(s2.session.ctx, 2, "10.0.0.2", marking=False))
+    try:
+        with before_each_request(s2, switch_off):
+            _, finished = run_engine(controller, store, count=1, tau_us=10**6)
+    finally:
+        s2.session.modify(config_entry(s2.session.ctx, 2, "10.0.0.2", marking=True))
+    verdict = finished[0].verdict
+    assert verdict.outcome is Outcome.REJECTED and "marking is off at s2" in verdict.reason
+
+
+def test_an_slb_ahead_of_every_started_id_rejects(controller, switches, store):
+    """An in-group STAMP (or another controller) moved s2 past every ID this
+    controller started: the snapshot cannot be judged against its ID."""
+    s2 = controller.gateways[1]
+    pushed = []
+
+    def push_ahead(op, snapshot_id):
+        if op == Op.INIT and not pushed:
+            pushed.append(snapshot_id + 10)
+            send_stamp(switches[1], snapshot_id + 10)
+            eventually(lambda: s2.current_id() == snapshot_id + 10)
+    with before_each_request(s2, push_ahead):
+        _, finished = run_engine(controller, store, count=1, tau_us=10**6)
+    verdict = finished[0].verdict
+    assert verdict.outcome is Outcome.REJECTED
+    assert f"s2 is at ID {pushed[0]}, ahead of every ID this controller started" in verdict.reason

@@ -27,15 +27,17 @@ def by_phase(rows: list[dict]) -> dict[str, dict]:
 def test_figure5_a_late_slb_makes_beaver_reject_and_lai_yang_accept(tmp_path, capsys):
     assert main(["experiment", "run", "figure5", "--out", str(tmp_path), "--count", "8"]) == 0
     phases = by_phase(summary(tmp_path, "figure5"))
-    for rule in ("beaver-fine", "beaver-coarse"):
-        p = phases[rule]
-        assert p["rejected"] == p["taken"] == 8, p
-        # the checker agrees: relays cross the late SLB in (nearly) every window
-        assert p["inconsistent"] >= 6 and p["false_accepts"] == 0, p
+    for suffix in ("", "-timed"):   # immediate and timed initiation
+        for rule in ("beaver-fine", "beaver-coarse"):
+            p = phases[rule + suffix]
+            assert p["rejected"] == p["taken"] == 8, p
+            # the checker agrees: relays cross the late SLB in (nearly) every window
+            assert p["inconsistent"] >= 6 and p["false_accepts"] == 0, p
+        on_time = phases["beaver-on-time" + suffix]
+        assert on_time["false_accepts"] == 0 and on_time["accepted"] >= 1
+    assert phases["beaver-on-time-timed"]["accepted"] >= 7, "timed: the SLBs switch together"
     lai_yang = phases["lai-yang"]
     assert lai_yang["accepted"] == 8 and lai_yang["false_accepts"] >= 1, lai_yang
-    on_time = phases["beaver-on-time"]
-    assert on_time["false_accepts"] == 0 and on_time["accepted"] >= 1
     assert (next(tmp_path.glob("figure5-*")) / "figure5.png").stat().st_size > 0
     assert not leftover_links() and not leftover_processes()
 

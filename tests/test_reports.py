@@ -9,7 +9,7 @@ import pytest
 from beaver.control import oob
 from beaver.control.config import ProcessConfig
 from beaver.control.oob import ChannelState, Report
-from beaver.control.reports import ChannelGap, ProcessLink, channel_gaps
+from beaver.control.reports import ChannelGap, ProcessLink, channel_gaps, strangers
 from beaver.p4src.wire import RING_SIZE
 
 from .runtimes import runtime_processes, runtimes
@@ -123,7 +123,15 @@ def test_more_recorded_than_sent_before_the_cut_is_impossible():
     assert gaps[0].impossible
 
 
-def test_peers_that_did_not_report_are_not_judged():
+def test_a_sender_that_did_not_report_is_a_stranger_not_a_whole_channel():
     r = reports(p1_p2=(5, 0, 0))
     del r["p1"]
-    assert channel_gaps(r) == []
+    assert channel_gaps(r) == [] and strangers(r) == ["p1"]
+    assert strangers(reports(p1_p2=(5, 5, 0))) == []
+
+
+def test_a_receiver_missing_from_the_senders_channels_expects_nothing():
+    r = reports(p1_p2=(0, 2, 1))
+    del r["p1"].channels["p2"]   # p1 says it never sent to p2; p2 recorded 3
+    gaps = channel_gaps(r)
+    assert gaps == [ChannelGap("p1", "p2", 3, 0)] and gaps[0].impossible

@@ -6,9 +6,10 @@ import re
 import pytest
 
 from beaver.p4src import BMV2_JSON, P4_DIR, ids
-from beaver.p4src.wire import (BEAVER_UDP_PORT, BEAVER_VERSION, CPU_PORT, FLAG_HOLD,
-                               FLAG_MARKING, RING_SIZE, BeaverHeader, ControlBody,
-                               DropReason, Kind, Op, Status, WireError)
+from beaver.p4src.wire import (BEAVER_UDP_PORT, BEAVER_VERSION, CPU_PORT, ETHERTYPE_PROBE,
+                               FLAG_HOLD, FLAG_MARKING, LEARN_WINDOW, RING_SIZE,
+                               BeaverHeader, ControlBody, DropReason, Kind, Op, Probe,
+                               RefusedReason, Status, WireError)
 
 
 def p4_constants() -> dict[str, int]:
@@ -23,11 +24,14 @@ def test_constants_match_headers_p4():
     assert c["BEAVER_UDP_PORT"] == BEAVER_UDP_PORT
     assert c["BEAVER_VERSION"] == BEAVER_VERSION
     assert c["RING_SIZE"] == RING_SIZE
+    assert c["ETHERTYPE_PROBE"] == ETHERTYPE_PROBE
+    assert "LEARN_WINDOW = RING_SIZE - 1;" in (P4_DIR / "headers.p4").read_text()
+    assert LEARN_WINDOW == RING_SIZE - 1
     assert c["FLAG_HOLD"] == FLAG_HOLD and c["FLAG_MARKING"] == FLAG_MARKING
     for enum, prefix in ((Kind, "BEAVER_KIND_"), (Op, "OP_"), (Status, "ST_"),
-                         (DropReason, "DROP_")):
+                         (DropReason, "DROP_"), (RefusedReason, "REFUSED_")):
         in_p4 = {k[len(prefix):]: v for k, v in c.items()
-                 if k.startswith(prefix) and k != "DROP_REASONS"}
+                 if k.startswith(prefix) and k != "REFUSED_REASONS" and k != "DROP_REASONS"}
         assert in_p4 == {m.name: m.value for m in enum}, enum.__name__
 
 
@@ -51,16 +55,33 @@ def test_beaver_header_layout_matches_compiled_beaver_t():
     assert sum(w for _, w in compiled_fields("beaver_t")) == BeaverHeader.SIZE * 8
 
 
+@pytest.mark.skipif(not BMV2_JSON.exists(), reason="p4src/build has no compiled program")
+def test_probe_layout_matches_compiled_probe_t():
+    fields = compiled_fields("probe_t")
+    assert [n for n, _ in fields] == [f.name for f in dataclasses.fields(Probe)]
+    assert sum(w for _, w in fields) == Probe.SIZE * 8
+
+
+def test_probe_round_trip():
+    probe = Probe(0xFFFFFFFE, ingress_time=(1 << 48) - 1, egress_time=5)
+    packed = probe.pack()
+    assert len(packed) == Probe.SIZE == 16
+    assert Probe.unpack(packed) == probe
+    with pytest.raises(WireError, match="needs 16 bytes"):
+        Probe.unpack(packed[:15])
+
+
 def test_control_body_round_trip():
     body = ControlBody(seq=0xFFFFFFFF, snapshot_id=7, id_before=6, id_after=7,
                        now=(1 << 48) - 1, switch_time=123456789, last_old_time=1,
-                       count=99, slb_id=3, flags=FLAG_HOLD | FLAG_MARKING)
+                       count=99, slb_id=3, flags=FLAG_HOLD | FLAG_MARKING,
+                       activate_at=(1 << 48) - 2)
     packed = body.pack()
-    assert len(packed) == ControlBody.SIZE == 40
+    assert len(packed) == ControlBody.SIZE == 46
     assert ControlBody.unpack(packed + b"extra") == body
     assert body.holding and body.marking
     with pytest.raises(WireError):
-        ControlBody.unpack(packed[:39])
+        ControlBody.unpack(packed[:45])
 
 
 def test_beaver_header_round_trip_and_rejections():

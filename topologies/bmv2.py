@@ -17,7 +17,9 @@ from typing import Mapping
 
 from beaver.p4src.wire import CPU_PORT
 
-BINARY = "simple_switch_grpc"
+# Which BMv2 to start: BMv2's default build logs (for debugging); a build made
+# for speed (docs/performance.md of BMv2) is the one for figures.
+BINARY = os.environ.get("BEAVER_BMV2", "simple_switch_grpc")
 
 
 class Bmv2Error(RuntimeError):
@@ -26,6 +28,18 @@ class Bmv2Error(RuntimeError):
 
 def bmv2_available() -> bool:
     return shutil.which(BINARY) is not None
+
+
+def bmv2_build() -> str:
+    """Which BMv2 runs, for every figure to say: its path and whether it was
+    built to log (the default) or for speed (logging macros compiled out)."""
+    path = shutil.which(BINARY) or BINARY
+    try:
+        logs = b"--log-console" in subprocess.run([path, "--help"], capture_output=True,
+                                                   timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return f"{path} (does not run)"
+    return f"{os.path.realpath(path)} ({'default build, logging' if logs else 'performance build'})"
 
 
 def port_open(host: str, port: int) -> bool:

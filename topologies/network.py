@@ -12,8 +12,8 @@ from beaver.control.program import Route
 
 from .nodes import BeaverHost, Bmv2Node, KernelBridge
 from .spec import (BORDER_FABRIC_IP, BORDER_INTERNET_IP, CONTROLLER_MGMT_IP, FABRIC,
-                   INTERNET, MANAGEMENT, SLB_PORT_FABRIC, SLB_PORT_INTERNET, Plan, Spec,
-                   mac)
+                   INTERNET, MANAGEMENT, SLB_PORT_FABRIC, SLB_PORT_INTERNET, SLB_PORT_PROBE,
+                   Plan, Spec, mac)
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,12 @@ class BeaverNetwork:
     def slb(self, name: str) -> Bmv2Node:
         return self.net.get(name)
 
+    def probe_iface(self, name: str) -> str | None:
+        """The controller's end of an SLB's probe port, if it has one."""
+        if not self.spec.clock_probes:
+            return None
+        return self.slb(name).intfs[SLB_PORT_PROBE].link.intf2.name
+
     def slb_routes(self, name: str) -> list[Route]:
         """An SLB's routes: each DIP on its fabric port."""
         own = self.plan.slb_fabric[name].mac
@@ -87,12 +93,19 @@ class BeaverNetwork:
                     params1={"ip": f"{BORDER_INTERNET_IP}/{_prefix_len(INTERNET)}"},
                     addr1=mac(5, 2))
 
+        # The controller's end of the management network and of the probe
+        # ports, in the root namespace.
+        ctl = net.addHost("bvctl", cls=Host, inNamespace=False, ip=None)
+        net.addLink(ctl, mgmt, params1={"ip": f"{CONTROLLER_MGMT_IP}/{_prefix_len(MANAGEMENT)}"})
+
         for g, name in enumerate(plan.slb_fabric, start=1):
             slb = net.addSwitch(name, cls=Bmv2Node, grpc_port=self.spec.grpc_base_port + g,
                                 device_id=g, log_dir=self.run_dir)
             net.addLink(slb, internet, port1=SLB_PORT_INTERNET,
                         addr1=plan.slb_internet[name].mac)
             net.addLink(slb, fabric, port1=SLB_PORT_FABRIC, addr1=plan.slb_fabric[name].mac)
+            if self.spec.clock_probes:
+                net.addLink(slb, ctl, port1=SLB_PORT_PROBE)
 
         for name, (_, _, addr, mgmt_ip) in plan.ingroup.items():
             host = net.addHost(name, ip=None)
@@ -105,10 +118,6 @@ class BeaverNetwork:
             net.addLink(host, internet, params1={"ip": f"{addr.ip}/{_prefix_len(INTERNET)}"},
                         addr1=addr.mac)
 
-        # The controller's end of the management network, in the root namespace.
-        ctl = net.addHost("bvctl", cls=Host, inNamespace=False, ip=None)
-        net.addLink(ctl, mgmt, params1={"ip": f"{CONTROLLER_MGMT_IP}/{_prefix_len(MANAGEMENT)}"})
-
     def _configure(self):
         plan = self.plan
         border = self.host("bvbr")
@@ -118,6 +127,12 @@ class BeaverNetwork:
             host.cmd("sysctl -qw net.ipv4.conf.default.rp_filter=0")
             for intf in host.intfList():
                 host.cmd(f"sysctl -qw net.ipv4.conf.{intf.name}.rp_filter=0")
+
+        for name in plan.slb_fabric:   # the probe ports: quiet, and stamped as sent
+            iface = self.probe_iface(name)
+            if iface is not None:
+                self.host("bvctl").cmd(f"sysctl -qw net.ipv6.conf.{iface}.disable_ipv6=1")
+                self.host("bvctl").cmd("ethtool -K", iface, "rx off tx off sg off")
 
         vips = plan.vips()
         for name, (service, _, _, _) in plan.ingroup.items():
@@ -131,6 +146,9 @@ class BeaverNetwork:
 
         for client_index, (name, (_, _)) in enumerate(plan.outgroup.items()):
             host = self.host(name)
+            if self.spec.outgroup_delay_us:   # an out-group that far away (inter-DC, internet)
+                host.cmd("tc qdisc replace dev", host.defaultIntf().name, "root netem delay",
+                         f"{self.spec.outgroup_delay_us}us")
             host.cmd("sysctl -qw net.ipv4.fib_multipath_hash_policy=1")  # ECMP on the 5-tuple
             for slb, addr in plan.slb_internet.items():
                 # BMv2 answers no ARP: the SLBs' addresses are static neighbours.

@@ -11,7 +11,7 @@ from beaver.control.config import ServiceConfig, load
 from beaver.control.oob import OOB_PORT
 
 from .network import BeaverNetwork
-from .spec import INGROUP_HOSTS
+from .spec import INGROUP_HOSTS, SLB_PORT_PROBE
 
 
 def _value(v) -> str:
@@ -39,6 +39,9 @@ def write_config(network: BeaverNetwork, path: Path, marking: bool = True) -> Se
         parts.append(_table("slbs", {"name": name, "address": node.grpc_address,
                                      "device_id": node.device_id, "slb_id": g,
                                      "slb_addr": fabric.ip, "marking": marking}, array=True))
+        iface = network.probe_iface(name)
+        if iface is not None:
+            parts.append(_table("slbs.probe", {"port": SLB_PORT_PROBE, "iface": iface}))
         for route in network.slb_routes(name):
             parts.append(_table("slbs.routes", {"prefix": route.prefix, "port": route.port,
                                                  "src_mac": route.src_mac,
@@ -46,8 +49,9 @@ def write_config(network: BeaverNetwork, path: Path, marking: bool = True) -> Se
     for vip, (service, dips) in plan.vips().items():
         parts.append(_table("vips", {"address": vip, "protocol": "udp", "port": service.port,
                                      "backends": dips}, array=True))
-    for name, (_, _, _, mgmt_ip) in plan.ingroup.items():
-        parts.append(_table("processes", {"name": name, "address": f"{mgmt_ip}:{OOB_PORT}"},
-                            array=True))
+    for name, (service, _, _, mgmt_ip) in plan.ingroup.items():
+        peers = [n for n, (s, _, _, _) in plan.ingroup.items() if s == service and n != name]
+        parts.append(_table("processes", {"name": name, "address": f"{mgmt_ip}:{OOB_PORT}",
+                                          "peers": peers}, array=True))
     path.write_text("\n".join(parts))
     return load(path)

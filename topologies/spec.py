@@ -4,6 +4,7 @@
       (clients,       ├─ internet bridge ─ SLB g ─┤      fabric bridge
        relays, bots,  │   (port 1)      (BMv2)  (port 2)       │
        third party) ──┴──────────── border router ─────────────┘
+                                   (port 3) clock probes, to the controller
 
 Out-group hosts reach a VIP only through an SLB (per VIP, per client, or by
 kernel ECMP over all SLBs); the SLB encapsulates to a DIP on the fabric.
@@ -26,6 +27,7 @@ BORDER_FABRIC_IP = "10.0.0.1"
 BORDER_INTERNET_IP = "10.128.0.1"
 SLB_PORT_INTERNET = 1
 SLB_PORT_FABRIC = 2
+SLB_PORT_PROBE = 3
 NODE_PREFIX = "bv"
 
 
@@ -49,6 +51,8 @@ class Spec:
     outgroup: tuple[str, ...] = ("client", "client", "relay")   # one role per host
     assignment: str = "per-vip"
     grpc_base_port: int = 50051
+    clock_probes: bool = True      # a probe port per SLB; else packet-out clock alignment
+    outgroup_delay_us: int = 0     # netem delay on what out-group hosts send: distance
 
     def __post_init__(self):
         if not 1 <= self.slbs <= 16:

@@ -1,11 +1,12 @@
 """A clean run: traffic through every SLB (clients and relays), OGM
-snapshots at tau = tau_min with every in-group report, and the checker over
-all of it.  Beaver must accept no snapshot the checker does not prove
-consistent (no false accept: outcomes.py)."""
+snapshots at tau = tau_min with every in-group report (timed initiation
+unless --initiation says otherwise), and the checker over all of it.
+Beaver must accept no snapshot the checker does not prove consistent (no
+false accept: outcomes.py)."""
 from __future__ import annotations
 
 from beaver.control import rules
-from beaver.control.engine import RunSettings
+from beaver.control.engine import IMMEDIATE, TIMED, RunSettings
 from beaver.control.record import Mode
 
 from ..spec import Service, Spec
@@ -26,6 +27,8 @@ def add_arguments(p, slbs: int = 2, ingroup: int = 4, outgroup: int = 4, count: 
     p.add_argument("--rate", type=float, default=10.0, help="snapshots per second (default 10)")
     p.add_argument("--tau-us", type=int, default=None,
                    help="tau (default: tau_min measured first)")
+    p.add_argument("--initiation", choices=(IMMEDIATE, TIMED), default=TIMED,
+                   help=f"OGM initiation (default {TIMED})")
 
 
 def spec(args) -> Spec:
@@ -40,8 +43,9 @@ def spec(args) -> Spec:
 def run(args, results: Results) -> list[dict]:
     tau = fig12.tau_or_measured(results, args.tau_us)
     settings = RunSettings(Mode.OGM, rules.FINE, tau, count=args.count, rate=args.rate,
-                           inflight=4, retake=2)
+                           inflight=4, retake=2, initiation=args.initiation)
     phase = snapshot_phase(results, "run", spec(args), settings)
     results.write_csv(phase.rows)
     return [{"slbs": args.slbs, "ingroup": args.ingroup, "outgroup": args.outgroup,
-             "tau_us": tau, **phase.tally}]
+             "tau_us": tau, "initiation": args.initiation,
+             "late_inits": phase.summary.late_inits, **phase.tally}]

@@ -10,6 +10,11 @@ bank (VIP behind bvs2).  Each phase is a fresh network:
                   accepts, and the checker finds the cuts inconsistent
   beaver-on-time  OGM, fine rule, no delay: accepts only consistent cuts
 
+The three beaver phases run with immediate initiation (each SLB switches
+when its INIT arrives, as the paper's) and again with timed initiation
+(-timed: every SLB told one moment ahead; the late INIT reaches bvs2 after
+it, so bvs2 switches late all the same).
+
 tau is this network's tau_min (measured first) unless --tau-us is given.
 
 The checker judges every cut from the logs, whatever the verdict.
@@ -18,7 +23,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from beaver.control.engine import RunSettings
+from beaver.control.engine import IMMEDIATE, TIMED, RunSettings
 from beaver.control.record import Mode
 
 from ..processes import Workload
@@ -51,15 +56,20 @@ def run(args, results: Results) -> list[dict]:
     tau = fig12.tau_or_measured(results, args.tau_us)
     delay = int(args.delay_ms * 1000)
     common = dict(tau_us=tau, count=args.count, rate=args.rate)
-    phases = [
-        ("beaver-fine", Workload(), RunSettings(Mode.OGM, "fine", delays_us={BANK_SLB: delay},
-                                                **common)),
-        ("beaver-coarse", Workload(), RunSettings(Mode.OGM, "coarse",
-                                                  delays_us={BANK_SLB: delay}, **common)),
-        ("lai-yang", Workload(runtime_mode="lai-yang"),
-         RunSettings(Mode.LAI_YANG, delays_us=dict.fromkeys(BANK_PROCESSES, delay), **common)),
-        ("beaver-on-time", Workload(), RunSettings(Mode.OGM, "fine", **common)),
-    ]
+    phases = []
+    for initiation in (IMMEDIATE, TIMED):
+        suffix = "" if initiation == IMMEDIATE else "-timed"
+        ogm = dict(initiation=initiation, **common)
+        phases += [
+            (f"beaver-fine{suffix}", Workload(),
+             RunSettings(Mode.OGM, "fine", delays_us={BANK_SLB: delay}, **ogm)),
+            (f"beaver-coarse{suffix}", Workload(),
+             RunSettings(Mode.OGM, "coarse", delays_us={BANK_SLB: delay}, **ogm)),
+            (f"beaver-on-time{suffix}", Workload(), RunSettings(Mode.OGM, "fine", **ogm)),
+        ]
+    phases.insert(2, ("lai-yang", Workload(runtime_mode="lai-yang"),
+                      RunSettings(Mode.LAI_YANG, delays_us=dict.fromkeys(BANK_PROCESSES, delay),
+                                  **common)))
     summary, rows = [], []
     for label, workload, settings in phases:
         phase = snapshot_phase(results, label, SPEC, settings, workload, delay_ms=args.delay_ms)
