@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 BASE_TABLES = ("routes", "ingroup_sources", "probe_ports")
 VIP_TABLES = ("vips", "pool_members")   # written only once the SLB's ID is restored
 REQUEST_TIMEOUT = 0.5                   # s, for one-off requests outside a snapshot
-PROBE_SAMPLES = 100                     # probe answers an estimate needs before a run
+PROBE_SAMPLES = 500                     # probe answers an estimate needs before a run
 PROBE_WAIT_S = 5.0                      # for them
 
 

@@ -211,7 +211,10 @@ class Engine:
                                 "needs every SLB to mark what it forwards")
         self._newest_id = self.controller.newest_id()
         self.window = IdWindow(self._first_number(), s.inflight)
-        self._rtts.extend(self.controller.align_clocks())
+        # Until the run's own answers say otherwise, an INIT may queue behind
+        # every other request in flight: the first leads allow for that.
+        rtts = self.controller.align_clocks()
+        self._rtts.append(max(rtts, default=0) * self.window.span * 2)
         self.controller.on_down = lambda gw, incarnation: self.events.put((DOWN, gw, incarnation))
         self.links = [ProcessLink(p, s.report_timeout_ms / 1000, self._reported)
                       for p in self.processes]

@@ -147,7 +147,7 @@ control BeaverIngress(inout headers_t hdr,
         } else {
             if (meta.drop_reason == 0 && meta.is_vip == 1) {
                 encapsulate.apply(hdr, meta, std.ingress_global_timestamp);
-                if (meta.due == 1) {   // a scheduled ID's time came: this was its last old one
+                if (meta.due == 1) {   // a scheduled ID's time came: this packet moves it
                     epoch.apply(hdr, meta, std.ingress_global_timestamp);
                 }
                 if (meta.holding == 1) {

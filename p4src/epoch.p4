@@ -11,16 +11,17 @@
  * is armed (epoch_due); the first VIP packet or control request at or after
  * its time moves the SLB to it and arms the next ID if that is scheduled
  * too, so scheduled IDs activate in ID order, one per packet.  A VIP packet
- * that finds its ID due is still marked with the current one, and then
- * moves the SLB: it is the last old-ID packet, at the switch time itself.
+ * that finds an ID due carries that ID and is its first packet: mark leaves
+ * the state to Epoch, which files the old record and counts the packet.
  *
  * The registers are shared by:
  *   mark     an action for every VIP packet (Encapsulate calls it);
  *            output: meta.epoch_id = the current ID, meta.holding, meta.due
  *            (an armed ID's time has come); the packet counted under the
  *            current ID.
- *   Epoch    for a VIP packet that found an ID due, and for every control
- *            request or STAMP: first activates a due scheduled ID; then
+ *   Epoch    for a VIP packet that found an ID due (it counts the packet
+ *            under that ID), and for every control request or STAMP: first
+ *            activates a due scheduled ID; then
  *            input: meta.epoch_op, and for EPOCH_LEARN hdr.beaver.snapshot_id,
  *            for EPOCH_CTL hdr.packet_out.opcode and a valid hdr.ctl.
  *            output: for EPOCH_CTL, hdr.ctl filled in as the answer and
@@ -63,12 +64,13 @@ action mark(inout metadata_t meta, in bit<48> now) {
     epoch_state.read(st, 0);
     bit<81> armed;
     epoch_due.read(armed, 0);
-    meta.due = armed[80:80] == 1 && now >= armed[47:0] ? 1w1 : 1w0;
+    bool due = armed[80:80] == 1 && now >= armed[47:0];
+    meta.due = due ? 1w1 : 1w0;
     meta.holding = st[112:112];
-    meta.epoch_id = st[111:80];
+    meta.epoch_id = due ? armed[79:48] : st[111:80];
     bit<32> count = st[79:48] + (bit<32>)(~st[112:112]);
     bit<48> last = st[112:112] == 1 ? st[47:0] : now;
-    epoch_state.write(0, st[112:80] ++ count ++ last);
+    epoch_state.write(0, due ? st : st[112:80] ++ count ++ last);
 }
 
 control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
@@ -130,6 +132,12 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
         epoch_due.write(0, due);
     }
 
+    // The VIP packet that activated the current ID is its first marked one.
+    action count_first() {
+        s = hold ++ cur ++ (bit<32>)(~hold) ++ (hold == 1 ? 48w0 : now);
+        epoch_state.write(0, s);
+    }
+
     action set_hold(bit<1> value) {
         hold = value;
         s = hold ++ s[111:0];
@@ -160,7 +168,10 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
             advance(due[79:48]);
         }
 
-        if (meta.epoch_op == EPOCH_LEARN) {
+        if (meta.epoch_op == EPOCH_NONE) {   // from a VIP packet that found the ID due
+            load();
+            count_first();
+        } else if (meta.epoch_op == EPOCH_LEARN) {
             load();
             bit<32> learned = hdr.beaver.snapshot_id;
             bit<32> ahead = learned - cur;

@@ -196,7 +196,7 @@ struct metadata_t {
     bit<32> epoch_id;   // from mark: the current ID, for a VIP packet
     bit<1>  holding;
     bit<8>  ctl_status;
-    bit<1>  due;        // from mark: an armed ID's activation time has come
+    bit<1>  due;        // from mark: an armed ID's time has come; the packet carries it
     bit<1>  reflected;  // a clock probe going back out of its port
 }
 

@@ -1,5 +1,9 @@
 """Shared fixtures.  Tests that need BMv2, p4c, root or Mininet skip with a
-visible reason when those are missing (pytest -ra prints the reasons)."""
+visible reason when those are missing (pytest -ra prints the reasons).
+
+BEAVER_BMV2 names the BMv2 binary (default: simple_switch_grpc on PATH);
+BEAVER_BMV2_DEBUG=1 makes the test switches log every packet into their logs
+under pytest's temporary folder."""
 from __future__ import annotations
 
 import os
@@ -8,13 +12,13 @@ import shutil
 import pytest
 
 from beaver.p4src import BMV2_JSON, P4INFO
-from beaver.topologies.bmv2 import bmv2_available
+from beaver.topologies.bmv2 import BINARY, bmv2_available
 from beaver.topologies.veth import VethPairs
 
 
 def missing_for_bmv2() -> str | None:
     if not bmv2_available():
-        return "simple_switch_grpc is not installed (BMv2 comes with the Docker image)"
+        return f"{BINARY} is not installed (BMv2 comes with the Docker image)"
     if os.geteuid() != 0:
         return "veth pairs need root"
     if not (BMV2_JSON.exists() and P4INFO.exists()):
@@ -55,7 +59,7 @@ def bmv2_switches(tmp_path_factory):
     def start(ports: int = 4, device_id: int = 1):
         veths = VethPairs(f"b{os.getpid() % 1000}{chr(97 + len(running))}", ports).create()
         switch = Bmv2Switch(f"s{len(running)}", veths.switch_ends, free_port(), device_id,
-                            log_dir, thrift_port=free_port(), debug_log=bool(os.environ.get('DBG')))
+                            log_dir, thrift_port=free_port(), debug_log=os.environ.get("BEAVER_BMV2_DEBUG") == "1")
         running.append((switch, veths))
         switch.start()
         return switch, veths

@@ -78,6 +78,8 @@ class Recorder:
         send = gw.control.send
 
         def recorded_send(op, snapshot_id=0, flags=0, callback=None, activate_at=0):
+            if callback is None:   # the controller's own requests, not the engine's
+                return send(op, snapshot_id, flags, None, activate_at)
             entry = {"op": Op(op).name, "snapshot_id": snapshot_id, "flags": flags,
                      "activate_at": activate_at, "incarnation": gw.incarnation,
                      "answer": None}
@@ -87,7 +89,7 @@ class Recorder:
             def answered(answer):
                 entry["answer"] = _answer_json(answer, gw.clock.current)
                 callback(answer)
-            return send(op, snapshot_id, flags, answered if callback else None, activate_at)
+            return send(op, snapshot_id, flags, answered, activate_at)
         gw.control.send = recorded_send
 
     def save(self, path: Path, label: str, what: str, settings: RunSettings,

@@ -73,10 +73,11 @@ def test_every_verdict_is_committed_before_it_is_reported(controller, store):
 
 def test_an_slb_that_already_passed_the_id_answers_stale_and_is_judged_conservatively(
         controller, switches, store):
-    """Two snapshots in flight: in-group traffic stamped with the second ID
-    reaches s2 just before the INIT of the first, so s2 learns the second
-    first.  It answers STALE to the first (with the record of the second) and
-    ALREADY to the second."""
+    """Two snapshots in flight, s2's INITs leaving 5 ms late: in-group
+    traffic stamped with the second ID (started by then) reaches s2 just
+    before the INIT of the first, so s2 learns the second first.  It answers
+    STALE to the first (with the record of the second) and ALREADY to the
+    second."""
     s2 = controller.gateways[1]
     learned = []
 
@@ -86,7 +87,8 @@ def test_an_slb_that_already_passed_the_id_answers_stale_and_is_judged_conservat
             send_stamp(switches[1], snapshot_id + 1)
             eventually(lambda: s2.current_id() == snapshot_id + 1)
     with before_each_request(s2, learn_the_next_id_first):
-        _, finished = run_engine(controller, store, count=2, inflight=2)
+        _, finished = run_engine(controller, store, count=2, inflight=2,
+                                 delays_us={"s2": 5000})
     one, two = sorted(finished, key=lambda r: r.number)
     assert learned == [two.snapshot_id]
     stale = one.acks["s2"]
@@ -94,6 +96,27 @@ def test_an_slb_that_already_passed_the_id_answers_stale_and_is_judged_conservat
     assert one.verdict.outcome is Outcome.ACCEPTED, one.verdict.reason
     assert one.acks["s1"].status is Status.OK
     assert two.acks["s2"].status is Status.ALREADY and two.verdict.outcome is Outcome.ACCEPTED
+
+
+def test_an_id_learned_before_the_controller_started_it_rejects(controller, switches, store):
+    """A STAMP carries the next ID before the controller sent it anywhere
+    (forged, or from another controller): the SLB's switch time lies before
+    the snapshot existed, and nothing may be judged on it."""
+    s2 = controller.gateways[1]
+    learned = []
+
+    def learn_the_next_id_first(op, snapshot_id):
+        if op == Op.INIT and not learned:
+            learned.append(snapshot_id + 1)
+            send_stamp(switches[1], snapshot_id + 1)
+            eventually(lambda: s2.current_id() == snapshot_id + 1)
+    with before_each_request(s2, learn_the_next_id_first):
+        _, finished = run_engine(controller, store, count=2)
+    two = max(finished, key=lambda r: r.number)
+    assert two.snapshot_id == learned[0]
+    assert two.verdict.outcome is Outcome.REJECTED
+    assert "s2's switch time" in two.verdict.reason and "before the snapshot existed" in \
+        two.verdict.reason
 
 
 def test_the_fine_rule_rejects_an_old_id_packet_forwarded_too_late_and_retakes(
@@ -225,7 +248,8 @@ def test_timed_snapshots_schedule_every_slb_for_one_moment(controller, switches,
     with vip_traffic(switches):
         summary, finished = run_engine(controller, store, count=20, inflight=4,
                                        initiation=TIMED, tau_us=3000)
-    assert summary.outcomes[Outcome.ACCEPTED] == 20 and summary.late_inits == 0
+    assert summary.outcomes[Outcome.ACCEPTED] == 20 and summary.late_inits == 0, \
+        [r.verdict.reason for r in finished if r.verdict.outcome is not Outcome.ACCEPTED]
     assert summary.lead_us and summary.lead_us[0] >= 1000
     for r in finished:
         s1, s2 = r.acks["s1"], r.acks["s2"]

@@ -91,8 +91,11 @@ def run_case(case: str, controller, switches, tmp_path):
         engine.on_finished = on_finished
         engine.run()
     else:
+        inits = []
+
         def switch_off(op, _id):
-            if op == Op.INIT and finished:
+            inits.append(op)
+            if inits.count(Op.INIT) == 2:
                 s2.session.modify(config_entry(s2.session.ctx, 2, "10.0.0.2", marking=False))
         try:
             with before_each_request(s2, switch_off):
@@ -126,6 +129,7 @@ def recorded(case: str) -> dict:
 
 @pytest.mark.parametrize("case", CASES)
 def test_a_stored_recording_replays_to_its_verdicts(case, tmp_path):
+    """Where no switch runs, this is what exercises the engine's decisions."""
     recording = recorded(case)
     verdicts = replay.verdicts(replay.replay(recording, tmp_path))
     assert {str(n): list(v) for n, v in verdicts.items()} == recording["verdicts"]
@@ -160,15 +164,17 @@ def check_case(case: str, recording: dict):
 
 
 def test_recorded_answers_judged_at_the_largest_gap_they_show(tmp_path):
-    """The timed case's answers, judged by the fine rule at tau equal to
-    the largest gap any snapshot showed (rounded down): that snapshot must
-    now be rejected, and at one microsecond more, all accepted."""
-    recording = recorded("timed-traffic")
+    """The immediate case's answers (old-ID packets after another SLB's
+    switch), judged by the fine rule at tau equal to the largest gap any
+    snapshot showed (rounded down): that snapshot must be rejected, and at
+    one microsecond more, all accepted."""
+    recording = recorded("immediate-traffic")
     tau = recording["settings"]["tau_us"]
     records = replay.replay(recording, tmp_path)
     gaps = [r.verdict.margin_us + tau for r in records if r.verdict.margin_us is not None]
     assert gaps, "the traffic left old-ID packets to judge"
     largest = max(gaps)
+    assert largest > 1, "some old-ID packet came after another SLB's switch"
     at_gap = replay.replay(recording, tmp_path, tau_us=math.floor(largest))
     above = replay.replay(recording, tmp_path, tau_us=math.floor(largest) + 1)
     assert [r.verdict.outcome for r in at_gap].count(Outcome.REJECTED) >= 1
