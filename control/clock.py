@@ -22,7 +22,8 @@ sources give samples:
 whose intervals do not meet the intersection mean the origin moved (a
 restarted switch) or a sample was wrong: the estimate starts again from the
 new sample, and says why in the log; it never keeps a bound that a sample
-contradicts.
+contradicts, and it offers none (so the fine rule rejects) until
+SETTLE_SAMPLES samples agree again, lest the wrong one be the new one.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from .slb import Answer, RequestTimeout, SlbControl
 log = logging.getLogger(__name__)
 
 TICK_US = 1          # both clocks truncate to whole microseconds
+SETTLE_SAMPLES = 8   # after a contradiction, samples that must agree before an estimate
 PROBE, PACKET_OUT = "probe", "packet-out"
 
 
@@ -100,6 +102,7 @@ class ClockEstimate:
         self._lock = threading.Lock()
         self._low = self._high = None
         self._samples = 0
+        self._settling = False
         self.resets = 0          # contradictions seen (restarts, bad samples)
         self.current: Estimate | None = None
 
@@ -113,12 +116,15 @@ class ClockEstimate:
                             self._samples)
                 self.resets += 1
                 self._low = None
+                self._settling = True
             if self._low is None:
                 self._low, self._high, self._samples = low, high, 0
             self._low, self._high = max(self._low, low), min(self._high, high)
             self._samples += 1
-            self.current = Estimate((self._low + self._high) / 2, (self._high - self._low) / 2,
-                                    self._samples, self.source)
+            self._settling = self._settling and self._samples < SETTLE_SAMPLES
+            self.current = None if self._settling else Estimate(
+                (self._low + self._high) / 2, (self._high - self._low) / 2, self._samples,
+                self.source)
 
     @property
     def samples(self) -> int:

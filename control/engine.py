@@ -76,7 +76,8 @@ POLL_INTERVAL_US = 10_000  # re-asking for reports whose channel state is not wh
 COMMIT_DELAY_US = 5_000    # group commit: a finished snapshot waits at most this long
 IMMEDIATE, TIMED = "immediate", "timed"
 LEAD_FLOOR_US = 1_000      # timed initiation: the least lead time
-LEAD_RTTS = 2.0            # the default lead: this many of the slowest recent round trips
+LEAD_RTTS = 2.0            # the default lead: this many times the recent round trips
+LEAD_QUANTILE = 0.95       # ... at this quantile: one stalled answer must not set it
 RECENT_RTTS = 256          # round trips the default lead looks back on
 READ_AFTER_US = 100        # a READ leaves this long after the latest activation could be
 
@@ -211,10 +212,7 @@ class Engine:
                                 "needs every SLB to mark what it forwards")
         self._newest_id = self.controller.newest_id()
         self.window = IdWindow(self._first_number(), s.inflight)
-        # Until the run's own answers say otherwise, an INIT may queue behind
-        # every other request in flight: the first leads allow for that.
-        rtts = self.controller.align_clocks()
-        self._rtts.append(max(rtts, default=0) * self.window.span * 2)
+        self._rtts.extend(self.controller.align_clocks())
         self.controller.on_down = lambda gw, incarnation: self.events.put((DOWN, gw, incarnation))
         self.links = [ProcessLink(p, s.report_timeout_ms / 1000, self._reported)
                       for p in self.processes]
@@ -320,15 +318,25 @@ class Engine:
             return self._after_acks(flight)
         flight.waiting = set(self._by_name)
         if s.initiation == TIMED:
-            lead = s.lead_us or max(LEAD_FLOOR_US, int(LEAD_RTTS * max(self._rtts, default=0)))
-            # IDs activate in order: never schedule one before the one before it
-            record.activate_us = max(now_us() + lead, self._last_activation + 1)
+            lead = s.lead_us or self._lead()
+            # IDs activate in order, one per packet: never schedule one before
+            # the one before it, nor so close that both fall due together.
+            spacing = int(1e6 / s.rate) if s.rate else 1
+            record.activate_us = max(now_us() + lead, self._last_activation + spacing)
             self._last_activation = record.activate_us
             lead_range = self.summary.lead_us
             self.summary.lead_us = [min(lead_range + [lead]), max(lead_range + [lead])]
         self._send_round(flight, Op.INIT, FLAG_HOLD if s.mode is Mode.BLOCKING else 0)
         if flight.pending:
             record.started_us = min(p.sent_us for p in flight.pending)
+
+    def _lead(self) -> int:
+        """The default lead: LEAD_RTTS times the LEAD_QUANTILE of recent
+        round trips (queueing included), at least LEAD_FLOOR_US."""
+        rtts = sorted(self._rtts)
+        if not rtts:
+            return LEAD_FLOOR_US
+        return max(LEAD_FLOOR_US, int(LEAD_RTTS * rtts[int(LEAD_QUANTILE * (len(rtts) - 1))]))
 
     def _send_round(self, flight: _Flight, op: Op, flags: int = 0):
         """Sends op to every SLB still waiting, with one deadline for them all;
@@ -468,6 +476,11 @@ class Engine:
                                      f"ahead of every ID this controller started (newest "
                                      f"{self._newest_id}): learned from a forged STAMP, or "
                                      "set by another controller", "ids")
+        elif behind := [a.slb for a in acks if a.status is Status.STALE
+                        and not ids.is_newer(a.body.id_after, record.snapshot_id)]:
+            flight.verdict = Verdict(Outcome.REJECTED, f"{', '.join(behind)} never reached ID "
+                                     f"{record.snapshot_id} (answered STALE from behind it)",
+                                     "ids")
         elif (refused := rules.unmarked(acks, record.rule)) is not None:
             flight.verdict = refused
         elif record.mode is Mode.OGM:

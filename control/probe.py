@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from beaver.p4src.wire import ETHERTYPE_PROBE, Probe, WireError
 
 from .clock import ClockEstimate, Sample
+from .session import SwitchError
 from .slb import now_us
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ PROBE_MAC = bytes.fromhex("02bea7e00001")   # locally administered: the controll
 MAX_OUTSTANDING = 64         # probes not yet answered that are still waited for
 
 
-class ProbeError(OSError):
+class ProbeError(SwitchError):
     """The probe interface cannot be used (missing, or no permission)."""
 
 

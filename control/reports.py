@@ -120,17 +120,19 @@ def strangers(reports: dict[str, Report]) -> list[str]:
 def channel_gaps(reports: dict[str, Report]) -> list[ChannelGap]:
     """Channels between reporting processes whose state is not exactly whole:
     the receiver's received_before + in_flight must equal the sender's
-    sent_before (0 when the sender lists no channel to the receiver).
-    Senders that did not report are `strangers`, judged by the caller."""
+    sent_before, on every channel either end lists (an end that lists
+    nothing counts as 0).  Senders that did not report are `strangers`,
+    judged by the caller."""
     gaps = []
-    for receiver, report in sorted(reports.items()):
-        for sender, channel in sorted(report.channels.items()):
-            peer = reports.get(sender)
-            if peer is None:
-                continue
-            sent = peer.channels.get(receiver)
-            expected = sent.sent_before if sent is not None else 0
-            recorded = channel.received_before + len(channel.in_flight)
-            if recorded != expected:
-                gaps.append(ChannelGap(sender, receiver, recorded, expected))
+    pairs = {(sender, receiver) for receiver, report in reports.items()
+             for sender in report.channels if sender in reports}
+    pairs |= {(sender, receiver) for sender, report in reports.items()
+              for receiver in report.channels if receiver in reports}
+    for sender, receiver in sorted(pairs):
+        sent = reports[sender].channels.get(receiver)
+        got = reports[receiver].channels.get(sender)
+        expected = sent.sent_before if sent is not None else 0
+        recorded = got.received_before + len(got.in_flight) if got is not None else 0
+        if recorded != expected:
+            gaps.append(ChannelGap(sender, receiver, recorded, expected))
     return gaps

@@ -57,7 +57,7 @@ def switch_window(record: SnapshotRecord) -> tuple[int, int]:
     t0 = record.started_us
     if record.activate_us is not None:
         times = [a.clock.to_controller(a.body.activate_at)[0]
-                 if a.clock and a.body.activate_at else record.started_us
+                 if a.clock and a.body.activate_at and a.exact else record.started_us
                  for a in record.acks.values()]
         t0 = max(t0, int(min(times)))
     return t0, record.finished_us
@@ -84,10 +84,15 @@ def fine(acks: list[Ack], t0_us: int, tau_us: int) -> Verdict:
         return refused
     switched = {}   # earliest each SLB can have switched, on the controller's clock
     for a in acks:
-        if not a.exact:
-            switched[a.slb] = t0_us
-            continue
         low, high = a.clock.to_controller(a.body.switch_time)
+        if not a.exact:   # the newer ID's switch: passing ours, no earlier than t0
+            switched[a.slb] = t0_us
+            if high < t0_us:
+                return Verdict(Outcome.REJECTED,
+                               f"fine rule: {a.slb} moved past this ID at [{low:.0f}, "
+                               f"{high:.0f}] us, before the snapshot existed (t0 = {t0_us}): "
+                               "an ID from outside this controller", FINE)
+            continue
         if high < t0_us or low > a.received_us:
             when = ("before the snapshot existed" if high < t0_us else
                     "after its answer came back")

@@ -6,7 +6,9 @@ IDs are handed out in order.  A new ID may start only while it stays within
 * the parallelism k asked for,
 * the SLBs' ring of epoch records (RING_SIZE): an SLB answers a resent INIT
   or a READ for an ID only while its record is still in the ring, and the
-  record of ID n is overwritten by ID n + RING_SIZE;
+  record of ID n is overwritten by ID n + RING_SIZE; and an SLB learns an ID
+  at most LEARN_WINDOW (RING_SIZE - 1) ahead of its own, so no more than
+  that may separate the oldest unfinished ID from the newest;
 * the serial-number window (ID_WINDOW): IDs further apart cannot be ordered.
 
 The store keeps the unwrapped number (1, 2, 3, ... never reused); the wire
@@ -15,9 +17,9 @@ carries it modulo 2^32 (`wire_id`).
 from __future__ import annotations
 
 from beaver.p4src.ids import ID_SPACE, ID_WINDOW
-from beaver.p4src.wire import RING_SIZE
+from beaver.p4src.wire import LEARN_WINDOW
 
-MAX_SPAN = min(RING_SIZE, ID_WINDOW)
+MAX_SPAN = min(LEARN_WINDOW, ID_WINDOW)
 
 
 def wire_id(number: int) -> int:

@@ -195,7 +195,9 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
             bool known = !newer && recorded == id;
             bit<32> sched_id;
             epoch_slot_sched_id.read(sched_id, slot);
-            bool scheduled = newer && sched_id == id;
+            bit<48> sched_at;
+            epoch_slot_sched_at.read(sched_at, slot);
+            bool scheduled = newer && sched_id == id && sched_at != 0;   // 0: at once
 
             hdr.ctl.id_before = cur;
             meta.ctl_status = ST_OK;
@@ -217,7 +219,9 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
                     set_hold(1);
                 }
             } else if (request == OP_READ) {
-                if (scheduled) {
+                if (scheduled && sched_at <= now) {
+                    advance(id);   // its time passed unarmed (an older one displaced it): late
+                } else if (scheduled) {
                     meta.ctl_status = ST_SCHEDULED;
                 } else if (!known) {
                     meta.ctl_status = ST_STALE;

@@ -59,7 +59,8 @@ def bmv2_switches(tmp_path_factory):
     def start(ports: int = 4, device_id: int = 1):
         veths = VethPairs(f"b{os.getpid() % 1000}{chr(97 + len(running))}", ports).create()
         switch = Bmv2Switch(f"s{len(running)}", veths.switch_ends, free_port(), device_id,
-                            log_dir, thrift_port=free_port(), debug_log=os.environ.get("BEAVER_BMV2_DEBUG") == "1")
+                            log_dir, thrift_port=free_port(),
+                            debug_log=os.environ.get("BEAVER_BMV2_DEBUG") == "1")
         running.append((switch, veths))
         switch.start()
         return switch, veths

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from beaver.control.clock import PROBE, ClockEstimate, Estimate, Sample
+from beaver.control.clock import PROBE, SETTLE_SAMPLES, ClockEstimate, Estimate, Sample
 
 TRUE = 4500
 
@@ -50,7 +50,10 @@ def test_a_sample_that_contradicts_the_estimate_starts_it_again_and_says_so(capl
     with caplog.at_level(logging.WARNING):
         e.add(restarted)
     assert "contradicts" in caplog.text and e.resets == 1
-    assert e.current.samples == 1 and e.current.low_us > 8000
+    assert e.current is None, "no estimate while the lone new sample may be the wrong one"
+    for t in range(3000, 3000 + 100 * (SETTLE_SAMPLES - 1), 100):
+        e.add(Sample(t, t + 3 + 9000, t + 3 + 9000, t + 6))
+    assert e.current.samples == SETTLE_SAMPLES and e.current.low_us > 8000
 
 
 def test_reset_forgets_everything():

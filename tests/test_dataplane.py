@@ -382,6 +382,21 @@ def test_scheduled_ids_wrap_around(slb):
     assert slb.read(0).body.activate_at == start + 2 * LEAD
 
 
+def test_a_scheduled_id_left_unarmed_activates_on_a_read_past_its_time(slb):
+    """4 is scheduled, then 2 (older) is armed in its place; with 3 never
+    scheduled nothing re-arms 4, so the READ that fetches its record moves
+    the SLB to it, late, and the record shows it."""
+    slb.init(1)
+    start = slb.now()
+    slb.init(4, at=start + LEAD)
+    slb.init(2, at=start + LEAD // 2)
+    wait_past(slb, start + LEAD)
+    assert slb.mark_of_next_vip() == 2
+    record = slb.read(4)
+    assert record.status == Status.OK and record.body.id_after == 4
+    assert record.body.switch_time == record.body.now > start + LEAD
+
+
 def test_an_immediate_init_overtakes_what_was_scheduled(slb):
     slb.init(1)
     at = slb.now() + LEAD

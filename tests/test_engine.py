@@ -24,7 +24,7 @@ from beaver.control.engine import TIMED, Engine, RunSettings, SettingsError
 from beaver.control.program import config_entry
 from beaver.control.record import Mode, Outcome
 from beaver.control.store import SnapshotStore
-from beaver.p4src.wire import RING_SIZE, Kind, Op, Status
+from beaver.p4src.wire import LEARN_WINDOW, Kind, Op, Status
 
 from .bmv2_service import (BACKEND_PORT, SLB_MAC, VIP, before_each_request, config_path,
                            controller, frozen_from_first_init, run_engine, send_stamp,
@@ -181,7 +181,7 @@ def test_settings_that_do_not_fit_the_service_are_refused_before_any_slb_is_touc
 def test_never_more_in_flight_than_the_ring_holds(controller, store):
     engine = Engine(controller, store, RunSettings(count=3, inflight=10_000, tau_us=10**6))
     summary = engine.run()
-    assert engine.window.span == RING_SIZE and summary.outcomes[Outcome.ACCEPTED] == 3
+    assert engine.window.span == LEARN_WINDOW and summary.outcomes[Outcome.ACCEPTED] == 3
 
 
 def test_clocks_are_measured_before_the_run_and_again_on_schedule(controller, store):

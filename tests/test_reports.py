@@ -130,6 +130,12 @@ def test_a_sender_that_did_not_report_is_a_stranger_not_a_whole_channel():
     assert strangers(reports(p1_p2=(5, 5, 0))) == []
 
 
+def test_a_receiver_that_omits_a_channel_has_recorded_nothing_of_it():
+    r = reports(p1_p2=(3, 0, 0))
+    del r["p2"].channels["p1"]   # p2 lists no channel from p1, which sent 3 before its cut
+    assert channel_gaps(r) == [ChannelGap("p1", "p2", 0, 3)]
+
+
 def test_a_receiver_missing_from_the_senders_channels_expects_nothing():
     r = reports(p1_p2=(0, 2, 1))
     del r["p1"].channels["p2"]   # p1 says it never sent to p2; p2 recorded 3

@@ -2,7 +2,7 @@
 import pytest
 
 from beaver.control.window import MAX_SPAN, IdWindow, wire_id
-from beaver.p4src.wire import RING_SIZE
+from beaver.p4src.wire import LEARN_WINDOW, RING_SIZE
 
 
 def test_k_in_flight_at_most():
@@ -26,14 +26,14 @@ def test_the_span_from_the_oldest_unfinished_id_limits_not_the_count():
     assert w.can_start() and w.start() == 14
 
 
-def test_never_more_than_the_slb_ring_holds():
-    assert MAX_SPAN == RING_SIZE
+def test_never_more_than_the_slb_ring_holds_nor_than_it_learns_ahead():
+    assert MAX_SPAN == LEARN_WINDOW == RING_SIZE - 1
     w = IdWindow(1, inflight=10_000)
     started = 0
     while w.can_start():
         w.start()
         started += 1
-    assert started == RING_SIZE
+    assert started == LEARN_WINDOW
 
 
 def test_numbers_wrap_on_the_wire_only():
