@@ -484,7 +484,7 @@ class Engine:
         elif (refused := rules.unmarked(acks, record.rule)) is not None:
             flight.verdict = refused
         elif record.mode is Mode.OGM:
-            flight.verdict = (rules.fine(acks, record.started_us, s.tau_us)
+            flight.verdict = (rules.fine(acks, rules.switch_window(record)[0], s.tau_us)
                               if s.rule == rules.FINE else
                               rules.coarse(*rules.switch_window(record), s.tau_us, acks))
         elif record.mode is Mode.MGM:

@@ -8,8 +8,9 @@ coarse (the paper's prototype): accept iff t1 - t0 < tau, where every SLB
   switched between t0 and t1 on the controller's clock (immediate
   initiation: first INIT sent, last acknowledgement back).
 
-fine: each SLB reports, on its own clock, when it switched to the ID and
-  when it last forwarded a packet marked with an older one.  Mapped to the
+fine: t0 as for coarse (switch_window); each SLB reports, on its own
+  clock, when it switched to the ID and when it last forwarded a packet
+  marked with an older one.  Mapped to the
   controller's clock, reject iff some SLB's last old-ID packet came tau or
   more after the earliest switch.  Clock error is taken against acceptance:
   last-old times at their latest, switch times at their earliest, except
@@ -50,10 +51,11 @@ def unmarked(acks: list[Ack], rule: str) -> Verdict | None:
 
 
 def switch_window(record: SnapshotRecord) -> tuple[int, int]:
-    """(t0, t1) of the coarse rule: every SLB switched in between.  No SLB
-    switched before the ID existed, nor, under timed initiation, before its
-    activation time could have come; each had switched when the answer that
-    showed it arrived."""
+    """(t0, t1): every SLB switched in between; t0 is the t0 of both rules.
+    No SLB switched before the ID existed, nor, under timed initiation,
+    before the earliest activation time could have come (an SLB reaches the
+    ID at its time, on a late INIT's arrival, or by learning it from one
+    that did); each had switched when the answer that showed it arrived."""
     t0 = record.started_us
     if record.activate_us is not None:
         times = [a.clock.to_controller(a.body.activate_at)[0]

@@ -10,9 +10,11 @@
  * instead of moving to it.  The oldest scheduled ID ahead of the current one
  * is armed (epoch_due); the first VIP packet or control request at or after
  * its time moves the SLB to it and arms the next ID if that is scheduled
- * too, so scheduled IDs activate in ID order, one per packet.  A VIP packet
- * that finds an ID due carries that ID and is its first packet: mark leaves
- * the state to Epoch, which files the old record and counts the packet.
+ * too, so scheduled IDs activate in ID order; up to DUE_STEPS of them that
+ * are due at once activate on one packet (snapshots may come faster than an
+ * SLB's packets).  A VIP packet that finds an ID due carries the newest it
+ * moved to and is its first packet: mark leaves the state to Epoch, which
+ * files the old records and counts the packet.
  *
  * The registers are shared by:
  *   mark     an action for every VIP packet (Encapsulate calls it);
@@ -132,10 +134,13 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
         epoch_due.write(0, due);
     }
 
-    // The VIP packet that activated the current ID is its first marked one.
+    // The VIP packet that activated the current ID carries it, and is its
+    // first marked one.
     action count_first() {
         s = hold ++ cur ++ (bit<32>)(~hold) ++ (hold == 1 ? 48w0 : now);
         epoch_state.write(0, s);
+        meta.epoch_id = cur;
+        hdr.encap_beaver.snapshot_id = cur;
     }
 
     action set_hold(bit<1> value) {
@@ -162,10 +167,20 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
     }
 
     apply {
+        // DUE_STEPS (4) activations at most, unrolled: P4 has no loops.
         epoch_due.read(due, 0);
         if (due[80:80] == 1 && now >= due[47:0]) {
             load();
             advance(due[79:48]);
+            if (due[80:80] == 1 && now >= due[47:0]) {
+                advance(due[79:48]);
+                if (due[80:80] == 1 && now >= due[47:0]) {
+                    advance(due[79:48]);
+                    if (due[80:80] == 1 && now >= due[47:0]) {
+                        advance(due[79:48]);
+                    }
+                }
+            }
         }
 
         if (meta.epoch_op == EPOCH_NONE) {   // from a VIP packet that found the ID due

@@ -359,16 +359,28 @@ def test_a_read_at_the_time_activates_too(slb):
     assert record.status == Status.OK and record.body.switch_time == record.body.now >= at
 
 
-def test_ids_due_together_still_activate_one_after_another(slb):
+def test_ids_due_together_activate_on_one_packet_in_order(slb):
     slb.init(1)
     start = slb.now()
     for n in (2, 3, 4):
         slb.init(n, at=start + LEAD + n)
     wait_past(slb, start + LEAD + 10)
-    marks = [slb.mark_of_next_vip() for _ in range(3)]
-    assert marks == [2, 3, 4]
-    times = [slb.read(n).body.switch_time for n in (2, 3, 4)]
-    assert times == sorted(times) and times[0] >= start + LEAD + 2
+    assert [slb.mark_of_next_vip() for _ in range(2)] == [4, 4]
+    records = [slb.read(n).body for n in (2, 3, 4)]
+    assert len({r.switch_time for r in records}) == 1, "one packet moved all three"
+    assert records[0].switch_time >= start + LEAD + 4
+    assert [r.count for r in records] == [0, 0, 2]
+    assert records[2].last_old_time == records[0].last_old_time < start + LEAD, \
+        "the last old-ID packet of all three is the ID-1 one before their times"
+
+
+def test_at_most_four_due_ids_activate_on_one_packet(slb):
+    slb.init(1)
+    start = slb.now()
+    for n in range(2, 8):
+        slb.init(n, at=start + LEAD + n)
+    wait_past(slb, start + LEAD + 10)
+    assert [slb.mark_of_next_vip() for _ in range(2)] == [5, 7]
 
 
 def test_scheduled_ids_wrap_around(slb):
@@ -378,8 +390,10 @@ def test_scheduled_ids_wrap_around(slb):
     assert slb.init(0xFFFFFFFF, at=start + LEAD).status == Status.SCHEDULED
     assert slb.init(0, at=start + 2 * LEAD).status == Status.SCHEDULED
     wait_past(slb, start + 2 * LEAD)
-    assert [slb.mark_of_next_vip() for _ in range(2)] == [0xFFFFFFFF, 0]
-    assert slb.read(0).body.activate_at == start + 2 * LEAD
+    assert slb.mark_of_next_vip() == 0, "both due: through 0xFFFFFFFF to 0 at once"
+    last, wrapped = slb.read(0xFFFFFFFF).body, slb.read(0).body
+    assert last.switch_time == wrapped.switch_time >= start + 2 * LEAD
+    assert wrapped.activate_at == start + 2 * LEAD and wrapped.id_after == 0
 
 
 def test_a_scheduled_id_left_unarmed_activates_on_a_read_past_its_time(slb):

@@ -244,13 +244,15 @@ def mapped(ack, dp_us):
 
 def test_timed_snapshots_schedule_every_slb_for_one_moment(controller, switches, store):
     """Each SLB is told the same controller moment on its own clock, and
-    switches on its first VIP packet at or after it."""
+    switches on its first VIP packet at or after it.  (A lead longer than any
+    round trip here, so no INIT is late; the default lead is the
+    experiments' to measure.)"""
     with vip_traffic(switches):
         summary, finished = run_engine(controller, store, count=20, inflight=4,
-                                       initiation=TIMED, tau_us=3000)
+                                       initiation=TIMED, tau_us=3000, lead_us=50_000)
     assert summary.outcomes[Outcome.ACCEPTED] == 20 and summary.late_inits == 0, \
         [r.verdict.reason for r in finished if r.verdict.outcome is not Outcome.ACCEPTED]
-    assert summary.lead_us and summary.lead_us[0] >= 1000
+    assert summary.lead_us == [50_000, 50_000]
     for r in finished:
         s1, s2 = r.acks["s1"], r.acks["s2"]
         for a in (s1, s2):
@@ -276,7 +278,7 @@ def test_a_late_timed_init_switches_on_arrival_and_is_judged_as_it_is(controller
     with vip_traffic(switches):
         summary, finished = run_engine(controller, store, count=3, initiation=TIMED,
                                        lead_us=2000, tau_us=1000, delays_us={"s2": 30_000})
-    assert summary.late_inits == 3
+    assert summary.late_inits >= 3, "every INIT of s2 at least (s1 may miss a 2 ms lead too)"
     for r in finished:
         late = r.acks["s2"]
         assert late.body.switch_time > late.body.activate_at + 20_000

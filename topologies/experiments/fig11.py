@@ -110,7 +110,7 @@ def rejudge(records, rows, tau: int) -> dict:
     for r, row in zip(records, rows):
         if r.finished_us is None:
             continue
-        fine_ok = rules.fine(list(r.acks.values()), r.started_us, tau).outcome \
+        fine_ok = rules.fine(list(r.acks.values()), rules.switch_window(r)[0], tau).outcome \
             is Outcome.ACCEPTED
         coarse_ok = rules.coarse(*rules.switch_window(r), tau,
                                  list(r.acks.values())).outcome is Outcome.ACCEPTED
