@@ -77,9 +77,11 @@ def missing_requirement() -> str | None:
 def run_experiment(args) -> int:
     if (problem := missing_requirement()) is not None:
         raise CliError(problem)
-    from beaver.topologies.bmv2 import bmv2_build
+    from beaver.topologies.bmv2 import Bmv2Error, bmv2_build
     from beaver.topologies.cleanup import cleanup
     from beaver.topologies.experiments.results import Results
+    from beaver.topologies.network import NetworkError
+    from beaver.topologies.processes import ProcessError
 
     # SIGTERM unwinds like Ctrl-C, so every network is taken down.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -89,6 +91,8 @@ def run_experiment(args) -> int:
     (results.dir / "bmv2.txt").write_text(build + "\n")
     try:
         summary = args.module.run(args, results)
+    except (NetworkError, ProcessError, Bmv2Error) as e:   # one line, as any user error
+        raise CliError(f"{args.name}: {e}") from None
     finally:
         cleanup()
     results.write_json(summary, f"{args.name}-summary")

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import threading
+import time
 from contextlib import contextmanager
 from typing import Callable
 
 import pytest
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
 
 from beaver.control.config import load
 from beaver.control.controller import Controller, Gateway
@@ -26,6 +31,7 @@ from .ports import Ports
 
 VIP = "10.10.0.1"
 SLB_MAC = "00:00:00:00:00:fe"
+CLIENT_PORT = 1
 BACKEND_PORT = 2
 PROBE_PORT = 3
 
@@ -133,3 +139,34 @@ def send_stamp(switch, snapshot_id: int):
         ports.send(BACKEND_PORT, stamp("10.0.2.1", "10.0.2.2", snapshot_id))
     finally:
         ports.close()
+
+
+@contextmanager
+def vip_traffic(switches, gap_s=0.0002):
+    """VIP packets into every SLB's client port, one SLB after the other."""
+    senders = []
+    for _, veths in switches:
+        sender = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        sender.bind((veths.host_ends[CLIENT_PORT], 0))
+        senders.append(sender)
+    frames = [bytes(Ether(dst=SLB_MAC) / IP(src="10.0.1.1", dst=VIP) /
+                    UDP(sport=1000 + i, dport=80) / b"x") for i in range(64)]
+    flowing = threading.Event()
+    flowing.set()
+
+    def send():
+        i = 0
+        while flowing.is_set():
+            senders[i % len(senders)].send(frames[i % len(frames)])
+            i += 1
+            time.sleep(gap_s)
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.1)
+        yield
+    finally:
+        flowing.clear()
+        thread.join()
+        for sender in senders:
+            sender.close()

@@ -16,8 +16,6 @@ import threading
 import time
 
 import pytest
-from scapy.layers.inet import IP, UDP
-from scapy.layers.l2 import Ether
 
 from beaver.control.cli import main
 from beaver.control.config import load
@@ -28,8 +26,8 @@ from beaver.control.session import NotPrimary
 from beaver.control.store import SnapshotStore
 from beaver.p4src.wire import Op, Status
 
-from .bmv2_service import (VIP, SLB_MAC, before_each_request, config_path, controller,
-                           freeze, run_engine, switches, thaw, write_config)
+from .bmv2_service import (before_each_request, config_path, controller, freeze, run_engine,
+                           switches, thaw, vip_traffic, write_config)
 from .runtimes import runtimes
 
 pytestmark = pytest.mark.bmv2
@@ -164,31 +162,10 @@ def test_the_fine_rule_judges_the_data_plane_records(config_path, controller, sw
     """VIP traffic flows through s2 while snapshots are taken: with tau = 1 us
     an old-ID packet forwarded by s2 after s1 switched rejects; with tau = 1 s
     the same traffic is harmless."""
-    _, veths = switches[1]
-    sender = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-    sender.bind((veths.host_ends[1], 0))
-    frames = [bytes(Ether(dst=SLB_MAC) / IP(src="10.0.1.1", dst=VIP) /
-                    UDP(sport=1000 + i, dport=80) / b"x") for i in range(64)]
-    flowing = threading.Event()
-    flowing.set()
-
-    def traffic():
-        i = 0
-        while flowing.is_set():
-            sender.send(frames[i % len(frames)])
-            i += 1
-            time.sleep(0.0001)
-    thread = threading.Thread(target=traffic, daemon=True)
-    thread.start()
     store = SnapshotStore(tmp_path / "fine.db")
-    try:
-        time.sleep(0.2)
+    with vip_traffic(switches[1:], gap_s=0.0001):
         _, strict = run_engine(controller, store, count=20, tau_us=1)
         _, loose = run_engine(controller, store, count=20, tau_us=10**6)
-    finally:
-        flowing.clear()
-        thread.join()
-        sender.close()
     rejected = [r for r in strict if r.verdict.outcome is Outcome.REJECTED]
     assert rejected, [r.verdict.reason for r in strict]
     for r in rejected:

@@ -11,11 +11,6 @@ test_engine_reports.py.
 """
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from contextlib import contextmanager
-
 import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
@@ -28,7 +23,7 @@ from beaver.p4src.wire import LEARN_WINDOW, Kind, Op, Status
 
 from .bmv2_service import (BACKEND_PORT, SLB_MAC, VIP, before_each_request, config_path,
                            controller, frozen_from_first_init, run_engine, send_stamp,
-                           switches)
+                           switches, vip_traffic)
 from .packets import Beaver
 from .ports import Ports
 from .runtimes import eventually
@@ -71,6 +66,19 @@ def test_every_verdict_is_committed_before_it_is_reported(controller, store):
     assert stored_when_reported == [True, True, True]
 
 
+def learning_the_next_id_first(controller, switches, learned: list):
+    """Before s2's first INIT leaves, an in-group STAMP with the next ID
+    reaches s2 (the ID is noted in learned)."""
+    s2 = controller.gateways[1]
+
+    def learn(op, snapshot_id):
+        if op == Op.INIT and not learned:
+            learned.append(snapshot_id + 1)
+            send_stamp(switches[1], snapshot_id + 1)
+            eventually(lambda: s2.current_id() == snapshot_id + 1)
+    return before_each_request(s2, learn)
+
+
 def test_an_slb_that_already_passed_the_id_answers_stale_and_is_judged_conservatively(
         controller, switches, store):
     """Two snapshots in flight, s2's INITs leaving 5 ms late: in-group
@@ -78,15 +86,8 @@ def test_an_slb_that_already_passed_the_id_answers_stale_and_is_judged_conservat
     before the INIT of the first, so s2 learns the second first.  It answers
     STALE to the first (with the record of the second) and ALREADY to the
     second."""
-    s2 = controller.gateways[1]
     learned = []
-
-    def learn_the_next_id_first(op, snapshot_id):
-        if op == Op.INIT and not learned:
-            learned.append(snapshot_id + 1)
-            send_stamp(switches[1], snapshot_id + 1)
-            eventually(lambda: s2.current_id() == snapshot_id + 1)
-    with before_each_request(s2, learn_the_next_id_first):
+    with learning_the_next_id_first(controller, switches, learned):
         _, finished = run_engine(controller, store, count=2, inflight=2,
                                  delays_us={"s2": 5000})
     one, two = sorted(finished, key=lambda r: r.number)
@@ -102,15 +103,8 @@ def test_an_id_learned_before_the_controller_started_it_rejects(controller, swit
     """A STAMP carries the next ID before the controller sent it anywhere
     (forged, or from another controller): the SLB's switch time lies before
     the snapshot existed, and nothing may be judged on it."""
-    s2 = controller.gateways[1]
     learned = []
-
-    def learn_the_next_id_first(op, snapshot_id):
-        if op == Op.INIT and not learned:
-            learned.append(snapshot_id + 1)
-            send_stamp(switches[1], snapshot_id + 1)
-            eventually(lambda: s2.current_id() == snapshot_id + 1)
-    with before_each_request(s2, learn_the_next_id_first):
+    with learning_the_next_id_first(controller, switches, learned):
         _, finished = run_engine(controller, store, count=2)
     two = max(finished, key=lambda r: r.number)
     assert two.snapshot_id == learned[0]
@@ -206,37 +200,6 @@ def test_numbers_skip_past_an_id_an_slb_already_holds(controller, switches, stor
 
 
 # -- timed initiation ----------------------------------------------------------------
-
-@contextmanager
-def vip_traffic(switches, gap_s=0.0002):
-    """VIP packets into every SLB's client port, one SLB after the other."""
-    senders = []
-    for _, veths in switches:
-        sender = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-        sender.bind((veths.host_ends[CLIENT_PORT], 0))
-        senders.append(sender)
-    frames = [bytes(Ether(dst=SLB_MAC) / IP(src="10.0.1.1", dst=VIP) /
-                    UDP(sport=1000 + i, dport=80) / b"x") for i in range(64)]
-    flowing = threading.Event()
-    flowing.set()
-
-    def send():
-        i = 0
-        while flowing.is_set():
-            senders[i % len(senders)].send(frames[i % len(frames)])
-            i += 1
-            time.sleep(gap_s)
-    thread = threading.Thread(target=send, daemon=True)
-    thread.start()
-    try:
-        time.sleep(0.1)
-        yield
-    finally:
-        flowing.clear()
-        thread.join()
-        for sender in senders:
-            sender.close()
-
 
 def mapped(ack, dp_us):
     return ack.clock.to_controller(dp_us)

@@ -26,9 +26,8 @@ from beaver.p4src.wire import Op
 
 from . import replay
 from .bmv2_service import (before_each_request, config_path, controller, freeze,
-                           switches, thaw)
+                           switches, thaw, vip_traffic)
 from .conftest import missing_for_bmv2
-from .test_engine import vip_traffic
 
 __all__ = ["config_path", "controller", "switches"]   # the fixtures
 

@@ -18,6 +18,10 @@ from .spec import (BORDER_FABRIC_IP, BORDER_INTERNET_IP, CONTROLLER_MGMT_IP, FAB
 log = logging.getLogger(__name__)
 
 
+class NetworkError(RuntimeError):
+    """The network cannot be built as the Spec says."""
+
+
 def _prefix_len(network: str) -> int:
     return ipaddress.IPv4Network(network).prefixlen
 
@@ -147,8 +151,12 @@ class BeaverNetwork:
         for client_index, (name, (_, _)) in enumerate(plan.outgroup.items()):
             host = self.host(name)
             if self.spec.outgroup_delay_us:   # an out-group that far away (inter-DC, internet)
-                host.cmd("tc qdisc replace dev", host.defaultIntf().name, "root netem delay",
-                         f"{self.spec.outgroup_delay_us}us")
+                out = host.cmd("tc qdisc replace dev", host.defaultIntf().name, "root netem",
+                               f"delay {self.spec.outgroup_delay_us}us && echo netem-set")
+                if "netem-set" not in out:   # a tau that is not true of the network is unsound
+                    raise NetworkError(f"{name}: cannot delay the out-group by "
+                                       f"{self.spec.outgroup_delay_us} us with tc netem: "
+                                       f"{out.strip()} (is sch_netem in this kernel?)")
             host.cmd("sysctl -qw net.ipv4.fib_multipath_hash_policy=1")  # ECMP on the 5-tuple
             for slb, addr in plan.slb_internet.items():
                 # BMv2 answers no ARP: the SLBs' addresses are static neighbours.

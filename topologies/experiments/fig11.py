@@ -135,7 +135,7 @@ def clock_bounds(records) -> dict:
 def plot(results: Results, summary: list[dict]):
     import matplotlib.pyplot as plt
     taus = list(dict.fromkeys(r["tau_us"] for r in summary))
-    fig, axes = plt.subplots(1, len(taus), figsize=(4 * len(taus), 4), sharey=True,
+    fig, axes = plt.subplots(1, len(taus), figsize=(4 * len(taus) + 3, 4.5), sharey=True,
                              squeeze=False)
     for ax, tau in zip(axes[0], taus):
         for slbs in dict.fromkeys(r["slbs"] for r in summary):
@@ -159,6 +159,6 @@ def plot(results: Results, summary: list[dict]):
         ax.set_title(f"tau = {tau} us")
         ax.set_ylim(0, 105)
     axes[0][0].set_ylabel("effective snapshot rate (%)")
-    axes[0][-1].legend(fontsize=7)
+    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.suptitle("Figure 11: accepted / taken")
     results.save_figure(fig)
