@@ -302,7 +302,11 @@ def test_a_switch_restarted_during_a_run_is_restored(controller, switches, tmp_p
     runner = threading.Thread(target=run)
     runner.start()
     assert frozen.wait(60)
-    while not engine.window.open:   # the next snapshots are waiting on s2
+    # until a snapshot waits on s2 (answers it sent before it stopped may
+    # still finish the ones before)
+    deadline = time.monotonic() + 10
+    while not any("s2" in f.waiting for f in list(engine._flights.values())):
+        assert time.monotonic() < deadline, "no snapshot came to wait on the stopped s2"
         time.sleep(0.001)
     bmv2.kill()
     bmv2.start()
