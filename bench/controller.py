@@ -115,7 +115,8 @@ def main() -> int:
                         help="comma-separated |G| values (default 1,2,4)")
     parser.add_argument("--count", type=int, default=2000, help="snapshots per measurement")
     parser.add_argument("--inflight", type=int, default=64,
-                        help="K, the parallelism (default 64: all the SLB ring holds)")
+                        help="K, the parallelism (default 64; the controller allows at most "
+                             "63, as far as the SLBs learn ahead)")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     sizes = [int(n) for n in args.switches.split(",")]
