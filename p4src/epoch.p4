@@ -219,12 +219,12 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
             if (request == OP_INIT) {
                 if (newer) {
                     plan(id, at);
-                }
-                if (newer && at > now) {
-                    arm(id, at);
-                    meta.ctl_status = ST_SCHEDULED;
-                } else if (newer) {
-                    advance(id);   // at once, or late: the record shows which
+                    if (at > now) {
+                        arm(id, at);
+                        meta.ctl_status = ST_SCHEDULED;
+                    } else {
+                        advance(id);   // at once, or late: the record shows which
+                    }
                 } else if (known) {
                     meta.ctl_status = ST_ALREADY;
                 } else {

@@ -130,6 +130,23 @@ def frozen_from_first_init(gw: Gateway, bmv2):
         thaw(bmv2)
 
 
+@contextmanager
+def stopped_until_the_resend(gw: Gateway, bmv2):
+    """The switch stops as gw's first INIT leaves and resumes as the second
+    (the resend of an unanswered one) leaves, so the first answer comes late."""
+    inits = []
+
+    def stop_then_resume(op, _snapshot_id):
+        if op == Op.INIT:
+            inits.append(op)
+            (freeze if len(inits) == 1 else thaw)(bmv2)
+    try:
+        with before_each_request(gw, stop_then_resume):
+            yield
+    finally:
+        thaw(bmv2)
+
+
 def send_stamp(switch, snapshot_id: int):
     """An in-group message stamped with snapshot_id enters the SLB on its
     backend port: the SLB learns the ID if it is newer than its own."""

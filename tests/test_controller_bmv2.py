@@ -26,8 +26,8 @@ from beaver.control.session import NotPrimary
 from beaver.control.store import SnapshotStore
 from beaver.p4src.wire import Op, Status
 
-from .bmv2_service import (before_each_request, config_path, controller, freeze, run_engine,
-                           switches, thaw, vip_traffic, write_config)
+from .bmv2_service import (config_path, controller, run_engine, stopped_until_the_resend,
+                           switches, vip_traffic, write_config)
 from .runtimes import runtimes
 
 pytestmark = pytest.mark.bmv2
@@ -201,19 +201,9 @@ def test_an_init_left_unanswered_is_resent_and_the_snapshot_accepted(controller,
                                                                      tmp_path):
     """s2 is stopped as the first INIT leaves and resumed as the resend
     leaves: its answer to the first INIT then completes the snapshot."""
-    bmv2 = switches[1][0]
-    inits = []
-
-    def stop_then_resume(op, snapshot_id):
-        if op == Op.INIT:
-            inits.append(snapshot_id)
-            (freeze if len(inits) == 1 else thaw)(bmv2)
-    try:
-        with before_each_request(controller.gateways[1], stop_then_resume):
-            _, finished = run_engine(controller, SnapshotStore(tmp_path / "resent.db"),
-                                     count=1, retries=1)
-    finally:
-        thaw(bmv2)
+    with stopped_until_the_resend(controller.gateways[1], switches[1][0]):
+        _, finished = run_engine(controller, SnapshotStore(tmp_path / "resent.db"),
+                                 count=1, retries=1)
     record = finished[0]
     assert record.verdict.outcome is Outcome.ACCEPTED, record.verdict.reason
     assert record.acks["s1"].attempts == 1 and record.acks["s2"].attempts == 2

@@ -26,7 +26,7 @@ from beaver.p4src.wire import Op
 
 from . import replay
 from .bmv2_service import (before_each_request, config_path, controller, freeze,
-                           switches, thaw, vip_traffic)
+                           stopped_until_the_resend, switches, vip_traffic)
 from .conftest import missing_for_bmv2
 
 __all__ = ["config_path", "controller", "switches"]   # the fixtures
@@ -65,17 +65,8 @@ def run_case(case: str, controller, switches, tmp_path):
         with vip_traffic(switches):
             engine.run()
     elif case == "lost-ack":
-        inits = []
-
-        def stop_then_resume(op, _id):
-            if op == Op.INIT:
-                inits.append(_id)
-                (freeze if len(inits) == 1 else thaw)(bmv2)
-        try:
-            with before_each_request(s2, stop_then_resume):
-                engine.run()
-        finally:
-            thaw(bmv2)
+        with stopped_until_the_resend(s2, bmv2):
+            engine.run()
     elif case == "restart":
         def on_finished(record):
             finished.append(record)
