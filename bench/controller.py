@@ -2,25 +2,33 @@
 beside the raw packet-out/packet-in rate of the same switches.
 
     .venv/bin/python bench/controller.py [--switches 1,2,4] [--count N]
-                                          [--inflight K] [--rounds R]
+                                          [--inflight K] [--batch B] [--rounds R]
 
 Starts max(--switches) simple_switch_grpc processes (no data ports; the
-pipeline is pushed over P4Runtime) and, for each |G|, measures in every
-round, interleaved so all see the same machine:
+pipeline is pushed over P4Runtime; BEAVER_BMV2 picks the build) and, for
+each |G|, measures in every round, interleaved so all see the same machine:
 
   raw k       READ round trips per second per switch, all |G| switches at
-              once with k requests outstanding on each: the most snapshots
-              per second the switches and this client stack could carry
-              (a snapshot is one round trip per SLB);
-  OGM k=1     snapshots per second one at a time;
-  OGM k=K     with K in flight (the paper's parallelism);
+              once with k requests outstanding on each: the most unbatched
+              snapshots per second the switches and this client stack could
+              carry (such a snapshot is one round trip per SLB);
+  OGM k=1     snapshots per second one at a time (immediate initiation);
+  OGM k=K     with K in flight (the paper's parallelism), unbatched;
+  batched     timed initiation, B IDs per INIT_BATCH and READ_BATCH, as many
+              in flight as the SLBs' ring allows (--batch-inflight);
   blocking    the strawman: hold, commit everywhere, release (k = 1).
+
+Every snapshot is judged by the fine rule (at a tau that accepts all: this
+measures the machinery, not the rule's verdicts) and stored.  Beside each
+rate: the controller's CPU per snapshot (this process, every thread) and
+the switches' (their processes' user + system time), in microseconds.
 
 Prints each round, then the medians as a table with ratios.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -30,12 +38,13 @@ from pathlib import Path
 
 from beaver.control.config import load
 from beaver.control.controller import Controller, Gateway
-from beaver.control.engine import Engine, RunSettings
+from beaver.control.engine import TIMED, Engine, RunSettings
 from beaver.control.record import Mode, Outcome
 from beaver.control.store import SnapshotStore
+from beaver.control.window import MAX_SPAN
 from beaver.p4src import BMV2_JSON, P4INFO
-from beaver.p4src.wire import Op
-from beaver.topologies.bmv2 import Bmv2Switch, bmv2_available
+from beaver.p4src.wire import BATCH_MAX, Op
+from beaver.topologies.bmv2 import Bmv2Switch, bmv2_available, bmv2_build
 
 GRPC_BASE, THRIFT_BASE = 59651, 59751
 
@@ -87,13 +96,39 @@ def raw_rate(gateways: list[Gateway], window: int, per_switch: int,
     return answered[0] / len(gateways) / elapsed, lost[0]
 
 
-def snapshot_rate(controller: Controller, store: SnapshotStore, mode: Mode, inflight: int,
-                  count: int) -> tuple[float, int]:
+def snapshot_rate(controller: Controller, store: SnapshotStore, count: int,
+                  **settings) -> tuple[float, int]:
     """(snapshots finished per second, how many were not accepted)."""
-    settings = RunSettings(mode=mode, count=count, inflight=inflight, tau_us=10**9,
-                           ack_timeout_ms=200, retries=2)
+    settings = RunSettings(count=count, tau_us=10**9, ack_timeout_ms=200, retries=2,
+                           **settings)
     summary = Engine(controller, store, settings).run()
     return summary.rate, summary.finished - summary.outcomes[Outcome.ACCEPTED]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU per unit of work, of this process and of the switches."""
+
+    def __init__(self, switches: list[Bmv2Switch]):
+        self.pids = [sw.process.pid for sw in switches]
+
+    def __enter__(self):
+        self.own = time.process_time()
+        self.switches = sum(map(cpu_seconds, self.pids))
+        return self
+
+    def __exit__(self, *exc):
+        self.own = time.process_time() - self.own
+        self.switches = sum(map(cpu_seconds, self.pids)) - self.switches
+
+    def per(self, units: int) -> tuple[float, float]:
+        """(controller, switches) microseconds per unit."""
+        return self.own / units * 1e6, self.switches / units * 1e6
 
 
 def service_file(directory: Path, switches: list[Bmv2Switch]) -> Path:
@@ -115,8 +150,14 @@ def main() -> int:
                         help="comma-separated |G| values (default 1,2,4)")
     parser.add_argument("--count", type=int, default=2000, help="snapshots per measurement")
     parser.add_argument("--inflight", type=int, default=64,
-                        help="K, the parallelism (default 64; the controller allows at most "
-                             "63, as far as the SLBs learn ahead)")
+                        help=f"K, the unbatched parallelism (default 64, at most {MAX_SPAN}: "
+                             "the SLBs' ring keeps that many IDs' records)")
+    parser.add_argument("--batch", type=int, default=BATCH_MAX,
+                        help=f"B, IDs per batched message (default and most {BATCH_MAX})")
+    parser.add_argument("--batch-inflight", type=int, default=MAX_SPAN,
+                        help=f"snapshots in flight when batched (default {MAX_SPAN})")
+    parser.add_argument("--batch-count", type=int, default=None,
+                        help="snapshots per batched measurement (default 20 x --count)")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     sizes = [int(n) for n in args.switches.split(",")]
@@ -124,10 +165,13 @@ def main() -> int:
         print("needs simple_switch_grpc and the compiled program in p4src/build",
               file=sys.stderr)
         return 1
+    print(f"BMv2: {bmv2_build()}", flush=True)
 
-    K = args.inflight
-    columns = ["raw k=1", "OGM k=1", f"raw k={K}", f"OGM k={K}", "blocking"]
-    medians: dict[int, dict[str, float]] = {}
+    K, B = args.inflight, args.batch
+    batch_count = args.batch_count or 20 * args.count
+    batched = f"batched b={B}"
+    columns = ["raw k=1", "OGM k=1", f"raw k={K}", f"OGM k={K}", batched, "blocking"]
+    medians: dict[int, dict[str, tuple[float, float, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         switches = [Bmv2Switch(f"bench{i}", {}, GRPC_BASE + i, i, tmp,
@@ -139,26 +183,40 @@ def main() -> int:
                 config = load(service_file(tmp, switches[:size]))
                 controller = Controller(config)
                 store = SnapshotStore(config.controller.store)
+                meter = CpuMeter(switches[:size])
+                gateways = controller.gateways
+                runs = {
+                    "raw k=1": lambda: raw_rate(gateways, 1, args.count),
+                    "OGM k=1": lambda: snapshot_rate(controller, store, args.count),
+                    f"raw k={K}": lambda: raw_rate(gateways, K, args.count),
+                    f"OGM k={K}": lambda: snapshot_rate(controller, store, args.count,
+                                                        inflight=K),
+                    batched: lambda: snapshot_rate(controller, store, batch_count,
+                                                   inflight=args.batch_inflight, batch=B,
+                                                   initiation=TIMED),
+                    "blocking": lambda: snapshot_rate(controller, store, args.count,
+                                                      mode=Mode.BLOCKING),
+                }
                 try:
                     controller.connect()
                     controller.apply(push=True)
-                    runs = {c: [] for c in columns}
+                    measured = {c: [] for c in columns}
                     for round_no in range(1, args.rounds + 1):
-                        measured = {
-                            "raw k=1": raw_rate(controller.gateways, 1, args.count),
-                            "OGM k=1": snapshot_rate(controller, store, Mode.OGM, 1, args.count),
-                            f"raw k={K}": raw_rate(controller.gateways, K, args.count),
-                            f"OGM k={K}": snapshot_rate(controller, store, Mode.OGM, K,
-                                                        args.count),
-                            "blocking": snapshot_rate(controller, store, Mode.BLOCKING, 1,
-                                                      args.count),
-                        }
-                        for c, (rate, bad) in measured.items():
-                            runs[c].append(rate)
-                        print(f"|G|={size} round {round_no}: " + ", ".join(
-                            f"{c} {rate:.0f}/s" + (f" ({bad} lost/not accepted)" if bad else "")
-                            for c, (rate, bad) in measured.items()), flush=True)
-                    medians[size] = {c: statistics.median(v) for c, v in runs.items()}
+                        line = []
+                        for c in columns:
+                            with meter:
+                                rate, bad = runs[c]()
+                            # raw: round trips on every switch; else snapshots
+                            units = args.count * size if c.startswith("raw") else \
+                                (batch_count if c == batched else args.count)
+                            own, sw_cpu = meter.per(units)
+                            measured[c].append((rate, own, sw_cpu))
+                            line.append(f"{c} {rate:.0f}/s ({own:.0f}+{sw_cpu:.0f} us)" +
+                                        (f" ({bad} lost/not accepted)" if bad else ""))
+                        print(f"|G|={size} round {round_no}: " + ", ".join(line), flush=True)
+                    medians[size] = {c: tuple(statistics.median(m[i] for m in v)
+                                              for i in range(3))
+                                     for c, v in measured.items()}
                 finally:
                     store.close()
                     controller.close()
@@ -166,18 +224,20 @@ def main() -> int:
             for sw in switches:
                 sw.stop()
 
-    print(f"\nmedians of {args.rounds} rounds, {args.count} snapshots (or round trips per "
-          f"switch) each; rates per second")
-    header = ("|G|", "raw k=1", "OGM k=1", "/raw", f"raw k={K}", f"OGM k={K}", "/raw",
-              "blocking", "/raw k=1", f"OGM k={K} / k=1")
+    print(f"\nmedians of {args.rounds} rounds; {args.count} snapshots (or round trips per "
+          f"switch) each, {batch_count} batched; rates per second; cpu: microseconds per "
+          "snapshot (raw: per round trip), controller + switches")
+    header = ("|G|", *(h for c in columns for h in (c, "cpu")), "/raw", f"k={K} / k=1",
+              "batched / k=1", f"batched / k={K}")
     rows = []
     for size, m in medians.items():
-        rows.append((size, f"{m['raw k=1']:.0f}", f"{m['OGM k=1']:.0f}",
-                     f"{m['OGM k=1'] / m['raw k=1']:.2f}",
-                     f"{m[f'raw k={K}']:.0f}", f"{m[f'OGM k={K}']:.0f}",
-                     f"{m[f'OGM k={K}'] / m[f'raw k={K}']:.2f}",
-                     f"{m['blocking']:.0f}", f"{m['blocking'] / m['raw k=1']:.2f}",
-                     f"{m[f'OGM k={K}'] / m['OGM k=1']:.1f}x"))
+        rate = {c: v[0] for c, v in m.items()}
+        rows.append((size, *(x for c in columns
+                              for x in (f"{m[c][0]:.0f}", f"{m[c][1]:.0f}+{m[c][2]:.0f}")),
+                     f"{rate[f'OGM k={K}'] / rate[f'raw k={K}']:.2f}",
+                     f"{rate[f'OGM k={K}'] / rate['OGM k=1']:.1f}x",
+                     f"{rate[batched] / rate['OGM k=1']:.1f}x",
+                     f"{rate[batched] / rate[f'OGM k={K}']:.1f}x"))
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
     for r in [header] + rows:
         print("  ".join(str(c).rjust(w) for c, w in zip(r, widths)))

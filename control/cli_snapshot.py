@@ -2,7 +2,7 @@
 
     beaver snapshot take [--mode M] [--rule R] [--tau US] [--retake N]
         one snapshot; exit 0 if accepted, 3 if rejected or incomplete
-    beaver snapshot run --count N [--rate F] [--inflight K] [--mode M] ...
+    beaver snapshot run --count N [--rate F] [--inflight K] [--batch B] [--mode M] ...
         N snapshots at F per second (default: as fast as K in flight allow),
         with progress on stderr; --each prints every verdict as it is stored
     beaver snapshot list [--limit N] [--verdict V]
@@ -61,6 +61,8 @@ def register(subcommands, common: argparse.ArgumentParser):
                      help="snapshots started per second (default: as fast as --inflight allows)")
     run.add_argument("--inflight", type=int, default=1, metavar="K",
                      help="most snapshots in flight at once (the paper's parallelism)")
+    run.add_argument("--batch", type=int, default=1, metavar="B",
+                     help="IDs per control message (timed initiation; default 1, unbatched)")
     run.add_argument("--each", action="store_true", help="print every verdict once stored")
     run.set_defaults(run=run_run)
 
@@ -78,12 +80,12 @@ def register(subcommands, common: argparse.ArgumentParser):
 
 
 def settings_of(args, config: ServiceConfig, count: int = 1, inflight: int = 1,
-                rate: float | None = None) -> RunSettings:
+                rate: float | None = None, batch: int = 1) -> RunSettings:
     """The run's settings, checked before any switch is contacted."""
     c = config.controller
     settings = RunSettings(mode=Mode(args.mode), rule=args.rule or c.rule,
                            tau_us=c.tau_us if args.tau is None else args.tau,
-                           count=count, inflight=inflight, rate=rate,
+                           count=count, inflight=inflight, rate=rate, batch=batch,
                            ack_timeout_ms=c.ack_timeout_ms, retries=c.retries,
                            report_timeout_ms=c.report_timeout_ms, retake=args.retake,
                            clock_interval_s=c.clock_interval_s,
@@ -116,7 +118,7 @@ def run_take(args) -> int:
 
 def run_run(args) -> int:
     config = config_of(args)
-    settings = settings_of(args, config, args.count, args.inflight, args.rate)
+    settings = settings_of(args, config, args.count, args.inflight, args.rate, args.batch)
     progress = Progress(args.count, sys.stderr)
 
     def on_finished(record: SnapshotRecord):
@@ -249,7 +251,8 @@ def summary_dict(summary: RunSummary) -> dict:
             "elapsed_s": round(summary.elapsed_s, 3), "per_second": round(summary.rate, 1),
             "first_id": summary.first, "last_id": summary.last,
             "interrupted": summary.interrupted, "late_inits": summary.late_inits,
-            "lead_us": summary.lead_us or None}
+            "lead_us": summary.lead_us or None, "behind_ms": summary.behind_us / 1000,
+            "cpu_s": round(summary.cpu_s, 3)}
 
 
 def summary_line(summary: RunSummary) -> str:

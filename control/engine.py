@@ -5,6 +5,7 @@ One thread runs everything that decides; the switches' receive threads and
 the process links only put events on its queue:
 
     ANSWER  an SLB answered a request      (from a session's receive thread)
+    BATCH   an SLB answered a batched one  (from a session's receive thread)
     REPORT  a process answered or failed   (from a ProcessLink thread)
     DOWN    an SLB's stream closed         (from a session's receive thread)
 
@@ -21,6 +22,11 @@ Modes (record.Mode):
             each answers SCHEDULED, and a READ after the time fetches the
             record the rules judge.  An INIT that arrives after its time
             switches on arrival, and its record shows it (a late INIT).
+            Batched (batch > 1, timed only): consecutive snapshots share
+            their control messages, one INIT_BATCH and one READ_BATCH per
+            SLB for up to BATCH_MAX IDs, each ID at its own activation time;
+            each snapshot is still judged on its own records and stored
+            with its own verdict (a batch is a transport, never a verdict).
   MGM       one SLB; consistent by construction.
   BLOCKING  INIT with FLAG_HOLD at every SLB, then RELEASE every SLB once all
             committed; whatever happens, every SLB is sent a RELEASE.
@@ -55,7 +61,7 @@ from functools import partial
 from typing import Callable, Sequence
 
 from beaver.p4src import ids
-from beaver.p4src.wire import FLAG_HOLD, Op, Status
+from beaver.p4src.wire import BATCH_MAX, FLAG_HOLD, ControlBody, Op, Status
 
 from . import clock, rules
 from .config import ProcessConfig
@@ -65,11 +71,11 @@ from .record import Ack, Mode, Outcome, SnapshotRecord, Verdict
 from .session import SwitchUnavailable
 from .slb import Answer, Pending, now_us
 from .store import SnapshotStore
-from .window import IdWindow, wire_id
+from .window import MAX_SPAN, IdWindow, wire_id
 
 log = logging.getLogger(__name__)
 
-ANSWER, REPORT, DOWN = "answer", "report", "down"
+ANSWER, BATCH, REPORT, DOWN = "answer", "batch", "report", "down"
 GATEWAYLESS = (Mode.LAI_YANG, Mode.POLLING)   # baselines that initiate no SLB
 RESERVE_BLOCK = 1024       # snapshot numbers reserved in the store at a time
 POLL_INTERVAL_US = 10_000  # re-asking for reports whose channel state is not whole yet
@@ -93,6 +99,7 @@ class RunSettings:
     tau_us: int = 5000
     count: int = 1                  # snapshots asked for (retakes come on top)
     inflight: int = 1               # k: most snapshots in flight at once
+    batch: int = 1                  # IDs per control message (timed OGM; 1: unbatched)
     rate: float | None = None       # snapshots started per second; None: as the window allows
     ack_timeout_ms: float = 100.0
     retries: int = 2
@@ -109,6 +116,17 @@ class RunSettings:
             raise SettingsError("--count must be at least 1")
         if self.inflight < 1:
             raise SettingsError("--inflight must be at least 1")
+        if self.inflight > MAX_SPAN:
+            raise SettingsError(f"--inflight {self.inflight} could overwrite SLB records before "
+                                f"they are read: the ring keeps the last {MAX_SPAN + 1} IDs, "
+                                f"so at most {MAX_SPAN} may be in flight")
+        if not 1 <= self.batch <= min(BATCH_MAX, self.inflight):
+            raise SettingsError(f"--batch must be 1 to {BATCH_MAX} (one message's IDs) and no "
+                                f"more than --inflight ({self.inflight}): a batch is in "
+                                "flight whole")
+        if self.batch > 1 and (self.mode is not Mode.OGM or self.initiation != TIMED):
+            raise SettingsError("--batch is for mode ogm with --initiation timed: batched "
+                                "IDs activate at their own times")
         if self.rate is not None and self.rate <= 0:
             raise SettingsError("--rate must be positive")
         if self.retake < 0:
@@ -142,6 +160,8 @@ class RunSummary:
     interrupted: bool = False
     late_inits: int = 0             # timed: INITs that reached their SLB after their time
     lead_us: list[int] = field(default_factory=list)   # timed: least and most lead used
+    behind_us: int = 0              # with a rate: the furthest starts fell behind it
+    cpu_s: float = 0.0              # this process's CPU time during the run, every thread
 
     @property
     def finished(self) -> int:
@@ -164,6 +184,30 @@ class _Flight:
         self.pending: list[Pending] = []
         self.verdict: Verdict | None = None  # decided, not yet final (release, reports)
         self.done = False
+
+
+class _Batch:
+    """Consecutive snapshots whose control travels together.  Each SLB
+    confirms the whole batch (INIT_BATCH) and then reads the records of the
+    IDs it still owes, lowest to highest (READ_BATCH); a record lands in
+    its own flight, which the rules judge as an unbatched one."""
+
+    def __init__(self, flights: list[_Flight], spacing_us: int):
+        self.flights = flights
+        self.spacing_us = spacing_us
+        self.phase = Op.INIT_BATCH
+        self.round = 0
+        self.unconfirmed: set[str] = set()         # INIT_BATCH: SLBs still to answer
+        self.unread: dict[str, set[int]] = {}      # READ_BATCH: SLB -> flight indexes owed
+        self.pending: list[Pending] = []
+
+    def owed(self, name: str) -> range | None:
+        """The flights name still owes a record for, as one range."""
+        left = self.unread.get(name)
+        return range(min(left), max(left) + 1) if left else None
+
+    def settled(self) -> bool:
+        return all(f.done for f in self.flights)
 
 
 class Engine:
@@ -216,7 +260,7 @@ class Engine:
         self.controller.on_down = lambda gw, incarnation: self.events.put((DOWN, gw, incarnation))
         self.links = [ProcessLink(p, s.report_timeout_ms / 1000, self._reported)
                       for p in self.processes]
-        begin = time.monotonic()
+        begin, begin_cpu = time.monotonic(), time.process_time()
         next_start = now_us()
         next_clock = time.monotonic() + s.clock_interval_s
         try:
@@ -231,16 +275,23 @@ class Engine:
                 if may_start:
                     while self._retakes and self.window.can_start():
                         self._start(*self._retakes.pop(0))
-                    while (self._asked < s.count and self.window.can_start()
-                           and now_us() >= next_start):
-                        self._start(None, s.retake)
-                        self._asked += 1
+                    while (self._asked < s.count and self.window.can_start(self._next_size())
+                           and (now := now_us()) >= next_start):
+                        size = self._next_size()
                         if s.rate:
-                            next_start += int(1e6 / s.rate)
+                            self.summary.behind_us = max(self.summary.behind_us,
+                                                         now - next_start)
+                            next_start += int(size * 1e6 / s.rate)
+                        if size == 1:
+                            self._start(None, s.retake)
+                        else:
+                            self._start_batch(size, s.retake)
+                        self._asked += size
                 if not self.window.open and (self._stopping or
                                              (self._asked >= s.count and not self._retakes)):
                     break
-                more = may_start and self._asked < s.count and self.window.can_start()
+                more = (may_start and self._asked < s.count and
+                        self.window.can_start(self._next_size()))
                 self._wait(next_start if more else None)
                 self._settle()
         finally:
@@ -250,6 +301,7 @@ class Engine:
             for link in self.links:
                 link.close()
             self.summary.elapsed_s = time.monotonic() - begin
+            self.summary.cpu_s = time.process_time() - begin_cpu
             self.summary.interrupted = self._stopping
         return self.summary
 
@@ -294,7 +346,11 @@ class Engine:
 
     # -- starting -------------------------------------------------------------
 
-    def _start(self, retake_of: int | None, retakes_left: int):
+    def _next_size(self) -> int:
+        """How many snapshots the next start takes: a batch, or what is left."""
+        return max(1, min(self.settings.batch, self.settings.count - self._asked))
+
+    def _new_flight(self, retake_of: int | None, retakes_left: int) -> _Flight:
         s = self.settings
         number = self.window.start()
         if number > self.store.reserved_through:
@@ -310,6 +366,12 @@ class Engine:
         if self.summary.first is None:
             self.summary.first = number
         self.summary.last = number
+        return flight
+
+    def _start(self, retake_of: int | None, retakes_left: int):
+        s = self.settings
+        flight = self._new_flight(retake_of, retakes_left)
+        record = flight.record
         if s.mode in GATEWAYLESS:
             record.slbs = []
             record.finished_us = record.started_us
@@ -318,17 +380,37 @@ class Engine:
             return self._after_acks(flight)
         flight.waiting = set(self._by_name)
         if s.initiation == TIMED:
-            lead = s.lead_us or self._lead()
-            # IDs activate in order, one per packet: never schedule one before
-            # the one before it, nor so close that both fall due together.
-            spacing = int(1e6 / s.rate) if s.rate else 1
-            record.activate_us = max(now_us() + lead, self._last_activation + spacing)
-            self._last_activation = record.activate_us
-            lead_range = self.summary.lead_us
-            self.summary.lead_us = [min(lead_range + [lead]), max(lead_range + [lead])]
+            record.activate_us = self._activation(1)
         self._send_round(flight, Op.INIT, FLAG_HOLD if s.mode is Mode.BLOCKING else 0)
         if flight.pending:
             record.started_us = min(p.sent_us for p in flight.pending)
+
+    def _spacing(self) -> int:
+        """IDs activate in order, one per packet: never schedule one before
+        the one before it, nor so close that both fall due together."""
+        return int(1e6 / self.settings.rate) if self.settings.rate else 1
+
+    def _activation(self, count: int) -> int:
+        """The activation time of the first of count IDs about to start,
+        `spacing` apart; the last is remembered for the next."""
+        lead = self.settings.lead_us or self._lead()
+        first = max(now_us() + lead, self._last_activation + self._spacing())
+        self._last_activation = first + (count - 1) * self._spacing()
+        lead_range = self.summary.lead_us
+        self.summary.lead_us = [min(lead_range + [lead]), max(lead_range + [lead])]
+        return first
+
+    def _start_batch(self, size: int, retakes_left: int):
+        flights = [self._new_flight(None, retakes_left) for _ in range(size)]
+        batch = _Batch(flights, self._spacing())
+        first = self._activation(size)
+        for i, flight in enumerate(flights):
+            flight.record.activate_us = first + i * batch.spacing_us
+            flight.waiting = set(self._by_name)
+        self._send_batch_round(batch)
+        sent = min((p.sent_us for p in batch.pending), default=None)
+        for flight in flights:
+            flight.record.started_us = sent or flight.record.started_us
 
     def _lead(self) -> int:
         """The default lead: LEAD_RTTS times the LEAD_QUANTILE of recent
@@ -392,12 +474,146 @@ class Engine:
             gw.clock.add(clock.Sample.of(answer))
         self.events.put((ANSWER, flight, gw, incarnation, answer, estimate))
 
+    # -- batched control ------------------------------------------------------
+
+    def _send_batch_round(self, batch: _Batch):
+        """INIT_BATCH, or READ_BATCH of what each SLB owes, to every SLB
+        still waiting, with one deadline for them all; the first INIT_BATCH
+        of an SLB with a delay leaves late."""
+        init = batch.phase is Op.INIT_BATCH
+        late = init and batch.round == 0
+        batch.round += 1
+        if late:
+            batch.unconfirmed = set(self._by_name)
+        names = sorted(batch.unconfirmed if init else
+                       (n for n, owed in batch.unread.items() if owed))
+        for name in names:
+            send = partial(self._send_batch, batch, self._by_name[name])
+            if late:
+                self._later(name, send)
+            else:
+                send()
+        delay = self._most_delay(names) if late else 0
+        self._at(now_us() + delay + int(self.settings.ack_timeout_ms * 1000),
+                 partial(self._batch_overdue, batch, batch.phase, batch.round))
+
+    def _send_batch(self, batch: _Batch, gw: Gateway):
+        if batch.phase is Op.INIT_BATCH:
+            indexes = range(len(batch.flights))
+            estimate = gw.clock.current
+            activate_at = (estimate.to_switch(batch.flights[0].record.activate_us)
+                           if estimate is not None else 0)
+        else:
+            indexes = batch.owed(gw.name)
+            if indexes is None:
+                return
+            activate_at = 0
+        first = batch.flights[indexes[0]].record.snapshot_id
+        try:
+            pending = gw.control.send_batch(
+                batch.phase, first, len(indexes),
+                partial(self._batch_answered, batch, gw, gw.incarnation, indexes.start),
+                activate_at, batch.spacing_us)
+        except SwitchUnavailable:
+            self.events.put((DOWN, gw, gw.incarnation))
+            return
+        batch.pending.append(pending)
+
+    def _batch_answered(self, batch: _Batch, gw: Gateway, incarnation: int, start: int,
+                        answer: Answer):
+        """On the session's receive thread, as _answered."""
+        estimate = gw.clock.current
+        if gw.clock.source == clock.PACKET_OUT:
+            gw.clock.add(clock.Sample.of(answer))
+        self.events.put((BATCH, batch, gw, incarnation, start, answer, estimate))
+
+    def _on_batch_answer(self, batch: _Batch, gw: Gateway, incarnation: int, start: int,
+                         answer: Answer, estimate: clock.Estimate | None):
+        if answer.op != batch.phase or incarnation != gw.incarnation:
+            return   # late, for a phase already over, or from a switch since gone
+        self._rtts.append(answer.rtt_us)
+        if answer.op is Op.INIT_BATCH:
+            if gw.name not in batch.unconfirmed:
+                return
+            batch.unconfirmed.discard(gw.name)
+            if answer.status is not Status.SCHEDULED:
+                return self._fail_batch(batch, gw.name, f"{gw.name} answered "
+                                        f"{answer.status.name} to the batch")
+            first_at = answer.body.activate_at or batch.flights[0].record.activate_us
+            self.summary.late_inits += sum(1 for i in range(len(batch.flights))
+                                           if first_at + i * batch.spacing_us < answer.body.now)
+            if not batch.unconfirmed:
+                self._read_batch_after_activation(batch)
+            return
+        if answer.status is not Status.OK:
+            return self._fail_batch(batch, gw.name, f"{gw.name} answered "
+                                    f"{answer.status.name} to the batch's READ")
+        owed = batch.unread.get(gw.name)
+        if owed is None:
+            return   # its snapshots failed meanwhile
+        body = answer.body
+        for i, rec in enumerate(answer.records, start):
+            if i not in owed:
+                continue
+            flight = batch.flights[i]
+            if flight.done:
+                owed.discard(i)
+            elif rec.status != Status.SCHEDULED:   # else: read before its time; again soon
+                owed.discard(i)
+                record = ControlBody(body.seq, rec.snapshot_id, body.id_before, body.id_after,
+                                     body.now, rec.switch_time, rec.last_old_time, rec.count,
+                                     body.slb_id, body.flags, rec.activate_at)
+                self._acknowledged(flight, Ack(gw.name, Status(rec.status), record,
+                                               answer.sent_us, answer.received_us,
+                                               batch.round, estimate), Op.READ)
+        if owed:   # the round's deadline still stands behind this
+            self._at(now_us() + READ_AFTER_US, partial(self._send_batch, batch, gw))
+        elif not any(batch.unread.values()):
+            for pending in batch.pending:   # forget resent requests never answered
+                pending.cancel()
+
+    def _read_batch_after_activation(self, batch: _Batch):
+        """Every SLB scheduled the batch: READ_BATCH once its last ID's time
+        has surely passed on the controller's clock."""
+        last = batch.flights[-1].record.activate_us
+        error = max((gw.clock.current.error_us if gw.clock.current else 0)
+                    for gw in self.gateways)
+        batch.phase = Op.READ_BATCH
+        batch.round = 0
+        batch.unread = {name: {i for i, f in enumerate(batch.flights) if not f.done}
+                        for name in self._by_name}
+        for flight in batch.flights:
+            flight.phase = Op.READ
+        self._at(int(last + error) + READ_AFTER_US, partial(self._send_batch_round, batch))
+
+    def _batch_overdue(self, batch: _Batch, op: Op, round_: int):
+        if batch.phase != op or batch.round != round_ or batch.settled():
+            return
+        waiting = (sorted(batch.unconfirmed) if op is Op.INIT_BATCH else
+                   sorted(n for n, owed in batch.unread.items() if owed))
+        if not waiting:
+            return
+        if round_ <= self.settings.retries:
+            return self._send_batch_round(batch)
+        waited = f"within {self.settings.ack_timeout_ms:g} ms ({round_} attempts)"
+        for name in waiting:
+            self._fail_batch(batch, name, f"no acknowledgement from {name} {waited}")
+
+    def _fail_batch(self, batch: _Batch, name: str, reason: str):
+        """Every snapshot of the batch still waiting on name is incomplete."""
+        for flight in batch.flights:
+            if not flight.done and name in flight.waiting:
+                self._fail(flight, reason)
+        batch.unread.pop(name, None)
+
     # -- events ---------------------------------------------------------------
 
     def _handle(self, event):
         kind = event[0]
         if kind == ANSWER:
             self._on_answer(*event[1:])
+        elif kind == BATCH:
+            self._on_batch_answer(*event[1:])
         elif kind == REPORT:
             self._on_report(event[1], event[2])
         elif kind == DOWN:
@@ -414,23 +630,27 @@ class Engine:
             if not flight.waiting:
                 self._after_acks(flight)
             return
-        record = flight.record
         if answer.status is Status.SCHEDULED and answer.op is Op.READ:
             # read before the switch's time (the estimate erred early): again soon
             return self._at(now_us() + READ_AFTER_US, partial(self._send, flight, gw, Op.READ))
-        flight.waiting.discard(gw.name)
-        record.acks[gw.name] = Ack(gw.name, answer.status, answer.body, answer.sent_us,
-                                   answer.received_us, flight.round, estimate)
+        self._acknowledged(flight, Ack(gw.name, answer.status, answer.body, answer.sent_us,
+                                       answer.received_us, flight.round, estimate), answer.op)
+
+    def _acknowledged(self, flight: _Flight, ack: Ack, op: Op):
+        """One SLB's final answer for flight: judged once every SLB gave one."""
+        record = flight.record
+        flight.waiting.discard(ack.slb)
+        record.acks[ack.slb] = ack
         expected = (Status.OK, Status.ALREADY, Status.STALE, Status.SCHEDULED)
-        if answer.status not in expected or (answer.status is Status.SCHEDULED and
+        if ack.status not in expected or (ack.status is Status.SCHEDULED and
                                              record.activate_us is None):
-            return self._fail(flight, f"{gw.name} answered {answer.status.name}")
-        if (answer.op is Op.INIT and answer.status is Status.OK and answer.body.activate_at
-                and answer.body.switch_time > answer.body.activate_at):
+            return self._fail(flight, f"{ack.slb} answered {ack.status.name}")
+        if (op is Op.INIT and ack.status is Status.OK and ack.body.activate_at
+                and ack.body.switch_time > ack.body.activate_at):
             self.summary.late_inits += 1
-        if record.mode is Mode.BLOCKING and not answer.body.holding:
-            return self._fail(flight, f"{gw.name} did not hold traffic "
-                                      f"({answer.status.name}, ID {answer.body.id_after})")
+        if record.mode is Mode.BLOCKING and not ack.body.holding:
+            return self._fail(flight, f"{ack.slb} did not hold traffic "
+                                      f"({ack.status.name}, ID {ack.body.id_after})")
         if flight.waiting:
             return
         scheduled = {a.slb: a for a in record.acks.values() if a.status is Status.SCHEDULED}

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from beaver.p4src.wire import ControlBody, Op, Status, WireError
+from beaver.p4src.wire import Batch, ControlBody, Op, Record, Status, WireError
 
 from .session import SwitchSession
 
@@ -48,6 +48,7 @@ class Answer:
     body: ControlBody
     sent_us: int        # controller clock when the request left
     received_us: int    # controller clock when the answer arrived
+    records: tuple[Record, ...] = ()   # READ_BATCH: one per ID of the batch, in order
 
     @property
     def rtt_us(self) -> int:
@@ -106,12 +107,12 @@ class SlbControl:
 
     def send(self, op: Op, snapshot_id: int = 0, flags: int = 0,
              callback: Callable[[Answer], None] | None = None,
-             activate_at: int = 0) -> Pending:
+             activate_at: int = 0, batch: bytes = b"") -> Pending:
         seq = next(self._seq) & 0xFFFFFFFF
         pending = Pending(self, op, seq, callback)
         with self._lock:
             self._pending[seq] = pending
-        body = _request(seq, snapshot_id, flags, activate_at)
+        body = _request(seq, snapshot_id, flags, activate_at) + batch
         pending.sent_us = now_us()
         try:
             self.session.packet_out(body, opcode=int(op))
@@ -120,9 +121,23 @@ class SlbControl:
             raise
         return pending
 
+    def send_batch(self, op: Op, first_id: int, count: int,
+                   callback: Callable[[Answer], None] | None = None,
+                   activate_at: int = 0, spacing_us: int = 0) -> Pending:
+        """INIT_BATCH (count IDs from first_id, the i-th at activate_at +
+        i * spacing_us) or READ_BATCH (their records, in the room the
+        request brings for them)."""
+        room = bytes(count * Record.SIZE) if op is Op.READ_BATCH else b""
+        return self.send(op, first_id, 0, callback, activate_at,
+                         Batch(count, spacing_us).pack() + room)
+
     def request(self, op: Op, snapshot_id: int = 0, flags: int = 0,
                 timeout: float = 0.5, activate_at: int = 0) -> Answer:
         return self.send(op, snapshot_id, flags, activate_at=activate_at).wait(timeout)
+
+    def request_batch(self, op: Op, first_id: int, count: int, timeout: float = 0.5,
+                      activate_at: int = 0, spacing_us: int = 0) -> Answer:
+        return self.send_batch(op, first_id, count, None, activate_at, spacing_us).wait(timeout)
 
     def on_packet_in(self, session: SwitchSession, metadata: Mapping[str, int],
                      payload: bytes):
@@ -139,7 +154,10 @@ class SlbControl:
         if pending is None:
             self.unmatched += 1
             return
-        pending._complete(Answer(pending.op, status, body, pending.sent_us, received))
+        records = ()
+        if pending.op is Op.READ_BATCH and status is Status.OK:
+            records = tuple(Record.unpack_all(payload[ControlBody.SIZE + Batch.SIZE:]))
+        pending._complete(Answer(pending.op, status, body, pending.sent_us, received, records))
 
     def fail_all(self) -> int:
         """Forgets every outstanding request (the switch went away)."""

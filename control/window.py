@@ -31,15 +31,19 @@ class IdWindow:
         if inflight < 1:
             raise ValueError("at least one snapshot must be allowed in flight")
         self.next_number = next_number
-        self.span = min(inflight, MAX_SPAN)
+        if inflight > MAX_SPAN:
+            raise ValueError(f"{inflight} in flight could overwrite SLB records before they "
+                             f"are read: at most {MAX_SPAN}")
+        self.span = inflight
         self.open: set[int] = set()
         self._oldest = next_number   # oldest unfinished, or next_number if none
 
     def __len__(self) -> int:
         return len(self.open)
 
-    def can_start(self) -> bool:
-        return self.next_number - self._oldest < self.span
+    def can_start(self, count: int = 1) -> bool:
+        """Whether count more IDs may start now (a batch starts whole)."""
+        return self.next_number + count - 1 - self._oldest < self.span
 
     def start(self) -> int:
         if not self.can_start():
@@ -52,8 +56,10 @@ class IdWindow:
 
     def finish(self, number: int):
         self.open.remove(number)
-        if number == self._oldest:
-            self._oldest = min(self.open, default=self.next_number)
+        # Numbers start in order: the oldest open one is the first still open
+        # after this one (amortized O(1), where min(open) costs the window).
+        while self._oldest < self.next_number and self._oldest not in self.open:
+            self._oldest += 1
 
     @property
     def last_started(self) -> int:

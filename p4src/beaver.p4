@@ -102,7 +102,12 @@ control BeaverIngress(inout headers_t hdr,
         // 1. Classify: control request, malformed, probe, VIP, in-group
         //    STAMP, other.
         if (std.ingress_port == CPU_PORT) {
-            if (hdr.ctl.isValid()) {
+            bool batched = hdr.packet_out.opcode == OP_INIT_BATCH ||
+                           hdr.packet_out.opcode == OP_READ_BATCH;
+            // A batch past BATCH_MAX overflows the records (answered BAD_BATCH).
+            bool whole = std.parser_error == error.NoError ||
+                         std.parser_error == error.StackOutOfBounds;
+            if (hdr.ctl.isValid() && (!batched || hdr.batch.isValid() && whole)) {
                 meta.epoch_op = EPOCH_CTL;
             } else {
                 meta.ctl_status = ST_TRUNCATED;
@@ -132,12 +137,19 @@ control BeaverIngress(inout headers_t hdr,
             }
         }
 
-        // 2. Learning and control requests (each activates a due ID first).
-        if (meta.epoch_op != EPOCH_NONE) {
+        // 2. Mark and encapsulate VIP traffic.
+        if (std.ingress_port != CPU_PORT && meta.drop_reason == 0 && meta.is_vip == 1) {
+            encapsulate.apply(hdr, meta, std.ingress_global_timestamp);
+        }
+
+        // 3. Learning, control requests (each activates a due ID first), and
+        //    a VIP packet that found a scheduled ID's time come: it moves the
+        //    SLB.  One call site: p4c inlines the control at each.
+        if (meta.epoch_op != EPOCH_NONE || meta.due == 1) {
             epoch.apply(hdr, meta, std.ingress_global_timestamp);
         }
 
-        // 3. Answer the controller, or encapsulate and forward.
+        // 4. Answer the controller, or forward.
         if (std.ingress_port == CPU_PORT) {
             hdr.packet_in.setValid();
             hdr.packet_in.opcode = hdr.packet_out.opcode;
@@ -145,14 +157,8 @@ control BeaverIngress(inout headers_t hdr,
             hdr.packet_out.setInvalid();
             std.egress_spec = CPU_PORT;
         } else {
-            if (meta.drop_reason == 0 && meta.is_vip == 1) {
-                encapsulate.apply(hdr, meta, std.ingress_global_timestamp);
-                if (meta.due == 1) {   // a scheduled ID's time came: this packet moves it
-                    epoch.apply(hdr, meta, std.ingress_global_timestamp);
-                }
-                if (meta.holding == 1) {
-                    meta.drop_reason = DROP_HOLD;
-                }
+            if (meta.holding == 1) {
+                meta.drop_reason = DROP_HOLD;
             }
             if (meta.drop_reason == 0 && meta.reflected == 0) {
                 forwarding.apply(hdr, meta, std);

@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -45,6 +46,9 @@ def compile_p4(out_dir: Path = BUILD_DIR) -> tuple[Path, Path]:
     result = subprocess.run(cmd, cwd=P4_DIR, capture_output=True, text=True)
     if result.returncode != 0:
         raise CompileError(f"{COMPILER} failed:\n{result.stderr.strip()}")
+    # Written compact: p4c indents, and the unrolled batch steps (epoch.p4)
+    # make the indented JSON three times larger; BMv2 reads either.
+    json_path.write_text(json.dumps(json.loads(json_path.read_text()), separators=(",", ":")))
     (out_dir / "p4c-version.txt").write_text(compiler_version() + "\n")
     return json_path, p4info_path
 

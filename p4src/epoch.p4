@@ -33,6 +33,16 @@
  *   carries unless VIP traffic is held; a request with an unknown opcode or
  *   a stale ID changes no register.
  *
+ * Batched control (OP_INIT_BATCH, OP_READ_BATCH) carries up to BATCH_MAX
+ * consecutive IDs in one request, so that many snapshots cost an SLB one
+ * packet-out each way: INIT_BATCH plans each ID still newer than the
+ * current one at its own time, as a timed INIT does, and arms the first;
+ * READ_BATCH visits each ID in order, activates it if it is scheduled and
+ * its time has passed (as a single READ does), and answers its record.  A
+ * batch that would reach RING_SIZE or more past the current ID is refused
+ * whole (ST_TOO_FAR): its slots still hold records and schedules of IDs
+ * not yet final.  The steps are unrolled (P4 has no loops).
+ *
  * Marking is on every VIP packet's path, so it is two register reads and one
  * write, inside the action that encapsulates: BMv2 pays about a microsecond
  * for every table it applies, and statements outside actions become tables.
@@ -80,6 +90,15 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
     bit<32> cur;
     bit<1>  hold;
     bit<81> due;
+    // Batched requests: the ID a step is at, its activation time, its facts.
+    // (The steps of READ_BATCH open the IDs they move to and re-arm once
+    // after the last: BMv2's JSON holds a copy of each step's actions.)
+    bit<32> step_id;
+    bit<48> step_at;
+    bool    step_newer;
+    bool    step_known;
+    bool    step_scheduled;
+    bit<48> step_sched_at;
 
     action load() {
         epoch_state.read(s, 0);
@@ -90,9 +109,7 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
     // Move to id (caller checked it is newer): the current ID's record is
     // filed in the ring and id's opened.  The last old-ID packet is the
     // current ID's last mark, or, if it marked none, what it inherited.
-    // Then the armed activation stays if it is still ahead, else the next
-    // ID is armed if it is scheduled.
-    action advance(bit<32> id) {
+    action open(bit<32> id) {
         bit<32> from = (bit<32>)cur[RING_BITS-1:0];
         epoch_slot_marks.write(from, s[79:0]);
         bit<48> inherited;
@@ -104,18 +121,27 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
         cur = id;
         s = hold ++ cur ++ 80w0;
         epoch_state.write(0, s);
+    }
 
-        bit<32> next = id + 1;
+    // After a move: the armed activation stays if it is still ahead, else
+    // the next ID is armed if it is scheduled.
+    action rearm() {
+        bit<32> next = cur + 1;
         bit<32> next_slot = (bit<32>)next[RING_BITS-1:0];
         bit<32> next_id;
         bit<48> next_at;
         epoch_slot_sched_id.read(next_id, next_slot);
         epoch_slot_sched_at.read(next_at, next_slot);
-        bit<32> armed_ahead = due[79:48] - id;
+        bit<32> armed_ahead = due[79:48] - cur;
         bool keep = due[80:80] == 1 && armed_ahead != 0 && armed_ahead[31:31] == 0;
         bool chain = next_id == next && next_at != 0;
         due = keep ? due : (chain ? 1w1 ++ next ++ next_at : 81w0);
         epoch_due.write(0, due);
+    }
+
+    action advance(bit<32> id) {
+        open(id);
+        rearm();
     }
 
     // Note id's (newer than the current one) asked-for time in its slot, so
@@ -165,6 +191,72 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
         epoch_slot_sched_at.read(sched_at, slot);
         hdr.ctl.activate_at = sched_id == id ? sched_at : 48w0;
     }
+
+    // Where step_id stands: newer than the current ID, recorded in the ring
+    // (final or current), or scheduled (and when).
+    action look() {
+        bit<32> ahead = step_id - cur;
+        step_newer = ahead != 0 && ahead[31:31] == 0;
+        bit<32> slot = (bit<32>)step_id[RING_BITS-1:0];
+        bit<32> recorded;
+        epoch_slot_id.read(recorded, slot);
+        step_known = !step_newer && recorded == step_id;
+        bit<32> sched_id;
+        epoch_slot_sched_id.read(sched_id, slot);
+        epoch_slot_sched_at.read(step_sched_at, slot);
+        step_scheduled = step_newer && sched_id == step_id && step_sched_at != 0;
+    }
+
+    // INIT_BATCH, one ID: planned at step_at if newer (a resent batch
+    // leaves the IDs already reached alone), then on to the next.
+    action plan_step() {
+        bit<32> ahead = step_id - cur;
+        bool newer = ahead != 0 && ahead[31:31] == 0;
+        bit<32> slot = (bit<32>)step_id[RING_BITS-1:0];
+        bit<32> sched_id;
+        bit<48> sched_at;
+        epoch_slot_sched_id.read(sched_id, slot);
+        epoch_slot_sched_at.read(sched_at, slot);
+        epoch_slot_sched_id.write(slot, newer ? step_id : sched_id);
+        epoch_slot_sched_at.write(slot, newer ? step_at : sched_at);
+        step_id = step_id + 1;
+        step_at = step_at + (bit<48>)hdr.batch.spacing;
+    }
+
+    // READ_BATCH, one ID: into r what a single READ would answer (look()
+    // and any activation came first): its record, or if it is still
+    // scheduled or not recorded, the current ID's; then on to the next.
+    action record_step(inout record_t r) {
+        bool recorded = step_known || step_id == cur;
+        bit<32> about = recorded ? step_id : cur;
+        bit<32> slot = (bit<32>)about[RING_BITS-1:0];
+        r.setValid();
+        r.status = recorded ? ST_OK : (step_scheduled ? ST_SCHEDULED : ST_STALE);
+        r.snapshot_id = about;
+        epoch_slot_switch_time.read(r.switch_time, slot);
+        epoch_slot_last_old_time.read(r.last_old_time, slot);
+        bit<80> marks;
+        epoch_slot_marks.read(marks, slot);
+        r.count = about == cur ? s[79:48] : marks[79:48];
+        bit<32> sched_id;
+        bit<48> sched_at;
+        epoch_slot_sched_id.read(sched_id, slot);
+        epoch_slot_sched_at.read(sched_at, slot);
+        r.activate_at = !recorded && step_scheduled ? step_sched_at :
+                        (sched_id == about ? sched_at : 48w0);
+        step_id = step_id + 1;
+    }
+
+#define PLAN_STEP(i) if (hdr.batch.count > i) { plan_step(); }
+#define READ_STEP(i) if (hdr.batch.count > i) {                     \
+        look();                                                       \
+        if (step_scheduled && step_sched_at <= now) { open(step_id); } \
+        record_step(hdr.records[i]);                                  \
+    }
+#define EIGHT(STEP, b) STEP(b) STEP(b + 1) STEP(b + 2) STEP(b + 3) \
+                       STEP(b + 4) STEP(b + 5) STEP(b + 6) STEP(b + 7)
+#define SIXTY_FOUR(STEP) EIGHT(STEP, 0) EIGHT(STEP, 8) EIGHT(STEP, 16) EIGHT(STEP, 24) \
+                         EIGHT(STEP, 32) EIGHT(STEP, 40) EIGHT(STEP, 48) EIGHT(STEP, 56)
 
     apply {
         // DUE_STEPS (4) activations at most, unrolled: P4 has no loops.
@@ -240,6 +332,25 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
                     meta.ctl_status = ST_SCHEDULED;
                 } else if (!known) {
                     meta.ctl_status = ST_STALE;
+                }
+            } else if (request == OP_INIT_BATCH || request == OP_READ_BATCH) {
+                bit<32> last_ahead = id + (bit<32>)hdr.batch.count - 1 - cur;
+                if (hdr.batch.count == 0 || hdr.batch.count > BATCH_MAX) {
+                    meta.ctl_status = ST_BAD_BATCH;
+                } else if (request == OP_READ_BATCH) {
+                    step_id = id;
+                    SIXTY_FOUR(READ_STEP)
+                    rearm();   // once for every move the steps made
+                } else if (last_ahead[31:31] == 0 && last_ahead >= RING_SIZE) {
+                    meta.ctl_status = ST_TOO_FAR;
+                } else {
+                    step_id = id;
+                    step_at = at;
+                    SIXTY_FOUR(PLAN_STEP)
+                    if (newer) {
+                        arm(id, at);
+                    }
+                    meta.ctl_status = ST_SCHEDULED;
                 }
             } else if (request == OP_RELEASE) {
                 set_hold(0);

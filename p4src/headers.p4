@@ -28,6 +28,9 @@ const bit<8> OP_INIT = 1;      // move to ctl.snapshot_id if newer, at ctl.activ
                                // is later than now; flag HOLD also holds VIP traffic
 const bit<8> OP_READ = 2;      // report the epoch registers for ctl.snapshot_id
 const bit<8> OP_RELEASE = 3;   // stop holding VIP traffic
+const bit<8> OP_INIT_BATCH = 4;   // schedule batch.count IDs from ctl.snapshot_id, the i-th
+                                  // at ctl.activate_at + i * batch.spacing
+const bit<8> OP_READ_BATCH = 5;   // the records of batch.count IDs from ctl.snapshot_id
 
 const bit<8> ST_OK = 0;          // done; the slot fields describe ctl.snapshot_id
 const bit<8> ST_ALREADY = 1;     // nothing to do; the SLB already holds that ID
@@ -35,13 +38,20 @@ const bit<8> ST_STALE = 2;       // ID neither current nor recorded; fields desc
 const bit<8> ST_BAD_OPCODE = 3;  // unknown opcode; nothing changed
 const bit<8> ST_TRUNCATED = 4;   // request shorter than ctl_t; nothing changed
 const bit<8> ST_SCHEDULED = 5;   // the ID activates at ctl.activate_at; fields describe the current ID
+const bit<8> ST_BAD_BATCH = 6;   // batch.count is 0 or above BATCH_MAX; nothing changed
+const bit<8> ST_TOO_FAR = 7;     // the batch reaches RING_SIZE or more past the current ID, where
+                                 // it would overwrite records not yet final; nothing changed
 
 const bit<8> FLAG_HOLD = 1;      // request: hold VIP traffic; reply: VIP traffic is held
 const bit<8> FLAG_MARKING = 2;   // reply: marking is enabled
 
-/* Ring of per-ID epoch records, indexed by the ID's low bits. */
-#define RING_BITS 6
-const bit<32> RING_SIZE = 64;
+/* Ring of per-ID epoch records, indexed by the ID's low bits.  Sized for
+ * batched control: at 50,000 snapshots/s an ID is read about 3 ms after
+ * it was scheduled, some 150 IDs later; 1024 leaves room for stalls. */
+#define RING_BITS 10
+const bit<32> RING_SIZE = 1024;
+/* The most IDs one batched request schedules or reads (the records stack). */
+#define BATCH_MAX 64
 /* Learning moves at most this far ahead: the controller never has more IDs
  * in flight than the ring holds, so an ID further ahead is forged or foreign. */
 const bit<32> LEARN_WINDOW = RING_SIZE - 1;
@@ -91,6 +101,23 @@ header ctl_t {
     bit<8>  flags;          // FLAG_*
     bit<48> activate_at;    // INIT: when to move (0: at once); answer: when snapshot_id
                             // was scheduled to activate (0: it was not scheduled)
+}
+
+/* After ctl_t in a batched request (OP_INIT_BATCH, OP_READ_BATCH). */
+header batch_t {
+    bit<8>  count;          // IDs in the batch, 1..BATCH_MAX
+    bit<32> spacing;        // INIT_BATCH: us between consecutive activations
+}
+
+/* One ID's record in the answer to OP_READ_BATCH, in ID order. */
+header record_t {
+    bit<8>  status;         // ST_OK: the fields describe the ID; ST_SCHEDULED: it is
+                            // still to activate, at activate_at; ST_STALE: not recorded
+    bit<32> snapshot_id;
+    bit<48> switch_time;
+    bit<48> last_old_time;
+    bit<32> count;
+    bit<48> activate_at;
 }
 
 /* A clock probe: reflected on a probe port with both data-plane stamps, so
@@ -157,6 +184,8 @@ header beaver_t {
 struct headers_t {
     packet_out_t   packet_out;
     ctl_t          ctl;
+    batch_t        batch;
+    record_t[BATCH_MAX] records;
     packet_in_t    packet_in;
     ethernet_t     ethernet;
     probe_t        probe;
@@ -198,6 +227,7 @@ struct metadata_t {
     bit<8>  ctl_status;
     bit<1>  due;        // from mark: an armed ID's time has come; the packet carries it
     bit<1>  reflected;  // a clock probe going back out of its port
+    bit<8>  records_left;   // parser: READ_BATCH records still to extract
 }
 
 #endif

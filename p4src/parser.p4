@@ -2,7 +2,10 @@
  *
  * Written rules for what is not plain IPv4/TCP/UDP (the pipeline acts on
  * standard_metadata.parser_error and the valid bits):
- *   - from CPU_PORT: packet_out then ctl_t; a short body is answered ST_TRUNCATED;
+ *   - from CPU_PORT: packet_out then ctl_t, and batch_t for a batched opcode;
+ *     READ_BATCH also brings batch.count empty record_t for the answer to
+ *     fill (BMv2 cannot grow a packet by much more than it arrived with);
+ *     a short body is answered ST_TRUNCATED;
  *   - clock probes (ETHERTYPE_PROBE): reflected on a probe port, else dropped
  *     (DROP_PROBE); a short one is truncated;
  *   - any other ethertype than IPv4: dropped (DROP_NOT_IPV4);
@@ -31,7 +34,33 @@ parser BeaverParser(packet_in packet,
     state parse_packet_out {
         packet.extract(hdr.packet_out);
         packet.extract(hdr.ctl);
-        transition accept;
+        transition select(hdr.packet_out.opcode) {
+            OP_INIT_BATCH: parse_batch;
+            OP_READ_BATCH: parse_batch;
+            default: accept;
+        }
+    }
+
+    state parse_batch {
+        packet.extract(hdr.batch);
+        meta.records_left = hdr.batch.count;
+        transition select(hdr.packet_out.opcode) {
+            OP_READ_BATCH: parse_records;
+            default: accept;
+        }
+    }
+
+    state parse_records {
+        transition select(meta.records_left) {
+            0: accept;
+            default: parse_record;
+        }
+    }
+
+    state parse_record {
+        packet.extract(hdr.records.next);   // past BATCH_MAX: StackOutOfBounds
+        meta.records_left = meta.records_left - 1;
+        transition parse_records;
     }
 
     state parse_ethernet {
@@ -129,6 +158,8 @@ control BeaverDeparser(packet_out packet, in headers_t hdr) {
     apply {
         packet.emit(hdr.packet_in);
         packet.emit(hdr.ctl);
+        packet.emit(hdr.batch);
+        packet.emit(hdr.records);
         packet.emit(hdr.ethernet);
         packet.emit(hdr.probe);
         packet.emit(hdr.encap_ipv4);

@@ -6,7 +6,9 @@ Two layouts cross the wire:
   MARK on the encapsulation towards a backend, or an in-group process's STAMP
   on a message to another in-group process;
 * the control body (ctl_t, 46 bytes) of a packet-out request, answered by a
-  packet-in carrying the same body filled in;
+  packet-in carrying the same body filled in; a batched request adds a batch
+  header (batch_t, 5 bytes), and the answer to READ_BATCH one record
+  (record_t, 27 bytes) for each ID of the batch;
 * the clock probe (probe_t, 16 bytes after an Ethernet header of type
   ETHERTYPE_PROBE), reflected by a probe port with both data-plane stamps.
 """
@@ -19,9 +21,10 @@ from dataclasses import dataclass
 CPU_PORT = 255
 BEAVER_UDP_PORT = 4790
 BEAVER_VERSION = 1
-RING_SIZE = 64          # epoch records kept per SLB, indexed by ID mod RING_SIZE
+RING_SIZE = 1024        # epoch records kept per SLB, indexed by ID mod RING_SIZE
 LEARN_WINDOW = RING_SIZE - 1   # the furthest ahead an SLB learns an ID from a STAMP
 ETHERTYPE_PROBE = 0x88B5
+BATCH_MAX = 64          # the most IDs one batched request carries
 
 
 class Kind(enum.IntEnum):
@@ -33,6 +36,11 @@ class Op(enum.IntEnum):
     INIT = 1     # move to the ID if newer, at activate_at if later (FLAG_HOLD: also hold)
     READ = 2     # report the epoch record of the ID
     RELEASE = 3  # stop holding VIP traffic
+    INIT_BATCH = 4   # schedule batch.count IDs, the i-th at activate_at + i * spacing
+    READ_BATCH = 5   # the records of batch.count IDs, one record_t each
+
+
+BATCHED = (Op.INIT_BATCH, Op.READ_BATCH)   # requests that carry a batch header
 
 
 class Status(enum.IntEnum):
@@ -42,6 +50,8 @@ class Status(enum.IntEnum):
     BAD_OPCODE = 3
     TRUNCATED = 4   # request body shorter than ctl_t
     SCHEDULED = 5   # the ID activates at activate_at; record is the current ID's
+    BAD_BATCH = 6   # batch count 0 or above BATCH_MAX; nothing changed
+    TOO_FAR = 7     # the batch reaches RING_SIZE or more past the current ID; nothing changed
 
 
 FLAG_HOLD = 1      # request: hold VIP traffic; answer: VIP traffic is held
@@ -145,6 +155,55 @@ class ControlBody:
     @property
     def marking(self) -> bool:
         return bool(self.flags & FLAG_MARKING)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """batch_t: how many IDs a batched request carries, and their spacing."""
+    count: int
+    spacing: int = 0         # INIT_BATCH: us between consecutive activations
+
+    FORMAT = struct.Struct("!BI")
+    SIZE = FORMAT.size
+
+    def pack(self) -> bytes:
+        return self.FORMAT.pack(self.count, self.spacing)
+
+    @classmethod
+    def unpack(cls, data: bytes) -> "Batch":
+        if len(data) < cls.SIZE:
+            raise WireError(f"batch header needs {cls.SIZE} bytes, got {len(data)}")
+        return cls(*cls.FORMAT.unpack_from(data))
+
+
+@dataclass(frozen=True)
+class Record:
+    """record_t: one ID's answer to READ_BATCH, what a single READ answers:
+    status OK, the ID's record; SCHEDULED or STALE, the current ID's, with
+    activate_at the ID's own schedule if SCHEDULED."""
+    status: int
+    snapshot_id: int
+    switch_time: int
+    last_old_time: int
+    count: int
+    activate_at: int
+
+    FORMAT = struct.Struct("!BI6s6sI6s")
+    SIZE = FORMAT.size
+
+    def pack(self) -> bytes:
+        return self.FORMAT.pack(self.status, self.snapshot_id,
+                                self.switch_time.to_bytes(6, "big"),
+                                self.last_old_time.to_bytes(6, "big"), self.count,
+                                self.activate_at.to_bytes(6, "big"))
+
+    @classmethod
+    def unpack_all(cls, data: bytes) -> list["Record"]:
+        """Every whole record in data, in order."""
+        whole = len(data) - len(data) % cls.SIZE
+        return [cls(status, sid, int.from_bytes(sw, "big"), int.from_bytes(old, "big"),
+                    count, int.from_bytes(at, "big"))
+                for status, sid, sw, old, count, at in cls.FORMAT.iter_unpack(data[:whole])]
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ import signal
 import socket
 import threading
 import time
-from contextlib import contextmanager
+from collections import Counter
+from contextlib import ExitStack, contextmanager
 from typing import Callable
 
 import pytest
@@ -79,6 +80,17 @@ def controller(config_path):
     c.close()
 
 
+@contextmanager
+def counted_requests(controller):
+    """Counts every request the engine sends, by (SLB name, op)."""
+    sent = Counter()
+    with ExitStack() as stack:
+        for gw in controller.gateways:
+            stack.enter_context(before_each_request(
+                gw, lambda op, _id, name=gw.name: sent.update([(name, Op(op))])))
+        yield sent
+
+
 def run_engine(controller, store, processes=(), **settings):
     """Runs the engine (tau 1 s unless given); returns its summary and the
     records in the order they were reported."""
@@ -132,17 +144,18 @@ def frozen_from_first_init(gw: Gateway, bmv2):
 
 @contextmanager
 def stopped_until_the_resend(gw: Gateway, bmv2):
-    """The switch stops as gw's first INIT leaves and resumes as the second
-    (the resend of an unanswered one) leaves, so the first answer comes late."""
+    """The switch stops as gw's first INIT (or INIT_BATCH) leaves and resumes
+    as the second (the resend of an unanswered one) leaves, so the first
+    answer comes late.  Yields the INITs seen leaving."""
     inits = []
 
     def stop_then_resume(op, _snapshot_id):
-        if op == Op.INIT:
+        if op in (Op.INIT, Op.INIT_BATCH):
             inits.append(op)
             (freeze if len(inits) == 1 else thaw)(bmv2)
     try:
         with before_each_request(gw, stop_then_resume):
-            yield
+            yield inits
     finally:
         thaw(bmv2)
 

@@ -27,7 +27,7 @@ from beaver.control.engine import Engine, RunSettings
 from beaver.control.record import Mode
 from beaver.control.slb import Answer
 from beaver.control.store import SnapshotStore
-from beaver.p4src.wire import ControlBody, Op, Status
+from beaver.p4src.wire import BATCHED, Batch, ControlBody, Op, Record, Status
 from beaver.topologies.bmv2 import bmv2_build
 
 RECORDINGS = Path(__file__).parent / "recordings"
@@ -38,9 +38,18 @@ class ReplayMismatch(AssertionError):
 
 
 def _answer_json(answer: Answer, estimate: Estimate | None) -> dict:
-    return {"status": answer.status.name, "body": dataclasses.asdict(answer.body),
-            "sent_us": answer.sent_us, "received_us": answer.received_us,
-            "clock": dataclasses.asdict(estimate) if estimate else None}
+    out = {"status": answer.status.name, "body": dataclasses.asdict(answer.body),
+           "sent_us": answer.sent_us, "received_us": answer.received_us,
+           "clock": dataclasses.asdict(estimate) if estimate else None}
+    if answer.records:
+        out["records"] = [dataclasses.asdict(r) for r in answer.records]
+    return out
+
+
+def _answer(op: Op, answer: dict) -> Answer:
+    return Answer(op, Status[answer["status"]], ControlBody(**answer["body"]),
+                  answer["sent_us"], answer["received_us"],
+                  tuple(Record(**r) for r in answer.get("records", ())))
 
 
 def settings_json(settings: RunSettings) -> dict:
@@ -77,19 +86,22 @@ class Recorder:
     def _wrap(self, gw):
         send = gw.control.send
 
-        def recorded_send(op, snapshot_id=0, flags=0, callback=None, activate_at=0):
+        def recorded_send(op, snapshot_id=0, flags=0, callback=None, activate_at=0,
+                          batch=b""):
             if callback is None:   # the controller's own requests, not the engine's
-                return send(op, snapshot_id, flags, None, activate_at)
+                return send(op, snapshot_id, flags, None, activate_at, batch)
             entry = {"op": Op(op).name, "snapshot_id": snapshot_id, "flags": flags,
                      "activate_at": activate_at, "incarnation": gw.incarnation,
                      "answer": None}
+            if batch:
+                entry["batch"] = dataclasses.asdict(Batch.unpack(batch))
             with self._lock:
                 self.requests[gw.name].append(entry)
 
             def answered(answer):
                 entry["answer"] = _answer_json(answer, gw.clock.current)
                 callback(answer)
-            return send(op, snapshot_id, flags, answered, activate_at)
+            return send(op, snapshot_id, flags, answered, activate_at, batch)
         gw.control.send = recorded_send
 
     def save(self, path: Path, label: str, what: str, settings: RunSettings,
@@ -148,6 +160,7 @@ class _Control:
                 self.lives[-1].setdefault((entry["op"], entry["snapshot_id"]),
                                           deque()).append(entry)
         self.life = 0
+        self._final: dict[int, dict] = {}   # batches from singles: each ID's final answer
         self.first_estimates = [next((Estimate(**e["answer"]["clock"]) for q in life.values()
                                       for e in q if e["answer"] and e["answer"]["clock"]),
                                      None) for life in self.lives]
@@ -156,9 +169,15 @@ class _Control:
     def left(self) -> list:
         return [key for life in self.lives for key, q in life.items() if q]
 
-    def send(self, op, snapshot_id=0, flags=0, callback=None, activate_at=0):
+    def send_batch(self, op, first_id, count, callback=None, activate_at=0, spacing_us=0):
+        return self.send(op, first_id, 0, callback, activate_at, Batch(count, spacing_us).pack())
+
+    def send(self, op, snapshot_id=0, flags=0, callback=None, activate_at=0, batch=b""):
         key = (Op(op).name, snapshot_id)
         entries = self.lives[self.life].get(key)
+        if not entries and Op(op) in BATCHED:
+            return self._from_singles(Op(op), snapshot_id, Batch.unpack(batch).count,
+                                      callback)
         if not entries:
             raise ReplayMismatch(f"{self.gw.name}: {key} was not sent to this life of the "
                                  f"switch (life {self.life}) in the recording")
@@ -168,14 +187,57 @@ class _Control:
                                  f"activation {activate_at}; recorded {entry}")
         answer = entry["answer"]
         if answer is not None:   # after its recorded round trip, as the switch answered
-            estimate = Estimate(**answer["clock"]) if answer["clock"] else None
-            result = Answer(Op(op), Status[answer["status"]], ControlBody(**answer["body"]),
-                            answer["sent_us"], answer["received_us"])
-            self.replay.later((answer["received_us"] - answer["sent_us"]) / 1e6,
-                              self._answer, callback, result, estimate)
+            self._reply(callback, _answer(Op(op), answer), answer["clock"])
+        self._closed_if_used_up()
+        return _Pending(answer["sent_us"] if answer else 0)
+
+    def _reply(self, callback, answer: Answer, clock: dict | None):
+        """After the recorded round trip, as the switch answered."""
+        estimate = Estimate(**clock) if clock else None
+        self.replay.later(answer.rtt_us / 1e6, self._answer, callback, answer, estimate)
+
+    def _closed_if_used_up(self):
         if not any(self.lives[self.life].values()) and self.life + 1 < len(self.lives):
             self.replay.later(0, self.replay.down, self.gw)
-        return _Pending(answer["sent_us"] if answer else 0)
+
+    def _from_singles(self, op: Op, first: int, count: int, callback):
+        """A batched request answered from the recorded single answers of
+        its IDs: INIT_BATCH by their INITs, READ_BATCH by each ID's final
+        answer (the READ after its time, or an INIT that activated it)."""
+        life = self.lives[self.life]
+        ids = [(first + i) % (1 << 32) for i in range(count)]
+        if op is Op.INIT_BATCH:
+            used = [self._pop(life, "INIT", i) for i in ids]
+            self._final = {i: e["answer"] for i, e in zip(ids, used)
+                           if e["answer"]["status"] != "SCHEDULED"}
+            answers = [e["answer"] for e in used]
+            status = "SCHEDULED"
+        else:
+            finals = []
+            for i in ids:
+                while life.get(("READ", i)):
+                    self._final[i] = self._pop(life, "READ", i)["answer"]
+                finals.append(self._final.pop(i))
+            answers = finals
+            status = "OK"
+        last = max(answers, key=lambda a: a["received_us"])
+        records = () if op is Op.INIT_BATCH else tuple(
+            Record(Status[a["status"]], a["body"]["snapshot_id"], a["body"]["switch_time"],
+                   a["body"]["last_old_time"], a["body"]["count"], a["body"]["activate_at"])
+            for a in answers)
+        body = answers[0]["body"] if op is Op.INIT_BATCH else last["body"]
+        answer = Answer(op, Status[status], ControlBody(**body),
+                        min(a["sent_us"] for a in answers), last["received_us"], records)
+        self._reply(callback, answer, last["clock"])
+        self._closed_if_used_up()
+        return _Pending(answer.sent_us)
+
+    def _pop(self, life: dict, op: str, snapshot_id: int) -> dict:
+        entries = life.get((op, snapshot_id))
+        if not entries or entries[0]["answer"] is None:
+            raise ReplayMismatch(f"{self.gw.name}: no recorded answer to {op} {snapshot_id} "
+                                 "to make a batch of")
+        return entries.popleft()
 
     def _answer(self, callback, answer: Answer, estimate: Estimate | None):
         self.gw.clock.current = estimate

@@ -173,9 +173,19 @@ def test_settings_that_do_not_fit_the_service_are_refused_before_any_slb_is_touc
 
 
 def test_never_more_in_flight_than_the_ring_holds(controller, store):
-    engine = Engine(controller, store, RunSettings(count=3, inflight=10_000, tau_us=10**6))
+    engine = Engine(controller, store, RunSettings(count=3, inflight=LEARN_WINDOW, tau_us=10**6))
     summary = engine.run()
     assert engine.window.span == LEARN_WINDOW and summary.outcomes[Outcome.ACCEPTED] == 3
+    before = controller.newest_id()
+    for settings, refusal in ((RunSettings(inflight=LEARN_WINDOW + 1), "overwrite SLB records"),
+                              (RunSettings(inflight=8, batch=16, initiation="timed"),
+                               "no more than --inflight"),
+                              (RunSettings(inflight=128, batch=65, initiation="timed"),
+                               "--batch must be 1 to 64"),
+                              (RunSettings(inflight=8, batch=4), "--initiation timed")):
+        with pytest.raises(SettingsError, match=refusal):
+            Engine(controller, store, settings).run()
+    assert controller.newest_id() == before
 
 
 def test_clocks_are_measured_before_the_run_and_again_on_schedule(controller, store):

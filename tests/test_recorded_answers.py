@@ -38,9 +38,11 @@ WHAT = {
     "lost-ack": "s2 frozen as its first INIT leaves, thawed at the resend: accepted",
     "restart": "s2 frozen after 10 snapshots, killed and started again: incomplete, then on",
     "marking-off": "marking switched off at s2 before the second INIT: rejected",
+    "batched-traffic": "timed initiation in batches of 8, VIP traffic through both SLBs: "
+                       "accepted",
 }
 CASES = ("timed-traffic", "immediate-traffic", "late-slb", "lost-ack", "restart",
-         "marking-off")
+         "marking-off", "batched-traffic")
 
 
 def run_case(case: str, controller, switches, tmp_path):
@@ -54,6 +56,8 @@ def run_case(case: str, controller, switches, tmp_path):
         "lost-ack": RunSettings(count=1, retries=1, tau_us=10**6),
         "restart": RunSettings(count=30, inflight=2, ack_timeout_ms=2000, tau_us=10**6),
         "marking-off": RunSettings(count=2, tau_us=10**6),
+        "batched-traffic": RunSettings(initiation=TIMED, tau_us=3000, count=24, inflight=24,
+                                       batch=8),
     }[case]
     finished = []
     newest = controller.newest_id()
@@ -61,7 +65,7 @@ def run_case(case: str, controller, switches, tmp_path):
     engine = Engine(controller, SnapshotStore(tmp_path / f"{case}.db"), settings,
                     on_finished=finished.append)
     bmv2 = switches[1][0]
-    if case in ("timed-traffic", "immediate-traffic", "late-slb"):
+    if case in ("timed-traffic", "immediate-traffic", "late-slb", "batched-traffic"):
         with vip_traffic(switches):
             engine.run()
     elif case == "lost-ack":
@@ -133,7 +137,12 @@ def outcomes(recording) -> list[str]:
 def check_case(case: str, recording: dict):
     """What each case must show, whoever recorded it."""
     reasons = [v[1] for v in recording["verdicts"].values()]
-    if case == "timed-traffic":
+    if case == "batched-traffic":
+        assert set(outcomes(recording)) == {"accepted"} and len(recording["verdicts"]) == 24
+        batches = [e for r in recording["requests"].values() for e in r
+                   if e.get("op") == "INIT_BATCH"]
+        assert len(batches) == 6 and all(e["batch"]["count"] == 8 for e in batches)
+    elif case == "timed-traffic":
         assert set(outcomes(recording)) == {"accepted"}
         assert all(e["activate_at"] for r in recording["requests"].values() for e in r
                    if e.get("op") == "INIT")
@@ -169,3 +178,17 @@ def test_recorded_answers_judged_at_the_largest_gap_they_show(tmp_path):
     above = replay.replay(recording, tmp_path, tau_us=math.floor(largest) + 1)
     assert [r.verdict.outcome for r in at_gap].count(Outcome.REJECTED) >= 1
     assert all(r.verdict.outcome is Outcome.ACCEPTED for r in above)
+
+
+@pytest.mark.parametrize("case,batch", [("timed-traffic", 4), ("late-slb", 3)])
+def test_batched_control_reaches_the_same_verdicts_over_the_same_answers(case, batch,
+                                                                         tmp_path):
+    """The recorded single answers, carried to the engine in batches: each
+    snapshot is judged on its own records, so every verdict is the same."""
+    recording = recorded(case)
+    inflight = max(batch, recording["settings"]["inflight"])
+    unbatched = replay.verdicts(replay.replay(recording, tmp_path))
+    batched = replay.verdicts(replay.replay(recording, tmp_path, batch=batch,
+                                            inflight=inflight))
+    assert batched == unbatched
+    assert {str(n): list(v) for n, v in batched.items()} == recording["verdicts"]

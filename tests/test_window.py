@@ -28,12 +28,23 @@ def test_the_span_from_the_oldest_unfinished_id_limits_not_the_count():
 
 def test_never_more_than_the_slb_ring_holds_nor_than_it_learns_ahead():
     assert MAX_SPAN == LEARN_WINDOW == RING_SIZE - 1
-    w = IdWindow(1, inflight=10_000)
+    w = IdWindow(1, inflight=MAX_SPAN)
     started = 0
     while w.can_start():
         w.start()
         started += 1
     assert started == LEARN_WINDOW
+    with pytest.raises(ValueError, match="overwrite"):
+        IdWindow(1, inflight=MAX_SPAN + 1)
+
+
+def test_a_batch_starts_only_if_it_fits_whole():
+    w = IdWindow(1, inflight=8)
+    for _ in range(5):
+        w.start()
+    assert w.can_start(3) and not w.can_start(4)
+    w.finish(1)
+    assert w.can_start(4) and not w.can_start(5)
 
 
 def test_numbers_wrap_on_the_wire_only():

@@ -6,9 +6,9 @@ import re
 import pytest
 
 from beaver.p4src import BMV2_JSON, P4_DIR, ids
-from beaver.p4src.wire import (BEAVER_UDP_PORT, BEAVER_VERSION, CPU_PORT, ETHERTYPE_PROBE,
+from beaver.p4src.wire import (BATCH_MAX, BEAVER_UDP_PORT, BEAVER_VERSION, CPU_PORT, ETHERTYPE_PROBE,
                                FLAG_HOLD, FLAG_MARKING, LEARN_WINDOW, RING_SIZE,
-                               BeaverHeader, ControlBody, DropReason, Kind, Op, Probe,
+                               Batch, BeaverHeader, ControlBody, Record, DropReason, Kind, Op, Probe,
                                RefusedReason, Status, WireError)
 
 
@@ -27,6 +27,9 @@ def test_constants_match_headers_p4():
     assert c["ETHERTYPE_PROBE"] == ETHERTYPE_PROBE
     assert "LEARN_WINDOW = RING_SIZE - 1;" in (P4_DIR / "headers.p4").read_text()
     assert LEARN_WINDOW == RING_SIZE - 1
+    text = (P4_DIR / "headers.p4").read_text()
+    assert re.search(r"#define BATCH_MAX (\d+)", text).group(1) == str(BATCH_MAX)
+    assert re.search(r"#define RING_BITS (\d+)", text).group(1) == str(RING_SIZE.bit_length() - 1)
     assert c["FLAG_HOLD"] == FLAG_HOLD and c["FLAG_MARKING"] == FLAG_MARKING
     for enum, prefix in ((Kind, "BEAVER_KIND_"), (Op, "OP_"), (Status, "ST_"),
                          (DropReason, "DROP_"), (RefusedReason, "REFUSED_")):
@@ -60,6 +63,24 @@ def test_probe_layout_matches_compiled_probe_t():
     fields = compiled_fields("probe_t")
     assert [n for n, _ in fields] == [f.name for f in dataclasses.fields(Probe)]
     assert sum(w for _, w in fields) == Probe.SIZE * 8
+
+
+@pytest.mark.skipif(not BMV2_JSON.exists(), reason="p4src/build has no compiled program")
+@pytest.mark.parametrize("header_type,layout", [("batch_t", Batch), ("record_t", Record)])
+def test_batch_layouts_match_the_compiled_headers(header_type, layout):
+    fields = compiled_fields(header_type)
+    assert [n for n, _ in fields] == [f.name for f in dataclasses.fields(layout)]
+    assert sum(w for _, w in fields) == layout.SIZE * 8
+
+
+def test_batch_and_record_round_trip():
+    assert Batch.unpack(Batch(64, 0xFFFFFFFF).pack() + b"x") == Batch(64, 0xFFFFFFFF)
+    with pytest.raises(WireError, match="needs 5 bytes"):
+        Batch.unpack(b"\x01\x00")
+    records = [Record(0, 7, (1 << 48) - 1, 5, 3, 9), Record(5, 2, 0, 0, 0, 1 << 40)]
+    packed = b"".join(r.pack() for r in records)
+    assert len(packed) == 2 * Record.SIZE == 54
+    assert Record.unpack_all(packed + b"cut") == records, "a cut record is not one"
 
 
 def test_probe_round_trip():

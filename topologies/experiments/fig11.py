@@ -45,6 +45,8 @@ def add_arguments(p):
                         "run's own (default min)")
     p.add_argument("--initiations", default=f"{IMMEDIATE},{TIMED}",
                    help=f"initiation modes (default {IMMEDIATE},{TIMED})")
+    p.add_argument("--batch", type=int, default=1,
+                   help="IDs per control message under timed initiation (default 1)")
     p.add_argument("--outgroup-delay-ms", type=float, default=0.0,
                    help="delay on what out-group hosts send (default 0)")
 
@@ -78,7 +80,8 @@ def run(args, results: Results) -> list[dict]:
                     done = run.snapshots(RunSettings(Mode.OGM, rules.FINE, taus[0],
                                                      count=int(rate * args.seconds),
                                                      inflight=args.inflight, rate=rate,
-                                                     initiation=initiation))
+                                                     initiation=initiation,
+                                                     batch=batch(args, initiation)))
                     series[initiation, rate] = (run.records[first:], done)
             run.stop_traffic()
         truth = run.check()
@@ -88,6 +91,7 @@ def run(args, results: Results) -> list[dict]:
             rows += judged_rows
             for tau in taus:
                 summary.append({"slbs": slbs, "initiation": initiation, "rate": rate,
+                                "batch": batch(args, initiation),
                                 "tau_us": tau, "outgroup_delay_us": delay,
                                 "late_inits": done.late_inits,
                                 "lead_us": "-".join(map(str, done.lead_us)) or None,
@@ -101,6 +105,11 @@ def run(args, results: Results) -> list[dict]:
     results.write_csv(summary)
     plot(results, summary)
     return summary
+
+
+def batch(args, initiation: str) -> int:
+    """Batched control needs timed initiation; immediate runs stay unbatched."""
+    return args.batch if initiation == TIMED else 1
 
 
 def rejudge(records, rows, tau: int) -> dict:

@@ -9,7 +9,9 @@ Each round runs three phases, each a fresh network with the same clients
   marking      marking on and the Beaver runtime, no snapshot taken: the
                cost on the data path;
   snapshots    as marking, and the controller taking OGM snapshots at
-               --rate with every in-group report collected.
+               --rate with every in-group report collected: timed
+               initiation, --batch IDs per control message (1: one INIT
+               and one READ per snapshot and SLB, as before batching).
 
 Throughput is the clients' replies per second (summed), latency their p99
 (averaged over clients); the ratios are each phase / without, as in the
@@ -22,7 +24,7 @@ import statistics
 import time
 
 from beaver.control import rules
-from beaver.control.engine import RunSettings
+from beaver.control.engine import TIMED, RunSettings
 from beaver.control.record import Mode
 
 from ..experiment import Run
@@ -42,6 +44,9 @@ def add_arguments(p):
     p.add_argument("--seconds", type=float, default=8.0, help="per phase (default 8)")
     p.add_argument("--rate", type=float, default=50.0,
                    help="snapshots per second while with Beaver (default 50)")
+    p.add_argument("--batch", type=int, default=10,
+                   help="IDs per control message in the snapshots phase (default 10: "
+                        "one INIT_BATCH and one READ_BATCH per SLB every 0.2 s at 50/s)")
 
 
 PHASES = ("without", "marking", "snapshots")
@@ -53,8 +58,9 @@ def phase(results: Results, label: str, kind: str, args) -> dict:
     with Run(SPEC, results.run_dir(label), workload, marking=beaver) as run:
         run.start_traffic(warmup=1.0)
         if kind == "snapshots":
-            run.snapshots(RunSettings(Mode.OGM, rules.FINE, 1000, inflight=4, rate=args.rate,
-                                      count=int(args.rate * args.seconds)))
+            run.snapshots(RunSettings(Mode.OGM, rules.FINE, 1000, inflight=4 * args.batch,
+                                      rate=args.rate, count=int(args.rate * args.seconds),
+                                      batch=args.batch, initiation=TIMED))
         else:
             time.sleep(args.seconds)
         run.stop_traffic()
