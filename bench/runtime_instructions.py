@@ -35,12 +35,12 @@ VIP = ("127.0.5.131", 7000)
 MODES = ("off", "beaver")
 
 
-def inner_packet(payload: bytes) -> bytes:
+def inner_packet(payload: bytes, client=CLIENT, vip=VIP) -> bytes:
     """The client's IPv4/UDP packet to the VIP, as the SLB encapsulates it
     (checksums 0: the runtime does not check them)."""
-    udp = struct.pack("!HHHH", CLIENT[1], VIP[1], 8 + len(payload), 0)
+    udp = struct.pack("!HHHH", client[1], vip[1], 8 + len(payload), 0)
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp) + len(payload), 0, 0, 64, 17, 0,
-                     socket.inet_aton(CLIENT[0]), socket.inet_aton(VIP[0]))
+                     socket.inet_aton(client[0]), socket.inet_aton(vip[0]))
     return ip + udp + payload
 
 
