@@ -21,7 +21,7 @@ import bisect
 import enum
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from beaver.control.oob import ChannelState, Report
@@ -46,6 +46,16 @@ class LocalSnapshot:
 
 
 @dataclass
+class Tally:
+    """A record's in-flight messages from one peer, counted for the channel
+    sums: those in flight for every ID of the record, and for each other
+    one the offset from the record's first ID from which it counts."""
+    tallied: int = 0              # how many of the record's in_flight list are counted
+    for_every_id: int = 0
+    counts_from: list[int] = field(default_factory=list)   # sorted
+
+
+@dataclass
 class Record:
     """What this process knows of the IDs first..last, which one jump covered.
 
@@ -59,9 +69,33 @@ class Record:
     counts: dict[str, list[tuple[int, int, int]]]   # per peer: (first, last, sent_before)
     newest_complete: int | None = None   # cache of Snapshots._newest_complete, unless stale
     stale: bool = True
+    tallies: dict[str, Tally] = field(default_factory=dict)   # per peer, as they are needed
 
     def in_flight_for(self, peer: str, snapshot_id: int) -> list[dict]:
         return [item for item in self.in_flight[peer] if is_newer(snapshot_id, item["stamp"])]
+
+    def tally(self, peer: str) -> Tally:
+        """peer's in-flight messages counted, brought up to date with those
+        that arrived since the last call (each message is tallied once)."""
+        tally = self.tallies.setdefault(peer, Tally())
+        for item in self.in_flight[peer][tally.tallied:]:
+            counts_from = ahead(next_id(item["stamp"]), self.first)
+            if counts_from <= 0:
+                tally.for_every_id += 1
+            else:
+                bisect.insort(tally.counts_from, counts_from)
+        tally.tallied = len(self.in_flight[peer])
+        return tally
+
+    def drop_oldest(self, count: int):
+        """The window slid over the oldest count IDs of this record."""
+        self.first = next_id(self.first, count)
+        for tally in self.tallies.values():
+            now_for_every_id = bisect.bisect_right(tally.counts_from, count)
+            tally.for_every_id += now_for_every_id
+            tally.counts_from = [offset - count
+                                 for offset in tally.counts_from[now_for_every_id:]]
+        self.stale = True
 
     def peer_sent(self, peer: str, snapshot_id: int) -> int | None:
         """peer's sent_before for snapshot_id, from its latest COUNT that covers it."""
@@ -166,8 +200,7 @@ class Snapshots:
                 self.records.popleft()
                 self.kept -= size
             else:
-                oldest.first = next_id(oldest.first, excess)
-                oldest.stale = True
+                oldest.drop_oldest(excess)
                 self.kept -= excess
 
     def _record(self, snapshot_id: int) -> Record | None:
@@ -232,12 +265,10 @@ class Snapshots:
         if not record.stale:
             return record.newest_complete
         length = ahead(record.last, record.first) + 1
-        counted_from = {}   # per peer: sorted offsets from which each in-flight message counts
+        tallies = {peer: record.tally(peer) for peer in self.peers}
         bounds = {0}
         for peer in self.peers:
-            counted_from[peer] = sorted(max(0, ahead(next_id(item["stamp"]), record.first))
-                                        for item in record.in_flight[peer])
-            bounds.update(counted_from[peer])
+            bounds.update(tallies[peer].counts_from)
             for first, last, _ in record.counts[peer]:
                 bounds.update((ahead(first, record.first), ahead(last, record.first) + 1))
         starts = sorted(b for b in bounds if 0 <= b < length)
@@ -245,8 +276,8 @@ class Snapshots:
         for start, stop in zip(reversed(starts), [length, *reversed(starts[1:])]):
             snapshot_id = next_id(record.first, start)
             if all(record.peer_sent(peer, snapshot_id)
-                   == record.local.received_before[peer]
-                   + bisect.bisect_right(counted_from[peer], start)
+                   == record.local.received_before[peer] + tallies[peer].for_every_id
+                   + bisect.bisect_right(tallies[peer].counts_from, start)
                    for peer in self.peers):
                 record.newest_complete = next_id(record.first, stop - 1)
                 break
