@@ -9,12 +9,19 @@ window of requests outstanding, and counts the DSR replies.  Half the
 requests are puts, which replica 1 replicates to replica 2 (stamped peer
 messages).  In the beaver run the mark moves to a new snapshot ID every
 --snapshot-every requests, so snapshots are taken (local state, COUNTs)
-while traffic flows.  The pairs are measured in alternation, --rounds
-times each after a warm-up round; the medians give the ratio.  Beside
-the throughput it reports the replicas' CPU time per request (from
-/proc/PID/task/*/schedstat), a steadier measure of the same overhead.
+while traffic flows.
 
-Run: python bench/runtime.py [--requests 20000] [--rounds 5] [--window 32]
+The figure is a ratio of paired rounds: each round measures both pairs
+back to back, in alternating order (off first, then beaver first), so
+that what the machine does meanwhile (other work on the two cores, clock
+changes) weighs on both sides of each ratio alike.  It prints every
+pair's ratio and their median, min and max over --rounds pairs, after a
+warm-up pair.  Beside the throughput it reports the replicas' CPU time
+per request (from /proc/PID/task/*/schedstat), a steadier measure of the
+same overhead.  For a count that does not depend on the machine at all,
+see bench/runtime_instructions.py.
+
+Run: python bench/runtime.py [--requests 20000] [--rounds 7] [--window 32]
 """
 from __future__ import annotations
 
@@ -115,7 +122,7 @@ def measure(sock: socket.socket, dip: str, vip: tuple[str, int], total: int, win
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--requests", type=int, default=20000, help="replies counted per round")
-    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=7, help="pairs of rounds counted")
     p.add_argument("--window", type=int, default=32, help="requests outstanding")
     p.add_argument("--snapshot-every", type=int, default=1000,
                    help="beaver run: a new snapshot ID every this many requests (0: never)")
@@ -126,22 +133,30 @@ def main():
     sock.bind((CLIENT, 0))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
     sock.settimeout(0.2)
-    rates = {mode: [] for mode in PAIRS}
-    cpu_us = {mode: [] for mode in PAIRS}     # the pair's CPU per request
+    ratios, cpu_ratios = [], []               # beaver over off, per pair of rounds
     snapshot_id = 0
     try:
         for round_ in range(args.rounds + 1):   # round 0 warms up and is not counted
-            for mode, (dip1, _, vip) in PAIRS.items():
+            order = list(PAIRS) if round_ % 2 else list(reversed(PAIRS))
+            rate, cpu = {}, {}
+            for mode in order:
+                dip1, _, vip = PAIRS[mode]
                 cpu_before = cpu_ns(processes[mode])
-                rate, snapshot_id = measure(sock, dip1, vip, args.requests, args.window,
-                                            args.snapshot_every if mode == "beaver" else 0,
-                                            snapshot_id if mode == "beaver" else 0)
-                cpu = (cpu_ns(processes[mode]) - cpu_before) / 1000 / args.requests
-                if round_:
-                    rates[mode].append(rate)
-                    cpu_us[mode].append(cpu)
-                print(f"{mode:>6}: {rate:9.0f} msg/s, {cpu:6.2f} us CPU per request"
-                      f"{'' if round_ else ' (warm-up)'}", flush=True)
+                if mode == "beaver":   # the IDs go on from round to round
+                    rate[mode], snapshot_id = measure(sock, dip1, vip, args.requests,
+                                                      args.window, args.snapshot_every,
+                                                      snapshot_id)
+                else:
+                    rate[mode], _ = measure(sock, dip1, vip, args.requests, args.window, 0, 0)
+                cpu[mode] = (cpu_ns(processes[mode]) - cpu_before) / 1000 / args.requests
+            if round_:
+                ratios.append(rate["beaver"] / rate["off"])
+                cpu_ratios.append(cpu["beaver"] / cpu["off"])
+            print(f"pair {round_} ({order[0]} first): "
+                  + ", ".join(f"{mode} {rate[mode]:7.0f} msg/s {cpu[mode]:6.2f} us CPU/req"
+                              for mode in PAIRS)
+                  + (f"; beaver/off {ratios[-1]:.3f}, CPU {cpu_ratios[-1]:.3f}" if round_
+                     else " (warm-up)"), flush=True)
     finally:
         drops = {}
         for mode, pair in processes.items():
@@ -149,17 +164,17 @@ def main():
                 process.terminate()
                 summary = json.loads(process.communicate(timeout=10)[0])
                 drops[f"{mode}/{summary['process']}"] = summary["drops"]
-    off, beaver = (statistics.median(rates[mode]) for mode in ("off", "beaver"))
-    cpu_off, cpu_beaver = (statistics.median(cpu_us[mode]) for mode in ("off", "beaver"))
     print(json.dumps({
-        "requests_per_round": args.requests, "rounds": args.rounds, "window": args.window,
+        "requests_per_round": args.requests, "pairs": args.rounds, "window": args.window,
         "snapshots_taken": snapshot_id,
-        "off_msg_per_s": round(off), "beaver_msg_per_s": round(beaver),
-        "ratio_beaver_over_off": round(beaver / off, 3),
-        "off_cpu_us_per_request": round(cpu_off, 2),
-        "beaver_cpu_us_per_request": round(cpu_beaver, 2),
-        "cpu_ratio_beaver_over_off": round(cpu_beaver / cpu_off, 3),
+        "ratio_beaver_over_off": spread(ratios),
+        "cpu_ratio_beaver_over_off": spread(cpu_ratios),
         "drops": drops}, indent=1))
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {"median": round(statistics.median(values), 3), "min": round(min(values), 3),
+            "max": round(max(values), 3)}
 
 
 if __name__ == "__main__":

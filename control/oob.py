@@ -10,9 +10,15 @@ and reads one answer; a connection may carry many.
                                                 of band first if still older)
     {"v":1,"op":"report","id":N}                the Report for N as it stands
                                                 (channel state may still grow)
+    {"v":1,"op":"snapshot","ids":[N,..]}        {"v":1,"op":"reports","reports":[..]}:
+    {"v":1,"op":"report","ids":[N,..]}          the answer for each N, in order, each
+                                                the Report or the error above; a
+                                                "snapshot" records at most one local
+                                                state, for the newest N still ahead
     {"v":1,"op":"status"}                       {"v":1,"op":"status","process":..,
                                                  "current_id":..,"finished_id":..}
     anything malformed or of another version    {"v":1,"op":"error","error":".."}
+    (also an ID no longer kept, more than MAX_IDS ids, or an answer too long)
 
 The controller sends "snapshot" only after every SLB acknowledged N (the
 gateways go first).
@@ -32,6 +38,11 @@ What the controller relies on (control/engine.py, control/reports.py):
   than that is an inconsistent cut (verdict: rejected).
 - An error answer, a closed connection or no answer within the timeout
   makes the snapshot incomplete, naming the process.
+- Many IDs in one request are a transport: each ID's answer is the one a
+  request of its own would get (in a "snapshot", as if the process had
+  jumped to the newest), and an error for one ID (no longer kept) leaves
+  the others their reports.  The whole request fails only when it is
+  malformed, or its answer would exceed MAX_MESSAGE.
 """
 from __future__ import annotations
 
@@ -44,6 +55,7 @@ from typing import Any
 OOB_PORT = 4791
 VERSION = 1
 MAX_MESSAGE = 16 * 1024 * 1024
+MAX_IDS = 1024    # snapshot IDs in one "snapshot" or "report" request: a ring's worth
 _LENGTH = struct.Struct("!I")
 
 

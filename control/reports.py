@@ -1,9 +1,11 @@
 """The controller's side of the out-of-band protocol (oob.py): one link per
 in-group process, and the check that a snapshot's channel state is whole.
 
-Each link owns a TCP connection and a thread that serves its requests in
-order, so a slow or dead process delays only its own answers.  Every answer,
-or the reason there is none, goes to the callback given at construction.
+Each link owns a TCP connection and a thread that serves its requests, so a
+slow or dead process delays only its own answers.  The requests that queue
+while an exchange is outstanding go out together: one exchange per op, its
+IDs in the order asked (oob.MAX_IDS at most in all).  Every ID's answer, or
+the reason there is none, goes to the callback given at construction.
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ class ProcessLink:
         self._on_answer = on_answer
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
         self._sock: socket.socket | None = None
+        self._closing = False   # the serving thread took close()'s None
         self._thread = threading.Thread(target=self._serve, name=f"oob-{process.name}",
                                         daemon=True)
         self._thread.start()
@@ -50,7 +53,9 @@ class ProcessLink:
         return self.process.name
 
     def ask(self, op: str, snapshot_id: int, token: Any):
-        """Queues {"op": op, "id": snapshot_id}; op is "snapshot" or "report"."""
+        """Queues {"op": op, "id": snapshot_id}; op is "snapshot" or "report".
+        Asked while an exchange is outstanding, it goes out with the others
+        of its op that queued meanwhile."""
         self._requests.put((op, snapshot_id, token))
 
     def close(self):
@@ -58,37 +63,84 @@ class ProcessLink:
         self._thread.join(self.timeout + 1)
 
     def _serve(self):
-        while (request := self._requests.get()) is not None:
-            op, snapshot_id, token = request
-            try:
-                report = self._exchange(op, snapshot_id)
-            except ProcessFailed as e:
-                self._on_answer(Answered(self.name, token, None, e))
-            else:
-                self._on_answer(Answered(self.name, token, report))
+        while not self._closing:
+            for op, asked in self._by_op(self._take_queued()).items():
+                self._serve_op(op, asked)
         self._disconnect()
 
-    def _exchange(self, op: str, snapshot_id: int) -> Report:
+    def _take_queued(self) -> list[tuple[str, int, Any]]:
+        """The next request (waiting for it), then every one already queued."""
+        batch = []
+        request = self._requests.get()
+        while request is not None:
+            batch.append(request)
+            if len(batch) == oob.MAX_IDS:
+                return batch
+            try:
+                request = self._requests.get_nowait()
+            except queue.Empty:
+                return batch
+        self._closing = True
+        return batch
+
+    @staticmethod
+    def _by_op(batch) -> dict[str, list[tuple[int, Any]]]:
+        asked = {}
+        for op, snapshot_id, token in batch:
+            asked.setdefault(op, []).append((snapshot_id, token))
+        return asked
+
+    def _serve_op(self, op: str, asked: list[tuple[int, Any]]):
+        try:
+            answers = self._exchange(op, [snapshot_id for snapshot_id, _ in asked])
+        except ProcessFailed as e:
+            answers = [e] * len(asked)
+        for (_, token), answer in zip(asked, answers):
+            if isinstance(answer, ProcessFailed):
+                self._on_answer(Answered(self.name, token, None, answer))
+            else:
+                self._on_answer(Answered(self.name, token, answer))
+
+    def _exchange(self, op: str, ids: list[int]) -> list[Report | ProcessFailed]:
+        """One request for ids (the single-ID form for one): each ID's report,
+        or why it has none.  ProcessFailed when the exchange itself failed."""
+        where = f"{self.name} ({self.process.host}:{self.process.port})"
+        request = ({"v": oob.VERSION, "op": op, "id": ids[0]} if len(ids) == 1
+                   else {"v": oob.VERSION, "op": op, "ids": ids})
         try:
             if self._sock is None:
                 self._sock = socket.create_connection((self.process.host, self.process.port),
                                                       timeout=self.timeout)
-            answer = oob.request(self._sock, {"v": oob.VERSION, "op": op, "id": snapshot_id})
-            report = Report.from_message(answer)
+            answer = oob.request(self._sock, request)
+            if len(ids) == 1:
+                answers = [Report.from_message(answer)]
+            else:
+                answers = [ProcessFailed(f"{where}: process refused {op!r}: {entry.get('error')}")
+                           if isinstance(entry, dict) and entry.get("op") == "error"
+                           else Report.from_message(entry) for entry in _entries(answer, ids)]
         except (OSError, oob.ProtocolError) as e:
             self._disconnect()   # the stream may be out of step; start afresh
             what = "timed out" if isinstance(e, socket.timeout) else str(e) or type(e).__name__
-            raise ProcessFailed(f"{self.name} ({self.process.host}:{self.process.port}): "
-                                f"{what}") from None
-        if report.snapshot_id != snapshot_id:
-            raise ProcessFailed(f"{self.name}: asked for {snapshot_id}, "
-                                f"reported {report.snapshot_id}")
-        return report
+            raise ProcessFailed(f"{where}: {what}") from None
+        return [ProcessFailed(f"{self.name}: asked for {snapshot_id}, "
+                              f"reported {answer.snapshot_id}")
+                if isinstance(answer, Report) and answer.snapshot_id != snapshot_id else answer
+                for snapshot_id, answer in zip(ids, answers)]
 
     def _disconnect(self):
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+
+def _entries(answer: dict[str, Any], ids: list[int]) -> list[Any]:
+    """The per-ID answers of a "reports" answer to a request for ids."""
+    entries = answer.get("reports")
+    if answer.get("op") != "reports" or not isinstance(entries, list):
+        raise oob.ProtocolError(f"expected op 'reports', got {answer.get('op')!r}")
+    if len(entries) != len(ids):
+        raise oob.ProtocolError(f"asked for {len(ids)} IDs, answered {len(entries)}")
+    return entries
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,8 @@ def test_an_id_not_newer_changes_nothing():
 def test_only_the_newest_window_of_ids_is_kept():
     s, _ = snapshots(window=4)
     s.stamp(10)
-    assert list(s.records) == [7, 8, 9, 10]
+    assert [(r.first, r.last) for r in s.records] == [(7, 10)]
+    assert [s.report(i).taken for i in (7, 10)] == [True, True]
     with pytest.raises(LookupError, match="not kept"):
         s.report(6)
 
@@ -116,9 +117,11 @@ def test_ids_wrap():
     s.current_id = ID_SPACE - 2
     taken = s.stamp(1)
     assert (taken.first, taken.last) == (ID_SPACE - 1, 1)
-    assert list(s.records) == [ID_SPACE - 1, 0, 1]
+    assert [(r.first, r.last) for r in s.records] == [(ID_SPACE - 1, 1)]
     s.received_from("q", ID_SPACE - 1, 1, message(1))
-    assert [len(s.records[i].in_flight["q"]) for i in s.records] == [0, 1, 1]
+    assert [len(s.report(i).channels["q"].in_flight) for i in (ID_SPACE - 1, 0, 1)] == [0, 1, 1]
+    with pytest.raises(LookupError):
+        s.report(ID_SPACE - 2)
 
 
 def test_off_has_no_snapshot_state():

@@ -30,7 +30,12 @@ class _Handler(socketserver.BaseRequestHandler):
                 log.warning("OOB %s: %s; closing the connection", self.client_address, e)
                 oob.send(self.request, error(str(e)))
                 return
-            oob.send(self.request, self.server.answer_safely(message))
+            answer = self.server.answer_safely(message)
+            try:
+                frame = oob.encode(answer)
+            except oob.ProtocolError as e:   # too long: say so rather than hang up
+                frame = oob.encode(error(f"answer to {message.get('op')!r}: {e}"))
+            self.request.sendall(frame)
 
 
 class _Server(socketserver.ThreadingTCPServer):

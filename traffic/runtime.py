@@ -25,6 +25,7 @@ touch the snapshot state.
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import socket
 import threading
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Protocol
 
 from beaver.control import oob
-from beaver.p4src.ids import ID_SPACE
+from beaver.p4src.ids import ID_SPACE, newest
 from beaver.p4src.wire import (BEAVER_UDP_PORT, BEAVER_VERSION, RING_SIZE, BeaverHeader,
                                Kind, WireError)
 
@@ -40,7 +41,7 @@ from .datagrams import (Address, DatagramError, PeerKind, address_text, pack_pee
                         parse_peer, peer_name)
 from .eventlog import NoLog
 from .messages import Message, MessageError, decode, encode, message_id
-from .oob_server import OobServer
+from .oob_server import OobServer, error
 from .snapshots import Mode, Snapshots, Taken
 
 log = logging.getLogger(__name__)
@@ -318,16 +319,43 @@ class Runtime:
                     "current_id": current, "finished_id": finished, "drops": drops}
         if op not in ("snapshot", "report"):
             raise oob.ProtocolError(f"unknown op {op!r}")
-        snapshot_id = message.get("id")
-        if not (type(snapshot_id) is int and 0 <= snapshot_id < ID_SPACE):
-            raise oob.ProtocolError(f"bad snapshot id {snapshot_id!r}")
+        ids = self._requested_ids(message)
         if self.snapshots is None:
             raise oob.ProtocolError(f"{self.name} runs without snapshots (mode off)")
         with self._lock:
-            if op == "snapshot":
-                self._took(self.snapshots.oob(snapshot_id))
-            try:
-                report = self.snapshots.report(snapshot_id)
-            except LookupError as e:
-                raise oob.ProtocolError(str(e)) from None
-        return report.to_message()   # outside the lock: requests go on meanwhile
+            if op == "snapshot":   # one local state serves them all, as a jump does
+                self._took(self.snapshots.oob(functools.reduce(newest, ids)))
+            reports = [self._report(snapshot_id) for snapshot_id in ids]
+        # Encoded outside the lock: requests go on meanwhile.
+        if "ids" not in message:
+            if isinstance(reports[0], str):
+                raise oob.ProtocolError(reports[0])
+            return reports[0].to_message()
+        return {"v": oob.VERSION, "op": "reports",
+                "reports": [error(r) if isinstance(r, str) else r.to_message() for r in reports]}
+
+    @staticmethod
+    def _requested_ids(message: dict[str, Any]) -> list[int]:
+        """The IDs of a request: its "id", or its "ids" (at most oob.MAX_IDS)."""
+        if "ids" not in message:
+            ids = [message.get("id")]
+        elif "id" in message:
+            raise oob.ProtocolError('a request carries "id" or "ids", not both')
+        elif not (isinstance(message["ids"], list) and message["ids"]):
+            raise oob.ProtocolError(f'"ids" must be a non-empty list, not {message["ids"]!r}')
+        elif len(message["ids"]) > oob.MAX_IDS:
+            raise oob.ProtocolError(f'{len(message["ids"])} ids: at most {oob.MAX_IDS} '
+                                    "per request")
+        else:
+            ids = message["ids"]
+        for snapshot_id in ids:
+            if not (type(snapshot_id) is int and 0 <= snapshot_id < ID_SPACE):
+                raise oob.ProtocolError(f"bad snapshot id {snapshot_id!r}")
+        return ids
+
+    def _report(self, snapshot_id: int) -> oob.Report | str:
+        """The report for snapshot_id, or why there is none."""
+        try:
+            return self.snapshots.report(snapshot_id)
+        except LookupError as e:
+            return str(e)

@@ -1,0 +1,129 @@
+"""The in-group runtime's per-message cost, Beaver layer on and off, as
+instructions counted by valgrind's callgrind: the same count for the same
+run whatever else the machine does, so a 5 % cost is plain to see.
+
+A driver (this script with --drive, run under callgrind) builds replica
+kv1 of the key-value store and feeds its receive path directly, in the
+main thread, with what a run of bench/runtime.py brings it: requests
+marked by the SLB (half puts, which kv1 replicates to kv2), kv2's
+replication of every other put (stamped, one ID behind right after each
+snapshot, so channel state is recorded), a snapshot ID every
+--snapshot-every requests with kv2's COUNT for it.  No socket receive and
+no other thread is counted (callgrind counts each thread apart; the
+figure is the main thread's).  Each mode runs twice, with --requests and
+with 5 times as many, and the difference, divided by the extra requests,
+is the count per request: start-up and imports drop out.  A third mode,
+"none", builds the same datagrams and hands them to no one: its count,
+the driver's own, is taken off the other two.
+
+Run: python bench/runtime_instructions.py [--requests 400] [--snapshot-every 50]
+(each driver run takes some seconds under valgrind).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+DIP, PEER, SLB, CLIENT = "127.0.5.31", "127.0.5.32", "127.0.5.33", ("127.0.5.34", 40000)
+VIP = ("127.0.5.131", 7000)
+MODES = ("none", "off", "beaver")
+
+
+def inner_packet(payload: bytes, client=CLIENT, vip=VIP) -> bytes:
+    """The client's IPv4/UDP packet to the VIP, as the SLB encapsulates it
+    (checksums 0: the runtime does not check them)."""
+    udp = struct.pack("!HHHH", client[1], vip[1], 8 + len(payload), 0)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp) + len(payload), 0, 0, 64, 17, 0,
+                     socket.inet_aton(client[0]), socket.inet_aton(vip[0]))
+    return ip + udp + payload
+
+
+def drive(mode: str, requests: int, snapshot_every: int):
+    from beaver.p4src.wire import BeaverHeader, Kind
+    from beaver.traffic.datagrams import PeerKind, pack_peer, peer_name
+    from beaver.traffic.kvstore import KvReplica
+    from beaver.traffic.runtime import Runtime
+    from beaver.traffic.snapshots import Mode
+
+    runtime = Runtime("kv1", DIP, vips=[VIP], slbs=[SLB], peers={"kv2": PEER},
+                      mode=Mode("off" if mode == "none" else mode), mgmt=(DIP, 0))
+    runtime.serve(KvReplica(runtime, ["kv2"]))
+    # The receive loop's step, without the socket.
+    handle = runtime._handle if mode != "none" else lambda datagram, source: None
+
+    def from_kv2(stamp: int, kind: PeerKind, seq: int, message: dict):
+        datagram = (BeaverHeader(Kind.STAMP, stamp).pack() + pack_peer(kind, seq, peer_name("kv2"))
+                    + json.dumps(message).encode())
+        handle(datagram, (PEER, 4790))
+
+    snapshot_id = sent_by_kv2 = 0
+    for i in range(requests):
+        if snapshot_every and i % snapshot_every == 0:
+            snapshot_id += 1
+            from_kv2(snapshot_id, PeerKind.COUNT, 0, {"id": f"kv2:c{i}", "first": snapshot_id,
+                                                      "sent_before": sent_by_kv2})
+        key = f"k{i % 100}"
+        message = ({"id": f"g:{i}", "op": "put", "key": key, "value": i} if i % 2
+                   else {"id": f"g:{i}", "op": "get", "key": key})
+        handle(BeaverHeader(Kind.MARK, snapshot_id, origin=1).pack()
+               + inner_packet(json.dumps(message).encode()), (SLB, 4790))
+        if i % 4 == 1:
+            sent_by_kv2 += 1
+            behind = 1 if snapshot_every and i % snapshot_every < 4 else 0
+            from_kv2(max(0, snapshot_id - behind), PeerKind.APP, sent_by_kv2,
+                     {"id": f"kv2:{i}", "op": "put", "key": key, "value": -i,
+                      "version": [i, "kv2"]})
+    runtime.stop()
+    if runtime.drops or (mode == "beaver" and runtime.snapshots.current_id != snapshot_id):
+        raise SystemExit(f"the driver's traffic was not handled: drops {dict(runtime.drops)}")
+
+
+def instructions(mode: str, requests: int, snapshot_every: int, out: Path) -> int:
+    """The main thread's instruction count for one driver run under callgrind."""
+    prefix = out / f"{mode}-{requests}"
+    subprocess.run(["valgrind", "--tool=callgrind", "--separate-threads=yes",
+                    f"--callgrind-out-file={prefix}", sys.executable, __file__, "--drive", mode,
+                    "--requests", str(requests), "--snapshot-every", str(snapshot_every)],
+                   check=True, capture_output=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+    main_thread = Path(f"{prefix}-01")
+    return int(re.search(r"^summary: (\d+)", main_thread.read_text(), re.M).group(1))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--requests", type=int, default=400)
+    p.add_argument("--snapshot-every", type=int, default=50,
+                   help="a new snapshot ID every this many requests (0: never)")
+    p.add_argument("--drive", choices=MODES, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.drive:
+        return drive(args.drive, args.requests, args.snapshot_every)
+
+    per_request = {}
+    with tempfile.TemporaryDirectory() as out:
+        for mode in MODES:
+            counts = [instructions(mode, n, args.snapshot_every, Path(out))
+                      for n in (args.requests, 5 * args.requests)]
+            per_request[mode] = (counts[1] - counts[0]) / (4 * args.requests)
+            print(f"{mode:>6}: {counts[0]} and {counts[1]} instructions for {args.requests} and "
+                  f"{5 * args.requests} requests: {per_request[mode]:.0f} per request",
+                  flush=True)
+    off, beaver = (per_request[mode] - per_request["none"] for mode in ("off", "beaver"))
+    print(json.dumps({
+        "requests": [args.requests, 5 * args.requests], "snapshot_every": args.snapshot_every,
+        "driver_instructions_per_request": round(per_request["none"]),
+        "off_instructions_per_request": round(off),
+        "beaver_instructions_per_request": round(beaver),
+        "ratio_beaver_over_off": round(beaver / off, 3)}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
