@@ -13,7 +13,6 @@ import signal
 import socket
 import threading
 import time
-from collections import Counter
 from contextlib import ExitStack, contextmanager
 from typing import Callable
 
@@ -82,12 +81,13 @@ def controller(config_path):
 
 @contextmanager
 def counted_requests(controller):
-    """Counts every request the engine sends, by (SLB name, op)."""
-    sent = Counter()
+    """Every request the engine sends, as (SLB name, op, ID), resends included."""
+    sent = []
     with ExitStack() as stack:
         for gw in controller.gateways:
             stack.enter_context(before_each_request(
-                gw, lambda op, _id, name=gw.name: sent.update([(name, Op(op))])))
+                gw, lambda op, snapshot_id, name=gw.name: sent.append((name, Op(op),
+                                                                      snapshot_id))))
         yield sent
 
 
