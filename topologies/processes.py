@@ -21,7 +21,8 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Mapping
 from pathlib import Path
 
 from beaver.control.oob import OOB_PORT
@@ -46,6 +47,7 @@ class Workload:
     client_rate: float = 200.0         # open loop: requests per second per client
     write_ratio: float = 0.5
     seed: int = 1
+    app_args: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # by service app
 
 
 class Processes:
@@ -89,6 +91,7 @@ class Processes:
                 cmd += ["--peer", f"{peer}={self.plan.ingroup[peer][2].ip}"]
         if w.poll_interval is not None:
             cmd += ["--poll-interval", str(w.poll_interval)]
+        cmd += list(w.app_args.get(service.app, ()))
         if service.app == "bank":
             cmd += ["--shards", ",".join(members)]
             if (hook := self._thirdparty()) is not None:

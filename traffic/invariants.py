@@ -1,0 +1,89 @@
+"""The integration-testing use case: invariants of the bank and the key-value
+store, checked on one snapshot's reports (process -> Report).
+
+  conserved   the bank's money, balances plus credits in flight, is the
+              opening total
+  replicas    the key-value replicas agree once each has applied the
+              updates in flight to it
+  audits      every audit record the third party wrote into the store
+              ("audit:<shard>:<n>") follows a transfer the shard has made:
+              its n-th one (the cause reached the store through the
+              out-group, out of the in-group's sight)
+
+Each holds on every consistent snapshot of a correct system; a violation
+is an alarm.  The applications' "faults" (the injected bugs' own record)
+are never read here: they are the scorer's ground truth (faults_at).
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+from beaver.control.oob import Report
+
+from .bank import snapshot_total
+from .kvstore import merge
+
+AUDIT = "audit:"
+INVARIANTS = ("conserved", "replicas", "audits")
+
+
+def of_service(reports: Mapping[str, Report], service: str) -> dict[str, Report]:
+    return {p: r for p, r in sorted(reports.items())
+            if isinstance(r.local_state, dict) and r.local_state.get("service") == service}
+
+
+def conserved(reports: Mapping[str, Report], opening_total: int) -> list[str]:
+    total = snapshot_total(of_service(reports, "bank").values())
+    return [] if total == opening_total else [f"total {total}, opened with {opening_total}"]
+
+
+def replicas(reports: Mapping[str, Report]) -> list[str]:
+    merged = {}
+    for name, report in of_service(reports, "kv").items():
+        state = report.local_state
+        registers = {k: (v, tuple(version)) for k, (v, version) in state["registers"].items()}
+        counters = {k: dict(counts) for k, counts in state["counters"].items()}
+        for channel in report.channels.values():
+            for item in channel.in_flight:
+                merge(registers, counters, item["message"])
+        merged[name] = (registers, counters)
+    violations = []
+    names = list(merged)
+    for other in names[1:]:
+        for part, what in ((0, "register"), (1, "counter")):
+            first, second = merged[names[0]][part], merged[other][part]
+            for key in sorted(set(first) | set(second)):
+                if first.get(key) != second.get(key):
+                    violations.append(f"{what} {key}: {names[0]} {first.get(key)}, "
+                                      f"{other} {second.get(key)}")
+    return violations
+
+
+def audits(reports: Mapping[str, Report]) -> list[str]:
+    transfers = {name: r.local_state["transfers"]
+                 for name, r in of_service(reports, "bank").items()}
+    violations = []
+    for name, report in of_service(reports, "kv").items():
+        for key in sorted(report.local_state["registers"]):
+            if not key.startswith(AUDIT):
+                continue
+            shard, _, number = key[len(AUDIT):].rpartition(":")
+            if shard in transfers and int(number) > transfers[shard]:
+                violations.append(f"{name} holds {key}, {shard} made {transfers[shard]} "
+                                  "transfers")
+    return violations
+
+
+def check(reports: Mapping[str, Report], opening_total: int) -> dict[str, list[str]]:
+    """Every invariant's violations (empty: it holds)."""
+    return {"conserved": conserved(reports, opening_total), "replicas": replicas(reports),
+            "audits": audits(reports)}
+
+
+def faults_at(reports: Mapping[str, Report]) -> dict[str, int]:
+    """The injected bugs' effects inside the cut, per invariant they break:
+    money lost, replication updates dropped and not yet superseded."""
+    def total(service: str, key: str) -> int:
+        return sum(r.local_state.get("faults", {}).get(key, 0)
+                   for r in of_service(reports, service).values())
+    return {"conserved": total("bank", "lost"), "replicas": total("kv", "dropped"), "audits": 0}
