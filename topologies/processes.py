@@ -7,6 +7,10 @@ in-group runtime; out-group hosts run one role each:
     relay                    asks the key-value store, then at once the bank
     human, bot               users of the anomalous-access use case
     thirdparty               the bank's webhook, which audits into the store
+    workflow                 takes locks at the lock managers "la", then "lb",
+                             some through the forwarder (the deadlock use case)
+    deadlock-a, deadlock-b   a pair of workflows that deadlock once a period
+    forwarder                an out-group queue between workflows and a VIP
 
 Every process writes its ground-truth event log to logs/NAME.jsonl and its
 output to out/NAME.{json,err}.  Every stop is a SIGTERM, on which a process
@@ -31,8 +35,11 @@ from .bmv2 import port_open
 from .network import BeaverNetwork
 from .spec import Service
 
-ROLES = ("client-kv", "client-bank", "relay", "human", "bot", "thirdparty")
+ROLES = ("client-kv", "client-bank", "relay", "human", "bot", "thirdparty", "workflow",
+         "deadlock-a", "deadlock-b", "forwarder")
 THIRDPARTY_PORT = 8000
+FORWARDER_PORT = 8001
+SERVER_PORTS = {"thirdparty": THIRDPARTY_PORT, "forwarder": FORWARDER_PORT}
 
 
 class ProcessError(RuntimeError):
@@ -47,7 +54,8 @@ class Workload:
     client_rate: float = 200.0         # open loop: requests per second per client
     write_ratio: float = 0.5
     seed: int = 1
-    app_args: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # by service app
+    # extra arguments by service app (in-group) or by role (out-group)
+    app_args: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 class Processes:
@@ -70,10 +78,17 @@ class Processes:
                 return f"{vip}:{service.port}"
         raise ProcessError(f"this topology has no {app} service")
 
-    def _thirdparty(self) -> str | None:
-        for role, addr in self.plan.outgroup.values():
-            if role == "thirdparty":
-                return f"{addr.ip}:{THIRDPARTY_PORT}"
+    def _vip_of_service(self, name: str) -> str:
+        for vip, (service, _) in self.plan.vips().items():
+            if service.name == name:
+                return f"{vip}:{service.port}"
+        raise ProcessError(f"this topology has no service named {name}")
+
+    def _server(self, role: str) -> str | None:
+        """Where the out-group host of a serving role listens."""
+        for name, (other, addr) in self.plan.outgroup.items():
+            if other == role:
+                return f"{addr.ip}:{SERVER_PORTS[role]}"
         return None
 
     def ingroup_command(self, name: str) -> list[str]:
@@ -94,7 +109,7 @@ class Processes:
         cmd += list(w.app_args.get(service.app, ()))
         if service.app == "bank":
             cmd += ["--shards", ",".join(members)]
-            if (hook := self._thirdparty()) is not None:
+            if (hook := self._server("thirdparty")) is not None:
                 cmd += ["--notify", hook, "--audit", self._vip_of("kv")]
         return cmd
 
@@ -117,9 +132,19 @@ class Processes:
             cmd += ["--bot"] if role == "bot" else []
         elif role == "thirdparty":
             cmd = ["-m", "beaver.traffic.thirdparty"]
+        elif role == "forwarder":
+            cmd = ["-m", "beaver.traffic.forwarder"]
+        elif role in ("workflow", "deadlock-a", "deadlock-b"):
+            cmd = ["-m", "beaver.traffic.workflows", "--a", self._vip_of_service("la"),
+                   "--b", self._vip_of_service("lb"), "--seed", seed]
+            if role != "workflow":
+                cmd += ["--pair", role[-1]]
+            elif (via := self._server("forwarder")) is not None:
+                cmd += ["--via", via]
+            cmd += list(w.app_args.get(role, ()))
         else:
             raise ProcessError(f"unknown out-group role {role!r}: one of {', '.join(ROLES)}")
-        bind = f"{addr.ip}:{THIRDPARTY_PORT}" if role == "thirdparty" else addr.ip
+        bind = f"{addr.ip}:{SERVER_PORTS[role]}" if role in SERVER_PORTS else addr.ip
         return cmd + ["--name", name, "--bind", bind]
 
     # -- life cycle -------------------------------------------------------------
@@ -145,10 +170,10 @@ class Processes:
                 time.sleep(0.05)
 
     def start_outgroup(self, roles: tuple[str, ...] = ROLES):
-        """Starts the out-group processes whose role is in roles; the third
-        party first, since the bank calls it."""
+        """Starts the out-group processes whose role is in roles; the servers
+        (third party, forwarder) first, since others call them."""
         names = [n for n, (role, _) in self.plan.outgroup.items() if role in roles]
-        names.sort(key=lambda n: self.plan.outgroup[n][0] != "thirdparty")
+        names.sort(key=lambda n: self.plan.outgroup[n][0] not in SERVER_PORTS)
         for name in names:
             self._start(name, self.outgroup_command(name))
 
@@ -186,4 +211,4 @@ class Processes:
 
 
 def _module(service: Service) -> str:
-    return {"kv": "kvstore", "bank": "bank"}[service.app]
+    return {"kv": "kvstore", "bank": "bank", "locks": "locks"}[service.app]

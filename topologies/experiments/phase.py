@@ -24,6 +24,7 @@ class PhaseResult:
     rows: list[dict]
     tally: dict
     truth: Truth | None     # None when the phase was not judged
+    summaries: dict         # each process's exit summary, by name
 
 
 def snapshot_phase(results: Results, label: str, spec: Spec, settings: RunSettings,
@@ -41,7 +42,8 @@ def snapshot_phase(results: Results, label: str, spec: Spec, settings: RunSettin
     rows = snapshot_rows(run.records, truth.verdicts if truth else {}, phase=label, **labels)
     tau = settings.tau_us if settings.mode is Mode.OGM else None   # only OGM assumes one
     result = PhaseResult(label, summary, run.records, rows,
-                         {**tally(rows), **(truth.logs(tau) if truth else {})}, truth)
+                         {**tally(rows), **(truth.logs(tau) if truth else {})}, truth,
+                         run.processes.summaries)
     t = result.tally
     checked = (f"; checker: {t['consistent']} consistent, {t['inconsistent']} inconsistent, "
                f"{t['unjudged']} unjudged, {t['channel_errors']} with channel errors, "

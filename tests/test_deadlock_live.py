@@ -1,0 +1,59 @@
+"""The deadlock use case live on loopback: lock managers on the in-group
+runtime, a deadlocking pair and an ordinary workflow through the forwarder,
+a snapshot in the middle of the deadlock."""
+from __future__ import annotations
+
+import threading
+import time
+
+from beaver.traffic.deadlock import cycles, episodes, received_us, waits
+from beaver.traffic.forwarder import serve
+from beaver.traffic.locks import LockManager
+from beaver.traffic.snapshots import Mode
+from beaver.traffic.workflows import deadlocking, ordinary
+
+from .runtimes import Deployment
+
+
+def test_an_injected_deadlock_is_in_a_snapshot_taken_while_it_lasts(tmp_path):
+    deployment = Deployment(tmp_path, Mode.BEAVER)
+    try:
+        deployment.service("la", 1, LockManager)
+        deployment.service("lb", 2, LockManager)
+        slb = deployment.slb()
+        a, b = deployment.front(slb, 1), deployment.front(slb, 2)
+        stop = threading.Event()
+        sides, threads = {}, []
+        for side, n in (("a", 3), ("b", 4)):
+            endpoint = deployment.endpoint(f"w{side}", n)
+            threads.append(threading.Thread(target=lambda s=side, e=endpoint: sides.update(
+                {s: deadlocking(e, s, a, b, stop, period=0.6, wait=0.3)})))
+        forwarder = deployment.endpoint("f1", 5)
+        threads.append(threading.Thread(target=serve, args=(forwarder, stop)))
+        rounds = {}
+        worker = deployment.endpoint("w1", 6)
+        threads.append(threading.Thread(target=lambda: rounds.update(ordinary(
+            worker, a, b, stop, via=forwarder.address, via_ratio=1.0))))
+        for thread in threads:
+            thread.start()
+        found = []
+        deadline = time.monotonic() + 5
+        snapshot_id = 0
+        while not found and time.monotonic() < deadline:
+            snapshot_id += 1
+            slb.snapshot_id = snapshot_id
+            for name in ("la", "lb"):
+                deployment.take(name, snapshot_id)
+            states = [deployment.report(n, snapshot_id).local_state for n in ("la", "lb")]
+            found = cycles(waits(states))
+            time.sleep(0.05)
+        stop.set()
+        for thread in threads:
+            thread.join()
+        trace = deployment.finish()
+        assert rounds["via"] >= 1 and rounds["timeouts"] == 0
+        known = episodes(sides.values(), received_us(trace))
+        assert known and all(e.existed for e in known)
+        assert found and found[0] in {e.requests for e in known}
+    finally:
+        deployment.finish()
