@@ -28,8 +28,9 @@ def test_an_injected_deadlock_is_in_a_snapshot_taken_while_it_lasts(tmp_path):
             endpoint = deployment.endpoint(f"w{side}", n)
             threads.append(threading.Thread(target=lambda s=side, e=endpoint: sides.update(
                 {s: deadlocking(e, s, a, b, stop, period=0.6, wait=0.3)})))
-        forwarder = deployment.endpoint("f1", 5)
-        threads.append(threading.Thread(target=serve, args=(forwarder, stop)))
+        forwarder, forwarding = deployment.endpoint("f1", 5), threading.Event()
+        serving = threading.Thread(target=serve, args=(forwarder, forwarding))
+        serving.start()
         rounds = {}
         worker = deployment.endpoint("w1", 6)
         threads.append(threading.Thread(target=lambda: rounds.update(ordinary(
@@ -50,6 +51,8 @@ def test_an_injected_deadlock_is_in_a_snapshot_taken_while_it_lasts(tmp_path):
         stop.set()
         for thread in threads:
             thread.join()
+        forwarding.set()   # last: a workflow may still wait on it
+        serving.join()
         trace = deployment.finish()
         assert rounds["via"] >= 1 and rounds["timeouts"] == 0
         known = episodes(sides.values(), received_us(trace))

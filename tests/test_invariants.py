@@ -2,10 +2,19 @@
 injected bugs of the bank and the key-value store."""
 from __future__ import annotations
 
+import threading
+from unittest.mock import ANY
+
 from beaver.control.oob import ChannelState, Report
+from beaver.traffic import checker, thirdparty
 from beaver.traffic.bank import BankShard
 from beaver.traffic.invariants import check, faults_at
 from beaver.traffic.kvstore import KvReplica
+from beaver.traffic.snapshots import Mode
+
+from .runtimes import Deployment, deployment, eventually
+
+__all__ = ["deployment"]   # the fixture
 
 
 def kv(name: str, registers=None, counters=None, in_flight=(), dropped=0) -> Report:
@@ -103,3 +112,37 @@ def test_a_replica_that_drops_an_update_counts_it_until_a_later_one_supersedes_i
     replica.on_peer({"op": "counter", "key": "n", "replica": "kv1", "count": 3}, "kv1")
     assert replica.local_state()["faults"] == {"dropped": 0}
     assert replica.local_state()["counters"] == {"n": {"kv1": 3}}
+
+
+def test_an_audit_through_the_third_party_alarms_only_on_the_baselines_cuts(
+        deployment: Deployment):
+    """The bank is snapshotted, then a transfer makes the third party write its
+    audit into the store, then the store is snapshotted."""
+    slb = deployment.slb()
+    kv = deployment.front(slb, 1)
+    third = deployment.endpoint("tp", 3)
+    deployment.service("kv1", 1, lambda rt: KvReplica(rt, []))
+    deployment.service("b1", 2, lambda rt: BankShard(rt, ["b1"], accounts=2, initial=10,
+                                                     notify=third.address, audit=kv))
+    client = deployment.endpoint("c1", 4)
+    bank_front = deployment.front(slb, 2)
+    stopped = threading.Event()
+    serving = threading.Thread(target=thirdparty.serve, args=(third, stopped))
+    serving.start()
+    slb.snapshot_id = 1
+    deployment.take("b1", 1)
+    transfer = {"op": "transfer", "src": "a0", "dst": "a1", "amount": 3}
+    assert client.call(bank_front, transfer, 2) == {"ok": True, "id": ANY, "re": ANY}
+    eventually(lambda: deployment.apps["kv1"].value("audit:b1:1") == 3)
+    deployment.take("kv1", 1)
+    reports = {n: deployment.report(n, 1) for n in ("kv1", "b1")}
+    stopped.set()
+    serving.join()
+    (truth,) = checker.check(deployment.finish(), [1])
+    alarms = check(reports, 20)
+    if deployment.mode is Mode.BEAVER:   # the marked audit made kv1 snapshot first
+        assert truth.status == "consistent" and alarms["audits"] == []
+    else:
+        assert truth.status == "inconsistent"
+        assert alarms["audits"] == ["kv1 holds audit:b1:1, b1 made 0 transfers"]
+    assert alarms["conserved"] == alarms["replicas"] == []
