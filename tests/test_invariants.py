@@ -17,9 +17,9 @@ from .runtimes import Deployment, deployment, eventually
 __all__ = ["deployment"]   # the fixture
 
 
-def kv(name: str, registers=None, counters=None, in_flight=(), dropped=0) -> Report:
+def kv(name: str, registers=None, counters=None, in_flight=(), dropped=()) -> Report:
     state = {"service": "kv", "registers": registers or {}, "counters": counters or {},
-             "faults": {"dropped": dropped}}
+             "faults": {"dropped": list(dropped)}}
     other = "kv2" if name == "kv1" else "kv1"
     return Report(name, 1, True, local_state=state, channels={
         other: ChannelState(0, 0, [{"id": f"m{i}", "message": m}
@@ -70,9 +70,19 @@ def test_an_audit_for_a_transfer_the_cut_does_not_hold_is_an_alarm():
 
 
 def test_the_faults_are_ground_truth_only_and_counted_per_invariant():
+    dropped = [{"op": "counter", "key": "n", "replica": "kv1", "count": 2},
+               {"op": "put", "key": "k", "value": 5, "version": [2, "kv1"]}]
     faulty = {**CORRECT, "b1": bank("b1", {"a0": 97}, transfers=1, lost=4),
-              "kv2": kv("kv2", dropped=2)}
+              "kv2": kv("kv2", counters={"n": {"kv1": 1}}, dropped=dropped)}
     assert faults_at(faulty) == {"conserved": 4, "replicas": 2, "audits": 0}
+
+
+def test_a_dropped_update_an_update_in_flight_supersedes_is_no_fault():
+    dropped = [{"op": "counter", "key": "n", "replica": "kv1", "count": 1}]
+    later = {"op": "counter", "key": "n", "replica": "kv1", "count": 2}
+    healing = {**CORRECT, "kv2": kv("kv2", counters={"n": {"kv1": 0}}, in_flight=[later],
+                                    dropped=dropped)}
+    assert faults_at(healing)["replicas"] == 0
 
 
 class Runtime:
@@ -107,10 +117,11 @@ def test_a_replica_that_drops_an_update_counts_it_until_a_later_one_supersedes_i
     replica = KvReplica(Runtime("kv2"), ["kv1"], drop_every=2)
     replica.on_peer({"op": "counter", "key": "n", "replica": "kv1", "count": 1}, "kv1")
     replica.on_peer({"op": "counter", "key": "n", "replica": "kv1", "count": 2}, "kv1")
-    assert replica.local_state()["faults"] == {"dropped": 1}
+    assert replica.local_state()["faults"] == {"dropped": [
+        {"op": "counter", "key": "n", "replica": "kv1", "count": 2}]}
     assert replica.local_state()["counters"] == {"n": {"kv1": 1}}
     replica.on_peer({"op": "counter", "key": "n", "replica": "kv1", "count": 3}, "kv1")
-    assert replica.local_state()["faults"] == {"dropped": 0}
+    assert replica.local_state()["faults"] == {"dropped": []}
     assert replica.local_state()["counters"] == {"n": {"kv1": 3}}
 
 

@@ -21,7 +21,7 @@ from typing import Mapping
 from beaver.control.oob import Report
 
 from .bank import snapshot_total
-from .kvstore import merge
+from .kvstore import Counters, Registers, merge, superseded
 
 AUDIT = "audit:"
 INVARIANTS = ("conserved", "replicas", "audits")
@@ -37,16 +37,19 @@ def conserved(reports: Mapping[str, Report], opening_total: int) -> list[str]:
     return [] if total == opening_total else [f"total {total}, opened with {opening_total}"]
 
 
+def merged_state(report: Report) -> tuple[Registers, Counters]:
+    """A replica's registers and counters once the updates in flight to it apply."""
+    state = report.local_state
+    registers = {k: (v, tuple(version)) for k, (v, version) in state["registers"].items()}
+    counters = {k: dict(counts) for k, counts in state["counters"].items()}
+    for channel in report.channels.values():
+        for item in channel.in_flight:
+            merge(registers, counters, item["message"])
+    return registers, counters
+
+
 def replicas(reports: Mapping[str, Report]) -> list[str]:
-    merged = {}
-    for name, report in of_service(reports, "kv").items():
-        state = report.local_state
-        registers = {k: (v, tuple(version)) for k, (v, version) in state["registers"].items()}
-        counters = {k: dict(counts) for k, counts in state["counters"].items()}
-        for channel in report.channels.values():
-            for item in channel.in_flight:
-                merge(registers, counters, item["message"])
-        merged[name] = (registers, counters)
+    merged = {name: merged_state(report) for name, report in of_service(reports, "kv").items()}
     violations = []
     names = list(merged)
     for other in names[1:]:
@@ -82,8 +85,12 @@ def check(reports: Mapping[str, Report], opening_total: int) -> dict[str, list[s
 
 def faults_at(reports: Mapping[str, Report]) -> dict[str, int]:
     """The injected bugs' effects inside the cut, per invariant they break:
-    money lost, replication updates dropped and not yet superseded."""
-    def total(service: str, key: str) -> int:
-        return sum(r.local_state.get("faults", {}).get(key, 0)
-                   for r in of_service(reports, service).values())
-    return {"conserved": total("bank", "lost"), "replicas": total("kv", "dropped"), "audits": 0}
+    money lost, and replication updates dropped that neither the replica's
+    state nor an update in flight to it has superseded."""
+    lost = sum(r.local_state["faults"]["lost"] for r in of_service(reports, "bank").values())
+    dropped = 0
+    for report in of_service(reports, "kv").values():
+        registers, counters = merged_state(report)
+        dropped += sum(not superseded(registers, counters, update)
+                       for update in report.local_state["faults"]["dropped"])
+    return {"conserved": lost, "replicas": dropped, "audits": 0}

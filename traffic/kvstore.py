@@ -14,7 +14,7 @@ anything else                       {"ok":false,"error":".."}
 An injected bug for the integration tests (--drop-every N): the replica
 ignores one replication update in N it receives.  It keeps the ones a later
 update has not yet superseded in its state's "faults", as the ground truth
-of a divergence; nothing else reads them.
+of a divergence; only the scorer reads them (invariants.faults_at).
 
 Run: python -m beaver.traffic.kvstore --name kv1 --dip IP --vip VIP:PORT
          --peer kv2=IP ... [--drop-every N] [--mode beaver] [--log PATH]
@@ -115,7 +115,7 @@ class KvReplica:
         return {"service": "kv",
                 "registers": {k: [v, list(version)] for k, (v, version) in self.registers.items()},
                 "counters": {k: dict(counts) for k, counts in self.counters.items()},
-                "faults": {"dropped": len(self.dropped)}}
+                "faults": {"dropped": [dict(u) for u in self.dropped]}}
 
 
 def main():
