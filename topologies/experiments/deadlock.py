@@ -49,8 +49,9 @@ def run(args, results: Results) -> list[dict]:
     timing = ("--period", str(args.period), "--wait", str(args.wait))
     workload = Workload(app_args=dict.fromkeys(PAIR, timing))
     summary, rows = [], []
-    for method, phase in methods.run_methods(args, results, network, tau, late="la",
-                                             workload=workload).items():
+    late = methods.processes_of(network, "la")
+    for method, phase in methods.run_methods(args, results, network, tau, late,
+                                             workload).items():
         trace = phase.truth.trace
         known = episodes([phase.summaries[n].get("episodes", []) for n in pair],
                          received_us(trace))

@@ -58,7 +58,8 @@ KEYS = ("channels", "mismatched", "in_flight", "missed", "extra", "backwards",
 def run(args, results: Results) -> list[dict]:
     tau = methods.tau(args, results)
     summary, rows = [], []
-    for method, phase in methods.run_methods(args, results, spec(), tau, late="bank").items():
+    late = methods.processes_of(spec(), "bank")
+    for method, phase in methods.run_methods(args, results, spec(), tau, late).items():
         total = Counter()
         scored = {}
         for record in methods.accepted(phase):

@@ -91,8 +91,9 @@ def run(args, results: Results) -> list[dict]:
     tau = methods.tau(args, results)
     summary, rows = [], []
     for system in args.systems.split(","):
-        phases = methods.run_methods(args, results, spec(), tau, late="kv",
-                                     workload=workload(system, args), label=system)
+        phases = methods.run_methods(args, results, spec(), tau,
+                                     methods.processes_of(spec(), "kv"),
+                                     workload(system, args), label=system)
         for method, phase in phases.items():
             accepted = methods.accepted(phase)
             start = min((r.wall_time for r in phase.records), default=0.0)

@@ -4,7 +4,7 @@
   lai-yang  no gateways: processes initiated out of band, marks ignored
   polling   each process snapshots on its own timer (no channel state)
 
---lag-ms makes one service's processes learn of each Lai-Yang snapshot late,
+--lag-ms makes some processes learn of each Lai-Yang snapshot late,
 as out-of-band initiation reaching many processes is in a larger deployment;
 Beaver's initiation goes to the |G| gateways only, which switch at one
 moment (timed initiation), so it has no such lag to model.
@@ -37,26 +37,28 @@ def add_arguments(p, count: int = 30, rate: float = 5.0, lag_ms: float = 10.0):
     p.add_argument("--rate", type=float, default=rate,
                    help=f"snapshots per second (default {rate:g})")
     p.add_argument("--lag-ms", type=float, default=lag_ms,
-                   help=f"Lai-Yang: initiation lag of one service (default {lag_ms:g})")
+                   help=f"Lai-Yang: initiation lag of some processes (default {lag_ms:g})")
     p.add_argument("--tau-us", type=int, default=None,
                    help="Beaver's tau (default: tau_min measured first)")
     p.add_argument("--methods", default=",".join(METHODS),
                    help=f"which of {','.join(METHODS)} to run (default all)")
 
 
-def settings(method: str, args, tau: int, spec: Spec, workload: Workload,
-             late: str) -> tuple[Workload, RunSettings]:
-    """late: the service whose processes Lai-Yang initiates --lag-ms late."""
+def processes_of(spec: Spec, service: str) -> list[str]:
+    return [n for n, (s, *_) in Plan.of(spec).ingroup.items() if s.name == service]
+
+
+def settings(method: str, args, tau: int, workload: Workload,
+             late: list[str]) -> tuple[Workload, RunSettings]:
+    """late: the processes Lai-Yang initiates --lag-ms late."""
     common = dict(count=args.count, rate=args.rate)
     if method == "beaver":
         return workload, RunSettings(Mode.OGM, rules.FINE, tau, retake=3, initiation=TIMED,
                                      **common)
     if method == "lai-yang":
-        lagging = [n for n, (service, *_) in Plan.of(spec).ingroup.items()
-                   if service.name == late]
         lag = int(args.lag_ms * 1000)
         return (replace(workload, runtime_mode="lai-yang"),
-                RunSettings(Mode.LAI_YANG, delays_us=dict.fromkeys(lagging, lag) if lag else {},
+                RunSettings(Mode.LAI_YANG, delays_us=dict.fromkeys(late, lag) if lag else {},
                             **common))
     if method == "polling":
         return (replace(workload, runtime_mode="polling", poll_interval=1 / args.rate),
@@ -64,12 +66,12 @@ def settings(method: str, args, tau: int, spec: Spec, workload: Workload,
     raise ValueError(f"unknown method {method!r}: one of {', '.join(METHODS)}")
 
 
-def run_methods(args, results: Results, spec: Spec, tau: int, late: str,
+def run_methods(args, results: Results, spec: Spec, tau: int, late: list[str],
                 workload: Workload = Workload(), label: str = "") -> dict[str, PhaseResult]:
     """One phase per method asked for (--methods), on a fresh network each."""
     phases = {}
     for method in methods(args):
-        method_workload, run_settings = settings(method, args, tau, spec, workload, late)
+        method_workload, run_settings = settings(method, args, tau, workload, late)
         name = f"{method}-{label}" if label else method
         phases[method] = snapshot_phase(results, name, spec, run_settings, method_workload,
                                         method=method, **({"system": label} if label else {}))
