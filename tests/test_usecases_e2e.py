@@ -45,3 +45,10 @@ def test_deadlock_beaver_reports_no_phantom_and_misses_none(tmp_path, capsys):
     assert beaver["snapshots"] >= 1 and beaver["false_accepts"] == 0, beaver
     assert beaver["phantom"] == 0 and beaver["missed"] == 0, beaver
     assert beaver["deadlocks_existed"] >= 1, beaver
+
+
+def test_gc_beaver_deletes_no_live_object_and_reclaims_garbage(tmp_path, capsys):
+    (beaver,) = run(tmp_path, "gc", "--count", "10")["beaver"]
+    assert beaver["snapshots"] >= 1 and beaver["false_accepts"] == 0, beaver
+    assert beaver["live_deleted"] == 0, beaver
+    assert beaver["reclaimed"] == beaver["garbage"] > 0, beaver

@@ -10,7 +10,9 @@ in-group runtime; out-group hosts run one role each:
     workflow                 takes locks at the lock managers "la", then "lb",
                              some through the forwarder (the deadlock use case)
     deadlock-a, deadlock-b   a pair of workflows that deadlock once a period
-    forwarder                an out-group queue between workflows and a VIP
+    forwarder                an out-group queue between clients and a VIP
+    gc-client                creates objects at function "fa", hands references
+                             through the forwarder to function "fb"
 
 Every process writes its ground-truth event log to logs/NAME.jsonl and its
 output to out/NAME.{json,err}.  Every stop is a SIGTERM, on which a process
@@ -36,7 +38,7 @@ from .network import BeaverNetwork
 from .spec import Service
 
 ROLES = ("client-kv", "client-bank", "relay", "human", "bot", "thirdparty", "workflow",
-         "deadlock-a", "deadlock-b", "forwarder")
+         "deadlock-a", "deadlock-b", "forwarder", "gc-client")
 THIRDPARTY_PORT = 8000
 FORWARDER_PORT = 8001
 SERVER_PORTS = {"thirdparty": THIRDPARTY_PORT, "forwarder": FORWARDER_PORT}
@@ -142,6 +144,12 @@ class Processes:
             elif (via := self._server("forwarder")) is not None:
                 cmd += ["--via", via]
             cmd += list(w.app_args.get(role, ()))
+        elif role == "gc-client":
+            queue = self._server("forwarder")
+            if queue is None:
+                raise ProcessError("a gc-client needs a forwarder in the topology")
+            cmd = ["-m", "beaver.traffic.gcclient", "--a", self._vip_of_service("fa"),
+                   "--b", self._vip_of_service("fb"), "--queue", queue]
         else:
             raise ProcessError(f"unknown out-group role {role!r}: one of {', '.join(ROLES)}")
         bind = f"{addr.ip}:{SERVER_PORTS[role]}" if role in SERVER_PORTS else addr.ip
@@ -211,4 +219,4 @@ class Processes:
 
 
 def _module(service: Service) -> str:
-    return {"kv": "kvstore", "bank": "bank", "locks": "locks"}[service.app]
+    return {"kv": "kvstore", "bank": "bank", "locks": "locks", "gc": "objects"}[service.app]
