@@ -68,7 +68,8 @@ def at_cut(trace: Trace, snapshot_id: int, reports: Mapping[str, Report]) -> lis
                 report = reports.get(name[p])
                 state = report.channels.get(name[q]) if report is not None else None
                 pair.recorded = {item["id"] for item in state.in_flight} if state else set()
-            pair.via_outgroup = _through_outgroup(trace, q, cuts[q][0], p, cuts[p][0])
+            if cuts[p][1][trace.component[q]] > cuts[q][0]:   # p's cut knows of q's after
+                pair.via_outgroup = _through_outgroup(trace, q, cuts[q][0], p, cuts[p][0])
             if channel is not None or pair.via_outgroup:
                 pairs.append(pair)
     return pairs
