@@ -2,10 +2,13 @@
 (traffic/locks.py) behind VIPs A and B.
 
 An ordinary workflow takes L0 at A, then, holding it, L1 at B (sometimes
-through an out-group forwarder: traffic/forwarder.py), holds both a moment,
-and releases L0 first.  Every ordinary workflow takes its locks in that one
-order, so they contend but never deadlock: a cycle among them in a
-snapshot's wait-for graph is a phantom.
+through an out-group forwarder: traffic/forwarder.py), works a moment with
+both, releases L0, works a moment more with L1 and releases it.  Every
+ordinary workflow takes its locks in that one order, so they contend but
+never deadlock: a cycle among them in a snapshot's wait-for graph is a
+phantom.  (One that a cut too late at A and too early at B would show: w1
+waits at B for w2, w2 releases L1 and comes back to A, where w1 still holds
+L0.)
 
 A deadlocking pair injects a real deadlock once every period, on locks of
 its own: at the period's start side a takes D0 at A and side b D1 at B; a
@@ -31,7 +34,7 @@ TIMEOUT = 2.0     # an ordinary acquire this late is given up on
 
 
 def ordinary(endpoint: Endpoint, a: Address, b: Address, stop: threading.Event,
-             hold: float = 0.002, via: Address | None = None, via_ratio: float = 0.0,
+             hold: float = 0.01, via: Address | None = None, via_ratio: float = 0.0,
              rng: random.Random | None = None) -> dict[str, int]:
     rng = rng or random.Random()
     counts = {"rounds": 0, "via": 0, "timeouts": 0}
@@ -51,8 +54,8 @@ def ordinary(endpoint: Endpoint, a: Address, b: Address, stop: threading.Event,
                 endpoint.call(manager, {"op": "cancel", "lock": lock}, TIMEOUT)
                 break
             held.append((lock, manager))
-        stop.wait(hold)
         for lock, manager in held:
+            stop.wait(hold)
             endpoint.call(manager, {"op": "release", "lock": lock}, TIMEOUT)
     return counts
 
@@ -90,7 +93,8 @@ def main():
                    help="a side of a deadlocking pair (default: an ordinary workflow)")
     p.add_argument("--period", type=float, default=1.0, help="pair: seconds between deadlocks")
     p.add_argument("--wait", type=float, default=0.5, help="pair: seconds before giving up")
-    p.add_argument("--hold", type=float, default=0.002, help="ordinary: seconds both are held")
+    p.add_argument("--hold", type=float, default=0.01,
+                   help="ordinary: seconds of work before each release")
     p.add_argument("--via", type=address, default=None, help="ordinary: a forwarder ip:port")
     p.add_argument("--via-ratio", type=float, default=0.5,
                    help="ordinary: share of B's acquires sent through the forwarder")

@@ -39,7 +39,7 @@ def score(pairs) -> Counter:
     counts = Counter()
     for pair in pairs:
         if pair.direct:
-            counts["channels"] += 1
+            counts["channels_used"] += 1
             counts["mismatched"] += bool(pair.missed or pair.extra or pair.backwards)
             counts["in_flight"] += len(pair.truth)
             counts["missed"] += len(pair.missed)
@@ -51,7 +51,7 @@ def score(pairs) -> Counter:
     return counts
 
 
-KEYS = ("channels", "mismatched", "in_flight", "missed", "extra", "backwards",
+KEYS = ("channels_used", "mismatched", "in_flight", "missed", "extra", "backwards",
         "via_outgroup", "pairs_via_outgroup")
 
 
