@@ -30,10 +30,11 @@ OPENING_TOTAL = ACCOUNTS * INITIAL
 
 def add_arguments(p):
     methods.add_arguments(p)
-    p.add_argument("--lose-every", type=int, default=20,
-                   help="faulty system: a bank shard loses one credit in N (default 20)")
-    p.add_argument("--drop-every", type=int, default=20,
-                   help="faulty system: a replica drops one update in M (default 20)")
+    # Rare enough that the first fault comes during the series, not before it.
+    p.add_argument("--lose-every", type=int, default=1000,
+                   help="faulty system: a bank shard loses one credit in N (default 1000)")
+    p.add_argument("--drop-every", type=int, default=2000,
+                   help="faulty system: a replica drops one update in M (default 2000)")
     p.add_argument("--systems", default="correct,faulty",
                    help="which of correct,faulty to run (default both)")
 
