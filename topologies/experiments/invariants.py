@@ -70,6 +70,7 @@ def score(judged: list[tuple[float, dict]]) -> dict:
     counts = Counter()
     first_fault = first_caught = None
     for at, row in judged:
+        counts["fault_snapshots"] += any(row[f"{n}_fault"] > 0 for n in INVARIANTS)
         for name in INVARIANTS:
             alarm, fault = row[f"{name}_alarm"], row[f"{name}_fault"] > 0
             if alarm and not fault:
@@ -84,6 +85,7 @@ def score(judged: list[tuple[float, dict]]) -> dict:
                 first_fault = at
     return {"false_alarms": counts["false_alarms"],
             **{f"false_{n}": counts[f"false_{n}"] for n in INVARIANTS},
+            "fault_snapshots": counts["fault_snapshots"],
             "caught": counts["caught"], "missed": counts["missed"],
             "first_fault_s": first_fault, "first_caught_s": first_caught}
 
