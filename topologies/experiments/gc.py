@@ -77,10 +77,12 @@ def plot(results: Results, summary: list[dict]):
     for k, (key, color, name) in enumerate((("garbage", "tab:gray", "garbage in the snapshot"),
                                             ("reclaimed", "tab:green", "garbage deleted"),
                                             ("live_deleted", "tab:red", "live objects deleted"))):
-        ax.bar([i + (k - 1) * width for i in range(len(summary))], [r[key] for r in summary],
-               width, color=color, label=name)
+        bars = ax.bar([i + (k - 1) * width for i in range(len(summary))],
+                      [r[key] for r in summary], width, color=color, label=name)
+        ax.bar_label(bars, fontsize=7)
     ax.set_xticks(range(len(summary)), labels)
     ax.set_ylabel("objects, summed over accepted snapshots")
     ax.set_title("Garbage collection from snapshots")
-    ax.legend(fontsize=8)
+    ax.margins(y=0.3)   # room for the legend above the bars
+    ax.legend(fontsize=8, loc="upper right")
     results.save_figure(fig)

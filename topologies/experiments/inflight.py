@@ -92,10 +92,12 @@ def plot(results: Results, summary: list[dict]):
             ("exact_snapshots", "tab:green", "snapshots exact on every channel"),
             ("mismatched", "tab:red", "in-group channels mismatched"),
             ("pairs_via_outgroup", "tab:orange", "pairs crossed backwards via the out-group"))):
-        ax.bar([i + (k - 1) * width for i in range(len(summary))], [r[key] for r in summary],
-               width, color=color, label=name)
+        bars = ax.bar([i + (k - 1) * width for i in range(len(summary))],
+                      [r[key] for r in summary], width, color=color, label=name)
+        ax.bar_label(bars, fontsize=7)
     ax.set_xticks(range(len(summary)), labels)
     ax.set_ylabel("over accepted snapshots")
     ax.set_title("In-flight tracking: channel state against the logs")
-    ax.legend(fontsize=8)
+    ax.margins(y=0.3)   # room for the legend above the bars
+    ax.legend(fontsize=8, loc="upper right")
     results.save_figure(fig)
