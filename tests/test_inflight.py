@@ -1,11 +1,18 @@
-"""In-flight tracking on hand-built traces: the recorded channel state
-against the logs, and the messages that crossed a cut backwards."""
+"""In-flight tracking on hand-built traces (the recorded channel state
+against the logs, and the messages that crossed a cut backwards), then live
+through the out-group."""
 from __future__ import annotations
 
 from beaver.control.oob import ChannelState, Report
+from beaver.traffic.bank import BankShard
 from beaver.traffic.inflight import at_cut
+from beaver.traffic.kvstore import KvReplica
+from beaver.traffic.snapshots import Mode
 
+from .runtimes import Deployment, deployment
 from .test_checker import FIGURE_2, FIGURE_3, FIGURE_4, load
+
+__all__ = ["deployment"]   # the fixture
 
 
 def pair(pairs, sender: str, receiver: str):
@@ -64,3 +71,26 @@ def test_a_cut_some_process_never_took_has_no_channels(tmp_path):
     trace = load(tmp_path, {"p0": (True, [("snap", 1), ("send", "a", "p1")]),
                             "p1": (True, [("recv", "a")])})
     assert at_cut(trace, 1, {}) == []
+
+
+def test_a_reply_after_one_cut_carried_into_anothers_is_seen_only_on_the_baselines_cuts(
+        deployment: Deployment):
+    """kv1 is snapshotted, then answers a client, who then asks b1; then b1 is
+    snapshotted."""
+    deployment.service("kv1", 1, lambda rt: KvReplica(rt, []))
+    deployment.service("b1", 2, lambda rt: BankShard(rt, ["b1"], accounts=2, initial=10))
+    slb = deployment.slb()
+    client = deployment.endpoint("c1", 3)
+    slb.snapshot_id = 1
+    deployment.take("kv1", 1)
+    assert client.call(deployment.front(slb, 1), {"op": "get", "key": "k"}, 2)["ok"]
+    assert client.call(deployment.front(slb, 2), {"op": "balance", "account": "a0"}, 2)["ok"]
+    deployment.take("b1", 1)
+    reports = {n: deployment.report(n, 1) for n in ("kv1", "b1")}
+    pairs = at_cut(deployment.finish(), 1, reports)
+    if deployment.mode is Mode.BEAVER:   # the marked request made b1 snapshot first
+        assert pairs == []
+    else:
+        (crossed,) = pairs
+        assert (crossed.sender, crossed.receiver, crossed.direct) == ("kv1", "b1", False)
+        assert crossed.via_outgroup == 1
