@@ -26,6 +26,7 @@ DESCRIPTION = "integration testing: bank and kv invariants on every snapshot, wi
 
 ACCOUNTS, INITIAL = 100, 1000
 OPENING_TOTAL = ACCOUNTS * INITIAL
+SYSTEMS = ("correct", "faulty")
 
 
 def add_arguments(p):
@@ -35,7 +36,7 @@ def add_arguments(p):
                    help="faulty system: a bank shard loses one credit in N (default 1000)")
     p.add_argument("--drop-every", type=int, default=2000,
                    help="faulty system: a replica drops one update in M (default 2000)")
-    p.add_argument("--systems", default="correct,faulty",
+    p.add_argument("--systems", type=methods.some_of(SYSTEMS), default=list(SYSTEMS),
                    help="which of correct,faulty to run (default both)")
 
 
@@ -93,7 +94,7 @@ def score(judged: list[tuple[float, dict]]) -> dict:
 def run(args, results: Results) -> list[dict]:
     tau = methods.tau(args, results)
     summary, rows = [], []
-    for system in args.systems.split(","):
+    for system in args.systems:
         phases = methods.run_methods(args, results, spec(), tau,
                                      methods.processes_of(spec(), "kv"),
                                      workload(system, args), label=system)

@@ -7,10 +7,13 @@
 --lag-ms makes some processes learn of each Lai-Yang snapshot late,
 as out-of-band initiation reaching many processes is in a larger deployment;
 Beaver's initiation goes to the |G| gateways only, which switch at one
-moment (timed initiation), so it has no such lag to model.
+moment (timed initiation), so it has no such lag to model.  The late ones
+are a whole service with no channel to the others: a snapshot's COUNT
+messages would carry it to a late process's in-group peers at once.
 """
 from __future__ import annotations
 
+import argparse
 from dataclasses import replace
 
 from beaver.control import rules
@@ -40,8 +43,19 @@ def add_arguments(p, count: int = 30, rate: float = 5.0, lag_ms: float = 10.0):
                    help=f"Lai-Yang: initiation lag of some processes (default {lag_ms:g})")
     p.add_argument("--tau-us", type=int, default=None,
                    help="Beaver's tau (default: tau_min measured first)")
-    p.add_argument("--methods", default=",".join(METHODS),
+    p.add_argument("--methods", type=some_of(METHODS), default=list(METHODS),
                    help=f"which of {','.join(METHODS)} to run (default all)")
+
+
+def some_of(allowed: tuple[str, ...]):
+    """An argument type: a comma-separated list of some of allowed."""
+    def parse(text: str) -> list[str]:
+        chosen = text.split(",")
+        if unknown := set(chosen) - set(allowed):
+            raise argparse.ArgumentTypeError(f"{', '.join(sorted(unknown))}: "
+                                             f"not one of {', '.join(allowed)}")
+        return chosen
+    return parse
 
 
 def processes_of(spec: Spec, service: str) -> list[str]:
@@ -70,7 +84,7 @@ def run_methods(args, results: Results, spec: Spec, tau: int, late: list[str],
                 workload: Workload = Workload(), label: str = "") -> dict[str, PhaseResult]:
     """One phase per method asked for (--methods), on a fresh network each."""
     phases = {}
-    for method in methods(args):
+    for method in args.methods:
         method_workload, run_settings = settings(method, args, tau, workload, late)
         name = f"{method}-{label}" if label else method
         phases[method] = snapshot_phase(results, name, spec, run_settings, method_workload,
@@ -78,17 +92,9 @@ def run_methods(args, results: Results, spec: Spec, tau: int, late: list[str],
     return phases
 
 
-def methods(args) -> list[str]:
-    chosen = args.methods.split(",")
-    if unknown := set(chosen) - set(METHODS):
-        raise ValueError(f"unknown method(s) {', '.join(sorted(unknown))}: "
-                         f"of {', '.join(METHODS)}")
-    return chosen
-
-
 def tau(args, results: Results) -> int:
     """Beaver's tau: --tau-us, else tau_min measured (only if Beaver runs)."""
-    return fig12.tau_or_measured(results, args.tau_us) if "beaver" in methods(args) else 0
+    return fig12.tau_or_measured(results, args.tau_us) if "beaver" in args.methods else 0
 
 
 def accepted(phase: PhaseResult) -> list[SnapshotRecord]:
