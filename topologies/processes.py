@@ -28,8 +28,8 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Mapping
 from pathlib import Path
+from typing import Mapping
 
 from beaver.control.oob import OOB_PORT
 
