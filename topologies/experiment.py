@@ -36,11 +36,13 @@ log = logging.getLogger(__name__)
 class Truth:
     """The checker's view of a run: a verdict per snapshot (by wire ID), and
     what the logs say of the run itself: logs cut short (or missing),
-    receives whose send no log holds, and the external causal chains."""
+    receives whose send no log holds, and the external causal chains.  The
+    trace itself is kept for the use cases' own ground truth."""
     verdicts: dict[int, Verdict]
     short_logs: list[str]
     unmatched_receives: int
     chains: list[Chain]
+    trace: Trace
 
     def logs(self, tau_us: int | None) -> dict:
         """The log facts, chains counted against tau_us (None: no tau assumed)."""
@@ -118,4 +120,4 @@ class Run:
         verdicts = {v.snapshot_id: v for v in check(trace, ids, reports or None)}
         if trace.short_logs:
             log.warning("logs cut short (no closing record): %s", ", ".join(trace.short_logs))
-        return Truth(verdicts, trace.short_logs, trace.unmatched, trace.chains)
+        return Truth(verdicts, trace.short_logs, trace.unmatched, trace.chains, trace)

@@ -7,6 +7,12 @@ in-group runtime; out-group hosts run one role each:
     relay                    asks the key-value store, then at once the bank
     human, bot               users of the anomalous-access use case
     thirdparty               the bank's webhook, which audits into the store
+    workflow                 takes locks at the lock managers "la", then "lb",
+                             some through the forwarder (the deadlock use case)
+    deadlock-a, deadlock-b   a pair of workflows that deadlock once a period
+    forwarder                an out-group queue between clients and a VIP
+    gc-client                creates objects at function "fa", hands references
+                             through the forwarder to function "fb"
 
 Every process writes its ground-truth event log to logs/NAME.jsonl and its
 output to out/NAME.{json,err}.  Every stop is a SIGTERM, on which a process
@@ -21,8 +27,9 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 from beaver.control.oob import OOB_PORT
 
@@ -30,8 +37,11 @@ from .bmv2 import port_open
 from .network import BeaverNetwork
 from .spec import Service
 
-ROLES = ("client-kv", "client-bank", "relay", "human", "bot", "thirdparty")
+ROLES = ("client-kv", "client-bank", "relay", "human", "bot", "thirdparty", "workflow",
+         "deadlock-a", "deadlock-b", "forwarder", "gc-client")
 THIRDPARTY_PORT = 8000
+FORWARDER_PORT = 8001
+SERVER_PORTS = {"thirdparty": THIRDPARTY_PORT, "forwarder": FORWARDER_PORT}
 
 
 class ProcessError(RuntimeError):
@@ -46,6 +56,8 @@ class Workload:
     client_rate: float = 200.0         # open loop: requests per second per client
     write_ratio: float = 0.5
     seed: int = 1
+    # extra arguments by service app (in-group) or by role (out-group)
+    app_args: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 class Processes:
@@ -68,10 +80,17 @@ class Processes:
                 return f"{vip}:{service.port}"
         raise ProcessError(f"this topology has no {app} service")
 
-    def _thirdparty(self) -> str | None:
-        for role, addr in self.plan.outgroup.values():
-            if role == "thirdparty":
-                return f"{addr.ip}:{THIRDPARTY_PORT}"
+    def _vip_of_service(self, name: str) -> str:
+        for vip, (service, _) in self.plan.vips().items():
+            if service.name == name:
+                return f"{vip}:{service.port}"
+        raise ProcessError(f"this topology has no service named {name}")
+
+    def _server(self, role: str) -> str | None:
+        """Where the out-group host of a serving role listens."""
+        for name, (other, addr) in self.plan.outgroup.items():
+            if other == role:
+                return f"{addr.ip}:{SERVER_PORTS[role]}"
         return None
 
     def ingroup_command(self, name: str) -> list[str]:
@@ -89,9 +108,10 @@ class Processes:
                 cmd += ["--peer", f"{peer}={self.plan.ingroup[peer][2].ip}"]
         if w.poll_interval is not None:
             cmd += ["--poll-interval", str(w.poll_interval)]
+        cmd += list(w.app_args.get(service.app, ()))
         if service.app == "bank":
             cmd += ["--shards", ",".join(members)]
-            if (hook := self._thirdparty()) is not None:
+            if (hook := self._server("thirdparty")) is not None:
                 cmd += ["--notify", hook, "--audit", self._vip_of("kv")]
         return cmd
 
@@ -114,9 +134,25 @@ class Processes:
             cmd += ["--bot"] if role == "bot" else []
         elif role == "thirdparty":
             cmd = ["-m", "beaver.traffic.thirdparty"]
+        elif role == "forwarder":
+            cmd = ["-m", "beaver.traffic.forwarder"]
+        elif role in ("workflow", "deadlock-a", "deadlock-b"):
+            cmd = ["-m", "beaver.traffic.workflows", "--a", self._vip_of_service("la"),
+                   "--b", self._vip_of_service("lb"), "--seed", seed]
+            if role != "workflow":
+                cmd += ["--pair", role[-1]]
+            elif (via := self._server("forwarder")) is not None:
+                cmd += ["--via", via]
+            cmd += list(w.app_args.get(role, ()))
+        elif role == "gc-client":
+            queue = self._server("forwarder")
+            if queue is None:
+                raise ProcessError("a gc-client needs a forwarder in the topology")
+            cmd = ["-m", "beaver.traffic.gcclient", "--a", self._vip_of_service("fa"),
+                   "--b", self._vip_of_service("fb"), "--queue", queue]
         else:
             raise ProcessError(f"unknown out-group role {role!r}: one of {', '.join(ROLES)}")
-        bind = f"{addr.ip}:{THIRDPARTY_PORT}" if role == "thirdparty" else addr.ip
+        bind = f"{addr.ip}:{SERVER_PORTS[role]}" if role in SERVER_PORTS else addr.ip
         return cmd + ["--name", name, "--bind", bind]
 
     # -- life cycle -------------------------------------------------------------
@@ -142,10 +178,10 @@ class Processes:
                 time.sleep(0.05)
 
     def start_outgroup(self, roles: tuple[str, ...] = ROLES):
-        """Starts the out-group processes whose role is in roles; the third
-        party first, since the bank calls it."""
+        """Starts the out-group processes whose role is in roles; the servers
+        (third party, forwarder) first, since others call them."""
         names = [n for n, (role, _) in self.plan.outgroup.items() if role in roles]
-        names.sort(key=lambda n: self.plan.outgroup[n][0] != "thirdparty")
+        names.sort(key=lambda n: self.plan.outgroup[n][0] not in SERVER_PORTS)
         for name in names:
             self._start(name, self.outgroup_command(name))
 
@@ -183,4 +219,4 @@ class Processes:
 
 
 def _module(service: Service) -> str:
-    return {"kv": "kvstore", "bank": "bank"}[service.app]
+    return {"kv": "kvstore", "bank": "bank", "locks": "locks", "gc": "objects"}[service.app]

@@ -16,8 +16,13 @@ Requests (JSON, via the VIP):                  replies (DSR, from the owner):
     {"op":"transfer","src":"a3","dst":"a8","amount":n}   {"ok":true} or
                                                    {"ok":false,"error":"insufficient funds"}
 
+An injected bug for the integration tests (--lose-every N): one credit in N
+to another shard is never sent, though the source was debited.  The shard
+keeps the money it lost so in its state's "faults", as the ground truth;
+nothing else reads it.
+
 Run: python -m beaver.traffic.bank --name b1 --dip IP --vip VIP:PORT --peer b2=IP
-         --shards b1,b2 [--accounts 100] [--initial 1000]
+         --shards b1,b2 [--accounts 100] [--initial 1000] [--lose-every N]
          [--notify IP:PORT --audit VIP:PORT] [--mode beaver] [--log PATH]
 """
 from __future__ import annotations
@@ -37,7 +42,8 @@ def account(index: int) -> str:
 
 class BankShard:
     def __init__(self, runtime: Runtime, shards: list[str], accounts: int, initial: int,
-                 notify: Address | None = None, audit: Address | None = None):
+                 notify: Address | None = None, audit: Address | None = None,
+                 lose_every: int = 0):
         self.runtime = runtime
         self.name = runtime.name
         self.shards = shards
@@ -47,6 +53,9 @@ class BankShard:
         self.activity: dict[str, int] = {}     # client -> requests it sent here
         self.notify, self.audit = notify, audit
         self.transfers = 0
+        self.lose_every = lose_every
+        self.credits = 0          # sent to other shards, the lost ones included
+        self.lost = 0             # money the bug lost
 
     def owner(self, name: Any) -> str | None:
         if not (isinstance(name, str) and name[:1] == "a" and name[1:].isdigit()):
@@ -92,7 +101,12 @@ class BankShard:
         if self.owner(dst) == self.name:
             self.balances[dst] += amount
         else:
-            self.runtime.send(self.owner(dst), {"op": "credit", "account": dst, "amount": amount})
+            self.credits += 1
+            if self.lose_every and self.credits % self.lose_every == 0:
+                self.lost += amount
+            else:
+                self.runtime.send(self.owner(dst),
+                                  {"op": "credit", "account": dst, "amount": amount})
         self.transfers += 1
         if self.notify and self.audit:
             audit = {"op": "put", "key": f"audit:{self.name}:{self.transfers}", "value": amount}
@@ -102,7 +116,8 @@ class BankShard:
 
     def local_state(self) -> dict[str, Any]:
         return {"service": "bank", "balances": dict(self.balances),
-                "activity": dict(self.activity)}
+                "activity": dict(self.activity), "transfers": self.transfers,
+                "faults": {"lost": self.lost}}
 
 
 def snapshot_total(reports: Iterable[Report]) -> int:
@@ -125,13 +140,15 @@ def main():
     p.add_argument("--notify", type=address, default=None, help="third-party service ip:port")
     p.add_argument("--audit", type=address, default=None,
                    help="VIP ip:port of the key-value store the third party writes audits to")
+    p.add_argument("--lose-every", type=int, default=0,
+                   help="injected bug: lose one credit to another shard in N (default 0: none)")
     args = p.parse_args()
     shards = args.shards.split(",")
     peers = {name for name, _ in args.peer}
     if args.name not in shards or not set(shards) - {args.name} <= peers:
         p.error("--shards must name this process and only peers besides it")
     run_in_group(args, lambda runtime: BankShard(runtime, shards, args.accounts, args.initial,
-                                                 args.notify, args.audit))
+                                                 args.notify, args.audit, args.lose_every))
 
 
 if __name__ == "__main__":

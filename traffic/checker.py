@@ -248,13 +248,8 @@ class Trace:
               ) -> Verdict:
         """snapshot_id unwrapped (as from snapshot_ids()); reports by (process, wire ID)."""
         verdict = Verdict(snapshot_id % ID_SPACE, "consistent")
-        cuts = {}
-        for i in self.in_group:
-            s = self.processes[i].cut(snapshot_id)
-            if s is None:
-                verdict.missing.append(self.processes[i].name)
-            else:
-                cuts[i] = (self.processes[i].snapshots[s][2], self.at_snapshot[i][s])
+        cuts = self.cut(snapshot_id)
+        verdict.missing = [self.processes[i].name for i in self.in_group if i not in cuts]
         if verdict.missing:
             verdict.status = "incomplete"
             return verdict
@@ -270,6 +265,16 @@ class Trace:
         if reports is not None:
             verdict.channel_errors = self._check_channels(verdict.snapshot_id, cuts, reports)
         return verdict
+
+    def cut(self, snapshot_id: int) -> dict[int, tuple[int, tuple[int, ...]]]:
+        """Per in-group process (by index) that took snapshot_id (unwrapped): its
+        cut's position (events before it) and its vector clock there."""
+        cuts = {}
+        for i in self.in_group:
+            s = self.processes[i].cut(snapshot_id)
+            if s is not None:
+                cuts[i] = (self.processes[i].snapshots[s][2], self.at_snapshot[i][s])
+        return cuts
 
     def _witness(self, q: int, q_cut: int, p: int, p_cut: int) -> list[Event]:
         """A chain from an event of p after its cut to an event of q before its cut:
@@ -309,7 +314,8 @@ class Trace:
                 if q not in cuts:
                     errors.append(f"{name} reports a channel with {peer}, not in-group")
                     continue
-                received, in_flight = self._truth(channels.get((q, p)), cuts[q][0], cuts[p][0])
+                received, in_flight = self.channel_truth(channels.get((q, p)), cuts[q][0],
+                                                         cuts[p][0])
                 recorded = report.channels.get(peer)
                 if recorded is None:
                     if in_flight:
@@ -359,7 +365,7 @@ class Trace:
         return bisect.bisect_left(channel[0], q_cut) if channel else 0
 
     @staticmethod
-    def _truth(channel, q_cut: int, p_cut: int) -> tuple[int, set[str]]:
+    def channel_truth(channel, q_cut: int, p_cut: int) -> tuple[int, set[str]]:
         """Received before p's cut, and delivered in flight (sent before q's cut,
         received after p's).  Messages never received cannot be recorded."""
         if not channel:

@@ -95,14 +95,16 @@ def run_in_group(args: argparse.Namespace, make_app: Callable[[Runtime], App]):
                           peers=dict(args.peer), mode=Mode(args.mode),
                           mgmt=(args.mgmt or args.dip, args.oob_port),
                           poll_interval=args.poll_interval, log=log)
+        app = make_app(runtime)
         try:
-            runtime.serve(make_app(runtime))
+            runtime.serve(app)
             logging.info("%s serving on %s (mode %s)", args.name, args.dip, args.mode)
             while not stop.wait(0.5):   # wake now and then: the signal may land elsewhere
                 pass
         finally:
             runtime.stop()   # before the log closes: no event comes after its end
-    print_summary(args.name, {"drops": dict(runtime.drops)})
+    # The state it ended in: the ground truth of what came after the last snapshot.
+    print_summary(args.name, {"drops": dict(runtime.drops), "final_state": app.local_state()})
 
 
 def out_group_parser(description: str) -> argparse.ArgumentParser:

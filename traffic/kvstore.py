@@ -11,8 +11,13 @@ Requests (JSON, via the VIP):   replies (DSR):
     {"op":"incr","key":k,"by":n}    {"ok":true,"value":total}
 anything else                       {"ok":false,"error":".."}
 
+An injected bug for the integration tests (--drop-every N): the replica
+ignores one replication update in N it receives.  It keeps the ones a later
+update has not yet superseded in its state's "faults", as the ground truth
+of a divergence; only the scorer reads them (invariants.faults_at).
+
 Run: python -m beaver.traffic.kvstore --name kv1 --dip IP --vip VIP:PORT
-         --peer kv2=IP ... [--mode beaver] [--log PATH]
+         --peer kv2=IP ... [--drop-every N] [--mode beaver] [--log PATH]
 (every peer is a replica).
 """
 from __future__ import annotations
@@ -23,14 +28,43 @@ from .messages import Message
 from .runtime import Client, Runtime
 
 
+Registers = dict[str, tuple[Any, tuple[int, str]]]   # key -> (value, version)
+Counters = dict[str, dict[str, int]]                  # key -> replica -> count
+
+
+def merge(registers: Registers, counters: Counters, update: Message):
+    """Applies one replication update: last writer wins, counters by max."""
+    op, key = update["op"], update["key"]
+    if op == "put":
+        version = (update["version"][0], update["version"][1])
+        if key not in registers or registers[key][1] < version:
+            registers[key] = (update["value"], version)
+    elif op == "counter":
+        counts = counters.setdefault(key, {})
+        counts[update["replica"]] = max(counts.get(update["replica"], 0), update["count"])
+    else:
+        raise ValueError(f"unknown replication op {op!r}")
+
+
+def superseded(registers: Registers, counters: Counters, update: Message) -> bool:
+    """Whether the state already holds update or a later one."""
+    if update["op"] == "put":
+        register = registers.get(update["key"])
+        return register is not None and register[1] >= tuple(update["version"])
+    return counters.get(update["key"], {}).get(update["replica"], 0) >= update["count"]
+
+
 class KvReplica:
-    def __init__(self, runtime: Runtime, replicas: list[str]):
+    def __init__(self, runtime: Runtime, replicas: list[str], drop_every: int = 0):
         self.runtime = runtime
         self.name = runtime.name
         self.replicas = replicas                           # the others
-        self.registers: dict[str, tuple[Any, tuple[int, str]]] = {}
-        self.counters: dict[str, dict[str, int]] = {}      # key -> replica -> count
+        self.registers: Registers = {}
+        self.counters: Counters = {}
         self.clock = 0
+        self.drop_every = drop_every
+        self.updates = 0
+        self.dropped: list[Message] = []                   # the bug's, not yet superseded
 
     def value(self, key: str) -> Any:
         if key in self.counters:
@@ -67,28 +101,31 @@ class KvReplica:
             self.runtime.send(replica, dict(update))
 
     def on_peer(self, message: Message, sender: str):
-        op, key = message["op"], message["key"]
-        if op == "put":
-            version = (message["version"][0], message["version"][1])
-            self.clock = max(self.clock, version[0])
-            if key not in self.registers or self.registers[key][1] < version:
-                self.registers[key] = (message["value"], version)
-        elif op == "counter":
-            counts = self.counters.setdefault(key, {})
-            counts[message["replica"]] = max(counts.get(message["replica"], 0), message["count"])
-        else:
-            raise ValueError(f"unknown replication op {op!r} from {sender}")
+        self.updates += 1
+        if self.drop_every and self.updates % self.drop_every == 0:
+            self.dropped.append(message)
+            return
+        merge(self.registers, self.counters, message)
+        if message["op"] == "put":
+            self.clock = max(self.clock, message["version"][0])
 
     def local_state(self) -> dict[str, Any]:
+        self.dropped = [u for u in self.dropped
+                        if not superseded(self.registers, self.counters, u)]
         return {"service": "kv",
                 "registers": {k: [v, list(version)] for k, (v, version) in self.registers.items()},
-                "counters": {k: dict(counts) for k, counts in self.counters.items()}}
+                "counters": {k: dict(counts) for k, counts in self.counters.items()},
+                "faults": {"dropped": [dict(u) for u in self.dropped]}}
 
 
 def main():
     from .cli import in_group_parser, run_in_group
-    args = in_group_parser("A replica of the replicated key-value store (in-group).").parse_args()
-    run_in_group(args, lambda runtime: KvReplica(runtime, [name for name, _ in args.peer]))
+    p = in_group_parser("A replica of the replicated key-value store (in-group).")
+    p.add_argument("--drop-every", type=int, default=0,
+                   help="injected bug: ignore one replication update in N (default 0: none)")
+    args = p.parse_args()
+    run_in_group(args, lambda runtime: KvReplica(runtime, [name for name, _ in args.peer],
+                                                 args.drop_every))
 
 
 if __name__ == "__main__":

@@ -67,13 +67,18 @@ class Endpoint:
 
     def call(self, to: Address, message: Message, timeout: float) -> Message | None:
         """Sends a request and waits for its reply (None on timeout)."""
+        return self.request(to, message, timeout)[1]
+
+    def request(self, to: Address, message: Message,
+                timeout: float) -> tuple[str, Message | None]:
+        """As call, also returning the request's id."""
         request_id = self.send(to, message)
         deadline = time.monotonic() + timeout
         while (got := self.receive(deadline - time.monotonic())) is not None:
             if got[0].get("re") == request_id:
-                return got[0]
+                return request_id, got[0]
             self.stale += 1
-        return None
+        return request_id, None
 
     def close(self):
         self._sock.close()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from beaver.control.engine import RunSettings, RunSummary
 from beaver.control.record import Mode, SnapshotRecord
 
-from ..experiment import Run
+from ..experiment import Run, Truth
 from ..processes import Workload
 from ..spec import Spec
 from .outcomes import snapshot_rows, tally
@@ -23,6 +23,8 @@ class PhaseResult:
     records: list[SnapshotRecord]
     rows: list[dict]
     tally: dict
+    truth: Truth | None     # None when the phase was not judged
+    summaries: dict         # each process's exit summary, by name
 
 
 def snapshot_phase(results: Results, label: str, spec: Spec, settings: RunSettings,
@@ -40,7 +42,8 @@ def snapshot_phase(results: Results, label: str, spec: Spec, settings: RunSettin
     rows = snapshot_rows(run.records, truth.verdicts if truth else {}, phase=label, **labels)
     tau = settings.tau_us if settings.mode is Mode.OGM else None   # only OGM assumes one
     result = PhaseResult(label, summary, run.records, rows,
-                         {**tally(rows), **(truth.logs(tau) if truth else {})})
+                         {**tally(rows), **(truth.logs(tau) if truth else {})}, truth,
+                         run.processes.summaries)
     t = result.tally
     checked = (f"; checker: {t['consistent']} consistent, {t['inconsistent']} inconsistent, "
                f"{t['unjudged']} unjudged, {t['channel_errors']} with channel errors, "
