@@ -27,6 +27,11 @@ Modes (record.Mode):
             SLB for up to BATCH_MAX IDs, each ID at its own activation time;
             each snapshot is still judged on its own records and stored
             with its own verdict (a batch is a transport, never a verdict).
+            Back-pressure: no batch starts while an SLB has QUEUED_AT_SLB
+            requests unanswered (a switch that falls behind would otherwise
+            time out and lose snapshots).  An SLB further behind than its
+            ring reaches (after a failure, or a run that starts far ahead)
+            is first brought to the newest ID whose snapshots are all over.
   MGM       one SLB; consistent by construction.
   BLOCKING  INIT with FLAG_HOLD at every SLB, then RELEASE every SLB once all
             committed; whatever happens, every SLB is sent a RELEASE.
@@ -61,7 +66,7 @@ from functools import partial
 from typing import Callable, Sequence
 
 from beaver.p4src import ids
-from beaver.p4src.wire import BATCH_MAX, FLAG_HOLD, ControlBody, Op, Status
+from beaver.p4src.wire import BATCH_MAX, FLAG_HOLD, RING_SIZE, ControlBody, Op, Status
 
 from . import clock, rules
 from .config import ProcessConfig
@@ -86,6 +91,7 @@ LEAD_RTTS = 2.0            # the default lead: this many times the recent round 
 LEAD_QUANTILE = 0.95       # ... at this quantile: one stalled answer must not set it
 RECENT_RTTS = 256          # round trips the default lead looks back on
 READ_AFTER_US = 100        # a READ leaves this long after the latest activation could be
+QUEUED_AT_SLB = 4          # batched: a new batch waits while an SLB has this many unanswered
 
 
 class SettingsError(ValueError):
@@ -256,6 +262,10 @@ class Engine:
                                 "needs every SLB to mark what it forwards")
         self._newest_id = self.controller.newest_id()
         self.window = IdWindow(self._first_number(), s.inflight)
+        before = wire_id(self.window.next_number - 1)
+        if s.batch > 1 and ids.ahead(before, self._newest_id) >= RING_SIZE - BATCH_MAX:
+            for gw in self.gateways:   # the run starts further ahead than their ring reaches
+                gw.request(Op.INIT, before)
         self._rtts.extend(self.controller.align_clocks())
         self.controller.on_down = lambda gw, incarnation: self.events.put((DOWN, gw, incarnation))
         self.links = [ProcessLink(p, s.report_timeout_ms / 1000, self._reported)
@@ -271,7 +281,8 @@ class Engine:
                     next_clock = time.monotonic() + s.clock_interval_s
                     next_start = max(next_start, now_us())
                     clock_due = False
-                may_start = not (self._stopping or clock_due) and self._all_up()
+                may_start = (not (self._stopping or clock_due) and self._all_up()
+                             and self._slbs_keep_up())
                 if may_start:
                     while self._retakes and self.window.can_start():
                         self._start(*self._retakes.pop(0))
@@ -313,6 +324,21 @@ class Engine:
         if not all(gw.session.is_primary for gw in self.gateways):
             self.controller.require_primary()
         return True
+
+    def _slbs_keep_up(self) -> bool:
+        """Batched: every SLB has room in its queue for one more batch."""
+        return self.settings.batch == 1 or all(
+            gw.control.outstanding < QUEUED_AT_SLB for gw in self.gateways)
+
+    def _bring_forward(self, gw: Gateway):
+        """Moves gw at once to the newest ID before which every snapshot is
+        over (skipping them harms none), so that batches fit its ring again."""
+        caught_up = wire_id(self.window.oldest - 1)
+        log.info("%s brought forward to ID %d", gw.name, caught_up)
+        try:
+            gw.control.send(Op.INIT, caught_up, 0, lambda answer: None)
+        except SwitchUnavailable:
+            self.events.put((DOWN, gw, gw.incarnation))
 
     def _first_number(self) -> int:
         """After the last number the store reserved and every ID an SLB holds."""
@@ -415,10 +441,12 @@ class Engine:
     def _lead(self) -> int:
         """The default lead: LEAD_RTTS times the LEAD_QUANTILE of recent
         round trips (queueing included), at least LEAD_FLOOR_US."""
+        return max(LEAD_FLOOR_US, int(LEAD_RTTS * self._recent_rtt()))
+
+    def _recent_rtt(self) -> int:
+        """The LEAD_QUANTILE of recent round trips (0 if none yet)."""
         rtts = sorted(self._rtts)
-        if not rtts:
-            return LEAD_FLOOR_US
-        return max(LEAD_FLOOR_US, int(LEAD_RTTS * rtts[int(LEAD_QUANTILE * (len(rtts) - 1))]))
+        return rtts[int(LEAD_QUANTILE * (len(rtts) - 1))] if rtts else 0
 
     def _send_round(self, flight: _Flight, op: Op, flags: int = 0):
         """Sends op to every SLB still waiting, with one deadline for them all;
@@ -494,8 +522,14 @@ class Engine:
             else:
                 send()
         delay = self._most_delay(names) if late else 0
-        self._at(now_us() + delay + int(self.settings.ack_timeout_ms * 1000),
+        self._at(now_us() + delay + self._batch_timeout_us(),
                  partial(self._batch_overdue, batch, batch.phase, batch.round))
+
+    def _batch_timeout_us(self) -> int:
+        """A batch's deadline: the configured one, or longer while the
+        switches answer slower (a batch costs them many IDs' work, and an
+        early resend only adds to their queue)."""
+        return max(int(self.settings.ack_timeout_ms * 1000), 2 * self._recent_rtt())
 
     def _send_batch(self, batch: _Batch, gw: Gateway):
         if batch.phase is Op.INIT_BATCH:
@@ -536,6 +570,9 @@ class Engine:
             if gw.name not in batch.unconfirmed:
                 return
             batch.unconfirmed.discard(gw.name)
+            if answer.status is Status.TOO_FAR:
+                log.warning("%s is too far behind for a batch", gw.name)
+                self._bring_forward(gw)
             if answer.status is not Status.SCHEDULED:
                 return self._fail_batch(batch, gw.name, f"{gw.name} answered "
                                         f"{answer.status.name} to the batch")
@@ -595,9 +632,12 @@ class Engine:
             return
         if round_ <= self.settings.retries:
             return self._send_batch_round(batch)
-        waited = f"within {self.settings.ack_timeout_ms:g} ms ({round_} attempts)"
+        waited = f"within {self._batch_timeout_us() / 1000:g} ms ({round_} attempts)"
         for name in waiting:
             self._fail_batch(batch, name, f"no acknowledgement from {name} {waited}")
+        if op is Op.INIT_BATCH:   # no SLB reads these IDs, which activate on a READ
+            for gw in self.gateways:   # when no traffic comes: bring all past them
+                self._bring_forward(gw)
 
     def _fail_batch(self, batch: _Batch, name: str, reason: str):
         """Every snapshot of the batch still waiting on name is incomplete."""
@@ -605,6 +645,9 @@ class Engine:
             if not flight.done and name in flight.waiting:
                 self._fail(flight, reason)
         batch.unread.pop(name, None)
+        if batch.settled():
+            for pending in batch.pending:   # nothing more is read of this batch
+                pending.cancel()
 
     # -- events ---------------------------------------------------------------
 
@@ -675,7 +718,7 @@ class Engine:
         if round_ <= self.settings.retries:
             return self._send_round(flight, op, flags)
         silent = ", ".join(sorted(flight.waiting))
-        waited = f"within {self.settings.ack_timeout_ms:g} ms ({round_} attempts)"
+        waited = f"within {self._batch_timeout_us() / 1000:g} ms ({round_} attempts)"
         if op == Op.RELEASE:
             log.warning("%s did not confirm RELEASE of snapshot %d: may still hold VIP "
                         "traffic", silent, flight.record.number)

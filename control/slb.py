@@ -105,6 +105,11 @@ class SlbControl:
     def name(self) -> str:
         return self.session.name
 
+    @property
+    def outstanding(self) -> int:
+        """Requests sent and neither answered nor forgotten."""
+        return len(self._pending)
+
     def send(self, op: Op, snapshot_id: int = 0, flags: int = 0,
              callback: Callable[[Answer], None] | None = None,
              activate_at: int = 0, batch: bytes = b"") -> Pending:

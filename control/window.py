@@ -62,5 +62,11 @@ class IdWindow:
             self._oldest += 1
 
     @property
+    def oldest(self) -> int:
+        """The oldest unfinished number, or the next if none is open: every
+        number before it is finished."""
+        return self._oldest
+
+    @property
     def last_started(self) -> int:
         return self.next_number - 1

@@ -161,6 +161,7 @@ class _Control:
                                           deque()).append(entry)
         self.life = 0
         self._final: dict[int, dict] = {}   # batches from singles: each ID's final answer
+        self.outstanding = 0                # answers still to come (the engine's back-pressure)
         self.first_estimates = [next((Estimate(**e["answer"]["clock"]) for q in life.values()
                                       for e in q if e["answer"] and e["answer"]["clock"]),
                                      None) for life in self.lives]
@@ -194,6 +195,7 @@ class _Control:
     def _reply(self, callback, answer: Answer, clock: dict | None):
         """After the recorded round trip, as the switch answered."""
         estimate = Estimate(**clock) if clock else None
+        self.outstanding += 1
         self.replay.later(answer.rtt_us / 1e6, self._answer, callback, answer, estimate)
 
     def _closed_if_used_up(self):
@@ -240,6 +242,7 @@ class _Control:
         return entries.popleft()
 
     def _answer(self, callback, answer: Answer, estimate: Estimate | None):
+        self.outstanding -= 1
         self.gw.clock.current = estimate
         callback(answer)
 
