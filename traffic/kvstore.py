@@ -13,7 +13,9 @@ anything else                       {"ok":false,"error":".."}
 
 Run: python -m beaver.traffic.kvstore --name kv1 --dip IP --vip VIP:PORT
          --peer kv2=IP ... [--mode beaver] [--log PATH]
-(every peer is a replica).
+         [--transport tcp --flow-map ID]
+(every peer is a replica).  Over TCP (tcp_runtime.py) each request and reply
+is a length-prefixed frame on the client's connection; the store is the same.
 """
 from __future__ import annotations
 
@@ -21,10 +23,11 @@ from typing import Any
 
 from .messages import Message
 from .runtime import Client, Runtime
+from .tcp_runtime import TcpClient, TcpRuntime
 
 
 class KvReplica:
-    def __init__(self, runtime: Runtime, replicas: list[str]):
+    def __init__(self, runtime: Runtime | TcpRuntime, replicas: list[str]):
         self.runtime = runtime
         self.name = runtime.name
         self.replicas = replicas                           # the others
@@ -38,7 +41,7 @@ class KvReplica:
         register = self.registers.get(key)
         return None if register is None else register[0]
 
-    def on_request(self, message: Message, client: Client):
+    def on_request(self, message: Message, client: Client | TcpClient):
         op, key = message.get("op"), message.get("key")
         if not isinstance(key, str):
             return self.runtime.reply(client, {"ok": False, "error": "key must be a string"})

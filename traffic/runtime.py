@@ -31,8 +31,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Protocol
 
-from beaver.control import oob
-from beaver.p4src.ids import ID_SPACE
+from beaver.control.oob import OOB_PORT
 from beaver.p4src.wire import (BEAVER_UDP_PORT, BEAVER_VERSION, RING_SIZE, BeaverHeader,
                                Kind, WireError)
 
@@ -40,6 +39,7 @@ from .datagrams import (Address, DatagramError, PeerKind, address_text, pack_pee
                         parse_peer, peer_name)
 from .eventlog import NoLog
 from .messages import Message, MessageError, decode, encode, message_id
+from . import oob_answers
 from .oob_server import OobServer
 from .snapshots import Mode, Snapshots, Taken
 
@@ -117,7 +117,7 @@ class Runtime:
 
         self._sock = self._bind((dip, BEAVER_UDP_PORT))
         self._dsr = {vip: self._bind(vip, shared=True) for vip in vips}
-        self._oob = OobServer(mgmt or (dip, oob.OOB_PORT), self._answer)
+        self._oob = OobServer(mgmt or (dip, OOB_PORT), self._answer)
 
     @staticmethod
     def _bind(address: Address, shared: bool = False) -> socket.socket:
@@ -308,26 +308,5 @@ class Runtime:
     # The controller's out-of-band requests.
 
     def _answer(self, message: dict[str, Any]) -> dict[str, Any]:
-        op = message.get("op")
-        if op == "status":
-            with self._lock:
-                current = self.snapshots.current_id if self.snapshots else 0
-                finished = self.snapshots.finished_id() if self.snapshots else 0
-                drops = dict(self.drops)
-            return {"v": oob.VERSION, "op": "status", "process": self.name,
-                    "current_id": current, "finished_id": finished, "drops": drops}
-        if op not in ("snapshot", "report"):
-            raise oob.ProtocolError(f"unknown op {op!r}")
-        snapshot_id = message.get("id")
-        if not (type(snapshot_id) is int and 0 <= snapshot_id < ID_SPACE):
-            raise oob.ProtocolError(f"bad snapshot id {snapshot_id!r}")
-        if self.snapshots is None:
-            raise oob.ProtocolError(f"{self.name} runs without snapshots (mode off)")
-        with self._lock:
-            if op == "snapshot":
-                self._took(self.snapshots.oob(snapshot_id))
-            try:
-                report = self.snapshots.report(snapshot_id)
-            except LookupError as e:
-                raise oob.ProtocolError(str(e)) from None
-        return report.to_message()   # outside the lock: requests go on meanwhile
+        return oob_answers.answer(message, self.name, self.snapshots, self._lock, self.drops,
+                                  self._took)
