@@ -26,12 +26,6 @@ def missing_for_bmv2() -> str | None:
     return None
 
 
-def missing_for_mininet() -> str | None:
-    if shutil.which("mn") is None:
-        return "Mininet is not installed (apt-get install mininet)"
-    return missing_for_bmv2()
-
-
 def missing_for_bpf() -> str | None:
     from beaver.topologies import decap
     if os.geteuid() != 0:
@@ -39,6 +33,13 @@ def missing_for_bpf() -> str | None:
     if shutil.which("tc") is None:
         return "tc is not installed (apt-get install iproute2)"
     return decap.missing()
+
+
+def missing_for_mininet() -> str | None:
+    """(every in-group host of a network runs the kernel decapsulation program)"""
+    if shutil.which("mn") is None:
+        return "Mininet is not installed (apt-get install mininet)"
+    return missing_for_bmv2() or missing_for_bpf()
 
 
 def pytest_collection_modifyitems(config, items):

@@ -9,6 +9,8 @@ one role each:
     human, bot               users of the anomalous-access use case
     thirdparty               the bank's webhook, which audits into the store
     ycsb                     a YCSB-like client of the TCP key-value store
+    relay-tcp                puts into the first TCP key-value store, then at once
+                             gets from the second
     iperf                    an iperf3 client of the iperf VIP: 1 s (slow start)
                              omitted, then iperf_seconds measured
 
@@ -34,7 +36,8 @@ from .bmv2 import port_open
 from .network import BeaverNetwork
 from .spec import Service
 
-ROLES = ("client-kv", "client-bank", "relay", "human", "bot", "thirdparty", "ycsb", "iperf")
+ROLES = ("client-kv", "client-bank", "relay", "human", "bot", "thirdparty", "ycsb",
+         "relay-tcp", "iperf")
 THIRDPARTY_PORT = 8000
 
 
@@ -67,11 +70,13 @@ class Processes:
 
     # -- what runs where --------------------------------------------------------
 
-    def _vip_of(self, app: str) -> str:
-        for vip, (service, _) in self.plan.vips().items():
-            if service.app == app:
-                return f"{vip}:{service.port}"
-        raise ProcessError(f"this topology has no {app} service")
+    def _vip_of(self, app: str, nth: int = 0) -> str:
+        """VIP:port of the nth service that runs app."""
+        vips = [f"{vip}:{service.port}" for vip, (service, _) in self.plan.vips().items()
+                if service.app == app]
+        if len(vips) <= nth:
+            raise ProcessError(f"this topology has no {app} service number {nth + 1}")
+        return vips[nth]
 
     def _thirdparty(self) -> str | None:
         for role, addr in self.plan.outgroup.values():
@@ -128,6 +133,9 @@ class Processes:
         elif role == "ycsb":
             cmd = ["-m", "beaver.traffic.ycsb", "--target", self._vip_of("kv"),
                    "--read-ratio", str(1 - w.write_ratio), "--seed", seed]
+        elif role == "relay-tcp":
+            cmd = ["-m", "beaver.traffic.tcp_relay", "--first", self._vip_of("kv"),
+                   "--then", self._vip_of("kv", 1), "--seed", seed]
         elif role == "iperf":
             vip, port = self._vip_of("iperf").split(":")
             return ["iperf3", "--client", vip, "--port", port, "--bind", addr.ip,

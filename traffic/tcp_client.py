@@ -8,8 +8,10 @@ the next call opens a new one.
 """
 from __future__ import annotations
 
+import itertools
 import socket
 import time
+from typing import Iterator
 
 from .datagrams import Address, address_text
 from .eventlog import NoLog
@@ -18,12 +20,14 @@ from .messages import Message, MessageError, decode, encode, message_id
 
 
 class TcpEndpoint:
-    def __init__(self, name: str, target: Address, bind_ip: str = "0.0.0.0", log=None):
+    def __init__(self, name: str, target: Address, bind_ip: str = "0.0.0.0", log=None,
+                 numbers: Iterator[int] | None = None):
+        """numbers: shared by the endpoints of one process, so its ids stay unique."""
         self.name = name
         self.target = target
         self._bind = (bind_ip, 0)
         self._log = log or NoLog()
-        self._number = 0
+        self._numbers = numbers or itertools.count(1)
         self._sock: socket.socket | None = None
         self._frames = FrameReader()
         self._pending: list[bytes] = []
@@ -42,8 +46,7 @@ class TcpEndpoint:
         deadline = time.monotonic() + timeout
         try:
             sock = self._sock or self._connect(timeout)
-            self._number += 1
-            message["id"] = message_id(self.name, self._number)
+            message["id"] = message_id(self.name, next(self._numbers))
             message["client"] = self.name
             self._log.send(message["id"], address_text(self.target))
             sock.sendall(frame(encode(message)))

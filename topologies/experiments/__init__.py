@@ -6,7 +6,7 @@ summary table the command prints.
 """
 import importlib
 
-NAMES = ("figure5", "clean", "scale", "fig10", "fig11", "fig12", "fig14", "fig14tcp", "table3")
+NAMES = ("figure5", "clean", "scale", "fig10", "fig11", "fig12", "fig14", "fig14tcp", "figure5tcp", "table3")
 
 
 def load(name: str):
