@@ -15,7 +15,7 @@ Each in three phases, each a fresh network, as fig14.py:
               program still strips the encapsulation: TCP needs it);
   marking     marking on and the Beaver runtime, no snapshot taken;
   snapshots   as marking, and OGM snapshots at --rate with every in-group
-              report collected, while the workload runs.
+              report collected (unless --no-reports), while the workload runs.
 
 Ratios are each phase / without, medians of the rounds.  The controller,
 the switches and every process share this machine's cores.
@@ -50,6 +50,9 @@ def add_arguments(p):
     p.add_argument("--seconds", type=float, default=8.0, help="measured, per phase (default 8)")
     p.add_argument("--rate", type=float, default=50.0,
                    help="snapshots per second in the snapshots phase (default 50)")
+    p.add_argument("--no-reports", action="store_true",
+                   help="snapshots without collecting the in-group reports (the controller's "
+                        "share of the cores)")
     p.add_argument("--workloads", default=",".join(WORKLOADS),
                    help=f"comma-separated, of {', '.join(WORKLOADS)} (default both)")
 
@@ -58,7 +61,8 @@ def phase(results: Results, label: str, workload: str, kind: str, args) -> dict:
     beaver = kind != "without"
     settings = Workload(runtime_mode="beaver" if beaver else "off",
                         iperf_seconds=args.seconds)
-    with Run(SPEC, results.run_dir(label), settings, marking=beaver) as run:
+    with Run(SPEC, results.run_dir(label), settings, marking=beaver,
+             reports=not args.no_reports) as run:
         run.start_traffic(warmup=1.0, roles=(workload,))   # iperf omits that second
         started = time.monotonic()
         if kind == "snapshots":
