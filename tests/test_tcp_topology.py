@@ -22,13 +22,17 @@ pytestmark = [pytest.mark.mininet, pytest.mark.bpf]
 SPEC = Spec(slbs=2, services=(Service("kv", "kv", 2, 7000, "tcp"),), outgroup=("ycsb", "ycsb"),
             assignment="per-client", grpc_base_port=52051)
 
-# One request over TCP from the client's address; prints the reply and the peer.
+# One request over TCP from the client's address, logged for the checker;
+# prints the reply and the peer.
 REQUEST = """
 import json, sys
+from beaver.traffic.eventlog import EventLog
 from beaver.traffic.tcp_client import TcpEndpoint
-e = TcpEndpoint("probe", (sys.argv[2], int(sys.argv[3])), sys.argv[1])
-reply = e.call({"op": "put", "key": "k", "value": 7}, 5)
-print(json.dumps({"reply": reply, "peer": e._sock.getpeername() if e._sock else None}))
+with EventLog(sys.argv[4], "probe", False) as log:
+    e = TcpEndpoint("probe", (sys.argv[2], int(sys.argv[3])), sys.argv[1], log)
+    reply = e.call({"op": "put", "key": "k", "value": 7}, 5)
+    peer = e._sock.getpeername() if e._sock else None
+print(json.dumps({"reply": reply, "peer": peer}))
 """
 
 
@@ -47,7 +51,8 @@ def test_tcp_requests_go_through_an_slb_come_back_by_dsr_and_snapshots_are_consi
         before_border = rx_packets(border, border_fabric)
         before = {name: d.counters() for name, d in net.decaps.items()}
         out = client.popen([sys.executable, "-c", REQUEST, plan.outgroup["bvo1"][1].ip, vip,
-                            "7000"], stdout=subprocess.PIPE, text=True).communicate(20)[0]
+                            "7000", run.processes.logs / "probe.jsonl"],
+                           stdout=subprocess.PIPE, text=True).communicate(20)[0]
         answer = json.loads(out)
         assert answer["reply"]["ok"] is True and answer["reply"]["re"] == "probe:1"
         assert tuple(answer["peer"]) == (vip, 7000)
