@@ -35,11 +35,11 @@ from beaver.control.oob import OOB_PORT
 from beaver.p4src.wire import (BEAVER_UDP_PORT, BEAVER_VERSION, RING_SIZE, BeaverHeader,
                                Kind, WireError)
 
+from . import oob_answers
 from .datagrams import (Address, DatagramError, PeerKind, address_text, pack_peer, parse_inner,
                         parse_peer, peer_name)
 from .eventlog import NoLog
 from .messages import Message, MessageError, decode, encode, message_id
-from . import oob_answers
 from .oob_server import OobServer
 from .snapshots import Mode, Snapshots, Taken
 

@@ -303,7 +303,7 @@ class TcpRuntime:
                 self.snapshots.received_from(peer.sender, stamp, peer.seq, message)
             self._deliver(self._app.on_peer, message, peer.sender)
 
-    # Shared with runtime.py in spirit: delivery, drops, snapshots, the OOB.
+    # As runtime.py does: delivery, drops, snapshots, the OOB.
 
     def _deliver(self, handler: Callable[[Message, Any], None], message: Message, source: Any):
         try:
