@@ -1,25 +1,37 @@
 # Run as root: the test target installs Mininet from Debian and the BMv2
 # tests create veth pairs.  BMv2/p4c are not in any package registry: where
-# they are missing, their tests skip and say why.
+# they are missing, their tests skip and say why.  The kernel decapsulation
+# program is built here with Debian's clang and libbpf headers, never committed.
 VENV := .venv
 PY := $(VENV)/bin/python
+DECAP := traffic/bpf/build/decap.o
 
-.PHONY: test p4 clean
+.PHONY: test p4 bpf clean
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed $(DECAP)
 	$(PY) -m pytest
+
+bpf: $(DECAP)
 
 p4: $(VENV)/.installed
 	$(PY) -m beaver.p4src.compiler
 
 $(VENV)/.installed: pyproject.toml
 	command -v mn >/dev/null && command -v ethtool >/dev/null && \
+	  command -v clang >/dev/null && command -v iperf3 >/dev/null && \
+	  test -f /usr/include/bpf/bpf_helpers.h && \
 	  /usr/bin/python3 -c "import ensurepip" 2>/dev/null || \
 	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-	    mininet python3-venv ethtool iproute2)
+	    mininet python3-venv ethtool iproute2 clang libbpf-dev iperf3)
 	/usr/bin/python3 -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
+# -mcpu=v3: the compare-and-swap that never lowers a flow's ID.  (clang and
+# libbpf-dev come with the set-up step, which `test` runs first.)
+$(DECAP): traffic/bpf/decap.c
+	mkdir -p $(@D)
+	clang -O2 -g -target bpf -mcpu=v3 -I/usr/include/$$(uname -m)-linux-gnu -c $< -o $@
+
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache traffic/bpf/build

@@ -1,4 +1,4 @@
-"""Shared fixtures.  Tests that need BMv2, p4c, root or Mininet skip with a
+"""Shared fixtures.  Tests that need BMv2, p4c, root, BPF or Mininet skip with a
 visible reason when those are missing (pytest -ra prints the reasons).
 
 BEAVER_BMV2 names the BMv2 binary (default: simple_switch_grpc on PATH);
@@ -26,14 +26,25 @@ def missing_for_bmv2() -> str | None:
     return None
 
 
+def missing_for_bpf() -> str | None:
+    from beaver.topologies import decap
+    if os.geteuid() != 0:
+        return "loading a tc BPF program needs root"
+    if shutil.which("tc") is None:
+        return "tc is not installed (apt-get install iproute2)"
+    return decap.missing()
+
+
 def missing_for_mininet() -> str | None:
+    """(every in-group host of a network runs the kernel decapsulation program)"""
     if shutil.which("mn") is None:
         return "Mininet is not installed (apt-get install mininet)"
-    return missing_for_bmv2()
+    return missing_for_bmv2() or missing_for_bpf()
 
 
 def pytest_collection_modifyitems(config, items):
-    reasons = {"bmv2": missing_for_bmv2(), "mininet": missing_for_mininet()}
+    reasons = {"bmv2": missing_for_bmv2(), "mininet": missing_for_mininet(),
+               "bpf": missing_for_bpf()}
     for item in items:
         for mark, reason in reasons.items():
             if reason and item.get_closest_marker(mark):

@@ -42,6 +42,21 @@ def test_figure5_a_late_slb_makes_beaver_reject_and_lai_yang_accept(tmp_path, ca
     assert not leftover_links() and not leftover_processes()
 
 
+@pytest.mark.bpf
+def test_figure5_over_tcp_beaver_rejects_the_late_slb_and_lai_yang_accepts(tmp_path, capsys):
+    assert main(["experiment", "run", "figure5tcp", "--out", str(tmp_path), "--count", "6",
+                 "--clean-count", "6"]) == 0
+    phases = by_phase(summary(tmp_path, "figure5tcp"))
+    late = phases["beaver-fine"]
+    assert late["rejected"] == late["taken"] == 6, late
+    assert late["inconsistent"] >= 4 and late["false_accepts"] == 0, late
+    lai_yang = phases["lai-yang"]
+    assert lai_yang["accepted"] == 6 and lai_yang["false_accepts"] >= 1, lai_yang
+    clean = phases["beaver-on-time"]
+    assert clean["false_accepts"] == 0 and clean["accepted"] >= 4, clean
+    assert not leftover_links() and not leftover_processes()
+
+
 def test_a_clean_run_accepts_no_inconsistent_snapshot(tmp_path, capsys):
     assert main(["experiment", "run", "clean", "--out", str(tmp_path), "--count", "10"]) == 0
     (row,) = summary(tmp_path, "clean")

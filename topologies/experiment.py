@@ -114,7 +114,9 @@ class Run:
 
     def check(self) -> Truth:
         """The ground truth for every snapshot taken."""
-        trace = Trace.load(self.processes.log_paths(), in_group=self.network.plan.ingroup)
+        in_group = [name for name, (service, _, _, _) in self.network.plan.ingroup.items()
+                    if service.in_snapshots]   # an iperf server keeps no log
+        trace = Trace.load(self.processes.log_paths(), in_group=in_group)
         ids = [r.snapshot_id for r in self.records]
         reports = [rep for r in self.records for rep in r.reports.values()]
         verdicts = {v.snapshot_id: v for v in check(trace, ids, reports or None)}

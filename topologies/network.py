@@ -10,12 +10,18 @@ from mininet.node import Host
 
 from beaver.control.program import Route
 
+from . import decap
 from .nodes import BeaverHost, Bmv2Node, KernelBridge
 from .spec import (BORDER_FABRIC_IP, BORDER_INTERNET_IP, CONTROLLER_MGMT_IP, FABRIC,
                    INTERNET, MANAGEMENT, SLB_PORT_FABRIC, SLB_PORT_INTERNET, SLB_PORT_PROBE,
                    Plan, Spec, mac)
 
 log = logging.getLogger(__name__)
+
+# What an SLB adds (outer IPv4, UDP, Beaver header): in-group hosts advertise
+# a TCP MSS that leaves room for it within the fabric's 1500-byte MTU.
+ENCAP_BYTES = 20 + 8 + 6
+ADVMSS = 1500 - ENCAP_BYTES - 40 - 26   # 40: inner IPv4 + TCP; 26: a margin for options
 
 
 class NetworkError(RuntimeError):
@@ -34,6 +40,7 @@ class BeaverNetwork:
         self.plan = Plan.of(spec)
         self.run_dir = Path(run_dir)
         self.net: Mininet | None = None
+        self.decaps: dict[str, decap.Decap] = {}   # in-group host -> its kernel program
 
     # -- life cycle -----------------------------------------------------------
 
@@ -51,6 +58,9 @@ class BeaverNetwork:
 
     def stop(self):
         if self.net is not None:
+            for name, loaded in self.decaps.items():
+                decap.detach(self.host(name).cmd, loaded.iface)
+            self.decaps = {}
             net, self.net = self.net, None
             net.stop()
 
@@ -141,12 +151,18 @@ class BeaverNetwork:
         vips = plan.vips()
         for name, (service, _, _, _) in plan.ingroup.items():
             host = self.host(name)
-            host.cmd("ip route add default via", BORDER_FABRIC_IP)
+            host.cmd("ip route add default via", BORDER_FABRIC_IP, "advmss", ADVMSS)
             # Direct Server Return: the VIP is local, but never answered for on the wire.
             vip = next(v for v, (s, _) in vips.items() if s == service)
             host.cmd("ip addr add", f"{vip}/32", "dev lo")
             host.cmd("sysctl -qw net.ipv4.conf.all.arp_ignore=1")
             host.cmd("sysctl -qw net.ipv4.conf.all.arp_announce=2")
+            # TCP MARKs are stripped by the kernel; UDP ones pass on to the runtime.
+            try:
+                self.decaps[name] = decap.attach(host.cmd, host.defaultIntf().name,
+                                                 [a.ip for a in plan.slb_fabric.values()])
+            except (decap.DecapError, OSError) as e:
+                raise NetworkError(f"{name}: {e}") from None
 
         for client_index, (name, (_, _)) in enumerate(plan.outgroup.items()):
             host = self.host(name)

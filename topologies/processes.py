@@ -1,7 +1,8 @@
 """The processes of a run, on its Mininet hosts.
 
 In-group hosts run their service (beaver.traffic.kvstore or .bank) under the
-in-group runtime; out-group hosts run one role each:
+in-group runtime, or (app "iperf") a plain iperf3 server; out-group hosts run
+one role each:
 
     client-kv, client-bank   a client of that service's VIP
     relay                    asks the key-value store, then at once the bank
@@ -13,6 +14,11 @@ in-group runtime; out-group hosts run one role each:
     forwarder                an out-group queue between clients and a VIP
     gc-client                creates objects at function "fa", hands references
                              through the forwarder to function "fb"
+    ycsb                     a YCSB-like client of the TCP key-value store
+    relay-tcp                puts into the first TCP key-value store, then at once
+                             gets from the second
+    iperf                    an iperf3 client of the iperf VIP: 1 s (slow start)
+                             omitted, then iperf_seconds measured
 
 Every process writes its ground-truth event log to logs/NAME.jsonl and its
 output to out/NAME.{json,err}.  Every stop is a SIGTERM, on which a process
@@ -38,7 +44,7 @@ from .network import BeaverNetwork
 from .spec import Service
 
 ROLES = ("client-kv", "client-bank", "relay", "human", "bot", "thirdparty", "workflow",
-         "deadlock-a", "deadlock-b", "forwarder", "gc-client")
+         "deadlock-a", "deadlock-b", "forwarder", "gc-client", "ycsb", "relay-tcp", "iperf")
 THIRDPARTY_PORT = 8000
 FORWARDER_PORT = 8001
 SERVER_PORTS = {"thirdparty": THIRDPARTY_PORT, "forwarder": FORWARDER_PORT}
@@ -58,6 +64,7 @@ class Workload:
     seed: int = 1
     # extra arguments by service app (in-group) or by role (out-group)
     app_args: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    iperf_seconds: float = 10.0        # how long an iperf role sends
 
 
 class Processes:
@@ -74,11 +81,13 @@ class Processes:
 
     # -- what runs where --------------------------------------------------------
 
-    def _vip_of(self, app: str) -> str:
-        for vip, (service, _) in self.plan.vips().items():
-            if service.app == app:
-                return f"{vip}:{service.port}"
-        raise ProcessError(f"this topology has no {app} service")
+    def _vip_of(self, app: str, nth: int = 0) -> str:
+        """VIP:port of the nth service that runs app."""
+        vips = [f"{vip}:{service.port}" for vip, (service, _) in self.plan.vips().items()
+                if service.app == app]
+        if len(vips) <= nth:
+            raise ProcessError(f"this topology has no {app} service number {nth + 1}")
+        return vips[nth]
 
     def _vip_of_service(self, name: str) -> str:
         for vip, (service, _) in self.plan.vips().items():
@@ -94,7 +103,10 @@ class Processes:
         return None
 
     def ingroup_command(self, name: str) -> list[str]:
+        """python's arguments for a Beaver process, or a whole command (iperf)."""
         service, _, addr, mgmt_ip = self.plan.ingroup[name]
+        if service.app == "iperf":
+            return ["iperf3", "--server", "--port", str(service.port)]
         members = [n for n, (s, _, _, _) in self.plan.ingroup.items() if s == service]
         vip = next(v for v, (s, _) in self.plan.vips().items() if s == service)
         w = self.workload
@@ -109,6 +121,9 @@ class Processes:
         if w.poll_interval is not None:
             cmd += ["--poll-interval", str(w.poll_interval)]
         cmd += list(w.app_args.get(service.app, ()))
+        if service.transport == "tcp":
+            cmd += ["--transport", "tcp",
+                    "--flow-map", str(self.network.decaps[name].maps["flow_ids"])]
         if service.app == "bank":
             cmd += ["--shards", ",".join(members)]
             if (hook := self._server("thirdparty")) is not None:
@@ -150,6 +165,16 @@ class Processes:
                 raise ProcessError("a gc-client needs a forwarder in the topology")
             cmd = ["-m", "beaver.traffic.gcclient", "--a", self._vip_of_service("fa"),
                    "--b", self._vip_of_service("fb"), "--queue", queue]
+        elif role == "ycsb":
+            cmd = ["-m", "beaver.traffic.ycsb", "--target", self._vip_of("kv"),
+                   "--read-ratio", str(1 - w.write_ratio), "--seed", seed]
+        elif role == "relay-tcp":
+            cmd = ["-m", "beaver.traffic.tcp_relay", "--first", self._vip_of("kv"),
+                   "--then", self._vip_of("kv", 1), "--seed", seed]
+        elif role == "iperf":
+            vip, port = self._vip_of("iperf").split(":")
+            return ["iperf3", "--client", vip, "--port", port, "--bind", addr.ip,
+                    "--time", str(w.iperf_seconds), "--omit", "1", "--json"]
         else:
             raise ProcessError(f"unknown out-group role {role!r}: one of {', '.join(ROLES)}")
         bind = f"{addr.ip}:{SERVER_PORTS[role]}" if role in SERVER_PORTS else addr.ip
@@ -158,7 +183,9 @@ class Processes:
     # -- life cycle -------------------------------------------------------------
 
     def _start(self, name: str, args: list[str]):
-        cmd = [sys.executable, *args, "--log", str(self.logs / f"{name}.jsonl")]
+        """args: python's (a Beaver process, which keeps a log) or a whole command."""
+        cmd = args if args[0] != "-m" else [sys.executable, *args, "--log",
+                                            str(self.logs / f"{name}.jsonl")]
         with open(self.out / f"{name}.json", "w") as out, \
                 open(self.out / f"{name}.err", "w") as err:
             self.running[name] = self.network.host(name).popen(cmd, stdout=out, stderr=err)
@@ -168,14 +195,19 @@ class Processes:
         for name in self.plan.ingroup:
             self._start(name, self.ingroup_command(name))
         deadline = time.monotonic() + timeout
-        for name, (_, _, _, mgmt_ip) in self.plan.ingroup.items():
-            while not port_open(mgmt_ip, OOB_PORT):
+        for name, (service, _, _, mgmt_ip) in self.plan.ingroup.items():
+            while not self._serving(name, service, mgmt_ip):
                 if self.running[name].poll() is not None:
                     raise ProcessError(f"{name} exited: {self._tail(name)}")
                 if time.monotonic() > deadline:
                     raise ProcessError(f"{name} not serving after {timeout:.0f} s: "
                                        f"{self._tail(name)}")
                 time.sleep(0.05)
+
+    def _serving(self, name: str, service: Service, mgmt_ip: str) -> bool:
+        if service.app == "iperf":
+            return f":{service.port} " in self.network.host(name).cmd("ss -ltnH")
+        return port_open(mgmt_ip, OOB_PORT)
 
     def start_outgroup(self, roles: tuple[str, ...] = ROLES):
         """Starts the out-group processes whose role is in roles; the servers
@@ -208,14 +240,31 @@ class Processes:
         return sorted(self.logs.glob("*.jsonl"))
 
     def _summary(self, name: str) -> dict:
+        text = (self.out / f"{name}.json").read_text().strip()
         try:
-            return json.loads((self.out / f"{name}.json").read_text().strip().splitlines()[-1])
-        except (IndexError, json.JSONDecodeError):
+            if self.plan.outgroup.get(name, ("",))[0] == "iperf":
+                return iperf_summary(name, json.loads(text))
+            return json.loads(text.splitlines()[-1])
+        except (IndexError, KeyError, json.JSONDecodeError):
             return {"process": name, "error": self._tail(name)}
 
     def _tail(self, name: str) -> str:
         lines = (self.out / f"{name}.err").read_text(errors="replace").strip().splitlines()
         return " | ".join(lines[-3:]) or "(no output)"
+
+
+def iperf_summary(name: str, report: dict) -> dict:
+    """An iperf3 client's --json report, as the clients' summaries: the
+    receiver's goodput, and the sender's smoothed RTTs (the kernel's)."""
+    if "error" in report:
+        return {"process": name, "error": report["error"]}
+    end = report["end"]
+    sender = end["streams"][0]["sender"]
+    return {"process": name, "throughput_mbps": round(end["sum_received"]["bits_per_second"]
+                                                      / 1e6, 2),
+            "seconds": round(end["sum_received"]["seconds"], 3),
+            "retransmits": end["sum_sent"].get("retransmits", 0),
+            "rtt_mean_us": sender.get("mean_rtt"), "rtt_max_us": sender.get("max_rtt")}
 
 
 def _module(service: Service) -> str:

@@ -31,13 +31,36 @@ SLB_PORT_PROBE = 3
 NODE_PREFIX = "bv"
 
 
+APPS = ("kv", "bank", "iperf")
+TRANSPORTS = ("udp", "tcp")
+
+
 @dataclass(frozen=True)
 class Service:
-    """An in-group service: `replicas` hosts behind one VIP."""
+    """An in-group service: `replicas` hosts behind one VIP.  Over TCP, its
+    hosts' kernels decapsulate the SLBs' MARKs (topologies/decap.py).
+    "iperf" is a plain iperf3 server, no Beaver runtime: bulk traffic through
+    the SLBs, in no snapshot."""
     name: str
-    app: str              # beaver.traffic module that runs it
+    app: str              # kv, bank (beaver.traffic modules) or iperf
     replicas: int
     port: int             # VIP port
+    transport: str = "udp"
+
+    def __post_init__(self):
+        if self.app not in APPS:
+            raise ValueError(f"app: {self.app!r} is not one of {APPS}")
+        if self.transport not in TRANSPORTS:
+            raise ValueError(f"transport: {self.transport!r} is not one of {TRANSPORTS}")
+        if self.app == "iperf" and self.transport != "tcp":
+            raise ValueError("iperf is a TCP service")
+        if self.app == "bank" and self.transport != "udp":
+            raise ValueError("the bank runs over UDP only (its third-party calls are UDP)")
+
+    @property
+    def in_snapshots(self) -> bool:
+        """Whether its processes run the Beaver runtime."""
+        return self.app != "iperf"
 
     def vip(self, index: int) -> str:
         return f"10.200.0.{index + 1}"

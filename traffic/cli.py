@@ -25,6 +25,7 @@ from .eventlog import EventLog, NoLog
 from .outgroup import Endpoint
 from .runtime import App, Runtime
 from .snapshots import Mode
+from .tcp_runtime import TcpRuntime
 
 
 def address(text: str) -> tuple[str, int]:
@@ -72,6 +73,11 @@ def in_group_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--oob-port", type=int, default=OOB_PORT)
     p.add_argument("--poll-interval", type=float, default=None,
                    help="seconds between snapshots in polling mode")
+    p.add_argument("--transport", choices=["udp", "tcp"], default="udp",
+                   help="udp: the runtime decapsulates MARKs itself; tcp: the host's kernel "
+                        "program does (traffic/bpf/decap.c)")
+    p.add_argument("--flow-map", type=int, default=None,
+                   help="tcp: id of the kernel program's flow_ids map (the snapshot IDs)")
     p.add_argument("--log", default=None, help="ground-truth event log (JSON lines)")
     return p
 
@@ -86,15 +92,13 @@ def print_summary(name: str, summary: dict):
     print(json.dumps({"process": name, **summary}), flush=True)
 
 
-def run_in_group(args: argparse.Namespace, make_app: Callable[[Runtime], App]):
+def run_in_group(args: argparse.Namespace,
+                 make_app: Callable[[Runtime | TcpRuntime], App]):
     """Serves until SIGTERM/SIGINT, then stops and closes the log."""
     setup_logging()
     stop = stop_on_signals()
     with event_log(args, in_group=True) as log:
-        runtime = Runtime(args.name, args.dip, vips=args.vip, slbs=args.slb,
-                          peers=dict(args.peer), mode=Mode(args.mode),
-                          mgmt=(args.mgmt or args.dip, args.oob_port),
-                          poll_interval=args.poll_interval, log=log)
+        runtime = make_runtime(args, log)
         app = make_app(runtime)
         try:
             runtime.serve(app)
@@ -105,6 +109,17 @@ def run_in_group(args: argparse.Namespace, make_app: Callable[[Runtime], App]):
             runtime.stop()   # before the log closes: no event comes after its end
     # The state it ended in: the ground truth of what came after the last snapshot.
     print_summary(args.name, {"drops": dict(runtime.drops), "final_state": app.local_state()})
+
+
+def make_runtime(args: argparse.Namespace, log) -> Runtime | TcpRuntime:
+    common = dict(vips=args.vip, peers=dict(args.peer), mode=Mode(args.mode),
+                  mgmt=(args.mgmt or args.dip, args.oob_port),
+                  poll_interval=args.poll_interval, log=log)
+    if args.transport == "udp":
+        return Runtime(args.name, args.dip, slbs=args.slb, **common)
+    from .flowmap import FlowIds   # libbpf: only where the kernel program runs
+    flow_ids = None if args.flow_map is None else FlowIds(args.flow_map)
+    return TcpRuntime(args.name, args.dip, flow_ids=flow_ids, **common)
 
 
 def out_group_parser(description: str) -> argparse.ArgumentParser:

@@ -18,7 +18,9 @@ of a divergence; only the scorer reads them (invariants.faults_at).
 
 Run: python -m beaver.traffic.kvstore --name kv1 --dip IP --vip VIP:PORT
          --peer kv2=IP ... [--drop-every N] [--mode beaver] [--log PATH]
-(every peer is a replica).
+         [--transport tcp --flow-map ID]
+(every peer is a replica).  Over TCP (tcp_runtime.py) each request and reply
+is a length-prefixed frame on the client's connection; the store is the same.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from typing import Any
 
 from .messages import Message
 from .runtime import Client, Runtime
+from .tcp_runtime import TcpClient, TcpRuntime
 
 
 Registers = dict[str, tuple[Any, tuple[int, str]]]   # key -> (value, version)
@@ -55,7 +58,7 @@ def superseded(registers: Registers, counters: Counters, update: Message) -> boo
 
 
 class KvReplica:
-    def __init__(self, runtime: Runtime, replicas: list[str], drop_every: int = 0):
+    def __init__(self, runtime: Runtime | TcpRuntime, replicas: list[str], drop_every: int = 0):
         self.runtime = runtime
         self.name = runtime.name
         self.replicas = replicas                           # the others
@@ -72,7 +75,7 @@ class KvReplica:
         register = self.registers.get(key)
         return None if register is None else register[0]
 
-    def on_request(self, message: Message, client: Client):
+    def on_request(self, message: Message, client: Client | TcpClient):
         op, key = message.get("op"), message.get("key")
         if not isinstance(key, str):
             return self.runtime.reply(client, {"ok": False, "error": "key must be a string"})

@@ -25,23 +25,22 @@ touch the snapshot state.
 from __future__ import annotations
 
 import collections
-import functools
 import logging
 import socket
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Protocol
 
-from beaver.control import oob
-from beaver.p4src.ids import ID_SPACE, newest
+from beaver.control.oob import OOB_PORT
 from beaver.p4src.wire import (BEAVER_UDP_PORT, BEAVER_VERSION, RING_SIZE, BeaverHeader,
                                Kind, WireError)
 
+from . import oob_answers
 from .datagrams import (Address, DatagramError, PeerKind, address_text, pack_peer, parse_inner,
                         parse_peer, peer_name)
 from .eventlog import NoLog
 from .messages import Message, MessageError, decode, encode, message_id
-from .oob_server import OobServer, error
+from .oob_server import OobServer
 from .snapshots import Mode, Snapshots, Taken
 
 log = logging.getLogger(__name__)
@@ -118,7 +117,7 @@ class Runtime:
 
         self._sock = self._bind((dip, BEAVER_UDP_PORT))
         self._dsr = {vip: self._bind(vip, shared=True) for vip in vips}
-        self._oob = OobServer(mgmt or (dip, oob.OOB_PORT), self._answer)
+        self._oob = OobServer(mgmt or (dip, OOB_PORT), self._answer)
 
     @staticmethod
     def _bind(address: Address, shared: bool = False) -> socket.socket:
@@ -309,53 +308,5 @@ class Runtime:
     # The controller's out-of-band requests.
 
     def _answer(self, message: dict[str, Any]) -> dict[str, Any]:
-        op = message.get("op")
-        if op == "status":
-            with self._lock:
-                current = self.snapshots.current_id if self.snapshots else 0
-                finished = self.snapshots.finished_id() if self.snapshots else 0
-                drops = dict(self.drops)
-            return {"v": oob.VERSION, "op": "status", "process": self.name,
-                    "current_id": current, "finished_id": finished, "drops": drops}
-        if op not in ("snapshot", "report"):
-            raise oob.ProtocolError(f"unknown op {op!r}")
-        ids = self._requested_ids(message)
-        if self.snapshots is None:
-            raise oob.ProtocolError(f"{self.name} runs without snapshots (mode off)")
-        with self._lock:
-            if op == "snapshot":   # one local state serves them all, as a jump does
-                self._took(self.snapshots.oob(functools.reduce(newest, ids)))
-            reports = [self._report(snapshot_id) for snapshot_id in ids]
-        # Encoded outside the lock: requests go on meanwhile.
-        if "ids" not in message:
-            if isinstance(reports[0], str):
-                raise oob.ProtocolError(reports[0])
-            return reports[0].to_message()
-        return {"v": oob.VERSION, "op": "reports",
-                "reports": [error(r) if isinstance(r, str) else r.to_message() for r in reports]}
-
-    @staticmethod
-    def _requested_ids(message: dict[str, Any]) -> list[int]:
-        """The IDs of a request: its "id", or its "ids" (at most oob.MAX_IDS)."""
-        if "ids" not in message:
-            ids = [message.get("id")]
-        elif "id" in message:
-            raise oob.ProtocolError('a request carries "id" or "ids", not both')
-        elif not (isinstance(message["ids"], list) and message["ids"]):
-            raise oob.ProtocolError(f'"ids" must be a non-empty list, not {message["ids"]!r}')
-        elif len(message["ids"]) > oob.MAX_IDS:
-            raise oob.ProtocolError(f'{len(message["ids"])} ids: at most {oob.MAX_IDS} '
-                                    "per request")
-        else:
-            ids = message["ids"]
-        for snapshot_id in ids:
-            if not (type(snapshot_id) is int and 0 <= snapshot_id < ID_SPACE):
-                raise oob.ProtocolError(f"bad snapshot id {snapshot_id!r}")
-        return ids
-
-    def _report(self, snapshot_id: int) -> oob.Report | str:
-        """The report for snapshot_id, or why there is none."""
-        try:
-            return self.snapshots.report(snapshot_id)
-        except LookupError as e:
-            return str(e)
+        return oob_answers.answer(message, self.name, self.snapshots, self._lock, self.drops,
+                                  self._took)

@@ -6,8 +6,8 @@ summary table the command prints.
 """
 import importlib
 
-NAMES = ("figure5", "clean", "scale", "fig10", "fig11", "fig12", "fig14", "table3",
-         "invariants", "inflight", "deadlock", "gc")
+NAMES = ("figure5", "clean", "scale", "fig10", "fig11", "fig12", "fig14", "fig14tcp",
+         "figure5tcp", "table3", "invariants", "inflight", "deadlock", "gc")
 
 
 def load(name: str):

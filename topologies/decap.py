@@ -1,0 +1,92 @@
+"""Loads the kernel decapsulation program (traffic/bpf/decap.c) on a host's
+data interface, and removes it.
+
+    decap = attach(host.cmd, "bvi1-eth0", slbs=["10.0.0.11", "10.0.0.12"])
+    decap.maps["flow_ids"]      # the map id the host's runtime reads
+    detach(host.cmd, "bvi1-eth0")
+
+`run` runs a shell command in the host's network namespace and returns its
+output (a Mininet host's cmd).  The object is built by `make` with clang
+(the Makefile's set-up step); it is not committed.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from beaver.traffic import flowmap
+
+OBJECT = Path(flowmap.__file__).parent / "bpf" / "build" / "decap.o"
+SOURCE = OBJECT.parent.parent / "decap.c"
+SECTION = "tc"
+
+Run = Callable[..., str]
+
+
+class DecapError(RuntimeError):
+    """The program cannot be loaded here; the message says why."""
+
+
+@dataclass(frozen=True)
+class Decap:
+    iface: str
+    prog_id: int
+    maps: dict[str, int]      # name -> map id
+
+    def counters(self) -> dict[str, int]:
+        return flowmap.counters(self.maps["decap_counts"])
+
+
+def missing() -> str | None:
+    """Why the program cannot be loaded on this machine, or None."""
+    if not OBJECT.exists():
+        return f"{OBJECT} is not built (make builds it with clang; apt-get install clang " \
+               "libbpf-dev)"
+    if OBJECT.stat().st_mtime < SOURCE.stat().st_mtime:
+        return f"{OBJECT} is older than {SOURCE.name}: run make"
+    try:
+        flowmap.lib()
+    except flowmap.BpfError as e:
+        return str(e)
+    return None
+
+
+def attach(run: Run, iface: str, slbs) -> Decap:
+    """Loads the program on iface's ingress and tells it the SLB addresses."""
+    if (reason := missing()) is not None:
+        raise DecapError(reason)
+    dev = shlex.quote(iface)
+    out = run(f"tc qdisc replace dev {dev} clsact 2>&1 && tc filter replace dev {dev} ingress "
+              f"pref 1 bpf direct-action obj {shlex.quote(str(OBJECT))} sec {SECTION} 2>&1 "
+              "&& echo loaded")
+    if not out.rstrip().endswith("loaded"):
+        raise DecapError(f"tc cannot load the decapsulation program on {iface}: "
+                         f"{' | '.join(out.strip().splitlines()[-6:])} (this needs root, "
+                         "a kernel with BPF syscalls, cls_bpf and the clsact qdisc)")
+    prog_id = _prog_id(run(f"tc -j filter show dev {dev} ingress"), iface)
+    maps = flowmap.program_maps(prog_id)
+    if set(maps) != set(flowmap.MAP_NAMES):
+        raise DecapError(f"program {prog_id} on {iface} has maps {sorted(maps)}, "
+                         f"expected {sorted(flowmap.MAP_NAMES)}")
+    flowmap.add_slbs(maps["slb_addrs"], slbs)
+    return Decap(iface, prog_id, maps)
+
+
+def _prog_id(tc_json: str, iface: str) -> int:
+    try:
+        for entry in json.loads(tc_json):
+            prog = entry.get("options", {}).get("prog", {})
+            if prog.get("name") == "beaver_decap":
+                return int(prog["id"])
+    except (json.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
+        pass
+    raise DecapError(f"no beaver_decap program on {iface}'s ingress after loading it: "
+                     f"{tc_json.strip()[:300]}")
+
+
+def detach(run: Run, iface: str):
+    """Removes the program (and its maps, once nothing holds them)."""
+    run(f"tc qdisc del dev {shlex.quote(iface)} clsact 2>/dev/null")
