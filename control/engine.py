@@ -718,7 +718,7 @@ class Engine:
         if round_ <= self.settings.retries:
             return self._send_round(flight, op, flags)
         silent = ", ".join(sorted(flight.waiting))
-        waited = f"within {self._batch_timeout_us() / 1000:g} ms ({round_} attempts)"
+        waited = f"within {self.settings.ack_timeout_ms:g} ms ({round_} attempts)"
         if op == Op.RELEASE:
             log.warning("%s did not confirm RELEASE of snapshot %d: may still hold VIP "
                         "traffic", silent, flight.record.number)
