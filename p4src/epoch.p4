@@ -255,8 +255,7 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
     }
 #define EIGHT(STEP, b) STEP(b) STEP(b + 1) STEP(b + 2) STEP(b + 3) \
                        STEP(b + 4) STEP(b + 5) STEP(b + 6) STEP(b + 7)
-#define SIXTY_FOUR(STEP) EIGHT(STEP, 0) EIGHT(STEP, 8) EIGHT(STEP, 16) EIGHT(STEP, 24) \
-                         EIGHT(STEP, 32) EIGHT(STEP, 40) EIGHT(STEP, 48) EIGHT(STEP, 56)
+#define SIXTEEN(STEP) EIGHT(STEP, 0) EIGHT(STEP, 8)   // BATCH_MAX steps
 
     apply {
         // DUE_STEPS (4) activations at most, unrolled: P4 has no loops.
@@ -339,14 +338,14 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
                     meta.ctl_status = ST_BAD_BATCH;
                 } else if (request == OP_READ_BATCH) {
                     step_id = id;
-                    SIXTY_FOUR(READ_STEP)
+                    SIXTEEN(READ_STEP)
                     rearm();   // once for every move the steps made
                 } else if (last_ahead[31:31] == 0 && last_ahead >= RING_SIZE) {
                     meta.ctl_status = ST_TOO_FAR;
                 } else {
                     step_id = id;
                     step_at = at;
-                    SIXTY_FOUR(PLAN_STEP)
+                    SIXTEEN(PLAN_STEP)
                     if (newer) {
                         arm(id, at);
                     }

@@ -50,8 +50,11 @@ const bit<8> FLAG_MARKING = 2;   // reply: marking is enabled
  * it was scheduled, some 150 IDs later; 1024 leaves room for stalls. */
 #define RING_BITS 10
 const bit<32> RING_SIZE = 1024;
-/* The most IDs one batched request schedules or reads (the records stack). */
-#define BATCH_MAX 64
+/* The most IDs one batched request schedules or reads (the records stack).
+ * Every header, valid or not, costs BMv2 about 1.5 us on every packet
+ * (measured: a READ round trip took 183 us of switch CPU before batching,
+ * 228 us with 16 records, 272 us with 64), so the stack stays small. */
+#define BATCH_MAX 16
 /* Learning moves at most this far ahead: the controller never has more IDs
  * in flight than the ring holds, so an ID further ahead is forged or foreign. */
 const bit<32> LEARN_WINDOW = RING_SIZE - 1;

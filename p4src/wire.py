@@ -24,7 +24,7 @@ BEAVER_VERSION = 1
 RING_SIZE = 1024        # epoch records kept per SLB, indexed by ID mod RING_SIZE
 LEARN_WINDOW = RING_SIZE - 1   # the furthest ahead an SLB learns an ID from a STAMP
 ETHERTYPE_PROBE = 0x88B5
-BATCH_MAX = 64          # the most IDs one batched request carries
+BATCH_MAX = 16          # the most IDs one batched request carries
 
 
 class Kind(enum.IntEnum):

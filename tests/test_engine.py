@@ -19,7 +19,7 @@ from beaver.control.engine import TIMED, Engine, RunSettings, SettingsError
 from beaver.control.program import config_entry
 from beaver.control.record import Mode, Outcome
 from beaver.control.store import SnapshotStore
-from beaver.p4src.wire import LEARN_WINDOW, Kind, Op, Status
+from beaver.p4src.wire import BATCH_MAX, LEARN_WINDOW, Kind, Op, Status
 
 from .bmv2_service import (BACKEND_PORT, SLB_MAC, VIP, before_each_request, config_path,
                            controller, frozen_from_first_init, run_engine, send_stamp,
@@ -180,8 +180,8 @@ def test_never_more_in_flight_than_the_ring_holds(controller, store):
     for settings, refusal in ((RunSettings(inflight=LEARN_WINDOW + 1), "overwrite SLB records"),
                               (RunSettings(inflight=8, batch=16, initiation="timed"),
                                "no more than --inflight"),
-                              (RunSettings(inflight=128, batch=65, initiation="timed"),
-                               "--batch must be 1 to 64"),
+                              (RunSettings(inflight=128, batch=BATCH_MAX + 1,
+                                           initiation="timed"), f"--batch must be 1 to {BATCH_MAX}"),
                               (RunSettings(inflight=8, batch=4), "--initiation timed")):
         with pytest.raises(SettingsError, match=refusal):
             Engine(controller, store, settings).run()

@@ -8,7 +8,7 @@ import pytest
 from beaver.control.engine import TIMED
 from beaver.control.record import Outcome
 from beaver.control.store import SnapshotStore
-from beaver.p4src.wire import Op, Status
+from beaver.p4src.wire import BATCH_MAX, Op, Status
 
 from .bmv2_service import (config_path, controller, counted_requests, run_engine,
                            stopped_until_the_resend, switches, vip_traffic)
@@ -29,15 +29,16 @@ def test_a_batched_run_judges_and_stores_every_snapshot_on_its_own_records(
         controller, switches, store):
     with counted_requests(controller) as sent, vip_traffic(switches):
         summary, finished = run_engine(controller, store, count=150, inflight=200,
-                                       batch=64, initiation=TIMED, rate=2000)
+                                       batch=BATCH_MAX, initiation=TIMED, rate=2000)
     assert summary.outcomes[Outcome.ACCEPTED] == 150, [r.verdict for r in finished][:3]
     first = finished[0].snapshot_id
     for name in ("s1", "s2"):
         def ids(op):
             return [i for n, o, i in sent if n == name and o is op]
-        assert sorted(set(ids(Op.INIT_BATCH))) == [first, first + 64, first + 128], \
-            "64 + 64 + 22 IDs (a slow answer may be resent)"
-        assert {first, first + 64, first + 128} <= set(ids(Op.READ_BATCH))
+        firsts = list(range(first, first + 150, BATCH_MAX))
+        assert sorted(set(ids(Op.INIT_BATCH))) == firsts, \
+            "a whole batch per message, the last one short (a slow answer may be resent)"
+        assert set(firsts) <= set(ids(Op.READ_BATCH))
         assert not ids(Op.INIT) and len(ids(Op.READ)) < 30, \
             "READs for the clocks and the start only, none per snapshot"
     times = [r.activate_us for r in finished]
@@ -58,8 +59,9 @@ def test_a_lost_batch_answer_is_resent_and_every_snapshot_still_judged(controlle
                                                                        store):
     s2 = controller.gateways[1]
     with stopped_until_the_resend(s2, switches[1][0]) as inits:
-        summary, finished = run_engine(controller, store, count=32, inflight=32, batch=32,
-                                       initiation=TIMED, ack_timeout_ms=200, retries=2)
+        summary, finished = run_engine(controller, store, count=BATCH_MAX, inflight=BATCH_MAX,
+                                       batch=BATCH_MAX, initiation=TIMED, ack_timeout_ms=200,
+                                       retries=2)
     assert inits == [Op.INIT_BATCH] * 2, "the first answer came too late: one resend"
-    assert summary.outcomes[Outcome.ACCEPTED] == 32
+    assert summary.outcomes[Outcome.ACCEPTED] == BATCH_MAX
     assert all(r.acks["s2"].status is Status.OK for r in finished)
