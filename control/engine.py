@@ -336,9 +336,10 @@ class Engine:
         caught_up = wire_id(self.window.oldest - 1)
         log.info("%s brought forward to ID %d", gw.name, caught_up)
         try:
-            gw.control.send(Op.INIT, caught_up, 0, lambda answer: None)
+            pending = gw.control.send(Op.INIT, caught_up, 0, lambda answer: None)
         except SwitchUnavailable:
-            self.events.put((DOWN, gw, gw.incarnation))
+            return self.events.put((DOWN, gw, gw.incarnation))
+        self._at(now_us() + self._batch_timeout_us(), pending.cancel)   # if it was lost
 
     def _first_number(self) -> int:
         """After the last number the store reserved and every ID an SLB holds."""
@@ -630,6 +631,9 @@ class Engine:
                    sorted(n for n, owed in batch.unread.items() if owed))
         if not waiting:
             return
+        for pending in batch.pending:   # given up on: they no longer count against the SLB
+            pending.cancel()
+        batch.pending.clear()
         if round_ <= self.settings.retries:
             return self._send_batch_round(batch)
         waited = f"within {self._batch_timeout_us() / 1000:g} ms ({round_} attempts)"

@@ -31,7 +31,7 @@ SLB_PORT_PROBE = 3
 NODE_PREFIX = "bv"
 
 
-APPS = ("kv", "bank", "iperf")
+APPS = ("kv", "bank", "locks", "gc", "iperf")
 TRANSPORTS = ("udp", "tcp")
 
 
@@ -42,7 +42,7 @@ class Service:
     "iperf" is a plain iperf3 server, no Beaver runtime: bulk traffic through
     the SLBs, in no snapshot."""
     name: str
-    app: str              # kv, bank (beaver.traffic modules) or iperf
+    app: str              # kv, bank, locks, gc (beaver.traffic modules) or iperf
     replicas: int
     port: int             # VIP port
     transport: str = "udp"
