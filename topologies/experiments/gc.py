@@ -71,18 +71,8 @@ def run(args, results: Results) -> list[dict]:
 
 
 def plot(results: Results, summary: list[dict]):
-    fig, ax = results.figure()
-    labels = [f"{r['method']}\n{r['snapshots']} snapshots" for r in summary]
-    width = 0.25
-    for k, (key, color, name) in enumerate((("garbage", "tab:gray", "garbage in the snapshot"),
-                                            ("reclaimed", "tab:green", "garbage deleted"),
-                                            ("live_deleted", "tab:red", "live objects deleted"))):
-        bars = ax.bar([i + (k - 1) * width for i in range(len(summary))],
-                      [r[key] for r in summary], width, color=color, label=name)
-        ax.bar_label(bars, fontsize=7)
-    ax.set_xticks(range(len(summary)), labels)
-    ax.set_ylabel("objects, summed over accepted snapshots")
-    ax.set_title("Garbage collection from snapshots")
-    ax.margins(y=0.3)   # room for the legend above the bars
-    ax.legend(fontsize=8, loc="upper right")
-    results.save_figure(fig)
+    methods.plot_methods(results, summary, (
+        ("garbage", "tab:gray", "garbage in the snapshot"),
+        ("reclaimed", "tab:green", "garbage deleted"),
+        ("live_deleted", "tab:red", "live objects deleted")),
+        "objects, summed over accepted snapshots", "Garbage collection from snapshots")

@@ -85,19 +85,8 @@ def run(args, results: Results) -> list[dict]:
 
 
 def plot(results: Results, summary: list[dict]):
-    fig, ax = results.figure()
-    labels = [f"{r['method']}\n{r['snapshots']} snapshots" for r in summary]
-    width = 0.25
-    for k, (key, color, name) in enumerate((
-            ("exact_snapshots", "tab:green", "snapshots exact on every channel"),
-            ("mismatched", "tab:red", "in-group channels mismatched"),
-            ("pairs_via_outgroup", "tab:orange", "pairs crossed backwards via the out-group"))):
-        bars = ax.bar([i + (k - 1) * width for i in range(len(summary))],
-                      [r[key] for r in summary], width, color=color, label=name)
-        ax.bar_label(bars, fontsize=7)
-    ax.set_xticks(range(len(summary)), labels)
-    ax.set_ylabel("over accepted snapshots")
-    ax.set_title("In-flight tracking: channel state against the logs")
-    ax.margins(y=0.3)   # room for the legend above the bars
-    ax.legend(fontsize=8, loc="upper right")
-    results.save_figure(fig)
+    methods.plot_methods(results, summary, (
+        ("exact_snapshots", "tab:green", "snapshots exact on every channel"),
+        ("mismatched", "tab:red", "in-group channels mismatched"),
+        ("pairs_via_outgroup", "tab:orange", "pairs crossed backwards via the out-group")),
+        "over accepted snapshots", "In-flight tracking: channel state against the logs")

@@ -104,3 +104,22 @@ def accepted(phase: PhaseResult) -> list[SnapshotRecord]:
 
 def checker_counts(phase: PhaseResult) -> dict:
     return {k: phase.tally.get(k) for k in CHECKER_COUNTS}
+
+
+def plot_methods(results: Results, summary: list[dict], bars: tuple[tuple[str, str, str], ...],
+                 ylabel: str, title: str):
+    """One group of bars per method (summary rows), one bar per (key, colour,
+    label) in bars."""
+    fig, ax = results.figure()
+    labels = [f"{r['method']}\n{r['snapshots']} snapshots" for r in summary]
+    width = 0.75 / len(bars)
+    for k, (key, color, name) in enumerate(bars):
+        drawn = ax.bar([i + (k - (len(bars) - 1) / 2) * width for i in range(len(summary))],
+                       [r[key] for r in summary], width, color=color, label=name)
+        ax.bar_label(drawn, fontsize=7)
+    ax.set_xticks(range(len(summary)), labels)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.margins(y=0.3)   # room for the legend above the bars
+    ax.legend(fontsize=8, loc="upper right")
+    results.save_figure(fig)
