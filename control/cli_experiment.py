@@ -85,6 +85,9 @@ def run_experiment(args) -> int:
 
     # SIGTERM unwinds like Ctrl-C, so every network is taken down.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    # Ctrl-C takes the network down even when the run was started in the
+    # background, where the shell leaves SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     results = Results(args.out, args.name)
     build = bmv2_build()
     results.progress(f"results in {results.dir}; BMv2: {build}")

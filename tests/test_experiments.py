@@ -30,9 +30,11 @@ def test_figure5_a_late_slb_makes_beaver_reject_and_lai_yang_accept(tmp_path, ca
     for suffix in ("", "-timed"):   # immediate and timed initiation
         for rule in ("beaver-fine", "beaver-coarse"):
             p = phases[rule + suffix]
-            assert p["rejected"] == p["taken"] == 8, p
-            # the checker agrees: relays cross the late SLB in (nearly) every window
+            # every inconsistent cut rejected; the checker agrees that relays cross
+            # the late SLB in (nearly) every window, and a snapshot no relay
+            # crossed may be accepted only if it is proven consistent
             assert p["inconsistent"] >= 6 and p["false_accepts"] == 0, p
+            assert p["rejected"] >= p["inconsistent"] and p["taken"] == 8, p
         on_time = phases["beaver-on-time" + suffix]
         assert on_time["false_accepts"] == 0 and on_time["accepted"] >= 1
     assert phases["beaver-on-time-timed"]["accepted"] >= 7, "timed: the SLBs switch together"
