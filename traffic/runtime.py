@@ -29,19 +29,19 @@ import logging
 import socket
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Protocol
+from typing import Any, Iterable, Mapping, Protocol
 
 from beaver.control.oob import OOB_PORT
 from beaver.p4src.wire import (BEAVER_UDP_PORT, BEAVER_VERSION, RING_SIZE, BeaverHeader,
                                Kind, WireError)
 
-from . import oob_answers
 from .datagrams import (Address, DatagramError, PeerKind, address_text, pack_peer, parse_inner,
                         parse_peer, peer_name)
 from .eventlog import NoLog
-from .messages import Message, MessageError, decode, encode, message_id
+from .messages import Message, MessageError, decode, encode
 from .oob_server import OobServer
-from .snapshots import Mode, Snapshots, Taken
+from .peering import PeerHandling
+from .snapshots import Mode, Snapshots
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class App(Protocol):
         """A JSON-able copy of the state: the runtime keeps it as returned."""
 
 
-class Runtime:
+class Runtime(PeerHandling):
     def __init__(self, name: str, dip: str, *, vips: Iterable[Address] = (),
                  slbs: Iterable[str] = (), peers: Mapping[str, str] | None = None,
                  mode: Mode = Mode.BEAVER,
@@ -251,46 +251,9 @@ class Runtime:
 
     def _from_peer(self, stamp: int, body: bytes, source: Address):
         header, payload = parse_peer(body)
-        if self._peers.get(header.sender) != source[0]:
-            raise DatagramError("unknown peer", f"{header.sender!r} from {source[0]} "
-                                                "is not a peer at its address")
-        message = decode(payload)
-        if header.kind is PeerKind.COUNT:
-            first, sent_before = message.get("first"), message.get("sent_before")
-            if not (type(first) is int and type(sent_before) is int):
-                raise MessageError(f"COUNT without integer first/sent_before: {message}")
-        with self._lock:
-            if self.snapshots:
-                self._took(self.snapshots.stamp(stamp))
-            if header.kind is PeerKind.COUNT:
-                self._log.recv(message["id"], header.sender, ctl=True)
-                if self.snapshots:
-                    self.snapshots.count_from(header.sender, first, stamp, sent_before)
-                return
-            self._log.recv(message["id"], header.sender)
-            if self.snapshots:
-                self.snapshots.received_from(header.sender, stamp, header.seq, message)
-            self._deliver(self._app.on_peer, message, header.sender)
-
-    def _deliver(self, handler: Callable[[Message, Any], None], message: Message, source: Any):
-        try:
-            handler(message, source)
-        except Exception:   # counted and logged: one bad message must not stop the process
-            self.drops["app error"] += 1
-            log.exception("%s: the application failed on %r", self.name, message)
+        self._peer_message(header, stamp, payload, source)
 
     # Snapshots.
-
-    def _took(self, taken: Taken | None):
-        """Logs a local snapshot just recorded and announces the channel counts."""
-        if taken is None:
-            return
-        self._log.snapshot(taken.first, taken.last, taken.trigger)
-        if self.snapshots.records_channels:
-            for peer in self._peers:
-                self._send_peer(peer, PeerKind.COUNT, 0,
-                                {"first": taken.first, "sent_before": taken.sent_before[peer]},
-                                ctl=True)
 
     def _send_peer(self, peer: str, kind: PeerKind, seq: int, message: Message,
                    ctl: bool = False):
@@ -300,13 +263,3 @@ class Runtime:
                     + pack_peer(kind, seq, self._name) + encode(message))
         self._log.send(message["id"], peer, ctl)
         self._sock.sendto(datagram, (self._peers[peer], BEAVER_UDP_PORT))
-
-    def _new_id(self) -> str:
-        self._number += 1
-        return message_id(self.name, self._number)
-
-    # The controller's out-of-band requests.
-
-    def _answer(self, message: dict[str, Any]) -> dict[str, Any]:
-        return oob_answers.answer(message, self.name, self.snapshots, self._lock, self.drops,
-                                  self._took)

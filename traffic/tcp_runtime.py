@@ -30,19 +30,19 @@ import logging
 import socket
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Protocol
+from typing import Callable, Iterable, Mapping, Protocol
 
 from beaver.control.oob import OOB_PORT
 from beaver.p4src.wire import BEAVER_UDP_PORT, RING_SIZE, BeaverHeader, Kind, WireError
 
-from . import oob_answers
 from .datagrams import Address, DatagramError, PeerKind, address_text, parse_peer, peer_name
 from .eventlog import NoLog
 from .frames import FrameError, FrameReader, frame, stamp_frame
-from .messages import Message, MessageError, decode, encode, message_id
+from .messages import Message, MessageError, decode, encode
 from .oob_server import OobServer
+from .peering import PeerHandling
 from .runtime import App
-from .snapshots import Mode, Snapshots, Taken
+from .snapshots import Mode, Snapshots
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class TcpClient:
     connection: socket.socket
 
 
-class TcpRuntime:
+class TcpRuntime(PeerHandling):
     def __init__(self, name: str, dip: str, *, vips: Iterable[Address] = (),
                  peers: Mapping[str, str] | None = None, flow_ids: FlowIdSource | None = None,
                  mode: Mode = Mode.BEAVER, mgmt: Address | None = None,
@@ -281,36 +281,7 @@ class TcpRuntime:
         if header.kind is not Kind.STAMP:
             raise DatagramError("not a STAMP", f"a {header.kind.name} frame from a peer")
         peer, body = parse_peer(payload[BeaverHeader.SIZE:])
-        if self._peers.get(peer.sender) != source[0]:
-            raise DatagramError("unknown peer", f"{peer.sender!r} from {source[0]} "
-                                                "is not a peer at its address")
-        message = decode(body)
-        stamp = header.snapshot_id
-        if peer.kind is PeerKind.COUNT:
-            first, sent_before = message.get("first"), message.get("sent_before")
-            if not (type(first) is int and type(sent_before) is int):
-                raise MessageError(f"COUNT without integer first/sent_before: {message}")
-        with self._lock:
-            if self.snapshots:
-                self._took(self.snapshots.stamp(stamp))
-            if peer.kind is PeerKind.COUNT:
-                self._log.recv(message["id"], peer.sender, ctl=True)
-                if self.snapshots:
-                    self.snapshots.count_from(peer.sender, first, stamp, sent_before)
-                return
-            self._log.recv(message["id"], peer.sender)
-            if self.snapshots:
-                self.snapshots.received_from(peer.sender, stamp, peer.seq, message)
-            self._deliver(self._app.on_peer, message, peer.sender)
-
-    # As runtime.py does: delivery, drops, snapshots, the OOB.
-
-    def _deliver(self, handler: Callable[[Message, Any], None], message: Message, source: Any):
-        try:
-            handler(message, source)
-        except Exception:   # counted and logged: one bad message must not stop the process
-            self.drops["app error"] += 1
-            log.exception("%s: the application failed on %r", self.name, message)
+        self._peer_message(peer, header.snapshot_id, body, source)
 
     def _drop(self, reason: str, error: Exception, source: Address):
         with self._lock:
@@ -319,25 +290,6 @@ class TcpRuntime:
         if count & (count - 1) == 0:   # the 1st, 2nd, 4th, 8th, ... of each reason
             log.warning("%s: hung up on %s (%s: %s; %d so far)", self.name,
                         address_text(source), reason, error, count)
-
-    def _took(self, taken: Taken | None):
-        """Logs a local snapshot just recorded and announces the channel counts."""
-        if taken is None:
-            return
-        self._log.snapshot(taken.first, taken.last, taken.trigger)
-        if self.snapshots.records_channels:
-            for peer in self._peers:
-                self._send_peer(peer, PeerKind.COUNT, 0,
-                                {"first": taken.first, "sent_before": taken.sent_before[peer]},
-                                ctl=True)
-
-    def _new_id(self) -> str:
-        self._number += 1
-        return message_id(self.name, self._number)
-
-    def _answer(self, message: dict[str, Any]) -> dict[str, Any]:
-        return oob_answers.answer(message, self.name, self.snapshots, self._lock, self.drops,
-                                  self._took)
 
 
 def _shutdown(sock: socket.socket):
