@@ -61,7 +61,7 @@ import itertools
 import logging
 import queue
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Callable, Sequence
 
@@ -189,7 +189,20 @@ class _Flight:
         self.round = 0                       # requests sent to each SLB still waiting
         self.pending: list[Pending] = []
         self.verdict: Verdict | None = None  # decided, not yet final (release, reports)
+        self.late_us: dict[str, int] = {}    # timed: SLB -> how late its INIT arrived
         self.done = False
+
+
+def _switched_late(flight: _Flight, acks: list[Ack]) -> str:
+    """Why a timed snapshot's SLBs did not switch at one moment: those that
+    forwarded old-ID packets after the activation time, which on time they
+    never do, and why: an INIT that arrived after it, or more IDs falling
+    due at once than one packet activates (epoch.p4's DUE_STEPS)."""
+    late = [a.slb + (" (its INIT arrived after it)" if a.slb in flight.late_us else
+                     " (more IDs due at once than one packet activates)")
+            for a in acks if a.exact and a.body.activate_at
+            and a.body.last_old_time > a.body.activate_at]
+    return f"; old-ID packets after the activation time at {', '.join(late)}" if late else ""
 
 
 class _Batch:
@@ -242,6 +255,7 @@ class Engine:
         self.window: IdWindow | None = None
         self._rtts: collections.deque[int] = collections.deque(maxlen=RECENT_RTTS)
         self._last_activation = 0   # timed: the latest activation time handed out
+        self._late_lead = 0         # timed: the least lead since an INIT arrived late
 
     # -- the run --------------------------------------------------------------
 
@@ -441,8 +455,21 @@ class Engine:
 
     def _lead(self) -> int:
         """The default lead: LEAD_RTTS times the LEAD_QUANTILE of recent
-        round trips (queueing included), at least LEAD_FLOOR_US."""
-        return max(LEAD_FLOOR_US, int(LEAD_RTTS * self._recent_rtt()))
+        round trips (queueing included), at least LEAD_FLOOR_US, and at
+        least what a late INIT showed was needed (_late_init)."""
+        return max(LEAD_FLOOR_US, int(LEAD_RTTS * self._recent_rtt()), self._late_lead)
+
+    def _late_init(self, flight: _Flight, slb: str, late_us: int, sent_us: int):
+        """slb's INIT for flight, sent at sent_us, arrived late_us after its
+        time: its SLB switched late, which may cost the snapshot.  Load can
+        outgrow the recent round trips at once, so every later lead covers
+        LEAD_RTTS times that INIT's travel."""
+        flight.late_us[slb] = late_us
+        self.summary.late_inits += 1
+        if slb in self.settings.delays_us:   # late on purpose (an experiment's late SLB)
+            return
+        travel = flight.record.activate_us - sent_us + late_us
+        self._late_lead = max(self._late_lead, int(LEAD_RTTS * travel))
 
     def _recent_rtt(self) -> int:
         """The LEAD_QUANTILE of recent round trips (0 if none yet)."""
@@ -578,8 +605,9 @@ class Engine:
                 return self._fail_batch(batch, gw.name, f"{gw.name} answered "
                                         f"{answer.status.name} to the batch")
             first_at = answer.body.activate_at or batch.flights[0].record.activate_us
-            self.summary.late_inits += sum(1 for i in range(len(batch.flights))
-                                           if first_at + i * batch.spacing_us < answer.body.now)
+            for i, flight in enumerate(batch.flights):
+                if (late := answer.body.now - (first_at + i * batch.spacing_us)) > 0:
+                    self._late_init(flight, gw.name, late, answer.sent_us)
             if not batch.unconfirmed:
                 self._read_batch_after_activation(batch)
             return
@@ -694,7 +722,8 @@ class Engine:
             return self._fail(flight, f"{ack.slb} answered {ack.status.name}")
         if (op is Op.INIT and ack.status is Status.OK and ack.body.activate_at
                 and ack.body.switch_time > ack.body.activate_at):
-            self.summary.late_inits += 1
+            self._late_init(flight, ack.slb, ack.body.switch_time - ack.body.activate_at,
+                            ack.sent_us)
         if record.mode is Mode.BLOCKING and not ack.body.holding:
             return self._fail(flight, f"{ack.slb} did not hold traffic "
                                       f"({ack.status.name}, ID {ack.body.id_after})")
@@ -754,6 +783,9 @@ class Engine:
             flight.verdict = (rules.fine(acks, rules.switch_window(record)[0], s.tau_us)
                               if s.rule == rules.FINE else
                               rules.coarse(*rules.switch_window(record), s.tau_us, acks))
+            if flight.verdict.outcome is Outcome.REJECTED and record.activate_us is not None:
+                flight.verdict = replace(flight.verdict, reason=flight.verdict.reason +
+                                         _switched_late(flight, acks))
         elif record.mode is Mode.MGM:
             flight.verdict = Verdict(Outcome.ACCEPTED, "mgm: the only gateway initiated first",
                                      "mgm")

@@ -26,8 +26,8 @@ from beaver.control.session import NotPrimary
 from beaver.control.store import SnapshotStore
 from beaver.p4src.wire import Op, Status
 
-from .bmv2_service import (config_path, controller, run_engine, stopped_until_the_resend,
-                           switches, vip_traffic, write_config)
+from .bmv2_service import (PROBE_ERROR_US, config_path, controller, run_engine,
+                           stopped_until_the_resend, switches, vip_traffic, write_config)
 from .runtimes import runtimes
 
 pytestmark = pytest.mark.bmv2
@@ -92,7 +92,7 @@ def test_the_clock_estimate_maps_a_fresh_answer_into_its_round_trip(switches, tm
                 low, high = gw.clock.current.to_controller(answer.body.now)
                 assert low <= answer.received_us and high >= answer.sent_us
             if probes:
-                assert gw.clock.current.error_us <= 25
+                assert gw.clock.current.error_us <= PROBE_ERROR_US
                 # a stray frame of the probe type (a late duplicate) is counted, never used
                 assert gw.probe.stats.answered >= 500
                 assert gw.probe.stats.malformed <= gw.probe.stats.answered // 100

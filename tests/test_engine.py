@@ -21,9 +21,9 @@ from beaver.control.record import Mode, Outcome
 from beaver.control.store import SnapshotStore
 from beaver.p4src.wire import BATCH_MAX, LEARN_WINDOW, Kind, Op, Status
 
-from .bmv2_service import (BACKEND_PORT, SLB_MAC, VIP, before_each_request, config_path,
-                           controller, frozen_from_first_init, run_engine, send_stamp,
-                           switches, vip_traffic)
+from .bmv2_service import (BACKEND_PORT, PROBE_ERROR_US, SLB_MAC, VIP, before_each_request,
+                           config_path, controller, frozen_from_first_init, run_engine,
+                           send_stamp, switches, vip_traffic)
 from .packets import Beaver
 from .ports import Ports
 from .runtimes import eventually
@@ -230,7 +230,7 @@ def test_timed_snapshots_schedule_every_slb_for_one_moment(controller, switches,
         s1, s2 = r.acks["s1"], r.acks["s2"]
         for a in (s1, s2):
             assert a.status is Status.OK and a.clock.source == "probe"
-            assert a.clock.error_us <= 25
+            assert a.clock.error_us <= PROBE_ERROR_US
             assert a.body.switch_time >= a.body.activate_at > 0
             assert a.body.switch_time - a.body.activate_at < 20_000, "on a packet soon after"
             assert mapped(a, a.body.activate_at)[0] <= r.activate_us + 1 <= \

@@ -26,7 +26,7 @@ def add_arguments(p, slbs: int = 2, ingroup: int = 4, outgroup: int = 4, count: 
     p.add_argument("--count", type=int, default=count, help=f"snapshots (default {count})")
     p.add_argument("--rate", type=float, default=10.0, help="snapshots per second (default 10)")
     p.add_argument("--tau-us", type=int, default=None,
-                   help="tau (default: tau_min measured first)")
+                   help="tau (default: half of tau_min, measured first)")
     p.add_argument("--initiation", choices=(IMMEDIATE, TIMED), default=TIMED,
                    help=f"OGM initiation (default {TIMED})")
 

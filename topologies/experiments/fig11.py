@@ -5,8 +5,8 @@ Each |G| is one network: clients and relays reach the VIPs through every
 SLB (kernel ECMP), and the controller takes a series of OGM snapshots at
 each frequency, in each initiation mode (immediate: each SLB switches when
 its INIT arrives; timed: all at one moment ahead on their own clocks),
-judged by the fine rule with tau = tau_min of this network (measured first,
-as in fig12).  --outgroup-delay-ms puts the out-group that far away (netem
+judged by the fine rule with tau = half of tau_min of this network (measured
+first, as in fig12; fig12.TAU_SHARE).  --outgroup-delay-ms puts the out-group that far away (netem
 on what out-group hosts send, as the paper's inter-DC and internet
 out-groups, Fig. 12: about 39 and 58 ms); every external chain then takes
 at least tau_min plus that delay, which the checker verifies from the logs.  From the same acknowledgements every
@@ -40,8 +40,8 @@ def add_arguments(p):
     p.add_argument("--seconds", type=float, default=4.0, help="per frequency (default 4)")
     p.add_argument("--inflight", type=int, default=16, help="k (default 16)")
     p.add_argument("--taus", default="min",
-                   help="tau values in us to judge by; 'min' is tau_min of this network "
-                        "(measured, plus the out-group delay), and the first one is the "
+                   help="tau values in us to judge by; 'min' is half of tau_min of this "
+                        "network (measured), plus the out-group delay, and the first one is the "
                         "run's own (default min)")
     p.add_argument("--initiations", default=f"{IMMEDIATE},{TIMED}",
                    help=f"initiation modes (default {IMMEDIATE},{TIMED})")

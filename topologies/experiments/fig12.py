@@ -66,14 +66,28 @@ def measure(results: Results, label: str, duration: float, relays: int) -> dict[
     return by_shape
 
 
+# tau_min measured here is a sample's minimum, not a physical floor: the
+# chains of a later run, on a machine more or less loaded, came down to 0.75
+# of it with two SLBs (and to 0.45 with eight, which the measurement network
+# does not have).  A tau above a real chain lets an inconsistent cut pass,
+# so the tau the experiments assume is this share of the measured tau_min;
+# each run's checker still counts the chains shorter than it.
+TAU_SHARE = 0.5
+
+
+def assumed_tau(tau_min_us: int) -> int:
+    return max(1, int(TAU_SHARE * tau_min_us))
+
+
 def tau_or_measured(results: Results, tau_us: int | None) -> int:
-    """tau_us if given, else tau_min of this network: the shortest chain of
-    every shape, measured on a fresh one."""
+    """tau_us if given, else TAU_SHARE of tau_min of this network: the
+    shortest chain of every shape, measured on a fresh one."""
     if tau_us is not None:
         return tau_us
     by_shape = measure(results, "tau-min", 3.0, 2)
-    tau = min(min(latencies) for latencies in by_shape.values())
-    results.progress(f"tau_min = {tau} us (" + ", ".join(
+    tau_min = min(min(latencies) for latencies in by_shape.values())
+    tau = assumed_tau(tau_min)
+    results.progress(f"tau = {tau} us, {TAU_SHARE:g} of tau_min = {tau_min} us (" + ", ".join(
         f"{shape} {min(latencies)}" for shape, latencies in sorted(by_shape.items())) + ")")
     return tau
 

@@ -43,7 +43,7 @@ def add_arguments(p):
                    help="how late the bank's SLB (or, for Lai-Yang, its processes) "
                         "learns of each snapshot (default 30)")
     p.add_argument("--tau-us", type=int, default=None,
-                   help="tau (default: tau_min of this network, measured first as in fig12)")
+                   help="tau (default: half of tau_min of this network, measured first as in fig12)")
     p.add_argument("--count", type=int, default=20, help="snapshots per phase (default 20)")
     p.add_argument("--rate", type=float, default=5.0, help="snapshots per second (default 5)")
 

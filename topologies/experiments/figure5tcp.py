@@ -26,6 +26,7 @@ from beaver.traffic.checker import Trace
 from ..experiment import Run
 from ..processes import Workload
 from ..spec import Service, Spec
+from . import fig12
 from .figure5 import plot
 from .phase import snapshot_phase
 from .results import Results
@@ -44,7 +45,7 @@ def add_arguments(p):
                    help="how late the second store's SLB (or, for Lai-Yang, its processes) "
                         "learns of each snapshot (default 30)")
     p.add_argument("--tau-us", type=int, default=None,
-                   help="tau (default: tau_min of this TCP network, measured first)")
+                   help="tau (default: half of tau_min of this TCP network, measured first)")
     p.add_argument("--count", type=int, default=20, help="snapshots per phase (default 20)")
     p.add_argument("--clean-count", type=int, default=30,
                    help="snapshots of the on-time (clean) phase (default 30)")
@@ -52,7 +53,8 @@ def add_arguments(p):
 
 
 def tau_min(results: Results, seconds: float = 3.0) -> int:
-    """The shortest external causal chain on this network, from its logs."""
+    """The tau to assume: fig12.TAU_SHARE of the shortest external causal
+    chain on this network, from its logs."""
     with Run(SPEC, results.run_dir("tau-min"), Workload()) as run:
         run.start_traffic(warmup=0.5)
         time.sleep(seconds)
@@ -60,8 +62,10 @@ def tau_min(results: Results, seconds: float = 3.0) -> int:
     chains = Trace.load(run.processes.log_paths()).chains
     if not chains:
         raise RuntimeError("tau-min: no external causal chain completed: see out/*.err")
-    tau = min(chain.latency_us for chain in chains)
-    results.progress(f"tau_min = {tau} us ({len(chains)} chains)")
+    shortest = min(chain.latency_us for chain in chains)
+    tau = fig12.assumed_tau(shortest)
+    results.progress(f"tau = {tau} us, {fig12.TAU_SHARE:g} of tau_min = {shortest} us "
+                     f"({len(chains)} chains)")
     return tau
 
 

@@ -42,7 +42,7 @@ def add_arguments(p, count: int = 30, rate: float = 5.0, lag_ms: float = 10.0):
     p.add_argument("--lag-ms", type=float, default=lag_ms,
                    help=f"Lai-Yang: initiation lag of some processes (default {lag_ms:g})")
     p.add_argument("--tau-us", type=int, default=None,
-                   help="Beaver's tau (default: tau_min measured first)")
+                   help="Beaver's tau (default: half of tau_min, measured first)")
     p.add_argument("--methods", type=some_of(METHODS), default=list(METHODS),
                    help=f"which of {','.join(METHODS)} to run (default all)")
 

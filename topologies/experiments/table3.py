@@ -45,7 +45,7 @@ def add_arguments(p):
     p.add_argument("--lag-ms", type=float, default=0.0,
                    help="initiation lag of the bank's side (default 0)")
     p.add_argument("--tau-us", type=int, default=None,
-                   help="Beaver's tau (default: tau_min measured first)")
+                   help="Beaver's tau (default: half of tau_min, measured first)")
 
 
 def spec(users: int, bots: int) -> Spec:
