@@ -72,7 +72,7 @@ def test_status_reports_ids_and_clock_offsets(config_path, controller, tmp_path,
         assert s["reachable"] and s["primary"] and s["pipeline"] and not s["holding"]
         assert s["current_id"] == newest
         assert s["clock_source"] == "probe" and s["clock_samples"] >= 500
-        assert s["offset_error_us"] <= 25
+        assert s["offset_error_us"] <= PROBE_ERROR_US
     code, out, _ = beaver("ctl", "status", "-c", config_path, capsys=capsys)
     assert "probe, " in out and "(no probe port)" not in out
 
@@ -166,15 +166,17 @@ def test_the_fine_rule_judges_the_data_plane_records(config_path, controller, sw
     the same traffic is harmless."""
     store = SnapshotStore(tmp_path / "fine.db")
     with vip_traffic(switches[1:], gap_s=0.0001):
-        _, strict = run_engine(controller, store, count=20, tau_us=1)
-        _, loose = run_engine(controller, store, count=20, tau_us=10**6)
+        # packet-outs queue behind the flood: a busy machine stretches their round trips
+        _, strict = run_engine(controller, store, count=20, tau_us=1, ack_timeout_ms=2000)
+        _, loose = run_engine(controller, store, count=20, tau_us=10**6, ack_timeout_ms=2000)
     rejected = [r for r in strict if r.verdict.outcome is Outcome.REJECTED]
     assert rejected, [r.verdict.reason for r in strict]
     for r in rejected:
         assert r.verdict.rule == "fine" and r.verdict.margin_us > 0
         assert "s2 forwarded an old-ID packet" in r.verdict.reason
         assert r.acks["s2"].body.last_old_time > 0
-    assert all(r.verdict.outcome is Outcome.ACCEPTED for r in loose)
+    assert all(r.verdict.outcome is Outcome.ACCEPTED for r in loose), \
+        [r.verdict.reason for r in loose if r.verdict.outcome is not Outcome.ACCEPTED]
     s2 = controller.gateways[1]
     marked = sum(s2.request(Op.READ, r.snapshot_id).body.count for r in loose)
     assert marked > 0, "the traffic was marked with the snapshot IDs meanwhile"
