@@ -189,6 +189,7 @@ class _Flight:
         self.round = 0                       # requests sent to each SLB still waiting
         self.pending: list[Pending] = []
         self.verdict: Verdict | None = None  # decided, not yet final (release, reports)
+        self.lead_us = 0                     # timed: how far ahead it was scheduled
         self.late_us: dict[str, int] = {}    # timed: SLB -> how late its INIT arrived
         self.done = False
 
@@ -422,6 +423,7 @@ class Engine:
         flight.waiting = set(self._by_name)
         if s.initiation == TIMED:
             record.activate_us = self._activation(1)
+            flight.lead_us = record.activate_us - now_us()
         self._send_round(flight, Op.INIT, FLAG_HOLD if s.mode is Mode.BLOCKING else 0)
         if flight.pending:
             record.started_us = min(p.sent_us for p in flight.pending)
@@ -447,6 +449,7 @@ class Engine:
         first = self._activation(size)
         for i, flight in enumerate(flights):
             flight.record.activate_us = first + i * batch.spacing_us
+            flight.lead_us = flight.record.activate_us - now_us()
             flight.waiting = set(self._by_name)
         self._send_batch_round(batch)
         sent = min((p.sent_us for p in batch.pending), default=None)
@@ -459,16 +462,16 @@ class Engine:
         least what a late INIT showed was needed (_late_init)."""
         return max(LEAD_FLOOR_US, int(LEAD_RTTS * self._recent_rtt()), self._late_lead)
 
-    def _late_init(self, flight: _Flight, slb: str, late_us: int, sent_us: int):
-        """slb's INIT for flight, sent at sent_us, arrived late_us after its
-        time: its SLB switched late, which may cost the snapshot.  Load can
-        outgrow the recent round trips at once, so every later lead covers
-        LEAD_RTTS times that INIT's travel."""
+    def _late_init(self, flight: _Flight, slb: str, late_us: int):
+        """slb's INIT for flight arrived late_us after its time: its SLB
+        switched late, which may cost the snapshot.  Load can outgrow the
+        recent round trips at once, so every later lead covers LEAD_RTTS
+        times that INIT's travel."""
         flight.late_us[slb] = late_us
         self.summary.late_inits += 1
         if slb in self.settings.delays_us:   # late on purpose (an experiment's late SLB)
             return
-        travel = flight.record.activate_us - sent_us + late_us
+        travel = flight.lead_us + late_us
         self._late_lead = max(self._late_lead, int(LEAD_RTTS * travel))
 
     def _recent_rtt(self) -> int:
@@ -607,7 +610,7 @@ class Engine:
             first_at = answer.body.activate_at or batch.flights[0].record.activate_us
             for i, flight in enumerate(batch.flights):
                 if (late := answer.body.now - (first_at + i * batch.spacing_us)) > 0:
-                    self._late_init(flight, gw.name, late, answer.sent_us)
+                    self._late_init(flight, gw.name, late)
             if not batch.unconfirmed:
                 self._read_batch_after_activation(batch)
             return
@@ -722,8 +725,7 @@ class Engine:
             return self._fail(flight, f"{ack.slb} answered {ack.status.name}")
         if (op is Op.INIT and ack.status is Status.OK and ack.body.activate_at
                 and ack.body.switch_time > ack.body.activate_at):
-            self._late_init(flight, ack.slb, ack.body.switch_time - ack.body.activate_at,
-                            ack.sent_us)
+            self._late_init(flight, ack.slb, ack.body.switch_time - ack.body.activate_at)
         if record.mode is Mode.BLOCKING and not ack.body.holding:
             return self._fail(flight, f"{ack.slb} did not hold traffic "
                                       f"({ack.status.name}, ID {ack.body.id_after})")

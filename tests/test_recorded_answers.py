@@ -201,3 +201,13 @@ def test_batched_control_reaches_the_same_verdicts_over_the_same_answers(case, b
                                             inflight=inflight))
     assert batched == unbatched
     assert {str(n): list(v) for n, v in batched.items()} == recording["verdicts"]
+
+
+def test_late_inits_not_delayed_on_purpose_keep_their_verdicts(tmp_path):
+    """The late-SLB answers with no delay set and the default lead: the
+    engine takes s2's late INITs for load (and lengthens later leads); the
+    verdicts, which rest on the answers alone, stay the same."""
+    recording = recorded("late-slb")
+    records = replay.replay(recording, tmp_path, delays_us={}, lead_us=None)
+    assert {str(n): list(v) for n, v in replay.verdicts(records).items()} == \
+        recording["verdicts"]
