@@ -27,6 +27,7 @@ from beaver.control.engine import Engine, RunSettings
 from beaver.control.record import Mode
 from beaver.control.slb import Answer
 from beaver.control.store import SnapshotStore
+from beaver.p4src import ids
 from beaver.p4src.wire import BATCHED, Batch, ControlBody, Op, Record, Status
 from beaver.topologies.bmv2 import bmv2_build
 
@@ -174,6 +175,9 @@ class _Control:
         return self.send(op, first_id, 0, callback, activate_at, Batch(count, spacing_us).pack())
 
     def send(self, op, snapshot_id=0, flags=0, callback=None, activate_at=0, batch=b""):
+        if Op(op) in (Op.INIT, Op.INIT_BATCH):
+            count = Batch.unpack(batch).count if batch else 1
+            self.replay.started(snapshot_id + count - 1)
         key = (Op(op).name, snapshot_id)
         entries = self.lives[self.life].get(key)
         if not entries and Op(op) in BATCHED:
@@ -196,7 +200,8 @@ class _Control:
         """After the recorded round trip, as the switch answered."""
         estimate = Estimate(**clock) if clock else None
         self.outstanding += 1
-        self.replay.later(answer.rtt_us / 1e6, self._answer, callback, answer, estimate)
+        self.replay.after_start(answer.body.id_after, answer.rtt_us / 1e6, self._answer,
+                                callback, answer, estimate)
 
     def _closed_if_used_up(self):
         if not any(self.lives[self.life].values()) and self.life + 1 < len(self.lives):
@@ -268,6 +273,28 @@ class _ReplayController:
                          for name, requests in sorted(recording["requests"].items())]
         self.on_down = None
         self._timers: list[threading.Timer] = []
+        self._lock = threading.Lock()
+        self._newest = recording["newest_before"]   # the newest ID the engine started
+        self._parked: list[tuple] = []              # answers showing an ID not started yet
+
+    def started(self, snapshot_id: int):
+        with self._lock:
+            if ids.is_newer(snapshot_id, self._newest):
+                self._newest = snapshot_id
+            due = [p for p in self._parked if not ids.is_newer(p[0], self._newest)]
+            self._parked = [p for p in self._parked if p not in due]
+        for _, delay_s, action, args in due:
+            self.later(delay_s, action, *args)
+
+    def after_start(self, id_after: int, delay_s: float, action, *args):
+        """Runs action after delay_s, and not before the engine started
+        id_after: the live answer came after that INIT left, and the engine
+        judges an SLB ahead of every ID it started as forged."""
+        with self._lock:
+            if ids.is_newer(id_after, self._newest):
+                self._parked.append((id_after, delay_s, action, args))
+                return
+        self.later(delay_s, action, *args)
 
     def later(self, delay_s: float, action, *args):
         timer = threading.Timer(delay_s, action, args)
