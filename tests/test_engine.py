@@ -152,7 +152,8 @@ def test_blocking_releases_every_slb_even_when_one_never_acknowledges(controller
     s2, once resumed, finds the RELEASE queued behind the hold."""
     s1, s2 = controller.gateways
     with frozen_from_first_init(s2, switches[1][0]):
-        _, finished = run_engine(controller, store, count=1, mode=Mode.BLOCKING, retries=0)
+        _, finished = run_engine(controller, store, count=1, mode=Mode.BLOCKING, retries=0,
+                                 ack_timeout_ms=100)
         s1_after = s1.request(Op.READ).body
     record = finished[0]
     assert record.verdict.outcome is Outcome.INCOMPLETE

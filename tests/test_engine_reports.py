@@ -58,7 +58,8 @@ def test_processes_are_asked_only_after_every_slb_acknowledged(controller, switc
                                                                store):
     p1, _ = runtimes("p1", 1)
     with frozen_from_first_init(controller.gateways[1], switches[1][0]):
-        _, finished = run_engine(controller, store, configured(p1), count=1, retries=0)
+        _, finished = run_engine(controller, store, configured(p1), count=1, retries=0,
+                                 ack_timeout_ms=100)
     record = finished[0]
     assert record.verdict.reason == "no acknowledgement from s2 within 100 ms (1 attempts)"
     assert not record.reports and p1.snapshots.current_id == 0, "p1 was never asked"
