@@ -190,7 +190,7 @@ class _Flight:
         self.pending: list[Pending] = []
         self.verdict: Verdict | None = None  # decided, not yet final (release, reports)
         self.lead_us = 0                     # timed: how far ahead it was scheduled
-        self.late_us: dict[str, int] = {}    # timed: SLB -> how late its INIT arrived
+        self.late: set[str] = set()          # timed: SLBs whose INIT arrived after its time
         self.done = False
 
 
@@ -199,7 +199,7 @@ def _switched_late(flight: _Flight, acks: list[Ack]) -> str:
     forwarded old-ID packets after the activation time, which on time they
     never do, and why: an INIT that arrived after it, or more IDs falling
     due at once than one packet activates (epoch.p4's DUE_STEPS)."""
-    late = [a.slb + (" (its INIT arrived after it)" if a.slb in flight.late_us else
+    late = [a.slb + (" (its INIT arrived after it)" if a.slb in flight.late else
                      " (more IDs due at once than one packet activates)")
             for a in acks if a.exact and a.body.activate_at
             and a.body.last_old_time > a.body.activate_at]
@@ -467,7 +467,7 @@ class Engine:
         switched late, which may cost the snapshot.  Load can outgrow the
         recent round trips at once, so every later lead covers LEAD_RTTS
         times that INIT's travel."""
-        flight.late_us[slb] = late_us
+        flight.late.add(slb)
         self.summary.late_inits += 1
         if slb in self.settings.delays_us:   # late on purpose (an experiment's late SLB)
             return

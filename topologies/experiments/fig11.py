@@ -6,8 +6,8 @@ SLB (kernel ECMP), and the controller takes a series of OGM snapshots at
 each frequency, in each initiation mode (immediate: each SLB switches when
 its INIT arrives; timed: all at one moment ahead on their own clocks),
 judged by the fine rule with tau = half of tau_min of this network (measured
-first, as in fig12; fig12.TAU_SHARE).  --outgroup-delay-ms puts the out-group that far away (netem
-on what out-group hosts send, as the paper's inter-DC and internet
+first, as in fig12; fig12.TAU_SHARE).  --outgroup-delay-ms puts the
+out-group that far away (netem on what out-group hosts send, as the paper's inter-DC and internet
 out-groups, Fig. 12: about 39 and 58 ms); every external chain then takes
 at least tau_min plus that delay, which the checker verifies from the logs.  From the same acknowledgements every
 snapshot is judged again by both rules at each tau of --taus (larger ones
