@@ -14,8 +14,9 @@ each |G|, measures in every round, interleaved so all see the same machine:
               carry (such a snapshot is one round trip per SLB);
   OGM k=1     snapshots per second one at a time (immediate initiation);
   OGM k=K     with K in flight (the paper's parallelism), unbatched;
-  batched     timed initiation, B IDs per INIT_BATCH and READ_BATCH, as many
-              in flight as the SLBs' ring allows (--batch-inflight);
+  batched     timed initiation, B IDs per schedule (one INIT_BATCH and one
+              READ_BATCH per SLB), judged by the schedules, as many in flight as
+              the SLBs' ring allows (--batch-inflight);
   blocking    the strawman: hold, commit everywhere, release (k = 1).
 
 Every snapshot is judged by the fine rule (at a tau that accepts all: this
@@ -43,10 +44,11 @@ from beaver.control.record import Mode, Outcome
 from beaver.control.store import SnapshotStore
 from beaver.control.window import MAX_SPAN
 from beaver.p4src import BMV2_JSON, P4INFO
-from beaver.p4src.wire import BATCH_MAX, Op
+from beaver.p4src.wire import SCHEDULE_MAX, Op
 from beaver.topologies.bmv2 import Bmv2Switch, bmv2_available, bmv2_build
 
 GRPC_BASE, THRIFT_BASE = 59651, 59751
+BATCH = 256   # IDs per schedule: four schedules fit the ring in flight
 
 
 def raw_rate(gateways: list[Gateway], window: int, per_switch: int,
@@ -152,8 +154,9 @@ def main() -> int:
     parser.add_argument("--inflight", type=int, default=64,
                         help=f"K, the unbatched parallelism (default 64, at most {MAX_SPAN}: "
                              "the SLBs' ring keeps that many IDs' records)")
-    parser.add_argument("--batch", type=int, default=BATCH_MAX,
-                        help=f"B, IDs per batched message (default and most {BATCH_MAX})")
+    parser.add_argument("--batch", type=int, default=BATCH,
+                        help=f"B, IDs per schedule (default {BATCH}, at most {SCHEDULE_MAX}; "
+                             "with the ring in flight, a few schedules overlap)")
     parser.add_argument("--batch-inflight", type=int, default=MAX_SPAN,
                         help=f"snapshots in flight when batched (default {MAX_SPAN})")
     parser.add_argument("--batch-count", type=int, default=None,

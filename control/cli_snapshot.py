@@ -62,7 +62,8 @@ def register(subcommands, common: argparse.ArgumentParser):
     run.add_argument("--inflight", type=int, default=1, metavar="K",
                      help="most snapshots in flight at once (the paper's parallelism)")
     run.add_argument("--batch", type=int, default=1, metavar="B",
-                     help="IDs per control message (timed initiation; default 1, unbatched)")
+                     help="IDs per schedule, judged by the schedules at once (timed "
+                          "initiation; default 1, unbatched)")
     run.add_argument("--each", action="store_true", help="print every verdict once stored")
     run.set_defaults(run=run_run)
 
@@ -180,6 +181,10 @@ def run_show(args) -> int:
     print(f"  started {when(record.wall_time)}, t1 - t0 = {duration(record) or '-'} us"
           + (f", timed: activation {record.activate_us - record.started_us} us after t0"
              if record.activate_us is not None else ", immediate initiation"))
+    if record.batch is not None:
+        print(f"  judged with its batch, {record.batch.start}-{record.batch.stop - 1}, by "
+              "each SLB's schedule: the switch and last-old times below are the "
+              "schedule's bounds (switched at or after, old-ID packets before)")
     rows = []
     for name in record.slbs:
         a = record.acks.get(name)
@@ -228,6 +233,7 @@ def as_dict(record: SnapshotRecord) -> dict:
         "started_us": record.started_us, "finished_us": record.finished_us,
         "activate_us": record.activate_us,
         "wall_time": record.wall_time, "retake_of": record.retake_of,
+        "batch": [record.batch.start, record.batch.stop - 1] if record.batch else None,
         "verdict": {"outcome": v.outcome.value, "reason": v.reason, "rule": v.rule,
                     "margin_us": v.margin_us},
         "acks": {name: {"status": a.status.name, "attempts": a.attempts,
@@ -252,7 +258,9 @@ def summary_dict(summary: RunSummary) -> dict:
             "first_id": summary.first, "last_id": summary.last,
             "interrupted": summary.interrupted, "late_inits": summary.late_inits,
             "lead_us": summary.lead_us or None, "behind_ms": summary.behind_us / 1000,
-            "cpu_s": round(summary.cpu_s, 3)}
+            "latency_p50_us": summary.latency_us(0.5),
+            "latency_p99_us": summary.latency_us(0.99),
+            "by_records": summary.by_records, "cpu_s": round(summary.cpu_s, 3)}
 
 
 def summary_line(summary: RunSummary) -> str:
@@ -261,6 +269,10 @@ def summary_line(summary: RunSummary) -> str:
     return (f"{summary.finished} snapshots in {summary.elapsed_s:.2f} s "
             f"({summary.rate:.0f}/s): {o[Outcome.ACCEPTED]} accepted, "
             f"{o[Outcome.REJECTED]} rejected, {o[Outcome.INCOMPLETE]} incomplete{ids}"
+            + (f"; latency p50 {summary.latency_us(0.5) / 1000:.1f} ms, p99 "
+               f"{summary.latency_us(0.99) / 1000:.1f} ms" if summary.latencies else "")
+            + (f"; lead {summary.lead_us[0] / 1000:.1f}-{summary.lead_us[1] / 1000:.1f} ms"
+               if summary.lead_us else "")
             + (" (interrupted)" if summary.interrupted else ""))
 
 

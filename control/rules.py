@@ -24,13 +24,27 @@ fine: t0 as for coarse (switch_window); each SLB reports, on its own
 
 An SLB with marking off forwards ID-0 packets, old for every snapshot, and
 keeps no record: both rules reject while any SLB reports it.
+
+by schedule (the fine rule for a batch at once): an SLB that held a
+schedule from before its first ID until its last (Track.FINAL) moved to
+each ID n at T_n or later on its own clock, and forwarded every packet
+older than n before max(T_n, late_last + 1).  Those are bounds on the
+records the fine rule reads, so the fine rule on them (BatchRecord.record
+builds them) judges n at least as strictly as on the records themselves,
+and for on-time SLBs they hold for every ID of the batch alike: one
+number per SLB judges the whole batch.  The IDs it does not clear (a late
+SLB's first ones, or every ID when an SLB did not keep its schedule) are
+judged on their own records instead.
 """
 from __future__ import annotations
 
-from beaver.p4src.wire import Status
+import math
+from dataclasses import dataclass
+
+from beaver.p4src.wire import Status, Track
 
 from .clock import TICK_US
-from .record import Ack, Outcome, SnapshotRecord, Verdict
+from .record import Ack, Outcome, ScheduleAck, SnapshotRecord, Verdict
 
 COARSE = "coarse"
 FINE = "fine"
@@ -128,3 +142,102 @@ def fine(acks: list[Ack], t0_us: int, tau_us: int) -> Verdict:
     return Verdict(Outcome.ACCEPTED,
                    f"fine rule: last old-ID packet ({last_slb}) {after:.0f} us after the "
                    f"switch of {first_slb}, within tau = {tau_us} us", FINE, margin)
+
+
+@dataclass(frozen=True)
+class ScheduleJudgement:
+    """What the schedules say of a batch: `verdict` holds for every index
+    not in `unclear`, which must be judged on its own records."""
+    verdict: Verdict
+    unclear: range
+
+
+def by_schedule(acks: list[ScheduleAck], t0_us: int, tau_us: int, count: int,
+                spacing_us: int) -> ScheduleJudgement:
+    """The fine rule for every ID of a batch from each SLB's schedule: the
+    verdict `fine` gives each ID on BatchRecord.record's bounds, found in
+    O(|G|^2) rather than per ID (tests/test_schedule_rule.py holds it to
+    that).  A whole batch is rejected for what no record can mend (a clock
+    missing or wrong, marking off); it is unclear where an SLB did not keep
+    its schedule, or at the first IDs a late SLB may have reached."""
+    nothing, everything = range(0), range(count)
+    missing = [a.slb for a in acks if a.clock is None]
+    if missing:
+        return ScheduleJudgement(Verdict(Outcome.REJECTED, f"fine rule: no clock alignment "
+                                         f"for {', '.join(missing)}", FINE), nothing)
+    off = [a.slb for a in acks if not a.body.marking]
+    if off:
+        return ScheduleJudgement(Verdict(Outcome.REJECTED, f"fine rule: marking is off at "
+                                         f"{', '.join(off)}: its packets carry no snapshot ID",
+                                         FINE), nothing)
+    kept = [a for a in acks if a.status is Status.OK and a.schedule.track == Track.FINAL
+            and a.schedule.count == count and (count == 1 or a.schedule.spacing == spacing_us)]
+    for a in kept:
+        first_low, first_high = a.clock.to_controller(a.time_of(0))
+        if first_high < t0_us or a.clock.to_controller(a.time_of(count - 1))[0] > a.received_us:
+            when = ("before the snapshot existed" if first_high < t0_us else
+                    "after its answer came back")
+            return ScheduleJudgement(Verdict(
+                Outcome.REJECTED, f"fine rule: {a.slb}'s schedule maps to times {when} (t0 = "
+                f"{t0_us}, answer at {a.received_us}): its clock estimate "
+                f"({a.clock.offset_us:.0f} +- {a.clock.error_us:.0f} us) is wrong", FINE),
+                nothing)
+    unkept = [a.slb for a in acks if a not in kept
+              or a.clock.to_controller(a.time_of(0))[0] < t0_us]   # the bounds assume t0 before
+    if unkept:
+        return ScheduleJudgement(Verdict(Outcome.REJECTED, f"fine rule: {', '.join(unkept)} "
+                                         "did not keep the schedule", FINE), everything)
+    late = [a for a in acks if a.schedule.late_last >= a.time_of(0)]
+    reach = max((_reach(a, acks, tau_us, count, spacing_us) for a in late), default=0)
+    if reach == count:
+        return ScheduleJudgement(Verdict(Outcome.REJECTED, f"fine rule: "
+                                         f"{', '.join(a.slb for a in late)} switched late",
+                                         FINE), everything)
+    after, last_slb, first_slb = max([_on_time_gap(acks)] +
+                                     [_late_gap(a, acks, reach) for a in late])
+    margin = after - tau_us
+    if margin >= 0:
+        return ScheduleJudgement(Verdict(
+            Outcome.REJECTED, f"fine rule by schedule: {last_slb} may have forwarded an "
+            f"old-ID packet {after:.0f} us after {first_slb} switched, tau = {tau_us} us "
+            f"(over by {margin:.0f} us)", FINE, margin), nothing)
+    return ScheduleJudgement(Verdict(
+        Outcome.ACCEPTED, f"fine rule by schedule: old-ID packets ({last_slb}) at most "
+        f"{after:.0f} us after the switch of {first_slb}, within tau = {tau_us} us", FINE,
+        margin), range(reach))
+
+
+def _on_time_gap(acks: list[ScheduleAck]) -> tuple[float, str, str]:
+    """The widest gap the schedules allow if no SLB was late: an old-ID
+    packet just before T_n at one SLB, against the earliest switch, at T_n,
+    at another, both mapped with their errors against acceptance.  The
+    clocks are constant offsets, so it is the same for every ID."""
+    worst = (float(TICK_US - 1), acks[0].slb, acks[0].slb)   # an SLB against itself
+    for old in acks:
+        latest = old.clock.to_controller(old.time_of(0) - 1)[1]
+        for new in acks:
+            if new is not old:
+                worst = max(worst, (latest - new.clock.to_controller(new.time_of(0))[0],
+                                    old.slb, new.slb))
+    return worst
+
+
+def _late_gap(late: ScheduleAck, acks: list[ScheduleAck], index: int) -> tuple[float, str, str]:
+    """The gap a late SLB's latest old-ID packet leaves at the index-th ID."""
+    own = (float(late.schedule.late_last + TICK_US - late.time_of(index)), late.slb, late.slb)
+    latest = late.clock.to_controller(late.schedule.late_last)[1]
+    return max([own] + [(latest - a.clock.to_controller(a.time_of(index))[0], late.slb, a.slb)
+                        for a in acks if a is not late])
+
+
+def _reach(late: ScheduleAck, acks: list[ScheduleAck], tau_us: int, count: int,
+           spacing_us: int) -> int:
+    """How many of the batch's first IDs a late SLB's latest old-ID packet
+    may have reached within tau: the gap shrinks by the spacing at every
+    ID, so it is the first index whose gap is under tau."""
+    gap = _late_gap(late, acks, 0)[0]
+    if gap < tau_us:
+        return 0
+    if count == 1:
+        return 1
+    return min(count, math.floor((gap - tau_us) / spacing_us) + 1)

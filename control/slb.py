@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from beaver.p4src.wire import Batch, ControlBody, Op, Record, Status, WireError
+from beaver.p4src.wire import BATCHED, Batch, ControlBody, Op, Record, Status, WireError
 
 from .session import SwitchSession
 
@@ -48,7 +48,8 @@ class Answer:
     body: ControlBody
     sent_us: int        # controller clock when the request left
     received_us: int    # controller clock when the answer arrived
-    records: tuple[Record, ...] = ()   # READ_BATCH: one per ID of the batch, in order
+    batch: Batch | None = None         # a batched request's batch header, as answered
+    records: tuple[Record, ...] = ()   # READ_RECORDS: one per ID asked for, in order
 
     @property
     def rtt_us(self) -> int:
@@ -126,23 +127,22 @@ class SlbControl:
             raise
         return pending
 
-    def send_batch(self, op: Op, first_id: int, count: int,
+    def send_batch(self, op: Op, first_id: int, batch: Batch,
                    callback: Callable[[Answer], None] | None = None,
-                   activate_at: int = 0, spacing_us: int = 0) -> Pending:
-        """INIT_BATCH (count IDs from first_id, the i-th at activate_at +
-        i * spacing_us) or READ_BATCH (their records, in the room the
-        request brings for them)."""
-        room = bytes(count * Record.SIZE) if op is Op.READ_BATCH else b""
-        return self.send(op, first_id, 0, callback, activate_at,
-                         Batch(count, spacing_us).pack() + room)
+                   activate_at: int = 0) -> Pending:
+        """INIT_BATCH (batch: a schedule from first_id, its first ID due at
+        activate_at), READ_BATCH (the schedule that starts at first_id) or
+        READ_RECORDS (batch.count records, in the room the request brings)."""
+        room = bytes(batch.count * Record.SIZE) if op is Op.READ_RECORDS else b""
+        return self.send(op, first_id, 0, callback, activate_at, batch.pack() + room)
 
     def request(self, op: Op, snapshot_id: int = 0, flags: int = 0,
                 timeout: float = 0.5, activate_at: int = 0) -> Answer:
         return self.send(op, snapshot_id, flags, activate_at=activate_at).wait(timeout)
 
-    def request_batch(self, op: Op, first_id: int, count: int, timeout: float = 0.5,
-                      activate_at: int = 0, spacing_us: int = 0) -> Answer:
-        return self.send_batch(op, first_id, count, None, activate_at, spacing_us).wait(timeout)
+    def request_batch(self, op: Op, first_id: int, batch: Batch, timeout: float = 0.5,
+                      activate_at: int = 0) -> Answer:
+        return self.send_batch(op, first_id, batch, None, activate_at).wait(timeout)
 
     def on_packet_in(self, session: SwitchSession, metadata: Mapping[str, int],
                      payload: bytes):
@@ -159,10 +159,16 @@ class SlbControl:
         if pending is None:
             self.unmatched += 1
             return
-        records = ()
-        if pending.op is Op.READ_BATCH and status is Status.OK:
+        batch, records = None, ()
+        if pending.op in BATCHED:
+            try:
+                batch = Batch.unpack(payload[ControlBody.SIZE:])
+            except WireError:
+                pass   # a truncated request's answer (status TRUNCATED) carries none
+        if pending.op is Op.READ_RECORDS and status is Status.OK:
             records = tuple(Record.unpack_all(payload[ControlBody.SIZE + Batch.SIZE:]))
-        pending._complete(Answer(pending.op, status, body, pending.sent_us, received, records))
+        pending._complete(Answer(pending.op, status, body, pending.sent_us, received, batch,
+                                 records))
 
     def fail_all(self) -> int:
         """Forgets every outstanding request (the switch went away)."""

@@ -6,23 +6,30 @@ reports and verdict in one transaction, and the caller reports it only after
 file is in WAL mode; `durable` (synchronous=FULL) also survives a power cut,
 otherwise (NORMAL) a crash of the controller only.
 
+A batch judged by its schedules is kept as one range (`batches`, with each
+SLB's schedule answer in `batch_acks`): one row for up to a ring's worth of
+snapshots.  The numbers of a batch judged on their own records have rows of
+their own in `snapshots`, which take precedence; `get` answers for any
+number either way.
+
 Snapshot numbers are reserved in blocks before they are used (`reserve`),
 so after a crash and restart the next number continues after every number
 that may have reached a switch.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 from pathlib import Path
 
-from beaver.p4src.wire import ControlBody, Status
+from beaver.p4src.wire import Batch, ControlBody, Status
 
 from .clock import Estimate
 from .oob import Report
-from .record import Ack, Mode, Outcome, SnapshotRecord, Verdict
+from .record import Ack, BatchRecord, Mode, Outcome, ScheduleAck, SnapshotRecord, Verdict
 
-SCHEMA_VERSION = 2   # 2: timed initiation and clock sources
+SCHEMA_VERSION = 3   # 2: timed initiation and clock sources; 3: batches as ranges
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
@@ -67,6 +74,46 @@ CREATE TABLE IF NOT EXISTS acks (
     error_us      REAL,
     clock_source  TEXT,                -- probe or packet-out
     PRIMARY KEY (snapshot, slb)
+);
+CREATE TABLE IF NOT EXISTS batches (
+    first       INTEGER PRIMARY KEY,   -- the first snapshot number of the range
+    last        INTEGER NOT NULL,
+    singles     INTEGER NOT NULL,      -- numbers in the range with rows in snapshots
+    mode        TEXT NOT NULL,
+    rule        TEXT NOT NULL,
+    tau_us      INTEGER NOT NULL,
+    slbs        TEXT NOT NULL,
+    started_us  INTEGER NOT NULL,
+    finished_us INTEGER,
+    activate_us INTEGER NOT NULL,      -- when the first was to be taken (controller clock)
+    spacing_us  INTEGER NOT NULL,
+    wall_time   REAL NOT NULL,
+    outcome     TEXT NOT NULL,         -- the verdict of every number not in snapshots
+    reason      TEXT NOT NULL,
+    decided_by  TEXT NOT NULL,
+    margin_us   REAL
+);
+CREATE TABLE IF NOT EXISTS batch_acks (
+    first         INTEGER NOT NULL REFERENCES batches (first),
+    slb           TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    attempts      INTEGER NOT NULL,
+    sent_us       INTEGER NOT NULL,
+    received_us   INTEGER NOT NULL,
+    id_before     INTEGER NOT NULL,
+    id_after      INTEGER NOT NULL,
+    now_dp        INTEGER NOT NULL,
+    slb_id        INTEGER NOT NULL,
+    flags         INTEGER NOT NULL,
+    activate_at   INTEGER NOT NULL,    -- the schedule's first time, switch clock
+    count         INTEGER NOT NULL,
+    spacing       INTEGER NOT NULL,
+    track         INTEGER NOT NULL,
+    late_last     INTEGER NOT NULL,
+    offset_us     REAL,
+    error_us      REAL,
+    clock_source  TEXT,
+    PRIMARY KEY (first, slb)
 );
 CREATE TABLE IF NOT EXISTS reports (
     snapshot INTEGER NOT NULL REFERENCES snapshots (id),
@@ -127,8 +174,10 @@ class SnapshotStore:
 
     # -- snapshots ------------------------------------------------------------
 
-    def save(self, records: list[SnapshotRecord]):
-        """Commits finished snapshots in one transaction."""
+    def save(self, records: list[SnapshotRecord], batches: list[BatchRecord] = ()):
+        """Commits finished snapshots, and batches with their own, in one
+        transaction."""
+        records = list(records) + [r for b in batches for r in b.singles.values()]
         with self.db:
             self.db.execute("BEGIN")
             self.db.executemany(
@@ -143,20 +192,31 @@ class SnapshotStore:
                   a.sent_us, a.received_us,
                   a.body.id_before, a.body.id_after, a.body.now, a.body.switch_time,
                   a.body.last_old_time, a.body.count, a.body.slb_id, a.body.flags,
-                  a.body.activate_at,
-                  a.clock.offset_us if a.clock else None,
-                  a.clock.error_us if a.clock else None,
-                  a.clock.source if a.clock else None)
+                  a.body.activate_at, *_clock(a.clock))
                  for r in records for a in r.acks.values()])
             self.db.executemany(
                 "INSERT INTO reports VALUES (?,?,?)",
                 [(r.number, name, json.dumps(report.to_message()))
                  for r in records for name, report in r.reports.items()])
+            self.db.executemany(
+                "INSERT INTO batches VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(b.first, b.first + b.count - 1, len(b.singles), b.mode.value, b.rule,
+                  b.tau_us, json.dumps(b.slbs), b.started_us, b.finished_us, b.activate_us,
+                  b.spacing_us, b.wall_time, b.verdict.outcome.value, b.verdict.reason,
+                  b.verdict.rule, b.verdict.margin_us) for b in batches])
+            self.db.executemany(
+                "INSERT INTO batch_acks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(b.first, a.slb, a.status.name, a.attempts, a.sent_us, a.received_us,
+                  a.body.id_before, a.body.id_after, a.body.now, a.body.slb_id, a.body.flags,
+                  a.body.activate_at, a.schedule.count, a.schedule.spacing, a.schedule.track,
+                  a.schedule.late_last, *_clock(a.clock))
+                 for b in batches for a in b.acks.values()])
 
     def get(self, number: int) -> SnapshotRecord | None:
         row = self.db.execute("SELECT * FROM snapshots WHERE id = ?", (number,)).fetchone()
         if row is None:
-            return None
+            batch = self._batch_of(number)
+            return batch.record(number) if batch is not None else None
         record = _record(row)
         for a in self.db.execute("SELECT * FROM acks WHERE snapshot = ? ORDER BY slb",
                                  (number,)):
@@ -166,19 +226,91 @@ class SnapshotStore:
             record.reports[process] = Report.from_message(json.loads(report))
         return record
 
+    def records(self, first: int, last: int) -> list[SnapshotRecord]:
+        """Every snapshot numbered first to last that the store holds, in
+        order, each whole (a batch's numbers with their schedules' bounds)."""
+        found: dict[int, SnapshotRecord] = {}
+        for row in self.db.execute("SELECT * FROM snapshots WHERE id BETWEEN ? AND ?",
+                                   (first, last)):
+            found[row[0]] = _record(row)
+        for a in self.db.execute("SELECT * FROM acks WHERE snapshot BETWEEN ? AND ? "
+                                 "ORDER BY slb", (first, last)):
+            found[a[0]].acks[a[1]] = _ack(a)
+        for number, process, report in self.db.execute(
+                "SELECT * FROM reports WHERE snapshot BETWEEN ? AND ? ORDER BY process",
+                (first, last)):
+            found[number].reports[process] = Report.from_message(json.loads(report))
+        for row in self.db.execute("SELECT * FROM batches WHERE last >= ? AND first <= ?",
+                                   (first, last)).fetchall():
+            batch = self._batch_of(row[0])
+            for number in batch.numbers:
+                if first <= number <= last and number not in found:
+                    found[number] = batch.record(number)
+        return [found[n] for n in sorted(found)]
+
+    def _batch_of(self, number: int) -> BatchRecord | None:
+        """The batch whose range holds number, with its schedule answers."""
+        row = self.db.execute("SELECT * FROM batches WHERE first <= ? ORDER BY first DESC "
+                              "LIMIT 1", (number,)).fetchone()
+        if row is None or row[1] < number:
+            return None
+        batch = _batch(row)
+        for a in self.db.execute("SELECT * FROM batch_acks WHERE first = ? ORDER BY slb",
+                                 (batch.first,)):
+            batch.acks[a[1]] = _schedule_ack(a)
+        return batch
+
     def latest(self, limit: int = 20, outcome: Outcome | None = None) -> list[SnapshotRecord]:
-        """The newest snapshots first, without their acknowledgements and reports."""
+        """The newest snapshots first, without their acknowledgements and reports
+        (but a batch's schedules, which are its snapshots' only record)."""
         where, args = ("WHERE outcome = ?", (outcome.value,)) if outcome else ("", ())
         rows = self.db.execute(f"SELECT * FROM snapshots {where} ORDER BY id DESC LIMIT ?",
                                (*args, limit))
-        return [_record(row) for row in rows]
+        found = [_record(row) for row in rows]
+        for row in self.db.execute(f"SELECT * FROM batches {where} ORDER BY first DESC",
+                                   args).fetchall():
+            if len(found) == limit and row[1] < found[-1].number:
+                break   # this batch and every older one: older than all found
+            batch = self._batch_of(row[0])
+            own = {n for (n,) in self.db.execute(
+                "SELECT id FROM snapshots WHERE id BETWEEN ? AND ?", (row[0], row[1]))}
+            newest = [n for n in itertools.islice(
+                (n for n in reversed(batch.numbers) if n not in own), limit)]
+            found = sorted(found + [batch.record(n) for n in newest],
+                           key=lambda r: r.number, reverse=True)[:limit]
+        return found
 
     def counts(self) -> dict[Outcome, int]:
         counts = dict.fromkeys(Outcome, 0)
         for outcome, n in self.db.execute(
                 "SELECT outcome, COUNT(*) FROM snapshots GROUP BY outcome"):
             counts[Outcome(outcome)] = n
+        for outcome, n in self.db.execute(
+                "SELECT outcome, SUM(last - first + 1 - singles) FROM batches GROUP BY outcome"):
+            counts[Outcome(outcome)] += n
         return counts
+
+
+def _clock(estimate: Estimate | None) -> tuple:
+    return ((estimate.offset_us, estimate.error_us, estimate.source) if estimate
+            else (None, None, None))
+
+
+def _batch(row) -> BatchRecord:
+    (first, last, _, mode, rule, tau_us, slbs, started, finished, activate, spacing, wall,
+     outcome, reason, decided_by, margin) = row
+    return BatchRecord(first, last - first + 1, Mode(mode), rule, tau_us, json.loads(slbs),
+                       started, wall, activate, spacing, finished,
+                       verdict=Verdict(Outcome(outcome), reason, decided_by, margin))
+
+
+def _schedule_ack(row) -> ScheduleAck:
+    (_, slb, status, attempts, sent, received, before, after, now, slb_id, flags, activate_at,
+     count, spacing, track, late_last, offset, error, source) = row
+    body = ControlBody(0, 0, before, after, now, 0, 0, 0, slb_id, flags, activate_at)
+    clock = Estimate(offset, error, 0, source) if offset is not None else None
+    return ScheduleAck(slb, Status[status], body, Batch(count, spacing, 0, track, late_last),
+                       sent, received, attempts, clock)
 
 
 def _record(row) -> SnapshotRecord:

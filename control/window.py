@@ -27,6 +27,9 @@ def wire_id(number: int) -> int:
 
 
 class IdWindow:
+    """The numbers in flight, as ranges: a single snapshot is one number, a
+    batch its whole range, started and finished at once."""
+
     def __init__(self, next_number: int, inflight: int):
         if inflight < 1:
             raise ValueError("at least one snapshot must be allowed in flight")
@@ -35,37 +38,38 @@ class IdWindow:
             raise ValueError(f"{inflight} in flight could overwrite SLB records before they "
                              f"are read: at most {MAX_SPAN}")
         self.span = inflight
-        self.open: set[int] = set()
-        self._oldest = next_number   # oldest unfinished, or next_number if none
+        self.open: dict[int, int] = {}   # first number -> count, oldest first (as started)
+        self._count = 0
 
     def __len__(self) -> int:
-        return len(self.open)
+        """Numbers in flight."""
+        return self._count
 
     def can_start(self, count: int = 1) -> bool:
-        """Whether count more IDs may start now (a batch starts whole)."""
-        return self.next_number + count - 1 - self._oldest < self.span
+        """Whether count more numbers may start now (a batch starts whole)."""
+        return self.next_number + count - 1 - self.oldest < self.span
 
-    def start(self) -> int:
-        if not self.can_start():
-            raise RuntimeError(f"ID {self.next_number} would exceed the window of "
-                               f"{self.span} from {self._oldest}")
-        number = self.next_number
-        self.open.add(number)
-        self.next_number += 1
-        return number
+    def start(self, count: int = 1) -> int:
+        """The first of count new numbers."""
+        if not self.can_start(count):
+            raise RuntimeError(f"{count} from {self.next_number} would exceed the window of "
+                               f"{self.span} from {self.oldest}")
+        first = self.next_number
+        self.open[first] = count
+        self._count += count
+        self.next_number += count
+        return first
 
-    def finish(self, number: int):
-        self.open.remove(number)
-        # Numbers start in order: the oldest open one is the first still open
-        # after this one (amortized O(1), where min(open) costs the window).
-        while self._oldest < self.next_number and self._oldest not in self.open:
-            self._oldest += 1
+    def finish(self, first: int):
+        """Numbers start in order, so the oldest open one is the first range
+        still open (dicts keep their order)."""
+        self._count -= self.open.pop(first)
 
     @property
     def oldest(self) -> int:
         """The oldest unfinished number, or the next if none is open: every
         number before it is finished."""
-        return self._oldest
+        return next(iter(self.open), self.next_number)
 
     @property
     def last_started(self) -> int:

@@ -103,8 +103,9 @@ control BeaverIngress(inout headers_t hdr,
         //    STAMP, other.
         if (std.ingress_port == CPU_PORT) {
             bool batched = hdr.packet_out.opcode == OP_INIT_BATCH ||
-                           hdr.packet_out.opcode == OP_READ_BATCH;
-            // A batch past BATCH_MAX overflows the records (answered BAD_BATCH).
+                           hdr.packet_out.opcode == OP_READ_BATCH ||
+                           hdr.packet_out.opcode == OP_READ_RECORDS;
+            // Records past RECORDS_MAX overflow the stack (answered BAD_BATCH).
             bool whole = std.parser_error == error.NoError ||
                          std.parser_error == error.StackOutOfBounds;
             if (hdr.ctl.isValid() && (!batched || hdr.batch.isValid() && whole)) {

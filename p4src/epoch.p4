@@ -3,49 +3,53 @@
  * IDs are 32-bit serial numbers (RFC 1982): a is newer than b when
  * 0 < (a - b) mod 2^32 < 2^31.  A ring of RING_SIZE records, indexed by
  * the ID's low bits, remembers for each recent ID when the SLB moved to it,
- * the last packet marked with an older ID, how many it marked, and, if the
- * ID was scheduled, the time it was scheduled for.
+ * the last packet marked with an older ID and how many it marked.
  *
- * Timed initiation: an INIT whose activate_at lies ahead schedules the ID
- * instead of moving to it.  The oldest scheduled ID ahead of the current one
- * is armed (epoch_due); the first VIP packet or control request at or after
- * its time moves the SLB to it and arms the next ID if that is scheduled
- * too, so scheduled IDs activate in ID order; up to DUE_STEPS of them that
- * are due at once activate on one packet (snapshots may come faster than an
- * SLB's packets).  A VIP packet that finds an ID due carries the newest it
- * moved to and is its first packet: mark leaves the state to Epoch, which
- * files the old records and counts the packet.
+ * Timed initiation works by schedules.  A schedule is `count` consecutive
+ * IDs from `first`, the i-th due at `at + i * spacing` on this switch's
+ * clock: a timed INIT is a schedule of one ID, an INIT_BATCH one of up to
+ * SCHEDULE_MAX.  Schedules sit in a second ring, indexed by their first
+ * ID.  One is armed (epoch_due: its first ID and the time the ID after the
+ * current one is due); the first VIP packet or request at or after that
+ * time moves the SLB to the newest of its IDs that is due, computed from
+ * the schedule (no step per ID), and a schedule that is done arms the one
+ * that starts at the next ID.  So however fast IDs fall due, a packet
+ * carries the ID due when it is forwarded.
+ *
+ * Each schedule keeps its lateness: the latest packet forwarded with an ID
+ * older than one of the schedule's whose time had come (late_last, 0 when
+ * none).  That happens only when a schedule came too late (its INIT arrived
+ * after its first time) or was not armed in time.  So for each of its IDs
+ * n, on this switch's clock, every old-ID packet left before
+ * max(T_n, late_last + 1) and the switch moved at T_n or later; the
+ * controller judges a whole schedule by that one number (rules.py).  The
+ * number is trusted only while the schedule was armed from before its first
+ * ID was reached until its last (TRACK_FINAL); otherwise (TRACK_LOST) the
+ * controller reads the per-ID records instead.
  *
  * The registers are shared by:
  *   mark     an action for every VIP packet (Encapsulate calls it);
  *            output: meta.epoch_id = the current ID, meta.holding, meta.due
- *            (an armed ID's time has come); the packet counted under the
- *            current ID.
+ *            (the armed schedule's next time has come); the packet counted
+ *            under the current ID unless it is due.
  *   Epoch    for a VIP packet that found an ID due (it counts the packet
- *            under that ID), and for every control request or STAMP: first
- *            activates a due scheduled ID; then
+ *            under the ID it moved to), and for every control request or
+ *            STAMP: a request that schedules arms first; then due IDs are
+ *            activated; then
  *            input: meta.epoch_op, and for EPOCH_LEARN hdr.beaver.snapshot_id,
  *            for EPOCH_CTL hdr.packet_out.opcode and a valid hdr.ctl.
- *            output: for EPOCH_CTL, hdr.ctl filled in as the answer and
- *            meta.ctl_status.
+ *            output: for EPOCH_CTL, hdr.ctl (and hdr.batch, hdr.records)
+ *            filled in as the answer and meta.ctl_status.
  * Postcondition: the current ID only ever moves forward, and by learning at
- *   most LEARN_WINDOW at a time (a refused learn is counted); a marked packet is counted under the ID it
- *   carries unless VIP traffic is held; a request with an unknown opcode or
- *   a stale ID changes no register.
- *
- * Batched control (OP_INIT_BATCH, OP_READ_BATCH) carries up to BATCH_MAX
- * consecutive IDs in one request, so that many snapshots cost an SLB one
- * packet-out each way: INIT_BATCH plans each ID still newer than the
- * current one at its own time, as a timed INIT does, and arms the first;
- * READ_BATCH visits each ID in order, activates it if it is scheduled and
- * its time has passed (as a single READ does), and answers its record.  A
- * batch that would reach RING_SIZE or more past the current ID is refused
- * whole (ST_TOO_FAR): its slots still hold records and schedules of IDs
- * not yet final.  The steps are unrolled (P4 has no loops).
+ *   most LEARN_WINDOW at a time (a refused learn is counted); no schedule
+ *   moves the SLB to an ID before that ID's time; a marked packet is counted
+ *   under the ID it carries unless VIP traffic is held; a request with an
+ *   unknown opcode, a bad batch or a stale ID changes no register.
  *
  * Marking is on every VIP packet's path, so it is two register reads and one
  * write, inside the action that encapsulates: BMv2 pays about a microsecond
  * for every table it applies, and statements outside actions become tables.
+ * Everything else here runs once per ID change or request.
  */
 #ifndef BEAVER_EPOCH_P4
 #define BEAVER_EPOCH_P4
@@ -54,23 +58,27 @@
 // one read and one write:  hold (112) | ID (111:80) | packets marked (79:48)
 // | time of the last one (47:0).
 register<bit<113>>(1) epoch_state;
-// The armed activation: armed (80) | scheduled ID (79:48) | its time (47:0).
+// The armed schedule: armed (80) | its first ID (79:48) | when the ID after
+// the current one is due (47:0).
 register<bit<81>>(1) epoch_due;
-// The ring: each recent ID's record, final once the SLB moved past it.
+// The ring of records: each recent ID's, final once the SLB moved past it.
 register<bit<32>>(RING_SIZE) epoch_slot_id;             // which ID the record holds
 register<bit<48>>(RING_SIZE) epoch_slot_switch_time;
 register<bit<48>>(RING_SIZE) epoch_slot_last_old_time;
 register<bit<80>>(RING_SIZE) epoch_slot_marks;          // packets marked (79:48), last (47:0)
-register<bit<32>>(RING_SIZE) epoch_slot_sched_id;       // which ID the schedule is for
-register<bit<48>>(RING_SIZE) epoch_slot_sched_at;       // when it is to activate
+// The ring of schedules, by first ID.
+register<bit<32>>(RING_SIZE) sched_first;    // which ID the schedule starts at
+register<bit<48>>(RING_SIZE) sched_at;       // its first ID's time (0: none)
+register<bit<80>>(RING_SIZE) sched_span;     // count (79:64) | spacing (63:32) | recip (31:0)
+register<bit<56>>(RING_SIZE) sched_track;    // TRACK_* (55:48) | late_last (47:0)
 
 // Learning refused, by REFUSED_* reason.
 counter(REFUSED_REASONS, CounterType.packets) learn_refused;
 
 // A VIP packet: its mark (meta.epoch_id), the hold flag (meta.holding) and
-// whether an armed ID is due (meta.due); the packet is counted under the
-// current ID.  Held packets are dropped, not forwarded: they leave the
-// record unchanged.  Called by Encapsulate.
+// whether the armed schedule has an ID due (meta.due, and then Epoch counts
+// the packet under the ID it moves to).  Held packets are dropped, not
+// forwarded: they leave the record unchanged.  Called by Encapsulate.
 action mark(inout metadata_t meta, in bit<48> now) {
     bit<113> st;
     epoch_state.read(st, 0);
@@ -79,7 +87,7 @@ action mark(inout metadata_t meta, in bit<48> now) {
     bool due = armed[80:80] == 1 && now >= armed[47:0];
     meta.due = due ? 1w1 : 1w0;
     meta.holding = st[112:112];
-    meta.epoch_id = due ? armed[79:48] : st[111:80];
+    meta.epoch_id = st[111:80];
     bit<32> count = st[79:48] + (bit<32>)(~st[112:112]);
     bit<48> last = st[112:112] == 1 ? st[47:0] : now;
     epoch_state.write(0, due ? st : st[112:80] ++ count ++ last);
@@ -90,80 +98,180 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
     bit<32> cur;
     bit<1>  hold;
     bit<81> due;
-    // Batched requests: the ID a step is at, its activation time, its facts.
-    // (The steps of READ_BATCH open the IDs they move to and re-arm once
-    // after the last: BMv2's JSON holds a copy of each step's actions.)
+    // A schedule, as its slot holds it (fetch).
+    bit<32> sc_slot;
+    bit<32> sc_first;
+    bit<48> sc_at;
+    bit<80> sc_span;
+    bit<56> sc_track;
+    // What the last step, rearm or arm found.
+    bit<32> target;       // step: the newest due ID of the armed schedule
+    bool    moves;        // step: target is newer than the current ID
+    bool    finished;     // rearm: the armed schedule's last ID is reached
+    bit<32> next_first;   // rearm: where the schedule after it would start
+    bool    displacing;   // arm: an armed (newer) schedule gave way
+    bit<32> displaced;
+    // The request: whether its ID was newer before anything moved, and the
+    // ID a READ_RECORDS step is at.
+    bool    was_newer;
     bit<32> step_id;
-    bit<48> step_at;
-    bool    step_newer;
-    bool    step_known;
-    bool    step_scheduled;
-    bit<48> step_sched_at;
+    bool    step_carry;      // READ_RECORDS: the ID before step_id had a record ...
+    bit<48> step_switched;   // ... these times
+    bit<48> step_last_old;
 
     action load() {
         epoch_state.read(s, 0);
         cur = s[111:80];
         hold = s[112:112];
+        epoch_due.read(due, 0);
+        sc_slot = 0;
+        sc_first = 0;
+        sc_at = 0;
+        sc_span = 0;
+        sc_track = 0;
+        target = 0;
+        moves = false;
+        finished = false;
+        next_first = 0;
+        displacing = false;
+        displaced = 0;
+        was_newer = false;
+        step_id = 0;
+        step_carry = false;
+        step_switched = 0;
+        step_last_old = 0;
     }
 
-    // Move to id (caller checked it is newer): the current ID's record is
+    action fetch(bit<32> first) {
+        sc_slot = (bit<32>)first[RING_BITS-1:0];
+        sched_first.read(sc_first, sc_slot);
+        sched_at.read(sc_at, sc_slot);
+        sched_span.read(sc_span, sc_slot);
+        sched_track.read(sc_track, sc_slot);
+    }
+
+    // Move to id (the caller checked it is newer): the current ID's record is
     // filed in the ring and id's opened.  The last old-ID packet is the
-    // current ID's last mark, or, if it marked none, what it inherited.
+    // current ID's last mark, or, if it marked none, what it inherited.  The
+    // ID after the current one gets the same record when the move passes it
+    // (it was reached and left at once): READ_RECORDS carries it over the
+    // IDs passed after it, so every ID passed has its true record.
     action open(bit<32> id) {
         bit<32> from = (bit<32>)cur[RING_BITS-1:0];
         epoch_slot_marks.write(from, s[79:0]);
         bit<48> inherited;
         epoch_slot_last_old_time.read(inherited, from);
+        bit<48> latest_old = s[47:0] > inherited ? s[47:0] : inherited;
+        bit<32> next = cur + 1;
+        bit<32> passed = (bit<32>)next[RING_BITS-1:0];
+        epoch_slot_id.write(passed, next);
+        epoch_slot_switch_time.write(passed, now);
+        epoch_slot_last_old_time.write(passed, latest_old);
+        epoch_slot_marks.write(passed, 80w0);
         bit<32> slot = (bit<32>)id[RING_BITS-1:0];
         epoch_slot_id.write(slot, id);
         epoch_slot_switch_time.write(slot, now);
-        epoch_slot_last_old_time.write(slot, s[47:0] > inherited ? s[47:0] : inherited);
+        epoch_slot_last_old_time.write(slot, latest_old);
         cur = id;
         s = hold ++ cur ++ 80w0;
         epoch_state.write(0, s);
     }
 
-    // After a move: the armed activation stays if it is still ahead, else
-    // the next ID is armed if it is scheduled.
+    // The armed schedule has an ID due (now >= its next time): target is
+    // the newest of its IDs at or before now, without division: q = d *
+    // recip >> 32 is floor(d / spacing) or one less, and one comparison
+    // tells.  If an old-ID packet left at or after the time of the first of
+    // its IDs this move passes, the schedule keeps the latest such packet.
+    action step() {
+        fetch(due[79:48]);
+        bit<48> spacing = (bit<48>)sc_span[63:32];
+        bit<48> last_q = (bit<48>)sc_span[79:64] - 1;
+        bit<48> q = (bit<48>)((((bit<80>)(now - sc_at)) * (bit<80>)sc_span[31:0]) >> 32);
+        q = q > last_q ? last_q : q;
+        q = q < last_q && sc_at + (q + 1) * spacing <= now ? q + 1 : q;
+        target = sc_first + (bit<32>)q;
+        bit<32> ahead = target - cur;
+        // (a slot rewritten since it was armed may hold another schedule)
+        bool ours = sc_first == due[79:48] && now >= sc_at;
+        moves = ours && ahead != 0 && ahead[31:31] == 0;
+        bit<32> passed = cur + 1 - sc_first;   // the first ID passed, within the schedule
+        bit<48> passed_at = passed[31:31] == 0 ? sc_at + (bit<48>)passed * spacing : sc_at;
+        bit<48> inherited;
+        epoch_slot_last_old_time.read(inherited, (bit<32>)cur[RING_BITS-1:0]);
+        bit<48> latest_old = s[47:0] > inherited ? s[47:0] : inherited;
+        bool late = moves && latest_old >= passed_at && latest_old > sc_track[47:0];
+        sched_track.write(sc_slot, late ? sc_track[55:48] ++ latest_old : sc_track);
+    }
+
+    // After any move, with a schedule armed: its next time, from the ID
+    // after the current one.  Once its last ID is reached it is done (its
+    // lateness final if it was kept from the start) and disarmed; the
+    // caller arms the schedule that starts at next_first, if there is one.
     action rearm() {
-        bit<32> next = cur + 1;
-        bit<32> next_slot = (bit<32>)next[RING_BITS-1:0];
-        bit<32> next_id;
-        bit<48> next_at;
-        epoch_slot_sched_id.read(next_id, next_slot);
-        epoch_slot_sched_at.read(next_at, next_slot);
-        bit<32> armed_ahead = due[79:48] - cur;
-        bool keep = due[80:80] == 1 && armed_ahead != 0 && armed_ahead[31:31] == 0;
-        bool chain = next_id == next && next_at != 0;
-        due = keep ? due : (chain ? 1w1 ++ next ++ next_at : 81w0);
+        fetch(due[79:48]);
+        bit<32> off = cur + 1 - sc_first;
+        bool before = off[31:31] == 1;
+        bool gone = sc_first != due[79:48] || sc_at == 0;   // its slot was rewritten
+        finished = gone || !before && off >= (bit<32>)sc_span[79:64];
+        bit<48> next_at = before ? sc_at : sc_at + (bit<48>)off * (bit<48>)sc_span[63:32];
+        bool done = finished && !gone && sc_track[55:48] == TRACK_KEPT;
+        sched_track.write(sc_slot, done ? TRACK_FINAL ++ sc_track[47:0] : sc_track);
+        due = finished ? 81w0 : 1w1 ++ sc_first ++ next_at;
+        epoch_due.write(0, due);
+        next_first = sc_first + (bit<32>)sc_span[79:64];
+    }
+
+    // Arm the fetched schedule if it has IDs ahead and no older one is
+    // armed.  Its lateness is kept (TRACK_KEPT) only if none of its IDs was
+    // reached yet; a newer one that was armed gives way (displace).
+    action arm() {
+        bit<32> last_ahead = sc_first + (bit<32>)sc_span[79:64] - 1 - cur;
+        bit<32> first_ahead = sc_first - cur;
+        bit<32> armed_ahead = due[79:48] - sc_first;
+        bool older = due[80:80] == 0 || (armed_ahead != 0 && armed_ahead[31:31] == 0);
+        bool go = sc_at != 0 && last_ahead != 0 && last_ahead[31:31] == 0 && older;
+        bool fresh = first_ahead != 0 && first_ahead[31:31] == 0;
+        bit<8> track = sc_track[55:48] == TRACK_NONE ? (fresh ? TRACK_KEPT : TRACK_LOST)
+                                                     : sc_track[55:48];
+        sched_track.write(sc_slot, go ? track ++ sc_track[47:0] : sc_track);
+        displacing = go && due[80:80] == 1;
+        displaced = due[79:48];
+        due = go ? 1w1 ++ sc_first ++ sc_at : due;
         epoch_due.write(0, due);
     }
 
-    action advance(bit<32> id) {
-        open(id);
-        rearm();
+    // The schedule that gave way: if none of its IDs was reached it may be
+    // armed afresh later; else some were reached unarmed, so its lateness
+    // cannot be trusted.
+    action displace() {
+        fetch(displaced);
+        bit<32> first_ahead = sc_first - cur;
+        bool fresh = first_ahead != 0 && first_ahead[31:31] == 0;
+        bit<8> track = sc_track[55:48] == TRACK_KEPT ? (fresh ? TRACK_NONE : TRACK_LOST)
+                                                    : sc_track[55:48];
+        sched_track.write(sc_slot, track ++ sc_track[47:0]);
     }
 
-    // Note id's (newer than the current one) asked-for time in its slot, so
-    // that its record shows it, late or not.
-    action plan(bit<32> id, bit<48> at) {
-        bit<32> slot = (bit<32>)id[RING_BITS-1:0];
-        epoch_slot_sched_id.write(slot, id);
-        epoch_slot_sched_at.write(slot, at);
+    // Write a schedule into its slot; a resend of the same one keeps what
+    // its tracking found.
+    action plan(bit<32> first, bit<48> at, bit<80> span) {
+        fetch(first);
+        bool same = sc_first == first && sc_at == at && sc_span == span;
+        sc_first = first;
+        sc_at = at;
+        sc_span = span;
+        sc_track = same ? sc_track : 56w0;
+        sched_first.write(sc_slot, sc_first);
+        sched_at.write(sc_slot, sc_at);
+        sched_span.write(sc_slot, sc_span);
+        sched_track.write(sc_slot, sc_track);
     }
 
-    // Arm id for time at, unless an older scheduled ID is armed already.
-    action arm(bit<32> id, bit<48> at) {
-        bit<32> armed_ahead = due[79:48] - id;
-        bool older_armed = due[80:80] == 1 && armed_ahead[31:31] == 1;
-        due = older_armed ? due : 1w1 ++ id ++ at;
-        epoch_due.write(0, due);
-    }
-
-    // The VIP packet that activated the current ID carries it, and is its
-    // first marked one.
-    action count_first() {
-        s = hold ++ cur ++ (bit<32>)(~hold) ++ (hold == 1 ? 48w0 : now);
+    // The packet that found an ID due, or any marked one: counted under the
+    // current ID, which it carries.
+    action count_packet() {
+        bit<32> n = s[79:48] + (bit<32>)(~hold);
+        s = hold ++ cur ++ n ++ (hold == 1 ? s[47:0] : now);
         epoch_state.write(0, s);
         meta.epoch_id = cur;
         hdr.encap_beaver.snapshot_id = cur;
@@ -176,7 +284,8 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
     }
 
     // Fill the answer's record fields with the record of id (the current
-    // ID's running one, or the ring's), and its scheduled time if any.
+    // ID's running one, or the ring's), and its schedule's time if a
+    // schedule starts at it.
     action report(bit<32> id) {
         bit<32> slot = (bit<32>)id[RING_BITS-1:0];
         hdr.ctl.snapshot_id = id;
@@ -185,171 +294,199 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
         bit<80> marks;
         epoch_slot_marks.read(marks, slot);
         hdr.ctl.count = id == cur ? s[79:48] : marks[79:48];
-        bit<32> sched_id;
-        bit<48> sched_at;
-        epoch_slot_sched_id.read(sched_id, slot);
-        epoch_slot_sched_at.read(sched_at, slot);
-        hdr.ctl.activate_at = sched_id == id ? sched_at : 48w0;
+        bit<32> first;
+        bit<48> at;
+        sched_first.read(first, slot);
+        sched_at.read(at, slot);
+        hdr.ctl.activate_at = first == id ? at : 48w0;
     }
 
-    // Where step_id stands: newer than the current ID, recorded in the ring
-    // (final or current), or scheduled (and when).
-    action look() {
-        bit<32> ahead = step_id - cur;
-        step_newer = ahead != 0 && ahead[31:31] == 0;
-        bit<32> slot = (bit<32>)step_id[RING_BITS-1:0];
-        bit<32> recorded;
-        epoch_slot_id.read(recorded, slot);
-        step_known = !step_newer && recorded == step_id;
-        bit<32> sched_id;
-        epoch_slot_sched_id.read(sched_id, slot);
-        epoch_slot_sched_at.read(step_sched_at, slot);
-        step_scheduled = step_newer && sched_id == step_id && step_sched_at != 0;
+    // READ_BATCH's answer: the fetched schedule as this SLB holds it.
+    action describe() {
+        hdr.batch.count = sc_span[79:64];
+        hdr.batch.spacing = sc_span[63:32];
+        hdr.batch.recip = sc_span[31:0];
+        hdr.batch.track = sc_track[55:48];
+        hdr.batch.late_last = sc_track[47:0];
     }
 
-    // INIT_BATCH, one ID: planned at step_at if newer (a resent batch
-    // leaves the IDs already reached alone), then on to the next.
-    action plan_step() {
+    // READ_RECORDS, one ID: into r its record (OK), or, for an ID passed
+    // without one, the record of the ID before it when that one was passed
+    // too or is the first of the move (OK: the same move passed both); else
+    // what a single READ answers (SCHEDULED: newer than the current ID;
+    // STALE: passed unrecorded; both with the current ID's record).  Then on
+    // to the next.
+    action record_step(inout record_t r) {
         bit<32> ahead = step_id - cur;
         bool newer = ahead != 0 && ahead[31:31] == 0;
-        bit<32> slot = (bit<32>)step_id[RING_BITS-1:0];
-        bit<32> sched_id;
-        bit<48> sched_at;
-        epoch_slot_sched_id.read(sched_id, slot);
-        epoch_slot_sched_at.read(sched_at, slot);
-        epoch_slot_sched_id.write(slot, newer ? step_id : sched_id);
-        epoch_slot_sched_at.write(slot, newer ? step_at : sched_at);
-        step_id = step_id + 1;
-        step_at = step_at + (bit<48>)hdr.batch.spacing;
-    }
-
-    // READ_BATCH, one ID: into r what a single READ would answer (look()
-    // and any activation came first): its record, or if it is still
-    // scheduled or not recorded, the current ID's; then on to the next.
-    action record_step(inout record_t r) {
-        bool recorded = step_known || step_id == cur;
-        bit<32> about = recorded ? step_id : cur;
+        bit<32> recorded;
+        epoch_slot_id.read(recorded, (bit<32>)step_id[RING_BITS-1:0]);
+        bool known = !newer && recorded == step_id;
+        bool carried = !newer && !known && step_carry;
+        bit<32> about = known ? step_id : cur;
         bit<32> slot = (bit<32>)about[RING_BITS-1:0];
-        r.setValid();
-        r.status = recorded ? ST_OK : (step_scheduled ? ST_SCHEDULED : ST_STALE);
-        r.snapshot_id = about;
-        epoch_slot_switch_time.read(r.switch_time, slot);
-        epoch_slot_last_old_time.read(r.last_old_time, slot);
+        bit<48> switched;
+        bit<48> last_old;
         bit<80> marks;
+        epoch_slot_switch_time.read(switched, slot);
+        epoch_slot_last_old_time.read(last_old, slot);
         epoch_slot_marks.read(marks, slot);
-        r.count = about == cur ? s[79:48] : marks[79:48];
-        bit<32> sched_id;
-        bit<48> sched_at;
-        epoch_slot_sched_id.read(sched_id, slot);
-        epoch_slot_sched_at.read(sched_at, slot);
-        r.activate_at = !recorded && step_scheduled ? step_sched_at :
-                        (sched_id == about ? sched_at : 48w0);
+        r.setValid();
+        r.status = known || carried ? ST_OK : (newer ? ST_SCHEDULED : ST_STALE);
+        r.snapshot_id = carried ? step_id : about;
+        r.switch_time = carried ? step_switched : switched;
+        r.last_old_time = carried ? step_last_old : last_old;
+        r.count = carried ? 32w0 : (about == cur ? s[79:48] : marks[79:48]);
+        step_carry = known || carried;
+        step_switched = r.switch_time;
+        step_last_old = r.last_old_time;
         step_id = step_id + 1;
     }
 
-#define PLAN_STEP(i) if (hdr.batch.count > i) { plan_step(); }
-#define READ_STEP(i) if (hdr.batch.count > i) {                     \
-        look();                                                       \
-        if (step_scheduled && step_sched_at <= now) { open(step_id); } \
-        record_step(hdr.records[i]);                                  \
+// After a move with a schedule armed: re-arm it, and chain to the next.
+#define AFTER_MOVE                                                  \
+    if (due[80:80] == 1) {                                          \
+        rearm();                                                    \
+        if (finished) {                                             \
+            fetch(next_first);                                      \
+            if (sc_first == next_first) { arm(); }                  \
+        }                                                           \
     }
+// One schedule's due IDs (DUE_STEPS = 4 schedules at most on one packet,
+// unrolled: P4 has no loops).  A batch is one schedule, however many IDs.
+#define DUE_STEP                                                    \
+    if (due[80:80] == 1 && now >= due[47:0]) {                      \
+        step();                                                     \
+        if (moves) { open(target); }                                \
+        rearm();                                                    \
+        if (finished) {                                             \
+            fetch(next_first);                                      \
+            if (sc_first == next_first) { arm(); }                  \
+        }                                                           \
+    }
+#define RECORD_STEP(i) if (hdr.batch.count > i) { record_step(hdr.records[i]); }
 #define EIGHT(STEP, b) STEP(b) STEP(b + 1) STEP(b + 2) STEP(b + 3) \
                        STEP(b + 4) STEP(b + 5) STEP(b + 6) STEP(b + 7)
-#define SIXTEEN(STEP) EIGHT(STEP, 0) EIGHT(STEP, 8)   // BATCH_MAX steps
 
     apply {
-        // DUE_STEPS (4) activations at most, unrolled: P4 has no loops.
-        epoch_due.read(due, 0);
-        if (due[80:80] == 1 && now >= due[47:0]) {
-            load();
-            advance(due[79:48]);
-            if (due[80:80] == 1 && now >= due[47:0]) {
-                advance(due[79:48]);
-                if (due[80:80] == 1 && now >= due[47:0]) {
-                    advance(due[79:48]);
-                    if (due[80:80] == 1 && now >= due[47:0]) {
-                        advance(due[79:48]);
-                    }
+        load();
+        bit<8> request = hdr.packet_out.opcode;
+        bit<32> id = hdr.ctl.snapshot_id;
+        bit<48> at = hdr.ctl.activate_at;
+        bit<32> slot = (bit<32>)id[RING_BITS-1:0];
+
+        // 1. A request that schedules plans and arms its schedule; one that
+        //    reads a schedule arms it if nothing older is armed (it was
+        //    displaced, or no schedule before it chained to it).
+        if (meta.epoch_op == EPOCH_CTL) {
+            bit<32> ahead = id - cur;
+            was_newer = ahead != 0 && ahead[31:31] == 0;
+            meta.ctl_status = ST_OK;
+            if (request == OP_INIT) {
+                if (was_newer && at != 0) {
+                    plan(id, at, 16w1 ++ 64w0);
+                    arm();
                 }
+            } else if (request == OP_INIT_BATCH) {
+                bit<16> count = hdr.batch.count;
+                bit<64> spacing = (bit<64>)hdr.batch.spacing;
+                bit<64> recip = (bit<64>)hdr.batch.recip;
+                bit<32> last_ahead = id + (bit<32>)count - 1 - cur;
+                if (count == 0 || count > SCHEDULE_MAX || at == 0 ||
+                        (count > 1 && (spacing == 0 || recip * spacing > 0xFFFFFFFF ||
+                                       (recip + 1) * spacing <= 0xFFFFFFFF))) {
+                    meta.ctl_status = ST_BAD_BATCH;
+                } else if (last_ahead[31:31] == 0 && last_ahead >= RING_SIZE) {
+                    meta.ctl_status = ST_TOO_FAR;
+                } else {
+                    plan(id, at, count ++ hdr.batch.spacing ++ hdr.batch.recip);
+                    arm();
+                    meta.ctl_status = ST_SCHEDULED;
+                }
+            } else if (request == OP_READ || request == OP_READ_BATCH) {
+                fetch(id);
+                if (sc_first == id) {
+                    arm();
+                }
+            }
+            if (displacing) {
+                displace();
             }
         }
 
-        if (meta.epoch_op == EPOCH_NONE) {   // from a VIP packet that found the ID due
-            load();
-            count_first();
+        // 2. IDs whose time has come.
+        DUE_STEP
+        DUE_STEP
+        DUE_STEP
+        DUE_STEP
+
+        // 3. What the packet or request does.
+        if (meta.epoch_op == EPOCH_NONE) {   // a VIP packet that found an ID due
+            count_packet();
         } else if (meta.epoch_op == EPOCH_LEARN) {
-            load();
             bit<32> learned = hdr.beaver.snapshot_id;
             bit<32> ahead = learned - cur;
             if (ahead != 0 && ahead[31:31] == 0) {
                 if (ahead <= LEARN_WINDOW) {
-                    advance(learned);
+                    open(learned);
+                    AFTER_MOVE
                 } else {
                     learn_refused.count(REFUSED_AHEAD);
                 }
             }
         } else if (meta.epoch_op == EPOCH_CTL) {
-            load();
-            bit<8> request = hdr.packet_out.opcode;
-            bit<32> id = hdr.ctl.snapshot_id;
-            bit<48> at = hdr.ctl.activate_at;
             bit<32> ahead = id - cur;
             bool newer = ahead != 0 && ahead[31:31] == 0;
-            bit<32> slot = (bit<32>)id[RING_BITS-1:0];
             bit<32> recorded;
             epoch_slot_id.read(recorded, slot);
             bool known = !newer && recorded == id;
-            bit<32> sched_id;
-            epoch_slot_sched_id.read(sched_id, slot);
-            bit<48> sched_at;
-            epoch_slot_sched_at.read(sched_at, slot);
-            bool scheduled = newer && sched_id == id && sched_at != 0;   // 0: at once
+            bit<32> first;
+            sched_first.read(first, slot);
+            bit<48> first_at;
+            sched_at.read(first_at, slot);
+            bool scheduled = newer && first == id && first_at != 0;
 
             hdr.ctl.id_before = cur;
-            meta.ctl_status = ST_OK;
             if (request == OP_INIT) {
-                if (newer) {
-                    plan(id, at);
-                    if (at > now) {
-                        arm(id, at);
-                        meta.ctl_status = ST_SCHEDULED;
-                    } else {
-                        advance(id);   // at once, or late: the record shows which
+                if (!was_newer) {
+                    meta.ctl_status = known ? ST_ALREADY : ST_STALE;
+                } else if (at == 0) {
+                    if (newer) {   // (a schedule may have passed it meanwhile)
+                        open(id);
+                        AFTER_MOVE
                     }
-                } else if (known) {
-                    meta.ctl_status = ST_ALREADY;
-                } else {
-                    meta.ctl_status = ST_STALE;
-                }
+                } else if (newer) {
+                    meta.ctl_status = ST_SCHEDULED;
+                }   // else late: a due step moved the SLB on arrival, the record shows it
                 if (cur == id && (hdr.ctl.flags & FLAG_HOLD) != 0) {
                     set_hold(1);
                 }
             } else if (request == OP_READ) {
-                if (scheduled && sched_at <= now) {
-                    advance(id);   // its time passed unarmed (an older one displaced it): late
-                } else if (scheduled) {
+                if (scheduled) {
                     meta.ctl_status = ST_SCHEDULED;
                 } else if (!known) {
                     meta.ctl_status = ST_STALE;
                 }
-            } else if (request == OP_INIT_BATCH || request == OP_READ_BATCH) {
-                bit<32> last_ahead = id + (bit<32>)hdr.batch.count - 1 - cur;
-                if (hdr.batch.count == 0 || hdr.batch.count > BATCH_MAX) {
+            } else if (request == OP_INIT_BATCH) {
+                // answered in step 1
+            } else if (request == OP_READ_BATCH) {
+                fetch(id);
+                bit<32> last_ahead = sc_first + (bit<32>)sc_span[79:64] - 1 - cur;
+                if (sc_first != id || sc_at == 0) {
+                    meta.ctl_status = ST_STALE;
+                } else {
+                    describe();
+                    if (last_ahead != 0 && last_ahead[31:31] == 0) {
+                        meta.ctl_status = ST_SCHEDULED;
+                    }
+                }
+            } else if (request == OP_READ_RECORDS) {
+                if (hdr.batch.count == 0 || hdr.batch.count > RECORDS_MAX) {
                     meta.ctl_status = ST_BAD_BATCH;
-                } else if (request == OP_READ_BATCH) {
-                    step_id = id;
-                    SIXTEEN(READ_STEP)
-                    rearm();   // once for every move the steps made
-                } else if (last_ahead[31:31] == 0 && last_ahead >= RING_SIZE) {
-                    meta.ctl_status = ST_TOO_FAR;
                 } else {
                     step_id = id;
-                    step_at = at;
-                    SIXTEEN(PLAN_STEP)
-                    if (newer) {
-                        arm(id, at);
-                    }
-                    meta.ctl_status = ST_SCHEDULED;
+                    EIGHT(RECORD_STEP, 0)
+                    EIGHT(RECORD_STEP, 8)
                 }
             } else if (request == OP_RELEASE) {
                 set_hold(0);
@@ -362,8 +499,9 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
             } else {
                 report(cur);
             }
-            if (meta.ctl_status == ST_SCHEDULED) {
-                epoch_slot_sched_at.read(hdr.ctl.activate_at, slot);
+            if (meta.ctl_status == ST_SCHEDULED ||
+                    request == OP_READ_BATCH && meta.ctl_status == ST_OK) {
+                sched_at.read(hdr.ctl.activate_at, slot);   // the schedule's first time
             }
             hdr.ctl.id_after = cur;
             hdr.ctl.now = now;

@@ -29,8 +29,10 @@ const bit<8> OP_INIT = 1;      // move to ctl.snapshot_id if newer, at ctl.activ
 const bit<8> OP_READ = 2;      // report the epoch registers for ctl.snapshot_id
 const bit<8> OP_RELEASE = 3;   // stop holding VIP traffic
 const bit<8> OP_INIT_BATCH = 4;   // schedule batch.count IDs from ctl.snapshot_id, the i-th
-                                  // at ctl.activate_at + i * batch.spacing
-const bit<8> OP_READ_BATCH = 5;   // the records of batch.count IDs from ctl.snapshot_id
+                                  // at ctl.activate_at + i * batch.spacing: one schedule
+const bit<8> OP_READ_BATCH = 5;   // the schedule that starts at ctl.snapshot_id, as the SLB
+                                  // holds it, with its lateness (batch.track, batch.late_last)
+const bit<8> OP_READ_RECORDS = 6; // the records of batch.count IDs from ctl.snapshot_id
 
 const bit<8> ST_OK = 0;          // done; the slot fields describe ctl.snapshot_id
 const bit<8> ST_ALREADY = 1;     // nothing to do; the SLB already holds that ID
@@ -38,23 +40,33 @@ const bit<8> ST_STALE = 2;       // ID neither current nor recorded; fields desc
 const bit<8> ST_BAD_OPCODE = 3;  // unknown opcode; nothing changed
 const bit<8> ST_TRUNCATED = 4;   // request shorter than ctl_t; nothing changed
 const bit<8> ST_SCHEDULED = 5;   // the ID activates at ctl.activate_at; fields describe the current ID
-const bit<8> ST_BAD_BATCH = 6;   // batch.count is 0 or above BATCH_MAX; nothing changed
+const bit<8> ST_BAD_BATCH = 6;   // batch.count is 0 or too many, or the spacing or its
+                                 // reciprocal is wrong; nothing changed
 const bit<8> ST_TOO_FAR = 7;     // the batch reaches RING_SIZE or more past the current ID, where
                                  // it would overwrite records not yet final; nothing changed
 
 const bit<8> FLAG_HOLD = 1;      // request: hold VIP traffic; reply: VIP traffic is held
 const bit<8> FLAG_MARKING = 2;   // reply: marking is enabled
 
-/* Ring of per-ID epoch records, indexed by the ID's low bits.  Sized for
- * batched control: at 50,000 snapshots/s an ID is read about 3 ms after
- * it was scheduled, some 150 IDs later; 1024 leaves room for stalls. */
+/* Rings of per-ID epoch records and of schedules, indexed by the ID's low
+ * bits (a schedule by its first ID's).  The controller never has more IDs
+ * in flight than the ring holds, so a record is read before it is reused. */
 #define RING_BITS 10
 const bit<32> RING_SIZE = 1024;
-/* The most IDs one batched request schedules or reads (the records stack).
- * Every header, valid or not, costs BMv2 about 1.5 us on every packet
- * (measured: a READ round trip took 183 us of switch CPU before batching,
- * 228 us with 16 records, 272 us with 64), so the stack stays small. */
-#define BATCH_MAX 16
+/* The most IDs one INIT_BATCH schedules: a whole ring. */
+const bit<16> SCHEDULE_MAX = 1023;
+/* The most records one READ_RECORDS reads (the records stack).  Every
+ * header, valid or not, costs BMv2 about 1.5 us on every packet (measured:
+ * a READ round trip took 183 us of switch CPU with no stack, 228 us with 16
+ * records, 272 us with 64), so the stack stays small: records are read
+ * only for the IDs that a schedule's lateness does not clear. */
+#define RECORDS_MAX 16
+
+/* How far a schedule's lateness (batch.late_last) can be trusted. */
+const bit<8> TRACK_NONE = 0;    // scheduled, never armed
+const bit<8> TRACK_KEPT = 1;    // armed before its first ID was reached: lateness kept
+const bit<8> TRACK_FINAL = 2;   // ... and its last ID reached while armed: lateness final
+const bit<8> TRACK_LOST = 3;    // some ID reached while it was not armed: read the records
 /* Learning moves at most this far ahead: the controller never has more IDs
  * in flight than the ring holds, so an ID further ahead is forged or foreign. */
 const bit<32> LEARN_WINDOW = RING_SIZE - 1;
@@ -106,21 +118,27 @@ header ctl_t {
                             // was scheduled to activate (0: it was not scheduled)
 }
 
-/* After ctl_t in a batched request (OP_INIT_BATCH, OP_READ_BATCH). */
+/* After ctl_t in a batched request (OP_INIT_BATCH, OP_READ_BATCH,
+ * OP_READ_RECORDS).  A schedule is count IDs from ctl.snapshot_id, the i-th
+ * due at ctl.activate_at + i * spacing. */
 header batch_t {
-    bit<8>  count;          // IDs in the batch, 1..BATCH_MAX
-    bit<32> spacing;        // INIT_BATCH: us between consecutive activations
+    bit<16> count;          // INIT_BATCH 1..SCHEDULE_MAX IDs; READ_RECORDS 1..RECORDS_MAX
+    bit<32> spacing;        // us between consecutive activations (any, for one ID)
+    bit<32> recip;          // INIT_BATCH: floor((2^32 - 1) / spacing), 0 for one ID: the
+                            // switch has no division, so it multiplies by this
+    bit<8>  track;          // READ_BATCH answer: TRACK_*
+    bit<48> late_last;      // READ_BATCH answer: the latest packet forwarded with an ID
+                            // older than one whose time had come (0: none)
 }
 
-/* One ID's record in the answer to OP_READ_BATCH, in ID order. */
+/* One ID's record in the answer to OP_READ_RECORDS, in ID order. */
 header record_t {
-    bit<8>  status;         // ST_OK: the fields describe the ID; ST_SCHEDULED: it is
-                            // still to activate, at activate_at; ST_STALE: not recorded
+    bit<8>  status;         // ST_OK: the fields describe the ID; ST_SCHEDULED: newer than
+                            // the current ID; ST_STALE: passed without being recorded
     bit<32> snapshot_id;
     bit<48> switch_time;
     bit<48> last_old_time;
     bit<32> count;
-    bit<48> activate_at;
 }
 
 /* A clock probe: reflected on a probe port with both data-plane stamps, so
@@ -188,7 +206,7 @@ struct headers_t {
     packet_out_t   packet_out;
     ctl_t          ctl;
     batch_t        batch;
-    record_t[BATCH_MAX] records;
+    record_t[RECORDS_MAX] records;
     packet_in_t    packet_in;
     ethernet_t     ethernet;
     probe_t        probe;
@@ -230,7 +248,7 @@ struct metadata_t {
     bit<8>  ctl_status;
     bit<1>  due;        // from mark: an armed ID's time has come; the packet carries it
     bit<1>  reflected;  // a clock probe going back out of its port
-    bit<8>  records_left;   // parser: READ_BATCH records still to extract
+    bit<16> records_left;   // parser: READ_RECORDS records still to extract
 }
 
 #endif

@@ -3,7 +3,7 @@
  * Written rules for what is not plain IPv4/TCP/UDP (the pipeline acts on
  * standard_metadata.parser_error and the valid bits):
  *   - from CPU_PORT: packet_out then ctl_t, and batch_t for a batched opcode;
- *     READ_BATCH also brings batch.count empty record_t for the answer to
+ *     READ_RECORDS also brings batch.count empty record_t for the answer to
  *     fill (BMv2 cannot grow a packet by much more than it arrived with);
  *     a short body is answered ST_TRUNCATED;
  *   - clock probes (ETHERTYPE_PROBE): reflected on a probe port, else dropped
@@ -37,6 +37,7 @@ parser BeaverParser(packet_in packet,
         transition select(hdr.packet_out.opcode) {
             OP_INIT_BATCH: parse_batch;
             OP_READ_BATCH: parse_batch;
+            OP_READ_RECORDS: parse_batch;
             default: accept;
         }
     }
@@ -45,7 +46,7 @@ parser BeaverParser(packet_in packet,
         packet.extract(hdr.batch);
         meta.records_left = hdr.batch.count;
         transition select(hdr.packet_out.opcode) {
-            OP_READ_BATCH: parse_records;
+            OP_READ_RECORDS: parse_records;
             default: accept;
         }
     }
@@ -58,7 +59,7 @@ parser BeaverParser(packet_in packet,
     }
 
     state parse_record {
-        packet.extract(hdr.records.next);   // past BATCH_MAX: StackOutOfBounds
+        packet.extract(hdr.records.next);   // past RECORDS_MAX: StackOutOfBounds
         meta.records_left = meta.records_left - 1;
         transition parse_records;
     }

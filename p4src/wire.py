@@ -7,8 +7,8 @@ Two layouts cross the wire:
   on a message to another in-group process;
 * the control body (ctl_t, 46 bytes) of a packet-out request, answered by a
   packet-in carrying the same body filled in; a batched request adds a batch
-  header (batch_t, 5 bytes), and the answer to READ_BATCH one record
-  (record_t, 27 bytes) for each ID of the batch;
+  header (batch_t, 17 bytes: a schedule, and READ_BATCH's answer about it),
+  and READ_RECORDS room for one record (record_t, 21 bytes) per ID;
 * the clock probe (probe_t, 16 bytes after an Ethernet header of type
   ETHERTYPE_PROBE), reflected by a probe port with both data-plane stamps.
 """
@@ -24,7 +24,8 @@ BEAVER_VERSION = 1
 RING_SIZE = 1024        # epoch records kept per SLB, indexed by ID mod RING_SIZE
 LEARN_WINDOW = RING_SIZE - 1   # the furthest ahead an SLB learns an ID from a STAMP
 ETHERTYPE_PROBE = 0x88B5
-BATCH_MAX = 16          # the most IDs one batched request carries
+SCHEDULE_MAX = RING_SIZE - 1   # the most IDs one INIT_BATCH schedules
+RECORDS_MAX = 16        # the most records one READ_RECORDS reads
 
 
 class Kind(enum.IntEnum):
@@ -37,10 +38,11 @@ class Op(enum.IntEnum):
     READ = 2     # report the epoch record of the ID
     RELEASE = 3  # stop holding VIP traffic
     INIT_BATCH = 4   # schedule batch.count IDs, the i-th at activate_at + i * spacing
-    READ_BATCH = 5   # the records of batch.count IDs, one record_t each
+    READ_BATCH = 5   # the schedule starting at the ID, and its lateness
+    READ_RECORDS = 6  # the records of batch.count IDs, one record_t each
 
 
-BATCHED = (Op.INIT_BATCH, Op.READ_BATCH)   # requests that carry a batch header
+BATCHED = (Op.INIT_BATCH, Op.READ_BATCH, Op.READ_RECORDS)   # carry a batch header
 
 
 class Status(enum.IntEnum):
@@ -50,8 +52,16 @@ class Status(enum.IntEnum):
     BAD_OPCODE = 3
     TRUNCATED = 4   # request body shorter than ctl_t
     SCHEDULED = 5   # the ID activates at activate_at; record is the current ID's
-    BAD_BATCH = 6   # batch count 0 or above BATCH_MAX; nothing changed
+    BAD_BATCH = 6   # batch count 0 or too many, or a wrong spacing; nothing changed
     TOO_FAR = 7     # the batch reaches RING_SIZE or more past the current ID; nothing changed
+
+
+class Track(enum.IntEnum):
+    """How far a schedule's lateness (Batch.late_last) can be trusted."""
+    NONE = 0    # scheduled, never armed
+    KEPT = 1    # armed before its first ID was reached: its lateness is kept
+    FINAL = 2   # ... and its last ID reached while armed: its lateness is final
+    LOST = 3    # some ID was reached while it was not armed: read the records
 
 
 FLAG_HOLD = 1      # request: hold VIP traffic; answer: VIP traffic is held
@@ -157,53 +167,69 @@ class ControlBody:
         return bool(self.flags & FLAG_MARKING)
 
 
+def reciprocal(spacing: int) -> int:
+    """What INIT_BATCH carries beside a spacing: the switch has no division,
+    so it multiplies by floor((2^32 - 1) / spacing) and corrects by one."""
+    return (1 << 32) - 1 if spacing == 0 else ((1 << 32) - 1) // spacing
+
+
 @dataclass(frozen=True)
 class Batch:
-    """batch_t: how many IDs a batched request carries, and their spacing."""
+    """batch_t: a schedule (count IDs, the i-th due at the control body's
+    activate_at + i * spacing), and READ_BATCH's answer about it: how far
+    its lateness is trusted (track) and the lateness itself (late_last, the
+    latest packet forwarded with an ID older than one whose time had come,
+    on the switch's clock; 0: none)."""
     count: int
-    spacing: int = 0         # INIT_BATCH: us between consecutive activations
+    spacing: int = 0
+    recip: int = 0
+    track: int = Track.NONE
+    late_last: int = 0
 
-    FORMAT = struct.Struct("!BI")
+    FORMAT = struct.Struct("!HIIB6s")
     SIZE = FORMAT.size
 
+    @classmethod
+    def schedule(cls, count: int, spacing: int) -> "Batch":
+        return cls(count, spacing, reciprocal(spacing) if count > 1 else 0)
+
     def pack(self) -> bytes:
-        return self.FORMAT.pack(self.count, self.spacing)
+        return self.FORMAT.pack(self.count, self.spacing, self.recip, self.track,
+                                self.late_last.to_bytes(6, "big"))
 
     @classmethod
     def unpack(cls, data: bytes) -> "Batch":
         if len(data) < cls.SIZE:
             raise WireError(f"batch header needs {cls.SIZE} bytes, got {len(data)}")
-        return cls(*cls.FORMAT.unpack_from(data))
+        count, spacing, recip, track, late = cls.FORMAT.unpack_from(data)
+        return cls(count, spacing, recip, track, int.from_bytes(late, "big"))
 
 
 @dataclass(frozen=True)
 class Record:
-    """record_t: one ID's answer to READ_BATCH, what a single READ answers:
-    status OK, the ID's record; SCHEDULED or STALE, the current ID's, with
-    activate_at the ID's own schedule if SCHEDULED."""
+    """record_t: one ID's answer to READ_RECORDS, what a single READ answers
+    of it: status OK, the ID's record; SCHEDULED (newer than the current
+    ID) or STALE (passed unrecorded), the current ID's."""
     status: int
     snapshot_id: int
     switch_time: int
     last_old_time: int
     count: int
-    activate_at: int
 
-    FORMAT = struct.Struct("!BI6s6sI6s")
+    FORMAT = struct.Struct("!BI6s6sI")
     SIZE = FORMAT.size
 
     def pack(self) -> bytes:
         return self.FORMAT.pack(self.status, self.snapshot_id,
                                 self.switch_time.to_bytes(6, "big"),
-                                self.last_old_time.to_bytes(6, "big"), self.count,
-                                self.activate_at.to_bytes(6, "big"))
+                                self.last_old_time.to_bytes(6, "big"), self.count)
 
     @classmethod
     def unpack_all(cls, data: bytes) -> list["Record"]:
         """Every whole record in data, in order."""
         whole = len(data) - len(data) % cls.SIZE
-        return [cls(status, sid, int.from_bytes(sw, "big"), int.from_bytes(old, "big"),
-                    count, int.from_bytes(at, "big"))
-                for status, sid, sw, old, count, at in cls.FORMAT.iter_unpack(data[:whole])]
+        return [cls(status, sid, int.from_bytes(sw, "big"), int.from_bytes(old, "big"), count)
+                for status, sid, sw, old, count in cls.FORMAT.iter_unpack(data[:whole])]
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from beaver.control.record import Mode
 from beaver.control.slb import Answer
 from beaver.control.store import SnapshotStore
 from beaver.p4src import ids
-from beaver.p4src.wire import BATCHED, Batch, ControlBody, Op, Record, Status
+from beaver.p4src.wire import Batch, ControlBody, Op, Record, Status
 from beaver.topologies.bmv2 import bmv2_build
 
 RECORDINGS = Path(__file__).parent / "recordings"
@@ -42,14 +42,18 @@ def _answer_json(answer: Answer, estimate: Estimate | None) -> dict:
     out = {"status": answer.status.name, "body": dataclasses.asdict(answer.body),
            "sent_us": answer.sent_us, "received_us": answer.received_us,
            "clock": dataclasses.asdict(estimate) if estimate else None}
+    if answer.batch is not None:
+        out["batch"] = dataclasses.asdict(answer.batch)
     if answer.records:
         out["records"] = [dataclasses.asdict(r) for r in answer.records]
     return out
 
 
 def _answer(op: Op, answer: dict) -> Answer:
+    batch = answer.get("batch")
     return Answer(op, Status[answer["status"]], ControlBody(**answer["body"]),
                   answer["sent_us"], answer["received_us"],
+                  Batch(**batch) if batch is not None else None,
                   tuple(Record(**r) for r in answer.get("records", ())))
 
 
@@ -161,7 +165,6 @@ class _Control:
                 self.lives[-1].setdefault((entry["op"], entry["snapshot_id"]),
                                           deque()).append(entry)
         self.life = 0
-        self._final: dict[int, dict] = {}   # batches from singles: each ID's final answer
         self.outstanding = 0                # answers still to come (the engine's back-pressure)
         self.first_estimates = [next((Estimate(**e["answer"]["clock"]) for q in life.values()
                                       for e in q if e["answer"] and e["answer"]["clock"]),
@@ -171,8 +174,8 @@ class _Control:
     def left(self) -> list:
         return [key for life in self.lives for key, q in life.items() if q]
 
-    def send_batch(self, op, first_id, count, callback=None, activate_at=0, spacing_us=0):
-        return self.send(op, first_id, 0, callback, activate_at, Batch(count, spacing_us).pack())
+    def send_batch(self, op, first_id, batch, callback=None, activate_at=0):
+        return self.send(op, first_id, 0, callback, activate_at, batch.pack())
 
     def send(self, op, snapshot_id=0, flags=0, callback=None, activate_at=0, batch=b""):
         if Op(op) in (Op.INIT, Op.INIT_BATCH):
@@ -180,9 +183,6 @@ class _Control:
             self.replay.started(snapshot_id + count - 1)
         key = (Op(op).name, snapshot_id)
         entries = self.lives[self.life].get(key)
-        if not entries and Op(op) in BATCHED:
-            return self._from_singles(Op(op), snapshot_id, Batch.unpack(batch).count,
-                                      callback)
         if not entries:
             raise ReplayMismatch(f"{self.gw.name}: {key} was not sent to this life of the "
                                  f"switch (life {self.life}) in the recording")
@@ -206,45 +206,6 @@ class _Control:
     def _closed_if_used_up(self):
         if not any(self.lives[self.life].values()) and self.life + 1 < len(self.lives):
             self.replay.later(0, self.replay.down, self.gw)
-
-    def _from_singles(self, op: Op, first: int, count: int, callback):
-        """A batched request answered from the recorded single answers of
-        its IDs: INIT_BATCH by their INITs, READ_BATCH by each ID's final
-        answer (the READ after its time, or an INIT that activated it)."""
-        life = self.lives[self.life]
-        ids = [(first + i) % (1 << 32) for i in range(count)]
-        if op is Op.INIT_BATCH:
-            used = [self._pop(life, "INIT", i) for i in ids]
-            self._final = {i: e["answer"] for i, e in zip(ids, used)
-                           if e["answer"]["status"] != "SCHEDULED"}
-            answers = [e["answer"] for e in used]
-            status = "SCHEDULED"
-        else:
-            finals = []
-            for i in ids:
-                while life.get(("READ", i)):
-                    self._final[i] = self._pop(life, "READ", i)["answer"]
-                finals.append(self._final.pop(i))
-            answers = finals
-            status = "OK"
-        last = max(answers, key=lambda a: a["received_us"])
-        records = () if op is Op.INIT_BATCH else tuple(
-            Record(Status[a["status"]], a["body"]["snapshot_id"], a["body"]["switch_time"],
-                   a["body"]["last_old_time"], a["body"]["count"], a["body"]["activate_at"])
-            for a in answers)
-        body = answers[0]["body"] if op is Op.INIT_BATCH else last["body"]
-        answer = Answer(op, Status[status], ControlBody(**body),
-                        min(a["sent_us"] for a in answers), last["received_us"], records)
-        self._reply(callback, answer, last["clock"])
-        self._closed_if_used_up()
-        return _Pending(answer.sent_us)
-
-    def _pop(self, life: dict, op: str, snapshot_id: int) -> dict:
-        entries = life.get((op, snapshot_id))
-        if not entries or entries[0]["answer"] is None:
-            raise ReplayMismatch(f"{self.gw.name}: no recorded answer to {op} {snapshot_id} "
-                                 "to make a batch of")
-        return entries.popleft()
 
     def _answer(self, callback, answer: Answer, estimate: Estimate | None):
         self.outstanding -= 1

@@ -299,7 +299,7 @@ def test_a_switch_restarted_during_a_run_is_restored(controller, switches, tmp_p
     # until a snapshot waits on s2 (answers it sent before it stopped may
     # still finish the ones before)
     deadline = time.monotonic() + 10
-    while not any("s2" in f.waiting for f in list(engine._flights.values())):
+    while not any("s2" in f.waiting for f in list(engine.flights.values())):
         assert time.monotonic() < deadline, "no snapshot came to wait on the stopped s2"
         time.sleep(0.001)
     bmv2.kill()

@@ -19,7 +19,7 @@ from beaver.control.engine import TIMED, Engine, RunSettings, SettingsError
 from beaver.control.program import config_entry
 from beaver.control.record import Mode, Outcome
 from beaver.control.store import SnapshotStore
-from beaver.p4src.wire import BATCH_MAX, LEARN_WINDOW, Kind, Op, Status
+from beaver.p4src.wire import LEARN_WINDOW, SCHEDULE_MAX, Kind, Op, Status
 
 from .bmv2_service import (BACKEND_PORT, PROBE_ERROR_US, SLB_MAC, VIP, before_each_request,
                            config_path, controller, frozen_from_first_init, run_engine,
@@ -79,21 +79,23 @@ def learning_the_next_id_first(controller, switches, learned: list):
     return before_each_request(s2, learn)
 
 
-def test_an_slb_that_already_passed_the_id_answers_stale_and_is_judged_conservatively(
+def test_an_slb_that_already_passed_the_id_answers_with_the_record_of_the_move(
         controller, switches, store):
     """Two snapshots in flight, s2's INITs leaving 5 ms late: in-group
     traffic stamped with the second ID (started by then) reaches s2 just
-    before the INIT of the first, so s2 learns the second first.  It answers
-    STALE to the first (with the record of the second) and ALREADY to the
-    second."""
+    before the INIT of the first, so s2 learns the second first, passing
+    the first.  It answers ALREADY to the first, with the record of that
+    move (it reached and left the first at once), and to the second."""
     learned = []
     with learning_the_next_id_first(controller, switches, learned):
         _, finished = run_engine(controller, store, count=2, inflight=2,
                                  delays_us={"s2": 5000})
     one, two = sorted(finished, key=lambda r: r.number)
     assert learned == [two.snapshot_id]
-    stale = one.acks["s2"]
-    assert stale.status is Status.STALE and stale.body.snapshot_id == two.snapshot_id
+    passed = one.acks["s2"]
+    assert passed.status is Status.ALREADY and passed.body.snapshot_id == one.snapshot_id
+    assert passed.body.switch_time == two.acks["s2"].body.switch_time, "one move passed both"
+    assert passed.body.count == 0
     assert one.verdict.outcome is Outcome.ACCEPTED, one.verdict.reason
     assert one.acks["s1"].status is Status.OK
     assert two.acks["s2"].status is Status.ALREADY and two.verdict.outcome is Outcome.ACCEPTED
@@ -181,8 +183,9 @@ def test_never_more_in_flight_than_the_ring_holds(controller, store):
     for settings, refusal in ((RunSettings(inflight=LEARN_WINDOW + 1), "overwrite SLB records"),
                               (RunSettings(inflight=8, batch=16, initiation="timed"),
                                "no more than --inflight"),
-                              (RunSettings(inflight=128, batch=BATCH_MAX + 1,
-                                           initiation="timed"), f"--batch must be 1 to {BATCH_MAX}"),
+                              (RunSettings(inflight=LEARN_WINDOW, batch=SCHEDULE_MAX + 1,
+                                           initiation="timed"),
+                               f"--batch must be 1 to {SCHEDULE_MAX}"),
                               (RunSettings(inflight=8, batch=4), "--initiation timed")):
         with pytest.raises(SettingsError, match=refusal):
             Engine(controller, store, settings).run()

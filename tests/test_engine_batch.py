@@ -1,6 +1,6 @@
-"""Batched control (RunSettings.batch) against two real SLBs: many
-snapshots per INIT_BATCH and READ_BATCH, each judged and stored on its own
-records; a lost batch answer resent."""
+"""Batched control (RunSettings.batch) against two real SLBs: many snapshots
+per schedule, judged by the schedules and stored as ranges; a late SLB's
+first IDs judged on their own records; a lost batch answer resent."""
 from __future__ import annotations
 
 import pytest
@@ -8,7 +8,7 @@ import pytest
 from beaver.control.engine import TIMED
 from beaver.control.record import Outcome
 from beaver.control.store import SnapshotStore
-from beaver.p4src.wire import BATCH_MAX, Op, Status
+from beaver.p4src.wire import Op, Status
 
 from .bmv2_service import (config_path, controller, counted_requests, run_engine,
                            stopped_until_the_resend, switches, vip_traffic)
@@ -16,6 +16,8 @@ from .bmv2_service import (config_path, controller, counted_requests, run_engine
 pytestmark = pytest.mark.bmv2
 
 __all__ = ["config_path", "controller", "switches"]   # the fixtures
+
+BATCH = 50
 
 
 @pytest.fixture
@@ -25,46 +27,70 @@ def store(tmp_path):
     s.close()
 
 
-def test_a_batched_run_judges_and_stores_every_snapshot_on_its_own_records(
-        controller, switches, store):
+def test_a_batched_run_judges_by_the_schedules_and_stores_ranges(controller, switches, store):
     with counted_requests(controller) as sent, vip_traffic(switches):
         summary, finished = run_engine(controller, store, count=150, inflight=200,
-                                       batch=BATCH_MAX, initiation=TIMED, rate=2000)
+                                       batch=BATCH, initiation=TIMED, rate=2000, tau_us=1000)
     assert summary.outcomes[Outcome.ACCEPTED] == 150, [r.verdict for r in finished][:3]
+    assert summary.by_records == 0, "on time: no ID needed its own records"
     first = finished[0].snapshot_id
     for name in ("s1", "s2"):
         def ids(op):
             return [i for n, o, i in sent if n == name and o is op]
-        firsts = list(range(first, first + 150, BATCH_MAX))
-        assert sorted(set(ids(Op.INIT_BATCH))) == firsts, \
-            "a whole batch per message, the last one short (a slow answer may be resent)"
-        assert set(firsts) <= set(ids(Op.READ_BATCH))
-        assert not ids(Op.INIT) and len(ids(Op.READ)) < 30, \
+        firsts = list(range(first, first + 150, BATCH))
+        assert sorted(set(ids(Op.INIT_BATCH))) == firsts, "one schedule per batch"
+        assert sorted(set(ids(Op.READ_BATCH))) == firsts
+        assert not ids(Op.READ_RECORDS) and not ids(Op.INIT) and len(ids(Op.READ)) < 30, \
             "READs for the clocks and the start only, none per snapshot"
-    times = [r.activate_us for r in sorted(finished, key=lambda r: r.number)]   # by ID
-    assert times == sorted(times) and len(set(times)) == 150
+    times = [r.activate_us for r in sorted(finished, key=lambda r: r.number)]
     gaps = [b - a for a, b in zip(times, times[1:])]
-    assert all(g == 500 for i, g in enumerate(gaps) if (i + 1) % BATCH_MAX), \
-        "2000/s: 500 us apart within a batch"
-    assert min(gaps) == 500, "and never closer between batches"
+    assert min(gaps) == 500 and all(g == 500 for i, g in enumerate(gaps) if (i + 1) % BATCH), \
+        "2000/s: 500 us apart within a batch, and never closer between batches"
+    assert store.counts()[Outcome.ACCEPTED] == 150
+    rows = store.db.execute("SELECT COUNT(*) FROM batches").fetchone()[0]
+    assert rows == 3 and not store.db.execute("SELECT COUNT(*) FROM snapshots").fetchone()[0]
     for record in finished:
         stored = store.get(record.number)
-        assert stored.verdict.outcome is Outcome.ACCEPTED
+        assert stored.verdict.outcome is Outcome.ACCEPTED and "by schedule" in \
+            stored.verdict.reason
         assert sorted(stored.acks) == ["s1", "s2"]
         for ack in stored.acks.values():
-            assert ack.status is Status.OK and ack.body.snapshot_id == record.snapshot_id
-            assert ack.body.switch_time >= ack.body.activate_at > 0, "at or after its time"
-    counts = sum(a.body.count for r in finished for a in r.acks.values())
-    assert counts > 0, "the traffic was marked with the batched IDs"
+            assert ack.body.snapshot_id == record.snapshot_id
+            assert ack.body.switch_time == ack.body.activate_at > 0
+
+
+def test_a_late_slb_leaves_its_first_ids_to_their_records(controller, switches, store):
+    """s2 gets each schedule 30 ms late, under traffic: the IDs due in those
+    30 ms (and tau before) are judged on their own records and rejected, the
+    rest of each batch is accepted by the schedules."""
+    with vip_traffic(switches):
+        summary, finished = run_engine(controller, store, count=100, inflight=100,
+                                       batch=BATCH, initiation=TIMED, rate=1000,
+                                       lead_us=5_000, tau_us=1000,
+                                       delays_us={"s2": 30_000})
+    by_number = sorted(finished, key=lambda r: r.number)
+    rejected = [r for r in by_number if r.verdict.outcome is Outcome.REJECTED]
+    accepted = [r for r in by_number if r.verdict.outcome is Outcome.ACCEPTED]
+    assert rejected and accepted and summary.late_inits > 0
+    assert summary.by_records >= len(rejected)
+    assert all("s2" in r.verdict.reason and "INIT arrived after it" in r.verdict.reason
+               for r in rejected), rejected[0].verdict.reason
+    for batch_first in (by_number[0].number, by_number[BATCH].number):
+        batch = [r for r in by_number if batch_first <= r.number < batch_first + BATCH]
+        outcomes = [r.verdict.outcome for r in batch]
+        cut = outcomes.index(Outcome.ACCEPTED)
+        assert cut > 0 and set(outcomes[cut:]) == {Outcome.ACCEPTED}, \
+            "a batch's first IDs are rejected, none after the first accepted one"
+        assert any("by schedule" in r.verdict.reason for r in batch[cut:])
 
 
 def test_a_lost_batch_answer_is_resent_and_every_snapshot_still_judged(controller, switches,
                                                                        store):
     s2 = controller.gateways[1]
     with stopped_until_the_resend(s2, switches[1][0]) as inits:
-        summary, finished = run_engine(controller, store, count=BATCH_MAX, inflight=BATCH_MAX,
-                                       batch=BATCH_MAX, initiation=TIMED, ack_timeout_ms=200,
+        summary, finished = run_engine(controller, store, count=BATCH, inflight=BATCH,
+                                       batch=BATCH, initiation=TIMED, ack_timeout_ms=200,
                                        retries=2)
     assert inits == [Op.INIT_BATCH] * 2, "the first answer came too late: one resend"
-    assert summary.outcomes[Outcome.ACCEPTED] == BATCH_MAX
+    assert summary.outcomes[Outcome.ACCEPTED] == BATCH
     assert all(r.acks["s2"].status is Status.OK for r in finished)

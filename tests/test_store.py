@@ -71,3 +71,58 @@ def test_a_file_that_is_not_a_store(tmp_path):
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match="not a snapshot store"):
         SnapshotStore(path)
+
+
+def batch(first, count, singles=()):
+    from beaver.control.record import BatchRecord, ScheduleAck
+    from beaver.p4src.wire import FLAG_MARKING, Batch, Track
+    b = BatchRecord(first, count, Mode.OGM, "fine", 300, ["s1"], 1000, 1.7e9, 5000, 100,
+                    finished_us=9000, verdict=Verdict(Outcome.ACCEPTED, "by schedule", "fine",
+                                                      -250.0))
+    b.acks["s1"] = ScheduleAck("s1", Status.OK, ControlBody(0, 0, first - 1, first + count - 1,
+                                                            8000, 0, 0, 0, 1, FLAG_MARKING,
+                                                            1_005_000),
+                               Batch(count, 100, 0, Track.FINAL, 0), 1000, 9000, 1,
+                               Estimate(1_000_000.0, 4.0, 8, "probe"))
+    for n in singles:
+        b.singles[n] = record(n, Outcome.REJECTED)
+    return b
+
+
+def test_a_batch_is_one_range_and_answers_for_every_number(tmp_path):
+    store = SnapshotStore(tmp_path / "s.db")
+    store.save([record(1)], [batch(2, 1000, singles=(2, 3))])
+    assert store.db.execute("SELECT COUNT(*) FROM snapshots").fetchone()[0] == 3
+    assert store.db.execute("SELECT COUNT(*) FROM acks").fetchone()[0] == 6
+    assert store.counts() == {Outcome.ACCEPTED: 1 + 998, Outcome.REJECTED: 2,
+                              Outcome.INCOMPLETE: 0}
+    judged_apart = store.get(3)
+    assert judged_apart.verdict.outcome is Outcome.REJECTED and judged_apart.batch is None
+    by_schedule = store.get(500)
+    assert by_schedule.verdict.reason == "by schedule" and by_schedule.batch == range(2, 1002)
+    ack = by_schedule.acks["s1"]
+    assert ack.body.activate_at == ack.body.switch_time == 1_005_000 + 498 * 100, \
+        "the 499th ID's time on the schedule"
+    assert ack.body.last_old_time == ack.body.switch_time - 1
+    assert by_schedule.activate_us == 5000 + 498 * 100 and by_schedule.snapshot_id == 500
+    assert store.get(1002) is None
+
+
+def test_latest_merges_ranges_and_rows(tmp_path):
+    store = SnapshotStore(tmp_path / "s.db")
+    store.save([record(1), record(20, Outcome.REJECTED)], [batch(2, 10, singles=(9,))])
+    assert [r.number for r in store.latest(5)] == [20, 11, 10, 9, 8]
+    assert [r.number for r in store.latest(3, Outcome.REJECTED)] == [20, 9]
+    assert [r.number for r in store.latest(12, Outcome.ACCEPTED)] == \
+        [11, 10, 8, 7, 6, 5, 4, 3, 2, 1]
+
+
+def test_records_of_a_span_come_in_order_each_whole(tmp_path):
+    store = SnapshotStore(tmp_path / "s.db")
+    report = Report("p1", 1, True, "mark", 123, {"x": 1}, {}, 1, 0)
+    store.save([record(1, reports={"p1": report})], [batch(2, 5, singles=(4,))])
+    got = store.records(1, 6)
+    assert [r.number for r in got] == [1, 2, 3, 4, 5, 6]
+    assert got[0].reports == {"p1": report} and set(got[0].acks) == {"s1", "s2"}
+    assert got[3].verdict.outcome is Outcome.REJECTED and got[4].batch == range(2, 7)
+    assert [r.number for r in store.records(3, 4)] == [3, 4]

@@ -57,3 +57,13 @@ def test_numbers_wrap_on_the_wire_only():
 def test_zero_in_flight_is_refused():
     with pytest.raises(ValueError):
         IdWindow(1, inflight=0)
+
+
+def test_a_batch_is_one_range_in_flight():
+    w = IdWindow(1, inflight=10)
+    assert w.start(4) == 1 and w.start() == 5 and len(w) == 5
+    assert w.can_start(5) and not w.can_start(6)
+    w.finish(5)
+    assert w.oldest == 1 and len(w) == 4, "the range still holds the oldest"
+    w.finish(1)
+    assert w.oldest == w.next_number == 6 and not w.open

@@ -6,10 +6,10 @@ import re
 import pytest
 
 from beaver.p4src import BMV2_JSON, P4_DIR, ids
-from beaver.p4src.wire import (BATCH_MAX, BEAVER_UDP_PORT, BEAVER_VERSION, CPU_PORT, ETHERTYPE_PROBE,
+from beaver.p4src.wire import (RECORDS_MAX, SCHEDULE_MAX, BEAVER_UDP_PORT, BEAVER_VERSION, CPU_PORT, ETHERTYPE_PROBE,
                                FLAG_HOLD, FLAG_MARKING, LEARN_WINDOW, RING_SIZE,
                                Batch, BeaverHeader, ControlBody, Record, DropReason, Kind, Op, Probe,
-                               RefusedReason, Status, WireError)
+                               RefusedReason, Status, Track, WireError, reciprocal)
 
 
 def p4_constants() -> dict[str, int]:
@@ -28,11 +28,13 @@ def test_constants_match_headers_p4():
     assert "LEARN_WINDOW = RING_SIZE - 1;" in (P4_DIR / "headers.p4").read_text()
     assert LEARN_WINDOW == RING_SIZE - 1
     text = (P4_DIR / "headers.p4").read_text()
-    assert re.search(r"#define BATCH_MAX (\d+)", text).group(1) == str(BATCH_MAX)
+    assert re.search(r"#define RECORDS_MAX (\d+)", text).group(1) == str(RECORDS_MAX)
+    assert c["SCHEDULE_MAX"] == SCHEDULE_MAX
     assert re.search(r"#define RING_BITS (\d+)", text).group(1) == str(RING_SIZE.bit_length() - 1)
     assert c["FLAG_HOLD"] == FLAG_HOLD and c["FLAG_MARKING"] == FLAG_MARKING
     for enum, prefix in ((Kind, "BEAVER_KIND_"), (Op, "OP_"), (Status, "ST_"),
-                         (DropReason, "DROP_"), (RefusedReason, "REFUSED_")):
+                         (DropReason, "DROP_"), (RefusedReason, "REFUSED_"),
+                         (Track, "TRACK_")):
         in_p4 = {k[len(prefix):]: v for k, v in c.items()
                  if k.startswith(prefix) and k != "REFUSED_REASONS" and k != "DROP_REASONS"}
         assert in_p4 == {m.name: m.value for m in enum}, enum.__name__
@@ -74,13 +76,30 @@ def test_batch_layouts_match_the_compiled_headers(header_type, layout):
 
 
 def test_batch_and_record_round_trip():
-    assert Batch.unpack(Batch(64, 0xFFFFFFFF).pack() + b"x") == Batch(64, 0xFFFFFFFF)
-    with pytest.raises(WireError, match="needs 5 bytes"):
+    batch = Batch(1023, 0xFFFFFFFF, 1, Track.FINAL, (1 << 48) - 1)
+    assert Batch.unpack(batch.pack() + b"x") == batch
+    with pytest.raises(WireError, match="needs 17 bytes"):
         Batch.unpack(b"\x01\x00")
-    records = [Record(0, 7, (1 << 48) - 1, 5, 3, 9), Record(5, 2, 0, 0, 0, 1 << 40)]
+    records = [Record(0, 7, (1 << 48) - 1, 5, 3), Record(5, 2, 0, 0, 0)]
     packed = b"".join(r.pack() for r in records)
-    assert len(packed) == 2 * Record.SIZE == 54
+    assert len(packed) == 2 * Record.SIZE == 42
     assert Record.unpack_all(packed + b"cut") == records, "a cut record is not one"
+
+
+@pytest.mark.parametrize("spacing", [1, 2, 3, 7, 1000, 2500, 40_000, (1 << 32) - 1])
+def test_the_reciprocal_gives_the_due_index_the_switch_computes(spacing):
+    """What epoch.p4's step does without division: d * recip >> 32 is
+    floor(d / spacing) or one less, and one comparison corrects it."""
+    recip = reciprocal(spacing)
+    assert recip * spacing <= (1 << 32) - 1 < (recip + 1) * spacing
+    for d in (0, 1, spacing - 1, spacing, 5 * spacing - 1, 5 * spacing, 1023 * spacing,
+              (1 << 32) - 1):
+        q = (d * recip) >> 32
+        assert q in (d // spacing, d // spacing - 1)
+        if (q + 1) * spacing <= d:
+            q += 1
+        assert q == d // spacing
+    assert Batch.schedule(1, spacing).recip == 0, "one ID needs none"
 
 
 def test_probe_round_trip():

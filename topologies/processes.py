@@ -186,6 +186,8 @@ class Processes:
         """args: python's (a Beaver process, which keeps a log) or a whole command."""
         cmd = args if args[0] != "-m" else [sys.executable, *args, "--log",
                                             str(self.logs / f"{name}.jsonl")]
+        if self.network.spec.host_nice:
+            cmd = ["nice", "-n", str(self.network.spec.host_nice), *cmd]
         with open(self.out / f"{name}.json", "w") as out, \
                 open(self.out / f"{name}.err", "w") as err:
             self.running[name] = self.network.host(name).popen(cmd, stdout=out, stderr=err)

@@ -76,6 +76,8 @@ class Spec:
     grpc_base_port: int = 50051
     clock_probes: bool = True      # a probe port per SLB; else packet-out clock alignment
     outgroup_delay_us: int = 0     # netem delay on what out-group hosts send: distance
+    host_nice: int = 0             # the hosts' processes' nice value: >0 puts the switches
+                                   # and the controller first on a shared CPU
 
     def __post_init__(self):
         if not 1 <= self.slbs <= 16:
@@ -84,6 +86,8 @@ class Spec:
             raise ValueError(f"assignment: {self.assignment!r} is not one of {ASSIGNMENTS}")
         if not self.services:
             raise ValueError("services: at least one in-group service is needed")
+        if not 0 <= self.host_nice <= 19:
+            raise ValueError(f"host_nice: {self.host_nice} is not between 0 and 19")
         if sum(s.replicas for s in self.services) > 200 or len(self.outgroup) > 200:
             raise ValueError("at most 200 in-group and 200 out-group hosts")
 

@@ -48,4 +48,4 @@ def run(args, results: Results) -> list[dict]:
     results.write_csv(phase.rows)
     return [{"slbs": args.slbs, "ingroup": args.ingroup, "outgroup": args.outgroup,
              "tau_us": tau, "initiation": args.initiation,
-             "late_inits": phase.summary.late_inits, **phase.tally}]
+             **phase.tally}]

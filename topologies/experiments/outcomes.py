@@ -49,9 +49,11 @@ def judged(row: Mapping) -> str:
 def tally(rows: Iterable[Mapping]) -> dict:
     """Counts, the effective rate (accepted / taken), and where the controller
     and the checker disagree: a false accept is an accepted snapshot the
-    checker did not prove consistent (never allowed for Beaver), a false
-    rejection a rejected one it proved consistent.  "truth_incomplete" counts
-    the cuts the checker found some in-group process missing from."""
+    checker judged and did not prove consistent (never allowed for Beaver),
+    a false rejection a rejected one it proved consistent; in a long run the
+    checker judges a sample, and "accepted_unchecked" counts the accepted
+    ones it did not judge (proven nothing either way).  "truth_incomplete"
+    counts the cuts the checker found some in-group process missing from."""
     rows = list(rows)
     outcomes = Counter(r["outcome"] for r in rows)
     truths = Counter(r["truth"] for r in rows)
@@ -61,8 +63,11 @@ def tally(rows: Iterable[Mapping]) -> dict:
             "inconsistent": truths["inconsistent"], "unjudged": truths["unjudged"],
             "truth_incomplete": truths["incomplete"], UNCHECKED: truths[UNCHECKED],
             "channel_errors": sum(r["channel_errors"] > 0 for r in rows),
-            "false_accepts": sum(r["outcome"] == Outcome.ACCEPTED.value
-                                 and not proven_consistent(r) for r in rows),
+            "false_accepts": sum(r["outcome"] == Outcome.ACCEPTED.value and
+                                 r["truth"] != UNCHECKED and not proven_consistent(r)
+                                 for r in rows),
+            "accepted_unchecked": sum(r["outcome"] == Outcome.ACCEPTED.value and
+                                      r["truth"] == UNCHECKED for r in rows),
             "false_rejections": sum(r["outcome"] == Outcome.REJECTED.value
                                     and proven_consistent(r) for r in rows),
             "effective_rate": accepted / len(rows) if rows else None}

@@ -42,8 +42,8 @@ def snapshot_phase(results: Results, label: str, spec: Spec, settings: RunSettin
     rows = snapshot_rows(run.records, truth.verdicts if truth else {}, phase=label, **labels)
     tau = settings.tau_us if settings.mode is Mode.OGM else None   # only OGM assumes one
     result = PhaseResult(label, summary, run.records, rows,
-                         {**tally(rows), **(truth.logs(tau) if truth else {})}, truth,
-                         run.processes.summaries)
+                         {**tally(rows), **timing(summary), **(truth.logs(tau) if truth else {})},
+                         truth, run.processes.summaries)
     t = result.tally
     checked = (f"; checker: {t['consistent']} consistent, {t['inconsistent']} inconsistent, "
                f"{t['unjudged']} unjudged, {t['channel_errors']} with channel errors, "
@@ -51,5 +51,18 @@ def snapshot_phase(results: Results, label: str, spec: Spec, settings: RunSettin
                f"shortest external chain {t['shortest_chain_us']} us, "
                f"{t['chains_under_tau']} under tau" if truth else "")
     results.progress(f"{label}: {t['accepted']} accepted, {t['rejected']} rejected, "
-                     f"{t['incomplete']} incomplete{checked}; {summary.rate:.0f} snapshots/s")
+                     f"{t['incomplete']} incomplete{checked}; {summary.rate:.0f} snapshots/s, "
+                     f"latency p50 {t['latency_p50_ms']} ms, p99 {t['latency_p99_ms']} ms"
+                     + (f", lead {t['lead_ms']} ms" if t['lead_ms'] else ""))
     return result
+
+
+def timing(summary: RunSummary) -> dict:
+    """How long snapshots took, start to stored verdict, and the lead they
+    were scheduled with (timed)."""
+    def ms(us):
+        return round(us / 1000, 2) if us is not None else None
+    return {"latency_p50_ms": ms(summary.latency_us(0.5)),
+            "latency_p99_ms": ms(summary.latency_us(0.99)),
+            "lead_ms": "-".join(str(ms(us)) for us in summary.lead_us) or None,
+            "late_inits": summary.late_inits}
