@@ -48,12 +48,12 @@ from beaver.p4src.wire import SCHEDULE_MAX, Op
 from beaver.topologies.bmv2 import Bmv2Switch, bmv2_available, bmv2_build
 
 GRPC_BASE, THRIFT_BASE = 59651, 59751
-BATCH = 256   # IDs per schedule: four schedules fit the ring in flight
+BATCH = 255   # IDs per schedule: four schedules fit the window (the ring's 1,023)
 
 
 def raw_rate(gateways: list[Gateway], window: int, per_switch: int,
-             quiet_s: float = 0.1) -> tuple[float, int]:
-    """(round trips per second per switch, answers lost) with `window`
+             quiet_s: float = 0.1) -> tuple[float, int, str]:
+    """(round trips per second per switch, answers lost, "") with `window`
     READs outstanding on every switch at once."""
     lock = threading.Lock()
     done = threading.Event()
@@ -95,16 +95,20 @@ def raw_rate(gateways: list[Gateway], window: int, per_switch: int,
                     break
             progress = answered[0]
     elapsed = time.perf_counter() - begin
-    return answered[0] / len(gateways) / elapsed, lost[0]
+    return answered[0] / len(gateways) / elapsed, lost[0], ""
 
 
 def snapshot_rate(controller: Controller, store: SnapshotStore, count: int,
-                  **settings) -> tuple[float, int]:
-    """(snapshots finished per second, how many were not accepted)."""
+                  **settings) -> tuple[float, int, str]:
+    """(snapshots finished per second, how many were not accepted, the
+    lead and latency of a timed run)."""
     settings = RunSettings(count=count, tau_us=10**9, ack_timeout_ms=200, retries=2,
                            **settings)
     summary = Engine(controller, store, settings).run()
-    return summary.rate, summary.finished - summary.outcomes[Outcome.ACCEPTED]
+    timing = (f"lead {summary.lead_us[0] / 1000:.1f}-{summary.lead_us[1] / 1000:.1f} ms, "
+              f"latency p50 {summary.latency_us(0.5) / 1000:.1f} ms p99 "
+              f"{summary.latency_us(0.99) / 1000:.1f} ms" if summary.lead_us else "")
+    return summary.rate, summary.finished - summary.outcomes[Outcome.ACCEPTED], timing
 
 
 def cpu_seconds(pid: int) -> float:
@@ -208,14 +212,15 @@ def main() -> int:
                         line = []
                         for c in columns:
                             with meter:
-                                rate, bad = runs[c]()
+                                rate, bad, timing = runs[c]()
                             # raw: round trips on every switch; else snapshots
                             units = args.count * size if c.startswith("raw") else \
                                 (batch_count if c == batched else args.count)
                             own, sw_cpu = meter.per(units)
                             measured[c].append((rate, own, sw_cpu))
                             line.append(f"{c} {rate:.0f}/s ({own:.0f}+{sw_cpu:.0f} us)" +
-                                        (f" ({bad} lost/not accepted)" if bad else ""))
+                                        (f" ({bad} lost/not accepted)" if bad else "") +
+                                        (f" ({timing})" if timing else ""))
                         print(f"|G|={size} round {round_no}: " + ", ".join(line), flush=True)
                     medians[size] = {c: tuple(statistics.median(m[i] for m in v)
                                               for i in range(3))

@@ -61,7 +61,6 @@ class Batches:
                              now_us(), time.time(), timing.activation(count),
                              timing.spacing_us())
         flight = BatchFlight(record, retakes_left)
-        flight.lead_us = record.activate_us - now_us()
         e.started(first, count)
         e.batches[first] = flight
         self.send_round(flight)
@@ -145,8 +144,6 @@ class Batches:
             flight.late.add(gw.name)
             self.engine.summary.late_inits += min(record.count,
                                                   late_us // max(1, record.spacing_us) + 1)
-            if gw.name not in self.engine.settings.delays_us:   # late on purpose otherwise
-                self.engine.timing.late(flight.lead_us, late_us)
         if not flight.waiting:
             self._read_after_activation(flight)
 

@@ -50,7 +50,7 @@ import time
 from typing import Callable, Sequence
 
 from beaver.p4src import ids
-from beaver.p4src.wire import FLAG_HOLD, RING_SIZE, Op
+from beaver.p4src.wire import FLAG_HOLD, Op
 
 from .batches import BATCH, QUEUED_AT_SLB, Batches
 from .config import ProcessConfig
@@ -132,8 +132,8 @@ class Engine:
         self.newest_id = self.controller.newest_id()
         self.window = IdWindow(self._first_number(), s.inflight)
         before = wire_id(self.window.next_number - 1)
-        if s.batch > 1 and ids.ahead(before, self.newest_id) >= RING_SIZE - s.batch:
-            for gw in self.gateways:   # the run starts further ahead than their ring reaches
+        if s.batch > 1 and ids.is_newer(before, self.newest_id):
+            for gw in self.gateways:   # so that the window's batches fit their rings
                 gw.request(Op.INIT, before)
         for rtt in self.controller.align_clocks():
             self.timing.observe(rtt)
@@ -256,19 +256,15 @@ class Engine:
         flight.waiting = set(self.by_name)
         if s.initiation == TIMED:
             record.activate_us = self.timing.activation(1)
-            flight.lead_us = record.activate_us - now_us()
         self.singles.send_round(flight, Op.INIT, FLAG_HOLD if s.mode is Mode.BLOCKING else 0)
         if flight.pending:
             record.started_us = min(p.sent_us for p in flight.pending)
 
-    def late_init(self, flight: Flight, slb: str, late_us: int):
-        """slb's INIT for flight arrived late_us after its time: its SLB
-        switched late, which may cost the snapshot; later leads grow (unless
-        the SLB is an experiment's late one, late on purpose)."""
+    def late_init(self, flight: Flight, slb: str):
+        """slb's INIT for flight arrived after its time: its SLB switched
+        late, which may cost the snapshot."""
         flight.late.add(slb)
         self.summary.late_inits += 1
-        if slb not in self.settings.delays_us:
-            self.timing.late(flight.lead_us, late_us)
 
     def bring_forward(self, gw: Gateway):
         """Moves gw at once to the newest ID before which every snapshot is

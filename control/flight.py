@@ -19,7 +19,6 @@ class Flight:
         self.round = 0                       # requests sent to each SLB still waiting
         self.pending: list[Pending] = []
         self.verdict: Verdict | None = None  # decided, not yet final (release, reports)
-        self.lead_us = 0                     # timed: how far ahead it was scheduled
         self.late: set[str] = set()          # timed: SLBs whose INIT arrived after its time
         self.batch: BatchFlight | None = None   # the batch it was judged apart from
         self.done = False
@@ -39,7 +38,6 @@ class BatchFlight:
         self.waiting: set[str] = set()          # SLBs still to answer this phase
         self.round = 0
         self.pending: list[Pending] = []
-        self.lead_us = 0
         self.late: set[str] = set()
         self.apart: dict[int, Flight] = {}      # numbers finishing on their own, unfinished
         self.passed: dict[tuple[str, int], Record] = {}   # READ_RECORDS: (SLB, number) -> the

@@ -111,7 +111,7 @@ class Singles:
             return self.engine.fail(flight, f"{ack.slb} answered {ack.status.name}")
         if (op is Op.INIT and ack.status is Status.OK and ack.body.activate_at
                 and ack.body.switch_time > ack.body.activate_at):
-            self.engine.late_init(flight, ack.slb, ack.body.switch_time - ack.body.activate_at)
+            self.engine.late_init(flight, ack.slb)
         if record.mode is Mode.BLOCKING and not ack.body.holding:
             return self.engine.fail(flight, f"{ack.slb} did not hold traffic "
                                             f"({ack.status.name}, ID {ack.body.id_after})")

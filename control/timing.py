@@ -5,9 +5,9 @@ Every SLB is told one moment, `lead` ahead, so it switches within its clock
 error of the others however late the INIT travels; an INIT that arrives
 after its moment costs the snapshot.  Snapshots are pipelined, so a longer
 lead costs latency, not rate: the lead covers the slowest round trip
-measured lately (twice over), and once an INIT did arrive late, twice the
-time that INIT took.  It stops short of holding more snapshots in flight
-than the window allows at the run's rate.
+measured lately, twice over (an INIT that came late shows there as soon as
+its answer does).  At a rate it stops short of holding more snapshots in
+flight than the window allows.
 """
 from __future__ import annotations
 
@@ -26,7 +26,6 @@ class Timing:
     def __init__(self, settings: RunSettings):
         self.settings = settings
         self._rtts: collections.deque[int] = collections.deque(maxlen=RECENT_RTTS)
-        self._late_lead = 0         # the least lead since an INIT arrived late
         self._last_activation = 0   # the latest activation time handed out
         self.leads: list[int] = []  # the least and the most lead used
 
@@ -41,7 +40,7 @@ class Timing:
         s = self.settings
         if s.lead_us:
             return s.lead_us
-        lead = max(LEAD_FLOOR_US, int(LEAD_RTTS * self.tail_us()), self._late_lead)
+        lead = max(LEAD_FLOOR_US, int(LEAD_RTTS * self.tail_us()))
         if s.rate:
             lead = min(lead, max(LEAD_FLOOR_US, int(WINDOW_SHARE * s.inflight / s.rate * 1e6)))
         return lead
@@ -58,12 +57,6 @@ class Timing:
         self._last_activation = first + (count - 1) * self.spacing_us()
         self.leads = [min(self.leads + [lead]), max(self.leads + [lead])]
         return first
-
-    def late(self, lead_us: int, late_us: int):
-        """An INIT that left lead_us ahead arrived late_us after its time:
-        load can outgrow the recent round trips at once, so every later lead
-        covers LEAD_RTTS times that INIT's travel."""
-        self._late_lead = max(self._late_lead, int(LEAD_RTTS * (lead_us + late_us)))
 
     def deadline_us(self) -> int:
         """How long to wait for an answer: the configured time, or longer

@@ -30,7 +30,7 @@ DESCRIPTION = "Fig. 10: sustained snapshot frequency vs |G|: k=1, parallel, batc
 ONE, PARALLEL, BATCHED, REPORTED, BLOCKING = ("one at a time", "parallel", "batched",
                                               "batched, reports", "blocking")
 SERIES = (ONE, PARALLEL, BATCHED, REPORTED, BLOCKING)
-BATCH = 256   # IDs per schedule: four schedules fit the ring in flight
+BATCH = 255   # IDs per schedule: four schedules fit the window (the ring's 1,023)
 
 
 def add_arguments(p):
