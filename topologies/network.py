@@ -219,15 +219,16 @@ class BeaverNetwork:
         over the fabric and the internet bridge."""
         plan = self.plan
         mgmt = {mgmt_ip: name for name, (_, _, _, mgmt_ip) in plan.ingroup.items()}
+        ruled = bool(self.allowance and self.allowance.added)
         for ip in firewall.blocked(mgmt):
-            raise NetworkError(_blocked(MGMT_BRIDGE, mgmt[ip], ip, "the root namespace"))
+            raise NetworkError(_blocked(MGMT_BRIDGE, mgmt[ip], ip, "the root namespace", ruled))
         border = self.host("bvbr")
         for bridge, hosts in ((FABRIC_BRIDGE, {a.ip: n for n, (_, _, a, _) in
                                                plan.ingroup.items()}),
                               (INTERNET_BRIDGE, {a.ip: n for n, (_, a) in
                                                  plan.outgroup.items()})):
             for ip in _blocked_from(border, hosts):
-                raise NetworkError(_blocked(bridge, hosts[ip], ip, "the border router"))
+                raise NetworkError(_blocked(bridge, hosts[ip], ip, "the border router", ruled))
 
 
 def _blocked_from(host: Host, addresses, port: int = 9, timeout: int = 3) -> list[str]:
@@ -243,12 +244,18 @@ def _blocked_from(host: Host, addresses, port: int = 9, timeout: int = 3) -> lis
     return [ip for ip in addresses if ip not in answered]
 
 
-def _blocked(bridge: str, host: str, ip: str, origin: str) -> str:
-    if firewall.bridges_filtered():
-        return (f"{host} ({ip}) is unreachable from {origin} across bridge {bridge}: this "
-                f"host's firewall drops bridged traffic (net.bridge.bridge-nf-call-iptables "
-                f"= 1) outside iptables' filter FORWARD chain, where this network accepts it; "
-                f"accept what {bridge} forwards there too (nftables: iifname \"bv*\" oifname "
-                f"\"bv*\" accept) or run sysctl -w net.bridge.bridge-nf-call-iptables=0")
-    return (f"{host} ({ip}) is unreachable from {origin} across bridge {bridge}, and "
-            f"bridged traffic crosses no iptables here: see the switch and host set-up")
+def _blocked(bridge: str, host: str, ip: str, origin: str, ruled: bool) -> str:
+    """ruled: whether this network put ACCEPT rules in iptables' FORWARD chain."""
+    where = f"{host} ({ip}) is unreachable from {origin} across bridge {bridge}"
+    if not firewall.bridges_filtered():
+        return f"{where}, and bridged traffic crosses no firewall here: see the switch logs"
+    if ruled:
+        return (f"{where}: this host's firewall drops bridged traffic (net.bridge."
+                f"bridge-nf-call-iptables = 1) outside iptables' filter FORWARD chain, where "
+                f"this network accepts it; accept what {bridge} forwards there too (nftables: "
+                f"iifname \"bv*\" oifname \"bv*\" accept) or run sysctl -w "
+                f"net.bridge.bridge-nf-call-iptables=0")
+    return (f"{where}: this host's firewall drops bridged traffic (net.bridge.bridge-nf-call-"
+            f"iptables = 1); accept what {bridge} forwards (iptables -I FORWARD -i {bridge} -o "
+            f"{bridge} -j ACCEPT, or in nftables: iifname \"bv*\" oifname \"bv*\" accept) or "
+            f"run sysctl -w net.bridge.bridge-nf-call-iptables=0")
