@@ -6,10 +6,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DECAP := traffic/bpf/build/decap.o
 
-.PHONY: test p4 bpf clean
+.PHONY: test setup p4 bpf clean
 
 test: $(VENV)/.installed $(DECAP)
 	$(PY) -m pytest
+
+# What `beaver experiment run` needs on a machine with BMv2 (no Docker).
+setup: $(VENV)/.installed $(DECAP)
 
 bpf: $(DECAP)
 

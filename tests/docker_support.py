@@ -379,7 +379,7 @@ def standin_image() -> Standin:
             f"--no-install-recommends {' '.join(sorted(debs))} && "
             f"rm -rf /var/lib/apt/lists/*\n"
             f"COPY rootfs/ /\n{trust}"
-            f"RUN ldconfig && simple_switch_grpc --version && p4c-bm2-ss --version\n"
+            f"RUN ldconfig && {' && '.join(f'{tool} --version' for tool in TOOLS)}\n"
             f"LABEL org.beaver-p4.toolchain={label}\n")
         docker("build", "-t", image, str(work), timeout=1800)
     finally:
