@@ -1,4 +1,5 @@
-"""The network works whatever the host's iptables FORWARD policy (issue 20).
+"""The network works whatever the host's iptables FORWARD policy (issue 20),
+and whatever its IP forwarding, never routing a packet off the network.
 
 dockerd loads br_netfilter, so every frame a Linux bridge forwards crosses
 iptables' FORWARD chain, and sets that chain's policy to DROP.  Each test
@@ -6,7 +7,10 @@ here runs in a network namespace of its own whose FORWARD policy is DROP
 (br_netfilter's switch is per namespace, on by default), so the machine's
 own firewall is never touched, and shows what that policy does to a bridge,
 that the network's rules undo it while it runs and are gone afterwards, and
-that a firewall the rules cannot override fails a run in one line.
+that a firewall the rules cannot override fails a run in one line.  And
+dockerd turns IP forwarding on (a container's namespace inherits it): the
+root namespace, where BMv2's ports are, must still route none of the
+packets sent to the SLBs out of its default route.
 """
 from __future__ import annotations
 
@@ -200,3 +204,38 @@ def test_a_firewall_the_rules_cannot_override_fails_the_run_in_one_line(tmp_path
         assert "bridge-nf-call-iptables" in error, "names the fix"
         assert time.monotonic() - started < 120, "no waiting out a timeout"
         assert ns.forward() == ["-P FORWARD DROP"]
+
+
+def _ip_counter(ns: str, name: str) -> int:
+    header, values = [line.split() for line in
+                      sh(ns, "grep '^Ip:' /proc/net/snmp").stdout.splitlines()]
+    return int(values[header.index(name)])
+
+
+@pytest.mark.mininet
+def test_with_forwarding_on_nothing_leaves_by_the_default_route(tmp_path):
+    """As in a container on a Docker host: forwarding on, FORWARD accepting,
+    and a default route (here a veth whose other end counts what arrives; not named bv*, which
+    cleanup would take for a leftover)."""
+    with Namespace("f") as ns:
+        sh(ns.name, "iptables -P FORWARD ACCEPT && sysctl -qw net.ipv4.ip_forward=1 && "
+                    "ip link add sink0 type veth peer name sink1 && "
+                    "sysctl -qw net.ipv6.conf.sink0.disable_ipv6=1 && "
+                    "sysctl -qw net.ipv6.conf.sink1.disable_ipv6=1 && "
+                    "ip link set sink0 up && ip link set sink1 up && "
+                    "ip addr add 172.31.255.1/30 dev sink0 && "
+                    "ip neigh replace 172.31.255.2 lladdr 02:00:00:00:00:02 dev sink0 "
+                    "nud permanent && ip route add default via 172.31.255.2 dev sink0")
+        forwarded = _ip_counter(ns.name, "ForwDatagrams")
+        proc = subprocess.run(["ip", "netns", "exec", ns.name, sys.executable, "-m",
+                               "beaver.control.cli", "experiment", "run", "clean",
+                               "--count", "5", "--rate", "5", "--tau-us", "100",
+                               "--ingroup", "2", "--outgroup", "2", "--out", str(tmp_path)],
+                              capture_output=True, text=True, cwd=ROOT, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        (summary,) = tmp_path.glob("clean-*/clean-summary.json")
+        (row,) = json.loads(summary.read_text())
+        assert row["taken"] >= 5 and row["accepted"] >= 1, row
+        arrived = json.loads(sh(ns.name, "ip -j -s link show sink1").stdout)[0]
+        assert arrived["stats64"]["rx"]["packets"] == 0, arrived["stats64"]
+        assert _ip_counter(ns.name, "ForwDatagrams") == forwarded

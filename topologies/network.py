@@ -11,7 +11,7 @@ from mininet.node import Host
 from beaver.control.program import Route
 
 from . import decap, firewall
-from .nodes import BeaverHost, Bmv2Node, KernelBridge
+from .nodes import BeaverHost, Bmv2Node, KernelBridge, no_forwarding
 from .spec import (BORDER_FABRIC_IP, BORDER_INTERNET_IP, CONTROLLER_MGMT_IP, FABRIC,
                    INTERNET, MANAGEMENT, SLB_PORT_FABRIC, SLB_PORT_INTERNET, SLB_PORT_PROBE,
                    Plan, Spec, mac)
@@ -158,6 +158,9 @@ class BeaverNetwork:
             for intf in host.intfList():
                 host.cmd(f"sysctl -qw net.ipv4.conf.{intf.name}.rp_filter=0")
 
+        for intf in self.host("bvctl").intfList():   # the controller's ends route nothing
+            if intf.name != "lo":
+                no_forwarding(self.host("bvctl"), intf.name)
         for name in plan.slb_fabric:   # the probe ports: quiet, and stamped as sent
             iface = self.probe_iface(name)
             if iface is not None:
