@@ -3,10 +3,10 @@ p4lang's image.
 
 - engine(): a running Docker engine.  Where none runs, dockerd is started
   here (as CI starts the services its tests need) and stopped afterwards.
-  dockerd turns the host's iptables FORWARD policy to DROP when it turns IP
-  forwarding on itself, and never turns it back; so forwarding is turned on
-  first, and put back as it was once the engine stopped: the host's firewall
-  is left as the tests found it.  Where this machine's capability bounding
+  dockerd turns IP forwarding on and, having done so, the iptables FORWARD
+  policy to DROP (which keeps the host from routing anything else), and
+  never turns either back: once the engine stopped both are put back as the
+  tests found them.  Where this machine's capability bounding
   set lacks a capability (this sandbox drops CAP_SYS_RESOURCE), Debian's
   dockerd 20.10 cannot start any `--privileged` container ("unable to apply
   caps"): it asks runc for every capability the kernel knows.  The dockerd
@@ -155,7 +155,7 @@ class Engine:
     started: subprocess.Popen | None = None   # dockerd, if started here
     log: Path | None = None
     ip_forward: str | None = None             # as found, if dockerd was started here
-    forward_policy: str | None = None
+    forward_policy: str | None = None         # (so is FORWARD's policy)
 
     def stop(self):
         if self.started is None:
@@ -167,11 +167,11 @@ class Engine:
             self.started.kill()
             self.started.wait()
         self.started = None
+        if self.ip_forward is not None:   # forwarding first, then the policy that guarded it
+            IP_FORWARD.write_text(self.ip_forward + "\n")
         if self.forward_policy is not None and _forward_policy() != self.forward_policy:
             subprocess.run(["iptables", "-w", "5", "-P", "FORWARD", self.forward_policy],
                            capture_output=True)
-        if self.ip_forward is not None:
-            IP_FORWARD.write_text(self.ip_forward + "\n")
         if self.log is not None:
             shutil.rmtree(self.log.parent, ignore_errors=True)
 
@@ -201,7 +201,6 @@ def engine(timeout: float = 60) -> Engine:
         raise Unavailable("no Docker engine runs and dockerd is not installed "
                           "(apt-get install docker.io)")
     found = Engine(ip_forward=IP_FORWARD.read_text().strip(), forward_policy=_forward_policy())
-    IP_FORWARD.write_text("1\n")   # so dockerd leaves the FORWARD policy alone
     work = Path(tempfile.mkdtemp(prefix="beaver-dockerd-"))
     found.log = work / "dockerd.log"
     with open(found.log, "w") as log:

@@ -6,7 +6,8 @@ tests/docker_support.py), and run with the README's command: figure5, then a
 TCP experiment through the kernel decapsulation program right after it, each
 short and bounded in time.  The results must land on the host, owned by the
 owner of the results folder (deletable without root), and `docker stop` in
-the middle of a run must leave no link, namespace or process on the host.
+the middle of a run must leave no link, namespace or process on the host,
+and no packet of the emulated network may leave the container.
 
 Needs a Docker engine (started here if none runs) and BMv2 and p4c on this
 machine; skips, saying why, where they are missing.
@@ -156,7 +157,14 @@ def test_docker_stop_leaves_nothing_on_the_host(image, results):
             assert state == "true" and time.monotonic() < deadline, \
                 docker("logs", cid, check=False).stderr[-2000:]
             time.sleep(1)
-        time.sleep(3)   # its processes started on the hosts
+        time.sleep(5)   # its processes started on the hosts, traffic through the SLBs
+        # the container's own link to the host carried none of it (the
+        # namespace inherits dockerd's IP forwarding: topologies/nodes.py)
+        pid = docker("inspect", "-f", "{{.State.Pid}}", cid).stdout.strip()
+        dev = Path(f"/proc/{pid}/net/dev").read_text()
+        (eth0,) = [line.split(":")[1].split() for line in dev.splitlines()
+                   if line.strip().startswith("eth0:")]
+        assert int(eth0[9]) < 20, f"{eth0[9]} packets left the container by eth0"
         stopping = time.monotonic()
         docker("stop", cid, timeout=120)
         stopped_in = time.monotonic() - stopping
