@@ -82,10 +82,11 @@ def bmv2_switches(tmp_path_factory):
         veths.remove()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def docker_engine():
     """A running Docker engine (tests/docker_support.py): one started here is
-    stopped after the session.  Skips, saying why, where none can run."""
+    stopped after the module (dockerd's FORWARD DROP on the host lasts no
+    longer than the tests that need it).  Skips, saying why, where none can run."""
     from .docker_support import Unavailable, engine
     try:
         running = engine()

@@ -32,7 +32,10 @@ USER = 4242   # an unprivileged owner of the results folder, as a user's own wou
 
 
 @pytest.fixture(scope="module")
-def standin(docker_engine):
+def standin(request):
+    if (reason := docker_support.toolchain_missing()) is not None:
+        pytest.skip(f"docker: {reason}")   # before any engine is started for nothing
+    request.getfixturevalue("docker_engine")
     try:
         standin = docker_support.standin_image()
     except Unavailable as e:
