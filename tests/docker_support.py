@@ -24,8 +24,8 @@ p4lang's image.
   way to get the toolchain: it holds what this machine built.
 
 Images are kept in the engine's store under beaver-test/ and reused; the
-stand-in's tag is a hash of the files it copies, so a rebuilt toolchain
-gives a new one.
+stand-in's tag is a hash of the files it copies and the packages it
+installs, so a rebuilt toolchain gives a new one.
 
 This network intercepts TLS with a CA of its own, which this machine's pip
 is told of (PIP_CERT or pip's `cert` setting); containers are given the same
@@ -50,6 +50,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DEBIAN_IMAGE = "beaver-test/debian12:minbase"
 STANDIN_REPO = "beaver-test/p4lang-standin"
 TOOLS = ("simple_switch_grpc", "p4c-bm2-ss")
+# What the tools run rather than link: p4c built with GCC preprocesses with
+# `cpp` (p4lang's image has it: its smoke test compiles a program).
+RUNTIME_DEBS = ("cpp",)
 P4C_SHARE = Path("/usr/local/share/p4c")
 INSIDE_ENV = "BEAVER_NEW_MACHINE"   # set inside the new-machine test's container
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
@@ -332,7 +335,7 @@ def standin_image() -> Standin:
     if (reason := toolchain_missing()) is not None:
         raise Unavailable(reason)
     binaries = [Path(shutil.which(tool)).resolve() for tool in TOOLS]
-    own, debs = set(), set()
+    own, debs = set(), set(RUNTIME_DEBS)
     for binary in binaries:
         for lib in _libraries(binary):
             if str(lib.resolve()).startswith("/usr/local/"):
@@ -341,7 +344,7 @@ def standin_image() -> Standin:
                 debs.add(_package_of(lib))
     files = sorted({*binaries, *own}, key=str)
     share = sorted(p for p in P4C_SHARE.rglob("*") if p.is_file())
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(" ".join(sorted(debs)).encode())   # the recipe, and the files
     for path in [*files, *share]:
         digest.update(str(path).encode())
         digest.update(path.read_bytes())
