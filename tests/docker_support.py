@@ -391,14 +391,29 @@ def standin_image() -> Standin:
 
 # -- what a container leaves on the host --------------------------------------
 
-def host_links() -> set[str]:
+def host_links() -> dict[int, str]:
+    """The root namespace's links: index -> name."""
     out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
-    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
+    return {int(line.split(":")[0]): line.split(":")[1].strip().split("@")[0]
+            for line in out.splitlines()}
 
 
-def host_namespaces() -> set[str]:
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    return {line.split()[0] for line in out.splitlines() if line.strip()}
+def links_in(pid: int) -> list[str]:
+    """The links of a process's network namespace."""
+    dev = Path(f"/proc/{pid}/net/dev").read_text().splitlines()[2:]
+    return [line.split(":")[0].strip() for line in dev]
+
+
+def holders_of(netns_inode: int) -> list[int]:
+    """The processes in a network namespace (a namespace lives while one does)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "ns/net").stat().st_ino == netns_inode:
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
 
 
 def processes_of(container_id: str) -> list[str]:

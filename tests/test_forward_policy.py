@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -239,3 +240,37 @@ def test_with_forwarding_on_nothing_leaves_by_the_default_route(tmp_path):
         arrived = json.loads(sh(ns.name, "ip -j -s link show sink1").stdout)[0]
         assert arrived["stats64"]["rx"]["packets"] == 0, arrived["stats64"]
         assert _ip_counter(ns.name, "ForwDatagrams") == forwarded
+
+
+def _start_long_run(ns: Namespace, out: Path) -> subprocess.Popen:
+    """A long experiment in the namespace, once its rules and network are in."""
+    proc = subprocess.Popen(["ip", "netns", "exec", ns.name, sys.executable, "-m",
+                             "beaver.control.cli", "experiment", "run", "fig12",
+                             "--duration", "60", "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while not (any(firewall.COMMENT in rule for rule in ns.forward())
+               and "bvmgmt" in sh(ns.name, "ip -o link show").stdout):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.2)
+    time.sleep(2)   # processes started on the hosts
+    return proc
+
+
+@pytest.mark.mininet
+def test_ctrl_c_deletes_the_rules_and_cleanup_deletes_a_killed_runs(tmp_path):
+    with Namespace("g") as ns:
+        proc = _start_long_run(ns, tmp_path)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+        assert proc.returncode == 130
+        assert ns.forward() == ["-P FORWARD DROP"]
+
+        proc = _start_long_run(ns, tmp_path)
+        proc.kill()   # as a crash: nothing of the run's own clean-up runs
+        proc.wait()
+        left = [rule for rule in ns.forward() if firewall.COMMENT in rule]
+        assert len(left) == 3, ns.forward()   # one per bridge
+        out = sh(ns.name, f"{sys.executable} -m beaver.control.cli experiment cleanup")
+        assert "removed" in out.stdout
+        assert ns.forward() == ["-P FORWARD DROP"]
