@@ -80,3 +80,17 @@ def bmv2_switches(tmp_path_factory):
     for switch, veths in running:
         switch.stop()
         veths.remove()
+
+
+@pytest.fixture(scope="module")
+def docker_engine():
+    """A running Docker engine (tests/docker_support.py): one started here is
+    stopped after the module (dockerd's FORWARD DROP on the host lasts no
+    longer than the tests that need it).  Skips, saying why, where none can run."""
+    from .docker_support import Unavailable, engine
+    try:
+        running = engine()
+    except Unavailable as e:
+        pytest.skip(f"docker: {e}")
+    yield running
+    running.stop()

@@ -1,11 +1,13 @@
 """Removes what a killed experiment left behind: its processes, its Mininet
-host shells (and with them their namespaces), its links and bridges.
+host shells (and with them their namespaces), its links and bridges, and
+the iptables rules that let its bridges forward (topologies/firewall.py).
 
-Everything an experiment makes is named with NODE_PREFIX, so nothing else on
-the machine is touched.
+Everything an experiment makes is named with NODE_PREFIX (its rules carry
+firewall.COMMENT), so nothing else on the machine is touched.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -13,7 +15,10 @@ import subprocess
 import time
 from pathlib import Path
 
+from . import firewall
 from .spec import NODE_PREFIX
+
+log = logging.getLogger(__name__)
 
 # Command lines of what an experiment starts: BMv2 on the SLBs' ports, the
 # processes on its hosts, and Mininet's host shells.
@@ -40,9 +45,15 @@ def leftover_links() -> list[str]:
     return [n for n in names if n.startswith(NODE_PREFIX)]
 
 
+def leftover_rules() -> list[str]:
+    """The FORWARD rules a network added and did not delete, as iptables prints them."""
+    return [" ".join(rule) for _, rule in firewall.leftover_rules()]
+
+
 def cleanup(grace: float = 2.0) -> tuple[int, int]:
-    """Kills leftover processes (TERM, then KILL) and deletes leftover links.
-    Returns (processes, links) removed."""
+    """Kills leftover processes (TERM, then KILL), deletes leftover links and
+    FORWARD rules.  Returns (processes, links) removed; rules removed are logged
+    (a warning: a run that ended deletes its own)."""
     processes = leftover_processes()
     for pid in processes:
         _signal(pid, signal.SIGTERM)
@@ -54,6 +65,9 @@ def cleanup(grace: float = 2.0) -> tuple[int, int]:
     links = leftover_links()
     for name in links:
         subprocess.run(["ip", "link", "del", name], capture_output=True)
+    if rules := firewall.remove_leftovers():
+        log.warning("removed %d iptables FORWARD rule(s) with comment %s", rules,
+                    firewall.COMMENT)
     return len(processes), len(links)
 
 

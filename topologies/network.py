@@ -10,8 +10,8 @@ from mininet.node import Host
 
 from beaver.control.program import Route
 
-from . import decap
-from .nodes import BeaverHost, Bmv2Node, KernelBridge
+from . import decap, firewall
+from .nodes import BeaverHost, Bmv2Node, KernelBridge, no_forwarding
 from .spec import (BORDER_FABRIC_IP, BORDER_INTERNET_IP, CONTROLLER_MGMT_IP, FABRIC,
                    INTERNET, MANAGEMENT, SLB_PORT_FABRIC, SLB_PORT_INTERNET, SLB_PORT_PROBE,
                    Plan, Spec, mac)
@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 # a TCP MSS that leaves room for it within the fabric's 1500-byte MTU.
 ENCAP_BYTES = 20 + 8 + 6
 ADVMSS = 1500 - ENCAP_BYTES - 40 - 26   # 40: inner IPv4 + TCP; 26: a margin for options
+
+# The Linux bridges, in the root namespace: out-group side, fabric, management.
+INTERNET_BRIDGE, FABRIC_BRIDGE, MGMT_BRIDGE = BRIDGES = ("bvinet", "bvfab", "bvmgmt")
 
 
 class NetworkError(RuntimeError):
@@ -41,6 +44,7 @@ class BeaverNetwork:
         self.run_dir = Path(run_dir)
         self.net: Mininet | None = None
         self.decaps: dict[str, decap.Decap] = {}   # in-group host -> its kernel program
+        self.allowance: firewall.BridgeAllowance | None = None
 
     # -- life cycle -----------------------------------------------------------
 
@@ -48,21 +52,33 @@ class BeaverNetwork:
         self.net = Mininet(controller=None, host=BeaverHost, build=False,
                            autoSetMacs=False)
         try:
+            # (the host's FORWARD chain, e.g. dockerd's policy DROP, would
+            # stop what the bridges forward: topologies/firewall.py)
+            try:
+                self.allowance = firewall.allow_bridges(BRIDGES)
+            except firewall.FirewallError as e:
+                raise NetworkError(f"cannot let the bridges forward: {e}") from None
             self._add_nodes()
             self.net.build()
             self.net.start()
             self._configure()
+            self._check_bridges()
         except BaseException:
             self.stop()
             raise
 
     def stop(self):
-        if self.net is not None:
-            for name, loaded in self.decaps.items():
-                decap.detach(self.host(name).cmd, loaded.iface)
-            self.decaps = {}
-            net, self.net = self.net, None
-            net.stop()
+        try:
+            if self.net is not None:
+                for name, loaded in self.decaps.items():
+                    decap.detach(self.host(name).cmd, loaded.iface)
+                self.decaps = {}
+                net, self.net = self.net, None
+                net.stop()
+        finally:
+            if self.allowance is not None:
+                allowance, self.allowance = self.allowance, None
+                allowance.close()
 
     def __enter__(self):
         self.start()
@@ -96,9 +112,9 @@ class BeaverNetwork:
     def _add_nodes(self):
         net, plan = self.net, self.plan
         # (a Mininet switch needs a datapath id; bridges have no digits to derive it)
-        internet = net.addSwitch("bvinet", cls=KernelBridge, dpid="b1")
-        fabric = net.addSwitch("bvfab", cls=KernelBridge, dpid="b2")
-        mgmt = net.addSwitch("bvmgmt", cls=KernelBridge, dpid="b3")
+        internet = net.addSwitch(INTERNET_BRIDGE, cls=KernelBridge, dpid="b1")
+        fabric = net.addSwitch(FABRIC_BRIDGE, cls=KernelBridge, dpid="b2")
+        mgmt = net.addSwitch(MGMT_BRIDGE, cls=KernelBridge, dpid="b3")
 
         border = net.addHost("bvbr")
         net.addLink(border, fabric, params1={"ip": f"{BORDER_FABRIC_IP}/{_prefix_len(FABRIC)}"},
@@ -142,6 +158,9 @@ class BeaverNetwork:
             for intf in host.intfList():
                 host.cmd(f"sysctl -qw net.ipv4.conf.{intf.name}.rp_filter=0")
 
+        for intf in self.host("bvctl").intfList():   # the controller's ends route nothing
+            if intf.name != "lo":
+                no_forwarding(self.host("bvctl"), intf.name)
         for name in plan.slb_fabric:   # the probe ports: quiet, and stamped as sent
             iface = self.probe_iface(name)
             if iface is not None:
@@ -193,3 +212,53 @@ class BeaverNetwork:
                 peer = slb.intfs[port].link.intf2
                 slb.cmd("bridge fdb replace", addr.mac, "dev", peer.name, "master static")
                 slb.cmd("bridge link set dev", peer.name, "flood off")
+
+    # -- checking -----------------------------------------------------------------
+
+    def _check_bridges(self):
+        """Fails, in one line naming the cause and the fix, where a bridge
+        still forwards nothing: the controller's path to every in-group
+        host's management address, and the border router's to each host
+        over the fabric and the internet bridge."""
+        plan = self.plan
+        mgmt = {mgmt_ip: name for name, (_, _, _, mgmt_ip) in plan.ingroup.items()}
+        ruled = bool(self.allowance and self.allowance.added)
+        for ip in firewall.blocked(mgmt):
+            raise NetworkError(_blocked(MGMT_BRIDGE, mgmt[ip], ip, "the root namespace", ruled))
+        border = self.host("bvbr")
+        for bridge, hosts in ((FABRIC_BRIDGE, {a.ip: n for n, (_, _, a, _) in
+                                               plan.ingroup.items()}),
+                              (INTERNET_BRIDGE, {a.ip: n for n, (_, a) in
+                                                 plan.outgroup.items()})):
+            for ip in _blocked_from(border, hosts):
+                raise NetworkError(_blocked(bridge, hosts[ip], ip, "the border router", ruled))
+
+
+def _blocked_from(host: Host, addresses, port: int = 9, timeout: int = 3) -> list[str]:
+    """firewall.blocked, from a Mininet host's namespace (its shell's bash):
+    a refused connection (exit 1) answers, a timeout (124) does not."""
+    if not addresses:
+        return []
+    probes = " ".join(f"(timeout {timeout} bash -c 'exec 3<>/dev/tcp/{ip}/{port}' "
+                      f"2>/dev/null; echo probe {ip} $?) &" for ip in addresses)
+    out = host.cmd(f"{probes} wait")
+    answered = {words[1] for words in (line.split() for line in out.splitlines())
+                if len(words) == 3 and words[0] == "probe" and words[2] in ("0", "1")}
+    return [ip for ip in addresses if ip not in answered]
+
+
+def _blocked(bridge: str, host: str, ip: str, origin: str, ruled: bool) -> str:
+    """ruled: whether this network put ACCEPT rules in iptables' FORWARD chain."""
+    where = f"{host} ({ip}) is unreachable from {origin} across bridge {bridge}"
+    if not firewall.bridges_filtered():
+        return f"{where}, and bridged traffic crosses no firewall here: see the switch logs"
+    if ruled:
+        return (f"{where}: this host's firewall drops bridged traffic (net.bridge."
+                f"bridge-nf-call-iptables = 1) outside iptables' filter FORWARD chain, where "
+                f"this network accepts it; accept what {bridge} forwards there too (nftables: "
+                f"iifname \"bv*\" oifname \"bv*\" accept) or run sysctl -w "
+                f"net.bridge.bridge-nf-call-iptables=0")
+    return (f"{where}: this host's firewall drops bridged traffic (net.bridge.bridge-nf-call-"
+            f"iptables = 1); accept what {bridge} forwards (iptables -I FORWARD -i {bridge} -o "
+            f"{bridge} -j ACCEPT, or in nftables: iifname \"bv*\" oifname \"bv*\" accept) or "
+            f"run sysctl -w net.bridge.bridge-nf-call-iptables=0")

@@ -8,6 +8,20 @@ from mininet.node import Host, Switch
 from .bmv2 import Bmv2Switch
 
 
+def no_forwarding(node, iface: str):
+    """The root namespace never routes what arrives on iface.
+
+    An SLB's ports carry the SLB's own MAC, so the root namespace's kernel
+    takes every frame BMv2 is sent as its own too; where IPv4 forwarding is
+    on (dockerd turns it on, and a container's namespace inherits it), it
+    would route each packet for a VIP out of its default route, off the
+    emulated network, to an address that is no one's.  With forwarding off
+    on the interface it came in on, the kernel drops it (and sends no ICMP).
+    (Turning net.ipv4.ip_forward on again while a network runs resets every
+    interface's setting: dockerd started then would undo this.)"""
+    node.cmd(f"sysctl -qw net.ipv4.conf.{iface}.forwarding=0")
+
+
 class Bmv2Node(Switch):
     """A Mininet switch that is a simple_switch_grpc process: its own gRPC
     port, device id and CPU port, ready when its gRPC port answers, its log in
@@ -32,6 +46,7 @@ class Bmv2Node(Switch):
         for name in ports.values():
             self.cmd("ethtool -K", name, "rx off tx off sg off")
             self.cmd(f"sysctl -qw net.ipv6.conf.{name}.disable_ipv6=1")
+            no_forwarding(self, name)
         self.bmv2 = Bmv2Switch(self.name, ports, self.grpc_port, self.device_id,
                                self.log_dir)
         self.bmv2.start()
@@ -53,9 +68,11 @@ class KernelBridge(Switch):
         self.cmd("ip link del", self.name, "2>/dev/null")
         self.cmd("ip link add name", self.name, "type bridge stp_state 0")
         self.cmd(f"sysctl -qw net.ipv6.conf.{self.name}.disable_ipv6=1")
+        no_forwarding(self, self.name)
         for intf in self.intfList():
             if intf.name != "lo":
                 self.cmd(f"sysctl -qw net.ipv6.conf.{intf.name}.disable_ipv6=1")
+                no_forwarding(self, intf.name)
                 self.cmd("ip link set", intf.name, "master", self.name)
         self.cmd("ip link set", self.name, "up")
 
