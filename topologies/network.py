@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import subprocess
 from pathlib import Path
 
 from mininet.net import Mininet
@@ -235,13 +236,21 @@ class BeaverNetwork:
 
 
 def _blocked_from(host: Host, addresses, port: int = 9, timeout: int = 3) -> list[str]:
-    """firewall.blocked, from a Mininet host's namespace (its shell's bash):
-    a refused connection (exit 1) answers, a timeout (124) does not."""
+    """firewall.blocked, from a Mininet host's namespace: a refused
+    connection (exit 1) answers, a timeout (124) does not.  The probes run
+    in a process of their own, not the host's shell: background jobs there
+    can keep Mininet from seeing the prompt come back."""
     if not addresses:
         return []
     probes = " ".join(f"(timeout {timeout} bash -c 'exec 3<>/dev/tcp/{ip}/{port}' "
                       f"2>/dev/null; echo probe {ip} $?) &" for ip in addresses)
-    out = host.cmd(f"{probes} wait")
+    proc = host.popen(["bash", "-c", f"{probes} wait"], stdout=subprocess.PIPE,
+                      stderr=subprocess.DEVNULL, text=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout + 5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
     answered = {words[1] for words in (line.split() for line in out.splitlines())
                 if len(words) == 3 and words[0] == "probe" and words[2] in ("0", "1")}
     return [ip for ip in addresses if ip not in answered]
