@@ -149,7 +149,7 @@ class Processes:
         elif role == "relay":
             cmd = ["-m", "beaver.traffic.relay", "--first", self._vip_of("kv"),
                    "--first-service", "kv", "--then", self._vip_of("bank"),
-                   "--then-service", "bank", "--seed", seed]
+                   "--then-service", "bank", "--seed", seed, *w.app_args.get(role, ())]
         elif role in ("human", "bot"):
             cmd = ["-m", "beaver.traffic.anomaly", "--kv", self._vip_of("kv"),
                    "--bank", self._vip_of("bank"), "--seed", seed]

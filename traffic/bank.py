@@ -63,6 +63,7 @@ class BankShard:
         self.transfers = 0
         self.lose_every = lose_every
         self.credits = 0          # sent to other shards, the lost ones included
+        self.credited = 0         # the money they carried
         self.lost = 0             # money the bug lost
 
     def owner(self, name: Any) -> str | None:
@@ -110,6 +111,7 @@ class BankShard:
             self.balances[dst] += amount
         else:
             self.credits += 1
+            self.credited += amount
             if self.lose_every and self.credits % self.lose_every == 0:
                 self.lost += amount
             else:
@@ -129,13 +131,15 @@ class BankShard:
     def local_state(self) -> dict[str, Any]:
         return {"service": "bank", "layout": self.layout(), "balances": dict(self.balances),
                 "activity": dict(self.activity), "transfers": self.transfers,
-                "credits": self.credits, "faults": {"lost": self.lost}}
+                "credits": self.credits, "credited": self.credited,
+                "faults": {"lost": self.lost}}
 
     def restore(self, state: dict[str, Any]):
         """Takes the state of a snapshot of this shard (its layout checked first)."""
         self.balances = dict(state["balances"])
         self.activity = dict(state["activity"])
         self.transfers, self.credits = state["transfers"], state["credits"]
+        self.credited = state["credited"]
         self.lost = state["faults"]["lost"]
 
 

@@ -22,7 +22,6 @@ from typing import Callable, Iterator
 
 from beaver.control.oob import OOB_PORT
 
-from . import restore
 from .eventlog import EventLog, NoLog
 from .outgroup import Endpoint
 from .runtime import App, Runtime
@@ -91,8 +90,9 @@ def in_group_parser(description: str) -> argparse.ArgumentParser:
 
 def snapshot(text: str) -> tuple[Path, int]:
     """STORE:ID"""
+    from .restore import parse
     try:
-        return restore.parse(text)
+        return parse(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
@@ -113,20 +113,24 @@ def run_in_group(args: argparse.Namespace,
     that is refused ends the process with that one line (status 1)."""
     setup_logging()
     stop = stop_on_signals()
-    try:
-        from_snapshot = (None if args.restore is None else
-                         restore.load(*args.restore, args.name, [n for n, _ in args.peer],
-                                      args.force))
-    except restore.RestoreRefused as e:
-        sys.exit(f"{args.name}: refused to restore: {e}")
+    from_snapshot = None
+    if args.restore is not None:
+        from . import restore   # the controller's store: only a restored process reads it
+        try:
+            from_snapshot = restore.load(*args.restore, args.name, [n for n, _ in args.peer],
+                                         args.force)
+        except restore.RestoreRefused as e:
+            sys.exit(f"{args.name}: refused to restore: {e}")
     with event_log(args, in_group=True) as log:
         runtime = make_runtime(args, log)
         app = make_app(runtime)
-        try:
+        if from_snapshot is not None:
             try:
-                runtime.serve(app, from_snapshot)
+                from_snapshot.check(app)
             except restore.RestoreRefused as e:
                 sys.exit(f"{args.name}: refused to restore: {e}")
+        try:
+            runtime.serve(app, from_snapshot)
             logging.info("%s %s on %s (mode %s)", args.name,
                          "serving" if from_snapshot is None else
                          f"restored from snapshot {from_snapshot.number}, held until resumed",

@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from beaver.control import oob
 
 from . import oob_answers
 from .datagrams import Address, DatagramError, PeerHeader, PeerKind
 from .messages import Message, MessageError, decode, message_id
-from .restore import Restore
 from .snapshots import Taken
+
+if TYPE_CHECKING:   # restore.py reads the controller's store: only a restored process needs it
+    from .restore import Restore
 
 log = logging.getLogger(__name__)
 
@@ -135,4 +137,5 @@ class PeerHandling:
                 "forced": r.forced, "resume_id": r.resume_id, "held": self._holding,
                 "in_flight": {peer: len(items) for peer, items in r.in_flight.items()},
                 "replayed": dict(self._replayed or {}),
+                "load_ms": round(r.load_ms, 3),
                 "replay_ms": None if self._holding else round(self._replay_ms, 3)}

@@ -29,6 +29,7 @@ or that lacks a report of an in-group process.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Protocol
@@ -59,6 +60,7 @@ class Restore:
     resume_id: int                    # the wire ID the process starts at
     state: Any
     in_flight: dict[str, list[dict]]  # per peer: its messages in flight to this process
+    load_ms: float = 0.0              # reading and checking it in the store
 
     def check(self, app: Any):
         """RestoreRefused unless app can take this state."""
@@ -130,6 +132,7 @@ def refuse(record: SnapshotRecord | None, number: int, store: Path,
 def load(store: Path, number: int, process: str, peers: Iterable[str],
          force: bool = False) -> Restore:
     """process's restore from snapshot `number` of store."""
+    began = time.monotonic()
     peers = list(peers)
     snapshots = open_existing(store)
     try:
@@ -148,7 +151,8 @@ def load(store: Path, number: int, process: str, peers: Iterable[str],
     return Restore(process, number, record.verdict.outcome,
                    forced=force, resume_id=wire_id(resume_number), state=report.local_state,
                    in_flight={peer: list(channel.in_flight)
-                              for peer, channel in report.channels.items()})
+                              for peer, channel in report.channels.items()},
+                   load_ms=(time.monotonic() - began) * 1000)
 
 
 def newest_restorable(store: SnapshotStore, processes: Iterable[str]) -> SnapshotRecord | None:

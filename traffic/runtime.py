@@ -29,7 +29,7 @@ import logging
 import socket
 import threading
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Protocol
 
 from beaver.control.oob import OOB_PORT
 from beaver.p4src.wire import (BEAVER_UDP_PORT, BEAVER_VERSION, RING_SIZE, BeaverHeader,
@@ -41,8 +41,10 @@ from .eventlog import NoLog
 from .messages import Message, MessageError, decode, encode
 from .oob_server import OobServer
 from .peering import PeerHandling
-from .restore import Restore
 from .snapshots import Mode, Snapshots
+
+if TYPE_CHECKING:
+    from .restore import Restore
 
 log = logging.getLogger(__name__)
 

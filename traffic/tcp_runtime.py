@@ -30,7 +30,7 @@ import logging
 import socket
 import threading
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Protocol
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Protocol
 
 from beaver.control.oob import OOB_PORT
 from beaver.p4src.wire import BEAVER_UDP_PORT, RING_SIZE, BeaverHeader, Kind, WireError
@@ -41,9 +41,11 @@ from .frames import FrameError, FrameReader, frame, stamp_frame
 from .messages import Message, MessageError, decode, encode
 from .oob_server import OobServer
 from .peering import PeerHandling
-from .restore import Restore
 from .runtime import App
 from .snapshots import Mode, Snapshots
+
+if TYPE_CHECKING:
+    from .restore import Restore
 
 log = logging.getLogger(__name__)
 
