@@ -23,11 +23,25 @@ from beaver.traffic.outgroup import Endpoint
 from beaver.traffic.runtime import Runtime
 from beaver.traffic.snapshots import Mode
 
-from .runtimes import dip, eventually, oob_request, outside, vip
+from .runtimes import eventually, oob_request
 from .slb import LoopbackSlb, slb_ip
 
 SHARDS = ["b1", "b2"]
 ACCOUNTS, INITIAL = 4, 100   # a0, a2 on b1; a1, a3 on b2
+
+
+# Addresses of their own (runtimes.py's are 127.0.4.x), so that these tests
+# never collide with another run of the suite on the machine.
+def dip(n: int) -> str:
+    return f"127.0.6.{n}"
+
+
+def vip(n: int) -> tuple[str, int]:
+    return f"127.0.6.{100 + n}", 7000
+
+
+def outside(n: int) -> str:
+    return f"127.0.6.{50 + n}"
 
 
 class Cluster:

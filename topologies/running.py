@@ -72,9 +72,9 @@ class RunningTopology:
             time.sleep(0.05)
         for pid in pids.values():
             _signal(pid, signal.SIGKILL)
+            _reap(pid)
         for name in names:
-            if name in self._started:
-                self._started.pop(name).wait()
+            self._started.pop(name, None)
 
     def _is_ours(self, name: str) -> bool:
         """Whether the table's pid still runs name's command (pids are reused)."""
@@ -115,6 +115,14 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return False
+
+
+def _reap(pid: int):
+    """Waits for pid if it is this process's child (else its parent will)."""
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
 
 
 def _signal(pid: int, sig: int):

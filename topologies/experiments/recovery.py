@@ -239,9 +239,9 @@ def hold_network(run: Run, results: Results):
     run.controller = None
     config = run.run_dir / "beaver.toml"
     results.progress(f"holding the network until Ctrl-C; by hand:\n"
-                     f"  sudo .venv/bin/beaver -c {config} snapshot run --count 20 --rate 5\n"
-                     f"  sudo .venv/bin/beaver -c {config} snapshot latest --accepted\n"
-                     f"  sudo .venv/bin/beaver -c {config} snapshot restore ID")
+                     f"  sudo .venv/bin/beaver snapshot run --count 20 --rate 5 -c {config}\n"
+                     f"  sudo .venv/bin/beaver snapshot latest --accepted -c {config}\n"
+                     f"  sudo .venv/bin/beaver snapshot restore ID -c {config}")
     try:
         signal.pause()
     except KeyboardInterrupt:
