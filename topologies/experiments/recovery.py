@@ -72,10 +72,10 @@ def add_arguments(p):
                         "1.5,4)")
     p.add_argument("--kill-most", type=int, default=2, choices=range(1, SHARDS + 1),
                    help=f"shards killed at once, at most (1 to {SHARDS}, default 2)")
-    p.add_argument("--client-rate", type=float, default=40.0,
-                   help="requests per second of each bank client (open loop; default 40)")
-    p.add_argument("--relay-interval", type=float, default=0.05,
-                   help="seconds between a relay's chains (default 0.05)")
+    p.add_argument("--client-rate", type=float, default=150.0,
+                   help="requests per second of each bank client (open loop; default 150)")
+    p.add_argument("--relay-interval", type=float, default=0.01,
+                   help="seconds between a relay's chains (default 0.01)")
     p.add_argument("--lag-ms", type=float, default=10.0,
                    help="Lai-Yang: initiation lag of the key-value store (default 10)")
     p.add_argument("--tau-us", type=int, default=None,
