@@ -78,13 +78,14 @@ class RunningTopology:
 
     def _is_ours(self, name: str) -> bool:
         """Whether the table's pid still runs name's command (pids are reused)."""
-        entry = self.entries[name]
+        command = self.entries[name].command
+        if command[:2] == ["nice", "-n"]:   # nice runs the rest in its own place
+            command = command[3:]
         try:
-            cmdline = Path(f"/proc/{entry.pid}/cmdline").read_bytes().split(b"\0")
+            cmdline = Path(f"/proc/{self.entries[name].pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             return False
-        return [part.decode(errors="replace") for part in cmdline[:len(entry.command)]] \
-            == entry.command
+        return [part.decode(errors="replace") for part in cmdline[:len(command)]] == command
 
     def restart(self, name: str, extra: Sequence[str]):
         entry = self.entries[name]
