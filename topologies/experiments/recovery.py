@@ -17,7 +17,9 @@ replayed what was in flight to them (their answers to the resume):
 
   total      the bank's money: balances, plus the credits the replays sent
              on (a replayed transfer debits one shard and credits another);
-             a restore breaks the total when it is not the opening total
+             a restore breaks the total when it is not the opening total, and
+             changes it when it is not the total the in-group had before it
+             (a broken total lives on in every later snapshot)
   orphans    audit records the restored store holds of transfers the
              restored bank never made (its shard's count is lower): the
              out-group's effect outlived the rollback (the seed's Figure 3)
@@ -144,7 +146,8 @@ def run(args, results: Results) -> list[dict]:
         rows += restores
         summary.append(tally(method, restores))
         results.progress(f"{method}: " + ", ".join(f"{k}={summary[-1][k]}" for k in (
-            "restores", "broken_totals", "orphaned_audits", "recover_s_median")))
+            "restores", "broken_totals", "changed_totals", "orphaned_audits",
+            "recover_s_median")))
     results.write_csv(rows)
     plot(results, summary, rows)
     return summary
@@ -156,6 +159,7 @@ def recover(results: Results, method: str, settings: RunSettings, workload: Work
     results.progress(f"{method}: {args.rounds} crashes, snapshots at {args.rate:g}/s")
     shards = methods.processes_of(SPEC, "bank")
     rows = []
+    money = OPENING_TOTAL   # what the in-group had before each restore
     with Run(SPEC, results.run_dir(method), workload) as run:
         names = [p.name for p in run.config.processes]
         reader = restore.open_existing(run.config.controller.store)   # the engine's is busy
@@ -185,6 +189,7 @@ def recover(results: Results, method: str, settings: RunSettings, workload: Work
                        "rollback_s": round(rolled.total_s, 3),
                        "start_s": round(rolled.start_s, 3),
                        "resume_s": round(rolled.resume_s, 4)}
+                row["total_change"], money = row["total"] - money, row["total"]
                 rows.append(row)
                 results.progress(f"{method} round {round_}: killed {row['killed']}, back to "
                                  f"{chosen.number} ({row['snapshot_age_s']} s old), total "
@@ -218,6 +223,7 @@ def tally(method: str, restores: list[dict]) -> dict:
     recover_s = [r["recover_s"] for r in restores]
     return {"method": method, "restores": len(restores),
             "broken_totals": sum(not r["total_kept"] for r in restores),
+            "changed_totals": sum(r["total_change"] != 0 for r in restores),
             "restores_with_orphans": sum(r["orphans"] > 0 for r in restores),
             "orphaned_audits": sum(r["orphans"] for r in restores),
             "not_as_recorded": sum(not r["as_recorded"] for r in restores),
@@ -255,11 +261,12 @@ def hold_network(run: Run, results: Results):
 def plot(results: Results, summary: list[dict], rows: list[dict]):
     fig, (counts, times) = results.figure(columns=2)
     labels = [f"{r['method']}\n{r['restores']} restores" for r in summary]
-    bars = (("broken_totals", "tab:red", "total broken"),
+    bars = (("broken_totals", "tab:red", "total broken (not the opening one)"),
+            ("changed_totals", "tab:pink", "total changed by the restore"),
             ("restores_with_orphans", "tab:orange", "orphaned audits"))
-    width = 0.35
+    width = 0.8 / len(bars)
     for k, (key, color, name) in enumerate(bars):
-        drawn = counts.bar([i + (k - 0.5) * width for i in range(len(summary))],
+        drawn = counts.bar([i + (k - (len(bars) - 1) / 2) * width for i in range(len(summary))],
                            [r[key] for r in summary], width, color=color, label=name)
         counts.bar_label(drawn, fontsize=7)
     counts.set_xticks(range(len(summary)), labels)
