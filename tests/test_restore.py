@@ -21,7 +21,6 @@ from beaver.traffic.bank import BankShard, snapshot_total
 from beaver.traffic.kvstore import KvReplica
 from beaver.traffic.outgroup import Endpoint
 from beaver.traffic.runtime import Runtime
-from beaver.traffic.snapshots import Mode
 
 from .runtimes import eventually, oob_request
 from .slb import LoopbackSlb, slb_ip
