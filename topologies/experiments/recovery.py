@@ -47,7 +47,7 @@ from beaver.traffic import invariants, restore
 from beaver.traffic.bank import snapshot_total
 
 from ..experiment import Run
-from ..processes import Workload
+from ..processes import ProcessError, Workload
 from ..rollback import RolledBack, roll_back
 from ..running import RunningTopology
 from ..spec import Service, Spec
@@ -63,6 +63,7 @@ SPEC = Spec(slbs=2, services=(Service("kv", "kv", 2, 7000), Service("bank", "ban
             outgroup=("relay", "relay", "client-bank", "client-bank", "thirdparty"),
             assignment="per-vip")
 FOREVER = 10 ** 6   # snapshots a round asks for: it is stopped long before
+FIRST_ACCEPTED_S = 30
 
 
 def add_arguments(p):
@@ -169,7 +170,12 @@ def recover(results: Results, method: str, settings: RunSettings, workload: Work
             for round_ in range(1, args.rounds + 1):
                 series = Series(run, settings)
                 time.sleep(rng.uniform(*args.round_s))
+                waiting = time.monotonic() + FIRST_ACCEPTED_S
                 while restore.newest_restorable(reader, names) is None:   # none at all yet
+                    if time.monotonic() > waiting:
+                        series.finish()
+                        raise ProcessError(f"{method}: no snapshot accepted with every state "
+                                           f"in {FIRST_ACCEPTED_S} s: nothing to roll back to")
                     time.sleep(0.1)
                 victims = sorted(rng.sample(shards, rng.randint(1, args.kill_most)))
                 killed_at, killed_wall = time.monotonic(), time.time()
