@@ -40,8 +40,12 @@ def common_options() -> argparse.ArgumentParser:
     return common
 
 
+def config_path(args: argparse.Namespace) -> Path:
+    return Path(args.config or os.environ.get("BEAVER_CONFIG") or DEFAULT_CONFIG)
+
+
 def config_of(args: argparse.Namespace) -> ServiceConfig:
-    return load(args.config or os.environ.get("BEAVER_CONFIG") or DEFAULT_CONFIG)
+    return load(config_path(args))
 
 
 def open_store(args: argparse.Namespace, config: ServiceConfig | None = None,

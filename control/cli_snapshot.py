@@ -7,17 +7,29 @@
         with progress on stderr; --each prints every verdict as it is stored
     beaver snapshot list [--limit N] [--verdict V]
     beaver snapshot show ID
+    beaver snapshot latest [--accepted]
+        the newest snapshot's ID; --accepted: the newest safe to roll back to
+        (accepted, with every in-group process's state)
+    beaver snapshot restore ID [--force]
+        rolls the in-group of a running topology (its process table beside
+        the configuration) back to snapshot ID: stops every process, starts
+        each from the snapshot, resumes them, and says what each replayed
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
 
-from .cli_common import CliError, config_of, connected, open_store, print_json, table
+from beaver.traffic import restore
+
+from .cli_common import (CliError, config_of, config_path, connected, open_store, print_json,
+                         table)
 from .config import ServiceConfig
 from .engine import IMMEDIATE, TIMED, Engine, RunSettings, RunSummary
 from .record import Mode, Outcome, SnapshotRecord
@@ -78,6 +90,21 @@ def register(subcommands, common: argparse.ArgumentParser):
     show = commands.add_parser("show", parents=[reading], help="one snapshot in full")
     show.add_argument("id", type=int, metavar="ID")
     show.set_defaults(run=run_show)
+
+    latest = commands.add_parser("latest", parents=[reading], help="the newest snapshot's ID")
+    latest.add_argument("--accepted", action="store_true",
+                        help="the newest safe to roll back to: accepted, with the state of "
+                             "every in-group process of the configuration")
+    latest.set_defaults(run=run_latest)
+
+    restoring = commands.add_parser("restore", parents=[reading],
+                                    help="roll a running topology's in-group back to a "
+                                         "snapshot")
+    restoring.add_argument("id", type=int, metavar="ID")
+    restoring.add_argument("--force", action="store_true",
+                           help="restore a snapshot that was not accepted, or misses a "
+                                "process's state (never one of another layout)")
+    restoring.set_defaults(run=run_restore)
 
 
 def settings_of(args, config: ServiceConfig, count: int = 1, inflight: int = 1,
@@ -206,6 +233,56 @@ def run_show(args) -> int:
                     [(name, r.taken, r.trigger, r.current_id, r.finished_id, len(r.channels),
                       sum(len(c.in_flight) for c in r.channels.values()))
                      for name, r in record.reports.items()]))
+    return 0
+
+
+def run_latest(args) -> int:
+    config = config_of(args) if args.accepted or args.store is None else None
+    store = open_store(args, config, existing=True)
+    try:
+        if args.accepted:
+            record = restore.newest_restorable(store, [p.name for p in config.processes])
+        else:
+            record = next(iter(store.latest(1)), None)
+    finally:
+        store.close()
+    if record is None:
+        raise CliError(f"no {'accepted ' if args.accepted else ''}snapshot "
+                       f"{'with every in-group state ' if args.accepted else ''}in {store.path}")
+    print_json(as_dict(record)) if args.json else print(record.number)
+    return 0
+
+
+def run_restore(args) -> int:
+    from beaver.topologies import rollback
+    from beaver.topologies.running import RunningTopology, TableError
+    config = config_of(args)
+    store = Path(args.store) if args.store else config.controller.store
+    try:
+        rollback.check(store, args.id, config.processes, args.force)
+        if os.geteuid() != 0:
+            raise CliError("restoring a running topology needs root: its processes run in "
+                           "Mininet's namespaces")
+        topology = RunningTopology(config_path(args).parent)
+        rolled = rollback.roll_back(store, args.id, config.processes, topology, args.force)
+    except (restore.RestoreRefused, rollback.RollbackError, TableError) as e:
+        raise CliError(f"snapshot restore: {e}") from None
+    if args.json:
+        print_json({"id": rolled.number, "outcome": rolled.outcome, "forced": rolled.forced,
+                    "stop_s": rolled.stop_s, "start_s": rolled.start_s,
+                    "resume_s": rolled.resume_s,
+                    "processes": {n: {"replayed": r.replayed, "replay_ms": r.replay_ms}
+                                  for n, r in rolled.processes.items()}})
+        return 0
+    print(f"rolled back to snapshot {rolled.number} ({rolled.outcome}"
+          f"{', forced' if rolled.forced else ''}): {len(rolled.processes)} processes, "
+          f"{rolled.replayed} messages in flight replayed, in {rolled.total_s:.2f} s "
+          f"(stop {rolled.stop_s:.2f}, start {rolled.start_s:.2f}, "
+          f"resume {rolled.resume_s:.3f})")
+    print(table(("PROCESS", "REPLAYED", "FROM", "REPLAY MS"),
+                [(name, sum(r.replayed.values()),
+                  ", ".join(f"{peer} {n}" for peer, n in sorted(r.replayed.items())) or None,
+                  f"{r.replay_ms:.1f}") for name, r in rolled.processes.items()]))
     return 0
 
 

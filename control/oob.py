@@ -17,6 +17,14 @@ and reads one answer; a connection may carry many.
                                                 state, for the newest N still ahead
     {"v":1,"op":"status"}                       {"v":1,"op":"status","process":..,
                                                  "current_id":..,"finished_id":..}
+                                                (a restored process adds "restored":
+                                                {"snapshot":N,"held":..,"replayed":..})
+    {"v":1,"op":"resume"[,"state":true]}        a process restored from a snapshot
+                                                (traffic/restore.py) holds until this:
+                                                it replays the messages in flight to it,
+                                                once, then serves; {"v":1,"op":"resumed",
+                                                "snapshot":N,"replayed":{peer:n},..}
+                                                (and its local state, if asked)
     anything malformed or of another version    {"v":1,"op":"error","error":".."}
     (also an ID no longer kept, more than MAX_IDS ids, or an answer too long)
 

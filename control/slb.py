@@ -12,11 +12,12 @@ import itertools
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from beaver.p4src.wire import BATCHED, Batch, ControlBody, Op, Record, Status, WireError
 
-from .session import SwitchSession
+if TYPE_CHECKING:   # not at run time: the store reads clocks from here, without gRPC
+    from .session import SwitchSession
 
 
 def now_us() -> int:

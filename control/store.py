@@ -280,6 +280,13 @@ class SnapshotStore:
                            key=lambda r: r.number, reverse=True)[:limit]
         return found
 
+    def with_reports(self, outcome: Outcome) -> list[int]:
+        """The numbers of the snapshots with that verdict that hold in-group
+        reports, newest first (what a restore needs)."""
+        return [number for (number,) in self.db.execute(
+            "SELECT DISTINCT id FROM snapshots JOIN reports ON reports.snapshot = id "
+            "WHERE outcome = ? ORDER BY id DESC", (outcome.value,))]
+
     def counts(self) -> dict[Outcome, int]:
         counts = dict.fromkeys(Outcome, 0)
         for outcome, n in self.db.execute(

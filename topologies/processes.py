@@ -21,10 +21,13 @@ one role each:
                              omitted, then iperf_seconds measured
 
 Every process writes its ground-truth event log to logs/NAME.jsonl and its
-output to out/NAME.{json,err}.  Every stop is a SIGTERM, on which a process
-closes its log; one still running 10 s later is killed, and its log is
-short (the checker counts such logs).  In-group processes accept MARKs only
-from the SLBs' fabric addresses, where the SLBs encapsulate from.
+output to out/NAME.{json,err} (a restarted one to NAME.K.*, its K-th
+restart).  Every stop is a SIGTERM, on which a process closes its log; one
+still running 10 s later is killed, and its log is short (the checker counts
+such logs).  In-group processes accept MARKs only from the SLBs' fabric
+addresses, where the SLBs encapsulate from.  The in-group's process table
+(running.py) lets `beaver snapshot restore` find them; restart and kill are
+what rollback.py and the recovery experiment need.
 """
 from __future__ import annotations
 
@@ -39,6 +42,7 @@ from typing import Mapping
 
 from beaver.control.oob import OOB_PORT
 
+from . import running
 from .bmv2 import port_open
 from .network import BeaverNetwork
 from .spec import Service
@@ -76,8 +80,11 @@ class Processes:
         self.out = run_dir / "out"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.out.mkdir(parents=True, exist_ok=True)
+        self.run_dir = run_dir
         self.running: dict[str, subprocess.Popen] = {}
         self.summaries: dict[str, dict] = {}
+        self.incarnations: dict[str, int] = {}   # restarts so far, by process
+        self.table: dict[str, running.Entry] = {}
 
     # -- what runs where --------------------------------------------------------
 
@@ -142,7 +149,7 @@ class Processes:
         elif role == "relay":
             cmd = ["-m", "beaver.traffic.relay", "--first", self._vip_of("kv"),
                    "--first-service", "kv", "--then", self._vip_of("bank"),
-                   "--then-service", "bank", "--seed", seed]
+                   "--then-service", "bank", "--seed", seed, *w.app_args.get(role, ())]
         elif role in ("human", "bot"):
             cmd = ["-m", "beaver.traffic.anomaly", "--kv", self._vip_of("kv"),
                    "--bank", self._vip_of("bank"), "--seed", seed]
@@ -182,15 +189,52 @@ class Processes:
 
     # -- life cycle -------------------------------------------------------------
 
-    def _start(self, name: str, args: list[str]):
-        """args: python's (a Beaver process, which keeps a log) or a whole command."""
-        cmd = args if args[0] != "-m" else [sys.executable, *args, "--log",
-                                            str(self.logs / f"{name}.jsonl")]
+    def _paths(self, name: str) -> tuple[Path, Path, Path]:
+        """Its current incarnation's event log, summary and errors."""
+        return running.paths(self.logs, self.out, name, self.incarnations.get(name, 0))
+
+    def _command(self, args: list[str]) -> list[str]:
+        """args: python's (a Beaver process) or a whole command."""
+        cmd = args if args[0] != "-m" else [sys.executable, *args]
         if self.network.spec.host_nice:
             cmd = ["nice", "-n", str(self.network.spec.host_nice), *cmd]
-        with open(self.out / f"{name}.json", "w") as out, \
-                open(self.out / f"{name}.err", "w") as err:
-            self.running[name] = self.network.host(name).popen(cmd, stdout=out, stderr=err)
+        return cmd
+
+    def _start(self, name: str, args: list[str]):
+        """A Beaver process keeps a log; an in-group one goes into the table."""
+        log, out_path, err_path = self._paths(name)
+        cmd = self._command(args) + (["--log", str(log)] if args[0] == "-m" else [])
+        host = self.network.host(name)
+        with open(out_path, "w") as out, open(err_path, "w") as err:
+            self.running[name] = host.popen(cmd, stdout=out, stderr=err)
+        if name in self.plan.ingroup and args[0] == "-m":
+            self.table[name] = running.Entry(host.pid, self.running[name].pid,
+                                             self._command(self.ingroup_command(name)),
+                                             self.incarnations.get(name, 0))
+            running.write_table(self.run_dir, self.table)
+
+    def restart(self, name: str, extra: list[str] = ()):
+        """Starts in-group process name again (it must have stopped), its
+        usual arguments then extra, writing its log and output anew."""
+        if name in self.running:
+            raise ProcessError(f"{name} is still running: stop it first")
+        self.incarnations[name] = self.incarnations.get(name, 0) + 1
+        self._start(name, self.ingroup_command(name) + list(extra))
+
+    def kill(self, names):
+        """SIGKILL, as a crash: no summary, a short log."""
+        for name in names:
+            proc = self.running.pop(name)
+            proc.kill()
+            proc.wait()
+            self.summaries[name] = {"process": name, "error": "killed"}
+
+    def failure(self, name: str) -> str | None:
+        """Why name exited (its last lines of errors), or None while it runs."""
+        proc = self.running.get(name)
+        if proc is None:
+            return "not started"
+        return None if proc.poll() is None else self._tail(name)
 
     def start_ingroup(self, timeout: float = 15.0):
         """Starts every in-group process and waits until each OOB server answers."""
@@ -220,8 +264,9 @@ class Processes:
             self._start(name, self.outgroup_command(name))
 
     def stop(self, names=None, timeout: float = 10.0):
-        """SIGTERM, wait, then SIGKILL what is left; keeps each JSON summary."""
-        names = list(self.running if names is None else names)
+        """SIGTERM, wait, then SIGKILL what is left; keeps each JSON summary.
+        Names not running (killed, or never started) are passed over."""
+        names = [n for n in (self.running if names is None else names) if n in self.running]
         for name in names:
             if self.running[name].poll() is None:
                 self.running[name].send_signal(signal.SIGTERM)
@@ -242,7 +287,7 @@ class Processes:
         return sorted(self.logs.glob("*.jsonl"))
 
     def _summary(self, name: str) -> dict:
-        text = (self.out / f"{name}.json").read_text().strip()
+        text = self._paths(name)[1].read_text().strip()
         try:
             if self.plan.outgroup.get(name, ("",))[0] == "iperf":
                 return iperf_summary(name, json.loads(text))
@@ -251,7 +296,7 @@ class Processes:
             return {"process": name, "error": self._tail(name)}
 
     def _tail(self, name: str) -> str:
-        lines = (self.out / f"{name}.err").read_text(errors="replace").strip().splitlines()
+        lines = self._paths(name)[2].read_text(errors="replace").strip().splitlines()
         return " | ".join(lines[-3:]) or "(no output)"
 
 

@@ -21,9 +21,15 @@ to another shard is never sent, though the source was debited.  The shard
 keeps the money it lost so in its state's "faults", as the ground truth;
 nothing else reads it.
 
+A shard can be rolled back to a snapshot (traffic/restore.py): its state
+names the layout it was taken under (the state's version, the shards in
+order, the accounts), and a restore into another layout is refused, since
+the accounts would belong to other shards.
+
 Run: python -m beaver.traffic.bank --name b1 --dip IP --vip VIP:PORT --peer b2=IP
          --shards b1,b2 [--accounts 100] [--initial 1000] [--lose-every N]
          [--notify IP:PORT --audit VIP:PORT] [--mode beaver] [--log PATH]
+         [--restore STORE:ID [--force]]
 """
 from __future__ import annotations
 
@@ -34,6 +40,8 @@ from beaver.control.oob import Report
 from .datagrams import Address
 from .messages import Message
 from .runtime import Client, Runtime
+
+STATE_VERSION = 1   # of local_state's shape: a restore needs the same
 
 
 def account(index: int) -> str:
@@ -55,6 +63,7 @@ class BankShard:
         self.transfers = 0
         self.lose_every = lose_every
         self.credits = 0          # sent to other shards, the lost ones included
+        self.credited = 0         # the money they carried
         self.lost = 0             # money the bug lost
 
     def owner(self, name: Any) -> str | None:
@@ -102,6 +111,7 @@ class BankShard:
             self.balances[dst] += amount
         else:
             self.credits += 1
+            self.credited += amount
             if self.lose_every and self.credits % self.lose_every == 0:
                 self.lost += amount
             else:
@@ -114,10 +124,23 @@ class BankShard:
                 "to": list(self.audit), "request": audit}})
         self.runtime.reply(client, {"ok": True})
 
+    def layout(self) -> dict[str, Any]:
+        return {"service": "bank", "version": STATE_VERSION, "shards": list(self.shards),
+                "accounts": self.accounts}
+
     def local_state(self) -> dict[str, Any]:
-        return {"service": "bank", "balances": dict(self.balances),
+        return {"service": "bank", "layout": self.layout(), "balances": dict(self.balances),
                 "activity": dict(self.activity), "transfers": self.transfers,
+                "credits": self.credits, "credited": self.credited,
                 "faults": {"lost": self.lost}}
+
+    def restore(self, state: dict[str, Any]):
+        """Takes the state of a snapshot of this shard (its layout checked first)."""
+        self.balances = dict(state["balances"])
+        self.activity = dict(state["activity"])
+        self.transfers, self.credits = state["transfers"], state["credits"]
+        self.credited = state["credited"]
+        self.lost = state["faults"]["lost"]
 
 
 def snapshot_total(reports: Iterable[Report]) -> int:

@@ -17,6 +17,7 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Callable, Iterator
 
 from beaver.control.oob import OOB_PORT
@@ -79,7 +80,21 @@ def in_group_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--flow-map", type=int, default=None,
                    help="tcp: id of the kernel program's flow_ids map (the snapshot IDs)")
     p.add_argument("--log", default=None, help="ground-truth event log (JSON lines)")
+    p.add_argument("--restore", type=snapshot, default=None, metavar="STORE:ID",
+                   help="start from snapshot ID of that snapshot store: its state now, the "
+                        "messages in flight to this process once the controller resumes it")
+    p.add_argument("--force", action="store_true",
+                   help="--restore a snapshot that was not accepted or misses a process")
     return p
+
+
+def snapshot(text: str) -> tuple[Path, int]:
+    """STORE:ID"""
+    from .restore import parse
+    try:
+        return parse(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def event_log(args: argparse.Namespace, in_group: bool) -> EventLog | NoLog:
@@ -94,21 +109,39 @@ def print_summary(name: str, summary: dict):
 
 def run_in_group(args: argparse.Namespace,
                  make_app: Callable[[Runtime | TcpRuntime], App]):
-    """Serves until SIGTERM/SIGINT, then stops and closes the log."""
+    """Serves until SIGTERM/SIGINT, then stops and closes the log.  A restore
+    that is refused ends the process with that one line (status 1)."""
     setup_logging()
     stop = stop_on_signals()
+    from_snapshot = None
+    if args.restore is not None:
+        from . import restore   # the controller's store: only a restored process reads it
+        try:
+            from_snapshot = restore.load(*args.restore, args.name, [n for n, _ in args.peer],
+                                         args.force)
+        except restore.RestoreRefused as e:
+            sys.exit(f"{args.name}: refused to restore: {e}")
     with event_log(args, in_group=True) as log:
         runtime = make_runtime(args, log)
         app = make_app(runtime)
+        if from_snapshot is not None:
+            try:
+                from_snapshot.check(app)
+            except restore.RestoreRefused as e:
+                sys.exit(f"{args.name}: refused to restore: {e}")
         try:
-            runtime.serve(app)
-            logging.info("%s serving on %s (mode %s)", args.name, args.dip, args.mode)
+            runtime.serve(app, from_snapshot)
+            logging.info("%s %s on %s (mode %s)", args.name,
+                         "serving" if from_snapshot is None else
+                         f"restored from snapshot {from_snapshot.number}, held until resumed",
+                         args.dip, args.mode)
             while not stop.wait(0.5):   # wake now and then: the signal may land elsewhere
                 pass
         finally:
             runtime.stop()   # before the log closes: no event comes after its end
     # The state it ended in: the ground truth of what came after the last snapshot.
-    print_summary(args.name, {"drops": dict(runtime.drops), "final_state": app.local_state()})
+    print_summary(args.name, {"drops": dict(runtime.drops), "final_state": app.local_state(),
+                              **({"restored": from_snapshot.number} if from_snapshot else {})})
 
 
 def make_runtime(args: argparse.Namespace, log) -> Runtime | TcpRuntime:

@@ -62,18 +62,26 @@ def replicas(reports: Mapping[str, Report]) -> list[str]:
     return violations
 
 
+def orphaned(registers: Mapping[str, object], transfers: Mapping[str, int]) -> list[str]:
+    """The audit keys among a replica's registers that refer to a transfer
+    its shard has not made (transfers: shard -> how many it made)."""
+    found = []
+    for key in sorted(registers):
+        if key.startswith(AUDIT):
+            shard, _, number = key[len(AUDIT):].rpartition(":")
+            if shard in transfers and int(number) > transfers[shard]:
+                found.append(key)
+    return found
+
+
 def audits(reports: Mapping[str, Report]) -> list[str]:
     transfers = {name: r.local_state["transfers"]
                  for name, r in of_service(reports, "bank").items()}
     violations = []
     for name, report in of_service(reports, "kv").items():
-        for key in sorted(report.local_state["registers"]):
-            if not key.startswith(AUDIT):
-                continue
-            shard, _, number = key[len(AUDIT):].rpartition(":")
-            if shard in transfers and int(number) > transfers[shard]:
-                violations.append(f"{name} holds {key}, {shard} made {transfers[shard]} "
-                                  "transfers")
+        for key in orphaned(report.local_state["registers"], transfers):
+            shard = key[len(AUDIT):].rpartition(":")[0]
+            violations.append(f"{name} holds {key}, {shard} made {transfers[shard]} transfers")
     return violations
 
 

@@ -18,9 +18,12 @@ of a divergence; only the scorer reads them (invariants.faults_at).
 
 Run: python -m beaver.traffic.kvstore --name kv1 --dip IP --vip VIP:PORT
          --peer kv2=IP ... [--drop-every N] [--mode beaver] [--log PATH]
-         [--transport tcp --flow-map ID]
+         [--transport tcp --flow-map ID] [--restore STORE:ID [--force]]
 (every peer is a replica).  Over TCP (tcp_runtime.py) each request and reply
 is a length-prefixed frame on the client's connection; the store is the same.
+
+A replica can be rolled back to a snapshot (traffic/restore.py, --restore
+STORE:ID): its state names the replicas it was taken with and its version.
 """
 from __future__ import annotations
 
@@ -30,6 +33,8 @@ from .messages import Message
 from .runtime import Client, Runtime
 from .tcp_runtime import TcpClient, TcpRuntime
 
+
+STATE_VERSION = 1   # of local_state's shape: a restore needs the same
 
 Registers = dict[str, tuple[Any, tuple[int, str]]]   # key -> (value, version)
 Counters = dict[str, dict[str, int]]                  # key -> replica -> count
@@ -112,13 +117,26 @@ class KvReplica:
         if message["op"] == "put":
             self.clock = max(self.clock, message["version"][0])
 
+    def layout(self) -> dict[str, Any]:
+        return {"service": "kv", "version": STATE_VERSION,
+                "replicas": sorted([self.name, *self.replicas])}
+
     def local_state(self) -> dict[str, Any]:
         self.dropped = [u for u in self.dropped
                         if not superseded(self.registers, self.counters, u)]
-        return {"service": "kv",
+        return {"service": "kv", "layout": self.layout(),
                 "registers": {k: [v, list(version)] for k, (v, version) in self.registers.items()},
                 "counters": {k: dict(counts) for k, counts in self.counters.items()},
+                "clock": self.clock, "updates": self.updates,
                 "faults": {"dropped": [dict(u) for u in self.dropped]}}
+
+    def restore(self, state: dict[str, Any]):
+        """Takes the state of a snapshot of this replica (its layout checked first)."""
+        self.registers = {k: (v, (version[0], version[1]))
+                          for k, (v, version) in state["registers"].items()}
+        self.counters = {k: dict(counts) for k, counts in state["counters"].items()}
+        self.clock, self.updates = state["clock"], state["updates"]
+        self.dropped = [dict(u) for u in state["faults"]["dropped"]]
 
 
 def main():

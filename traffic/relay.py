@@ -7,7 +7,8 @@ The gap between the reply and the next request is the relay's share of
 tau_min, the shortest external causal chain.
 
 Run: python -m beaver.traffic.relay --name r1 --bind IP --first VIP:PORT
-         --first-service kv --then VIP:PORT --then-service bank [--count N] [--log PATH]
+         --first-service kv --then VIP:PORT --then-service bank [--count N]
+         [--interval S] [--log PATH]
 """
 from __future__ import annotations
 
@@ -21,11 +22,14 @@ from .outgroup import Endpoint
 
 def relay(endpoint: Endpoint, first: Address, first_request: NextRequest, then: Address,
           then_request: NextRequest, stop: threading.Event, count: int | None = None,
-          timeout: float = 1.0) -> Stats:
-    """count: how many first->then chains to run (default: until stop)."""
+          timeout: float = 1.0, interval: float = 0.0) -> Stats:
+    """count: how many first->then chains to run (default: until stop);
+    interval: seconds between one chain's end and the next one's start."""
     stats = Stats()
     chains = 0
     while not stop.is_set() and (count is None or chains < count):
+        if chains and interval:
+            stop.wait(interval)
         chains += 1
         for target, next_request in ((first, first_request), (then, then_request)):
             stats.sent += 1
@@ -46,6 +50,8 @@ def main():
     p.add_argument("--then-service", choices=["kv", "bank"], required=True)
     p.add_argument("--count", type=int, default=None, help="chains to run (default: until SIGTERM)")
     p.add_argument("--timeout", type=float, default=1.0)
+    p.add_argument("--interval", type=float, default=0.0,
+                   help="seconds between chains (default 0: the next at once)")
     p.add_argument("--seed", type=int, default=None)
     args = p.parse_args()
     stop = stop_on_signals()
@@ -53,7 +59,8 @@ def main():
     workloads = {"kv": kv_workload, "bank": bank_workload}
     with out_group_endpoint(args) as endpoint:
         stats = relay(endpoint, args.first, workloads[args.first_service](rng), args.then,
-                      workloads[args.then_service](rng), stop, args.count, args.timeout)
+                      workloads[args.then_service](rng), stop, args.count, args.timeout,
+                      args.interval)
     print_summary(args.name, stats.summary())
 
 

@@ -153,6 +153,15 @@ class Snapshots:
         self.sent = dict.fromkeys(self.peers, 0)
         self.received = dict.fromkeys(self.peers, 0)
 
+    def restart_at(self, snapshot_id: int):
+        """A process restored from a snapshot (restore.py), before it handles
+        anything: at snapshot_id, nothing kept, its channels counted from
+        zero like its peers', which are restored with it."""
+        if self.records or any(self.sent.values()) or any(self.received.values()):
+            raise RuntimeError(f"{self.process}: restart_at after messages were handled")
+        self.current_id = snapshot_id
+        self._finished = None
+
     # Triggers: each applies the mode's policy and returns what was taken, if anything.
 
     def mark(self, snapshot_id: int) -> Taken | None:

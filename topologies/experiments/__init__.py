@@ -7,7 +7,7 @@ summary table the command prints.
 import importlib
 
 NAMES = ("figure5", "clean", "scale", "fig10", "fig11", "fig12", "fig14", "fig14tcp",
-         "figure5tcp", "table3", "invariants", "inflight", "deadlock", "gc")
+         "figure5tcp", "table3", "invariants", "inflight", "deadlock", "gc", "recovery")
 
 
 def load(name: str):

@@ -41,12 +41,13 @@ class Results:
         return path
 
     @staticmethod
-    def figure():
-        """(figure, axes) of matplotlib, off screen; save it with save_figure."""
+    def figure(columns: int = 1):
+        """(figure, axes) of matplotlib, off screen, one axes per column (a
+        tuple of them if more than one); save it with save_figure."""
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        return plt.subplots(figsize=(6, 4))
+        return plt.subplots(1, columns, figsize=(6 if columns == 1 else 4.5 * columns, 4))
 
     def save_figure(self, fig, name: str | None = None) -> Path:
         path = self.dir / f"{name or self.name}.png"
