@@ -27,8 +27,10 @@ _COUNT = struct.Struct("=Q")
 
 # The leading fields of the kernel's bpf_prog_info and bpf_map_info (uapi
 # bpf.h): the ABI only ever appends, so these offsets hold on every kernel.
-_PROG_INFO_SIZE = 64 + 16            # up to and including name[16]
+_PROG_INFO_SIZE = 208                # up to and including run_cnt (Linux 5.1)
 _PROG_NR_MAP_IDS, _PROG_MAP_IDS = 52, 56
+_PROG_RUN_TIME_NS = 192              # then run_cnt: counted while stats are on
+_STATS_RUN_TIME = 0                  # enum bpf_stats_type
 _MAP_INFO_SIZE = 24 + 16
 _MAP_NAME = 24
 
@@ -51,6 +53,7 @@ def _libbpf() -> ctypes.CDLL:
                                            ctypes.POINTER(ctypes.c_uint32)]
     lib.bpf_map_get_fd_by_id.argtypes = [ctypes.c_uint32]
     lib.bpf_prog_get_fd_by_id.argtypes = [ctypes.c_uint32]
+    lib.bpf_enable_stats.argtypes = [ctypes.c_int]
     return lib
 
 
@@ -95,6 +98,29 @@ def program_maps(prog_id: int) -> dict[str, int]:
         with Map(map_id) as m:
             names[m.name] = map_id
     return names
+
+
+def run_stats(prog_id: int) -> tuple[int, int]:
+    """(nanoseconds, runs) the kernel has counted for program prog_id, while
+    stats were on (stats_on, or the sysctl kernel.bpf_stats_enabled)."""
+    fd = _check(lib().bpf_prog_get_fd_by_id(prog_id), f"program {prog_id}")
+    try:
+        return struct.unpack_from("=QQ", _info(fd, _PROG_INFO_SIZE), _PROG_RUN_TIME_NS)
+    finally:
+        os.close(fd)
+
+
+class StatsOn:
+    """The kernel counts every BPF program's run time while this is open
+    (BPF_ENABLE_STATS): an fd, so it ends with the process, however that
+    ends, and never outlives it as the sysctl would."""
+
+    def __enter__(self) -> "StatsOn":
+        self.fd = _check(lib().bpf_enable_stats(_STATS_RUN_TIME), "enable BPF stats")
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
 
 
 class Map:
