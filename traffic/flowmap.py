@@ -23,7 +23,6 @@ COUNTERS = ("decapsulated", "foreign", "malformed", "left_udp", "map_full")  # e
 
 _FLOW = struct.Struct("!4s4sHH")     # struct flow: client ip, vip ip, client port, vip port
 _ID = struct.Struct("=I")
-_COUNT = struct.Struct("=Q")
 
 # The leading fields of the kernel's bpf_prog_info and bpf_map_info (uapi
 # bpf.h): the ABI only ever appends, so these offsets hold on every kernel.
@@ -190,6 +189,8 @@ def add_slbs(map_id: int, addresses) -> None:
 
 
 def counters(map_id: int) -> dict[str, int]:
+    """decap_counts, summed over the CPUs (a per-CPU array: one u64 each)."""
+    cpus = _check(lib().libbpf_num_possible_cpus(), "possible CPUs")
     with Map(map_id) as m:
-        return {name: _COUNT.unpack(m.lookup(_ID.pack(i), _COUNT.size))[0]
+        return {name: sum(struct.unpack(f"={cpus}Q", m.lookup(_ID.pack(i), 8 * cpus)))
                 for i, name in enumerate(COUNTERS)}
