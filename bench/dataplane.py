@@ -32,6 +32,7 @@ from beaver.control.session import SwitchSession
 from beaver.p4src import BMV2_JSON, P4INFO
 from beaver.p4src.wire import BEAVER_UDP_PORT
 from beaver.topologies.bmv2 import Bmv2Switch, bmv2_build
+from beaver.topologies.cpu import cpu_seconds
 from beaver.topologies.veth import VethPairs
 
 SLB_MAC = "00:00:00:00:00:fe"
@@ -48,12 +49,6 @@ def raw_socket(iface: str) -> socket.socket:
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
     s.bind((iface, 0))
     return s
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of a process (all its threads) so far."""
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def offer(sender: socket.socket, receivers: list[socket.socket], frames: list[bytes],

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -118,6 +119,16 @@ class Run:
 
     def stop_traffic(self):
         self.processes.stop_outgroup()
+
+    def parties(self) -> dict[str, list[int]]:
+        """The pids of what serves the users, by party, for a CpuMeter: the
+        SLBs (BMv2), the in-group processes, and the controller (this
+        process, every thread: engine, receive and probe threads)."""
+        plan = self.network.plan
+        return {"slb": [self.network.slb(name).bmv2.process.pid for name in plan.slb_fabric],
+                "ingroup": [proc.pid for name, proc in self.processes.running.items()
+                            if name in plan.ingroup],
+                "controller": [os.getpid()]}
 
     def check(self, most: int = CHECKER_MOST) -> Truth:
         """The ground truth for every snapshot taken, or in a long run for an

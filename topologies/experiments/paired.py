@@ -1,0 +1,141 @@
+"""Ratios that noise can't decide (Fig. 14 over UDP and TCP).
+
+On two shared cores one phase alone swings by 15 % from minute to minute, so
+a ratio of two medians taken minutes apart says little.  Here the phases run
+in paired short rounds, their order reversed every other round, and each
+round's phase is divided by its own round's baseline: the figure is the
+median of those ratios, with their range.  Beside it, what each party cost
+per request (CPU microseconds: the SLBs, the in-group processes, the
+controller, the kernel decapsulation), which a user on another machine can
+compare and which says where a ratio under 1 comes from.
+
+    for round_no, kind in rounds(PHASES, 5): ...      # rows with "round", "kind"
+    summary = judge(rows, "throughput", "p99_us", GOALS, per="request")
+"""
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+BASELINE = "without"
+COST = "cost_"          # a row's f"cost_{party}": CPU us per request of that party
+
+
+@dataclass(frozen=True)
+class Spread:
+    median: float
+    low: float
+    high: float
+    rounds: int
+
+    def __str__(self) -> str:
+        return f"{self.median:.3f} ({self.low:.3f}-{self.high:.3f})"
+
+
+@dataclass(frozen=True)
+class Goal:
+    throughput: float               # the ratio at least
+    p99: float | None = None        # the p99 ratio at most (None: no goal)
+
+
+def rounds(phases: Sequence[str], count: int) -> list[tuple[int, str]]:
+    """(round, phase) in running order: odd rounds forward, even ones
+    reversed, so no phase always runs right after the same one and each
+    round's baseline is never far from its other phases."""
+    return [(n, kind) for n in range(1, count + 1)
+            for kind in (phases if n % 2 else tuple(reversed(phases)))]
+
+
+def spread(values: Sequence[float]) -> Spread:
+    return Spread(statistics.median(values), min(values), max(values), len(values))
+
+
+def paired(rows: Sequence[Mapping], metric: str, kind: str) -> list[tuple[float, float]]:
+    """(kind's metric, the baseline's) of every round that has both."""
+    by = {(r["round"], r["kind"]): r[metric] for r in rows}
+    return [(by[n, kind], by[n, BASELINE]) for n in sorted({r["round"] for r in rows})
+            if (n, kind) in by and (n, BASELINE) in by]
+
+
+def ratio(rows: Sequence[Mapping], metric: str, kind: str) -> Spread:
+    return spread([a / b for a, b in paired(rows, metric, kind)])
+
+
+def verdict(throughput: Spread, p99: Spread | None, goal: Goal,
+            rises: Mapping[str, float]) -> str:
+    """"met", or by how much the goal is missed and which party's cost per
+    request rose most over the baseline (the one that accounts for it)."""
+    misses = []
+    if throughput.median < goal.throughput:
+        misses.append(f"throughput {goal.throughput - throughput.median:.3f} under "
+                      f"{goal.throughput}")
+    if goal.p99 is not None and p99 is not None and p99.median > goal.p99:
+        misses.append(f"p99 {p99.median - goal.p99:.2f}x over {goal.p99}x")
+    undecided = throughput.low < goal.throughput <= throughput.high
+    note = "; its range spans the goal" if undecided else ""
+    if not misses:
+        return "met" + note
+    party = max(rises, key=rises.get)
+    return (f"missed: {', '.join(misses)}{note}; largest rise per request: "
+            f"{party} {rises[party]:+.1f} us")
+
+
+def judge(rows: Sequence[Mapping], throughput: str, p99: str | None,
+          goals: Mapping[str, Goal], per: str) -> list[dict]:
+    """One summary row per phase with a goal: its ratios over the baseline
+    (median and range of the rounds), the verdict, and each party's CPU per
+    `per` in that phase and in the baseline (medians) and the median rise."""
+    parties = sorted({k[len(COST):] for r in rows for k in r if k.startswith(COST)})
+    summary = []
+    for kind, goal in goals.items():
+        if not paired(rows, throughput, kind):
+            continue
+        tp = ratio(rows, throughput, kind)
+        lat = ratio(rows, p99, kind) if p99 is not None else None
+        row = {"phase": kind, "rounds": tp.rounds, f"{throughput} ratio": str(tp)}
+        if lat is not None:
+            row[f"{p99} ratio"] = str(lat)
+        rises = {}
+        for party in parties:
+            pairs = paired(rows, COST + party, kind)
+            mine, base = (statistics.median(side) for side in zip(*pairs))
+            rises[party] = statistics.median(a - b for a, b in pairs)
+            row[f"{party} us/{per}"] = f"{mine:.1f} vs {base:.1f}"
+        row["goal"] = f">= {goal.throughput}" + (f", p99 <= {goal.p99}x"
+                                                 if goal.p99 is not None and lat else "")
+        row["verdict"] = verdict(tp, lat, goal, rises)
+        summary.append(row)
+    return summary
+
+
+def draw(ratios_ax, costs_ax, rows: Sequence[Mapping], metrics: Sequence[str],
+         goals: Mapping[str, Goal], per: str, title: str):
+    """Left: each phase's ratios over the baseline, medians with the rounds'
+    range; right: each phase's CPU per `per`, by party (medians)."""
+    width = 0.8 / len(goals)
+    for i, kind in enumerate(goals):
+        spreads = [ratio(rows, metric, kind) for metric in metrics]
+        xs = [m + (i - (len(goals) - 1) / 2) * width for m in range(len(metrics))]
+        ratios_ax.bar(xs, [s.median for s in spreads], width, label=f"{kind} / {BASELINE}",
+                      yerr=[[s.median - s.low for s in spreads],
+                            [s.high - s.median for s in spreads]], capsize=3)
+        for x, s in zip(xs, spreads):
+            ratios_ax.text(x, s.high + 0.02, f"{s.median:.2f}", ha="center", fontsize=7)
+    ratios_ax.set_xticks(range(len(metrics)), metrics, fontsize=8)
+    ratios_ax.axhline(1.0, color="black", linewidth=0.8)
+    ratios_ax.set_ylabel(f"/ {BASELINE}, paired rounds (median, range)")
+    ratios_ax.set_title(title, fontsize=9)
+    ratios_ax.legend(fontsize=7)
+
+    kinds = (BASELINE, *goals)
+    parties = sorted({k[len(COST):] for r in rows for k in r if k.startswith(COST)})
+    bottoms = [0.0] * len(kinds)
+    for party in parties:
+        heights = [statistics.median(r[COST + party] for r in rows if r["kind"] == kind)
+                   for kind in kinds]
+        costs_ax.bar(kinds, heights, bottom=bottoms, label=party)
+        bottoms = [b + h for b, h in zip(bottoms, heights)]
+    costs_ax.set_ylabel(f"CPU us per {per} (median of rounds)")
+    costs_ax.set_title(f"{title}: who spends the CPU", fontsize=9)
+    costs_ax.legend(fontsize=7)
