@@ -181,6 +181,8 @@ class Engine:
             self._abandon()
             self.ledger.settle(force=True)
             self.reports.close()
+            self.summary.reports_asked, self.summary.reasked = (self.reports.asked,
+                                                                self.reports.reasked)
             self.summary.elapsed_s = time.monotonic() - begin
             self.summary.cpu_s = time.process_time() - begin_cpu
             self.summary.interrupted = self._stopping

@@ -31,6 +31,7 @@ class Reports:
         self.loop = engine.loop
         timeout = engine.settings.report_timeout_ms / 1000
         self.links = [ProcessLink(p, timeout, self._reported) for p in processes]
+        self.asked = self.reasked = 0    # requests, and of them re-asks (the run's summary)
 
     def close(self):
         for link in self.links:
@@ -43,6 +44,7 @@ class Reports:
         op = "report" if flight.record.mode is Mode.POLLING else "snapshot"
         for link in self.links:
             self.loop.later(link.name, partial(link.ask, op, flight.record.snapshot_id, flight))
+        self.asked += len(self.links)
         self.loop.at(now_us() + self.loop.most_delay(flight.waiting) +
                      int(self.engine.settings.report_timeout_ms * 1000),
                      partial(self._overdue, flight))
@@ -90,6 +92,8 @@ class Reports:
         for link in self.links:
             if link.name in receivers:
                 link.ask("report", flight.record.snapshot_id, flight)
+                self.asked += 1
+                self.reasked += 1
 
     def _overdue(self, flight: Flight):
         if flight.done:

@@ -96,6 +96,9 @@ class RunSummary:
     lead_us: list[int] = field(default_factory=list)   # timed: least and most lead used
     behind_us: int = 0              # with a rate: the furthest starts fell behind it
     cpu_s: float = 0.0              # this process's CPU time during the run, every thread
+    reports_asked: int = 0          # in-group report requests: first asks, then re-asks
+    reasked: int = 0                # of them, re-asks (a channel not yet whole, or a
+                                    # polling timer not yet fired)
     by_records: int = 0             # batched: snapshots its schedules left to their records
     latencies: list[tuple[int, int]] = field(default_factory=list)   # (us, snapshots)
 

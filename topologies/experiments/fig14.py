@@ -66,8 +66,9 @@ def phase(results: Results, round_no: int, kind: str, args) -> dict:
     with Run(SPEC, results.run_dir(label), workload, marking=beaver) as run:
         meter = CpuMeter(run.parties())
         run.start_traffic(warmup=1.0)
+        taken = None
         if kind == "snapshots":
-            run.snapshots(RunSettings(Mode.OGM, rules.FINE, 1000, inflight=4 * args.batch,
+            taken = run.snapshots(RunSettings(Mode.OGM, rules.FINE, 1000, inflight=4 * args.batch,
                                       rate=args.rate, count=int(args.rate * args.seconds),
                                       batch=args.batch, initiation=TIMED))
         else:
@@ -81,10 +82,13 @@ def phase(results: Results, round_no: int, kind: str, args) -> dict:
            "p50_us": statistics.mean(c["latency_p50_us"] for c in clients),
            "p99_us": statistics.mean(c["latency_p99_us"] for c in clients),
            "timeouts": sum(c["timeouts"] for c in clients), "requests": requests,
+           "reports_asked": taken.reports_asked if taken else 0,
+           "reasked": taken.reasked if taken else 0,
            **{paired.COST + party: round(seconds * 1e6 / max(1, requests), 1)
               for party, seconds in cpu.items()}}
     results.progress(f"{label}: {row['throughput']:.0f} replies/s, p99 {row['p99_us']:.0f} us, "
-                     f"{row['snapshots']} snapshots; CPU us/request "
+                     f"{row['snapshots']} snapshots ({row['reports_asked']} reports asked, "
+                     f"{row['reasked']} of them again); CPU us/request "
                      + ", ".join(f"{p} {row[paired.COST + p]}" for p in cpu))
     return row
 

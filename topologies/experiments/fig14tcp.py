@@ -110,6 +110,8 @@ def phase(results: Results, workload: str, round_no: int, kind: str, args) -> di
            "decapsulated": decapsulated,
            "foreign_or_malformed": sum(c["foreign"] + c["malformed"] for c in counters),
            "requests": requests,
+           "reports_asked": summary.reports_asked if kind == "snapshots" else 0,
+           "reasked": summary.reasked if kind == "snapshots" else 0,
            "decap_ns_per_packet": round(decap_ns / max(1, decap_runs), 1),
            **{paired.COST + party: round(seconds * 1e6 / max(1, requests), 2)
               for party, seconds in cpu.items()}}
@@ -126,7 +128,8 @@ def phase(results: Results, workload: str, round_no: int, kind: str, args) -> di
         text = f"{row['throughput']:.0f} replies/s, p99 {row['p99_us']:.0f} us"
     per = JUDGED[workload][2]
     results.progress(f"{label}: {text}, {row['snapshots']} snapshots "
-                     f"({row['snapshot_rate']}/s); CPU us/{per} "
+                     f"({row['snapshot_rate']}/s, {row['reports_asked']} reports asked, "
+                     f"{row['reasked']} of them again); CPU us/{per} "
                      + ", ".join(f"{p} {row[paired.COST + p]}" for p in cpu)
                      + f"; decap {row['decap_ns_per_packet']} ns/packet")
     return row
