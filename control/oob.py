@@ -15,6 +15,10 @@ and reads one answer; a connection may carry many.
                                                 the Report or the error above; a
                                                 "snapshot" records at most one local
                                                 state, for the newest N still ahead
+    either, with "base":M                       each Report taken carries, in place of
+                                                its local_state, "delta": {"base":M,
+                                                "changes":..}: what changed since its state
+                                                at M (control/deltas.py), while it keeps M
     {"v":1,"op":"status"}                       {"v":1,"op":"status","process":..,
                                                  "current_id":..,"finished_id":..}
                                                 (a restored process adds "restored":
@@ -46,6 +50,11 @@ What the controller relies on (control/engine.py, control/reports.py):
   than that is an inconsistent cut (verdict: rejected).
 - An error answer, a closed connection or no answer within the timeout
   makes the snapshot incomplete, naming the process.
+- "base" M names a state the controller holds: the process's own report
+  of M on this connection (the controller forgets it when the connection
+  ends, so a restarted process is never diffed against its predecessor).
+  A process that no longer keeps M answers the whole state; the controller
+  rebuilds each state from M's before anything else sees it.
 - Many IDs in one request are a transport: each ID's answer is the one a
   request of its own would get (in a "snapshot", as if the process had
   jumped to the newest), and an error for one ID (no longer kept) leaves
@@ -57,8 +66,10 @@ from __future__ import annotations
 import json
 import socket
 import struct
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
+
+from . import deltas
 
 OOB_PORT = 4791
 VERSION = 1
@@ -98,13 +109,37 @@ class Report:
     channels: dict[str, ChannelState] = field(default_factory=dict)
     current_id: int = 0
     finished_id: int = 0         # newest ID whose local and channel state are complete
+    delta: dict[str, Any] | None = None   # as received: local_state's changes from a base
 
-    def to_message(self) -> dict[str, Any]:
+    def to_message(self, base: tuple[int, Any] | None = None) -> dict[str, Any]:
+        """base: (M, the state at M) the asker holds: then the local state
+        goes as its changes from it."""
         # Shallow: the local state is the process's own copy, JSON encodes it as is.
         message = {"v": VERSION, "op": "report",
-                   **{f.name: getattr(self, f.name) for f in fields(self)}}
+                   **{f.name: getattr(self, f.name) for f in fields(self) if f.name != "delta"}}
         message["channels"] = {peer: asdict(c) for peer, c in self.channels.items()}
+        if self.delta is not None:   # never stored or passed on without its state
+            raise ValueError(f"{self.process}'s report of {self.snapshot_id} is not rebuilt")
+        if base is not None and self.taken:
+            del message["local_state"]
+            message["delta"] = {"base": base[0], "changes": deltas.diff(base[1], self.local_state)}
         return message
+
+    def rebuilt(self, held: tuple[int, Any] | None) -> "Report":
+        """This report with its whole local state, from held (M, the state at
+        M) when it came as changes; ProtocolError if from another base."""
+        if self.delta is None:
+            return self
+        base = self.delta.get("base") if isinstance(self.delta, dict) else None
+        if held is None or base != held[0]:
+            raise ProtocolError(f"{self.process}: changes from the state at {base!r}, "
+                                f"but the state held is {held[0] if held else None}'s")
+        try:
+            state = deltas.apply(held[1], self.delta.get("changes", {}))
+        except (ValueError, TypeError, AttributeError) as e:
+            raise ProtocolError(f"{self.process}: changes that do not fit their base: {e}") \
+                from None
+        return replace(self, local_state=state, delta=None)
 
     @classmethod
     def from_message(cls, message: dict[str, Any]) -> "Report":
@@ -112,7 +147,8 @@ class Report:
         try:
             fields = {k: message[k] for k in ("process", "snapshot_id", "taken")}
             optional = {k: message[k] for k in ("trigger", "taken_at_us", "local_state",
-                                                "current_id", "finished_id") if k in message}
+                                                "current_id", "finished_id", "delta")
+                        if k in message}
             channels = {peer: ChannelState(**state)
                         for peer, state in message.get("channels", {}).items()}
         except (KeyError, TypeError) as e:

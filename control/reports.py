@@ -5,7 +5,10 @@ Each link owns a TCP connection and a thread that serves its requests, so a
 slow or dead process delays only its own answers.  The requests that queue
 while an exchange is outstanding go out together: one exchange per op, its
 IDs in the order asked (oob.MAX_IDS at most in all).  Every ID's answer, or
-the reason there is none, goes to the callback given at construction.
+the reason there is none, goes to the callback given at construction, with
+its whole local state: each request names as its "base" the newest state
+the link holds from this connection, the process sends what changed since
+(control/deltas.py), and the link rebuilds the state before anyone sees it.
 """
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ import socket
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable
+
+from beaver.p4src.ids import is_newer
 
 from . import oob
 from .config import ProcessConfig
@@ -43,6 +48,7 @@ class ProcessLink:
         self._on_answer = on_answer
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
         self._sock: socket.socket | None = None
+        self._held: tuple[int, Any] | None = None   # (ID, local state) reported on _sock
         self._closing = False   # the serving thread took close()'s None
         self._thread = threading.Thread(target=self._serve, name=f"oob-{process.name}",
                                         daemon=True)
@@ -111,6 +117,8 @@ class ProcessLink:
             if self._sock is None:
                 self._sock = socket.create_connection((self.process.host, self.process.port),
                                                       timeout=self.timeout)
+            if self._held is not None:
+                request["base"] = self._held[0]
             answer = oob.request(self._sock, request)
             if len(ids) == 1:
                 answers = [Report.from_message(answer)]
@@ -118,6 +126,8 @@ class ProcessLink:
                 answers = [ProcessFailed(f"{where}: process refused {op!r}: {entry.get('error')}")
                            if isinstance(entry, dict) and entry.get("op") == "error"
                            else Report.from_message(entry) for entry in _entries(answer, ids)]
+            answers = [a.rebuilt(self._held) if isinstance(a, Report) else a for a in answers]
+            self._hold(answers)
         except (OSError, oob.ProtocolError) as e:
             self._disconnect()   # the stream may be out of step; start afresh
             what = "timed out" if isinstance(e, socket.timeout) else str(e) or type(e).__name__
@@ -127,7 +137,16 @@ class ProcessLink:
                 if isinstance(answer, Report) and answer.snapshot_id != snapshot_id else answer
                 for snapshot_id, answer in zip(ids, answers)]
 
+    def _hold(self, answers: list):
+        """Keeps the newest state answered, the next request's base."""
+        for answer in answers:
+            if isinstance(answer, Report) and answer.taken and (
+                    self._held is None or is_newer(answer.snapshot_id, self._held[0])):
+                self._held = (answer.snapshot_id, answer.local_state)
+
     def _disconnect(self):
+        """Also forgets the state held: only this connection's process had it."""
+        self._held = None
         if self._sock is not None:
             self._sock.close()
             self._sock = None

@@ -110,7 +110,8 @@ def runtimes():
     def start(name: str, n: int, make_app=Recorder, **kwargs):
         kwargs.setdefault("vips", [vip(n)])
         kwargs.setdefault("slbs", [slb_ip(1)])
-        runtime = Runtime(name, dip(n), mgmt=(dip(n), 0), **kwargs)
+        kwargs.setdefault("mgmt", (dip(n), 0))
+        runtime = Runtime(name, dip(n), **kwargs)
         app = make_app(runtime)
         runtime.serve(app)
         started.append(runtime)

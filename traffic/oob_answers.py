@@ -1,6 +1,8 @@
 """What an in-group process answers the controller's out-of-band requests
 (control/oob.py), whichever transport its runtime speaks: status, and
-snapshot or report for one ID ("id") or many ("ids", answered in order)."""
+snapshot or report for one ID ("id") or many ("ids", answered in order),
+each local state as its changes from the "base" the controller holds, if
+this process still keeps that one."""
 from __future__ import annotations
 
 import functools
@@ -29,19 +31,36 @@ def answer(message: dict[str, Any], process: str, snapshots: Snapshots | None,
     if op not in ("snapshot", "report"):
         raise oob.ProtocolError(f"unknown op {op!r}")
     ids = requested_ids(message)
+    base_id = message.get("base")
+    if base_id is not None and not (type(base_id) is int and 0 <= base_id < ID_SPACE):
+        raise oob.ProtocolError(f"bad base {base_id!r}")
     if snapshots is None:
         raise oob.ProtocolError(f"{process} runs without snapshots (mode off)")
     with lock:
         if op == "snapshot":   # one local state serves them all, as a jump does
             took(snapshots.oob(functools.reduce(newest, ids)))
         reports = [_report(snapshots, snapshot_id) for snapshot_id in ids]
-    # Encoded outside the lock: requests go on meanwhile.
+        base = _base(snapshots, base_id)
+    # Diffed and encoded outside the lock (recorded states never change):
+    # requests go on meanwhile.
     if "ids" not in message:
         if isinstance(reports[0], str):
             raise oob.ProtocolError(reports[0])
-        return reports[0].to_message()
+        return reports[0].to_message(base)
     return {"v": oob.VERSION, "op": "reports",
-            "reports": [error(r) if isinstance(r, str) else r.to_message() for r in reports]}
+            "reports": [error(r) if isinstance(r, str) else r.to_message(base)
+                        for r in reports]}
+
+
+def _base(snapshots: Snapshots, base_id: int | None) -> tuple[int, Any] | None:
+    """(base_id, its local state) while this process keeps it, else None:
+    then the whole states go."""
+    if base_id is None:
+        return None
+    try:
+        return base_id, snapshots.local_state(base_id)
+    except LookupError:
+        return None
 
 
 def requested_ids(message: dict[str, Any]) -> list[int]:

@@ -301,6 +301,14 @@ class Snapshots:
                                    if (found := self._newest_complete(record)) is not None), 0)
         return self._finished
 
+    def local_state(self, snapshot_id: int) -> Any:
+        """The local state recorded for snapshot_id; LookupError if it is
+        not kept or not reached."""
+        record = self._record(snapshot_id)
+        if record is None:
+            raise LookupError(f"snapshot {snapshot_id} is not kept")
+        return record.local.state
+
     def report(self, snapshot_id: int) -> Report:
         """The report for snapshot_id as it stands; LookupError if no longer kept."""
         if is_newer(snapshot_id, self.current_id):
