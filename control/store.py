@@ -12,6 +12,11 @@ snapshots.  The numbers of a batch judged on their own records have rows of
 their own in `snapshots`, which take precedence; `get` answers for any
 number either way.
 
+A process's report is kept as what changed since its report in the snapshot
+saved before (control/deltas.py), and whole every CHAIN_MOST-th time and
+at the first of each store object: reading one rebuilds it from at most
+CHAIN_MOST rows, and every reader (the checker, a restore) gets whole states.
+
 Snapshot numbers are reserved in blocks before they are used (`reserve`),
 so after a crash and restart the next number continues after every number
 that may have reached a switch.
@@ -29,7 +34,9 @@ from .clock import Estimate
 from .oob import Report
 from .record import Ack, BatchRecord, Mode, Outcome, ScheduleAck, SnapshotRecord, Verdict
 
-SCHEMA_VERSION = 3   # 2: timed initiation and clock sources; 3: batches as ranges
+SCHEMA_VERSION = 4   # 2: timed initiation and clock sources; 3: batches as ranges;
+                     # 4: reports as changes from an earlier one (a 3 would misread them)
+CHAIN_MOST = 16      # reports of a process kept as changes in a row, at most
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
@@ -118,7 +125,8 @@ CREATE TABLE IF NOT EXISTS batch_acks (
 CREATE TABLE IF NOT EXISTS reports (
     snapshot INTEGER NOT NULL REFERENCES snapshots (id),
     process  TEXT NOT NULL,
-    report   TEXT NOT NULL,            -- the out-of-band report message, JSON
+    report   TEXT NOT NULL,            -- the out-of-band report message, JSON; its
+                                       -- "delta" base is a snapshot number here
     PRIMARY KEY (snapshot, process)
 );
 """
@@ -145,6 +153,8 @@ class SnapshotStore:
                 raise StoreError(f"{self.path}: store schema {version}, this controller "
                                  f"reads {SCHEMA_VERSION}")
             self._reserved = self._meta("reserved_through") or 0
+            # process -> (number, local state, changes in a row) of its last report saved
+            self._last: dict[str, tuple[int, object, int]] = {}
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.path}: not a snapshot store: {e}") from None
 
@@ -178,6 +188,7 @@ class SnapshotStore:
         """Commits finished snapshots, and batches with their own, in one
         transaction."""
         records = list(records) + [r for b in batches for r in b.singles.values()]
+        reports, last = self._report_rows(records)
         with self.db:
             self.db.execute("BEGIN")
             self.db.executemany(
@@ -194,10 +205,7 @@ class SnapshotStore:
                   a.body.last_old_time, a.body.count, a.body.slb_id, a.body.flags,
                   a.body.activate_at, *_clock(a.clock))
                  for r in records for a in r.acks.values()])
-            self.db.executemany(
-                "INSERT INTO reports VALUES (?,?,?)",
-                [(r.number, name, json.dumps(report.to_message()))
-                 for r in records for name, report in r.reports.items()])
+            self.db.executemany("INSERT INTO reports VALUES (?,?,?)", reports)
             self.db.executemany(
                 "INSERT INTO batches VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(b.first, b.first + b.count - 1, len(b.singles), b.mode.value, b.rule,
@@ -211,6 +219,43 @@ class SnapshotStore:
                   a.body.activate_at, a.schedule.count, a.schedule.spacing, a.schedule.track,
                   a.schedule.late_last, *_clock(a.clock))
                  for b in batches for a in b.acks.values()])
+        self._last = last   # only once committed: a base must be a row that is there
+
+    def _report_rows(self, records: list[SnapshotRecord]) -> tuple[list[tuple], dict]:
+        """The reports' rows, each as changes from its process's last report
+        saved before it when the chain allows; and the last ones then."""
+        last, rows = dict(self._last), []
+        for r in sorted(records, key=lambda r: r.number):
+            for name, report in r.reports.items():
+                before = last.get(name)
+                if not report.taken:
+                    rows.append((r.number, name, json.dumps(report.to_message())))
+                    continue
+                if before is not None and before[0] < r.number and before[2] < CHAIN_MOST:
+                    message, chain = report.to_message(before[:2]), before[2] + 1
+                else:
+                    message, chain = report.to_message(), 0
+                rows.append((r.number, name, json.dumps(message)))
+                last[name] = (r.number, report.local_state, chain)
+        return rows, last
+
+    def _report(self, number: int, process: str, text: str, read: dict) -> Report:
+        """A stored report with its whole local state, rebuilt from its base
+        row (read: those already rebuilt, by (number, process))."""
+        report = Report.from_message(json.loads(text))
+        if report.delta is not None:
+            base_number = report.delta.get("base")
+            base = read.get((base_number, process))
+            if base is None:
+                row = self.db.execute("SELECT report FROM reports WHERE snapshot = ? AND "
+                                      "process = ?", (base_number, process)).fetchone()
+                if row is None:
+                    raise StoreError(f"{self.path}: {process}'s report of snapshot {number} "
+                                     f"is changes from snapshot {base_number}'s, not stored")
+                base = self._report(base_number, process, row[0], read)
+            report = report.rebuilt((base_number, base.local_state))
+        read[number, process] = report
+        return report
 
     def get(self, number: int) -> SnapshotRecord | None:
         row = self.db.execute("SELECT * FROM snapshots WHERE id = ?", (number,)).fetchone()
@@ -221,9 +266,10 @@ class SnapshotStore:
         for a in self.db.execute("SELECT * FROM acks WHERE snapshot = ? ORDER BY slb",
                                  (number,)):
             record.acks[a[1]] = _ack(a)
+        read = {}
         for _, process, report in self.db.execute(
                 "SELECT * FROM reports WHERE snapshot = ? ORDER BY process", (number,)):
-            record.reports[process] = Report.from_message(json.loads(report))
+            record.reports[process] = self._report(number, process, report, read)
         return record
 
     def records(self, first: int, last: int) -> list[SnapshotRecord]:
@@ -236,10 +282,11 @@ class SnapshotStore:
         for a in self.db.execute("SELECT * FROM acks WHERE snapshot BETWEEN ? AND ? "
                                  "ORDER BY slb", (first, last)):
             found[a[0]].acks[a[1]] = _ack(a)
+        read = {}   # in number order, so a base in the range is rebuilt first
         for number, process, report in self.db.execute(
-                "SELECT * FROM reports WHERE snapshot BETWEEN ? AND ? ORDER BY process",
-                (first, last)):
-            found[number].reports[process] = Report.from_message(json.loads(report))
+                "SELECT * FROM reports WHERE snapshot BETWEEN ? AND ? ORDER BY snapshot, process",
+                (first, last)).fetchall():
+            found[number].reports[process] = self._report(number, process, report, read)
         for row in self.db.execute("SELECT * FROM batches WHERE last >= ? AND first <= ?",
                                    (first, last)).fetchall():
             batch = self._batch_of(row[0])

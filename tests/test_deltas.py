@@ -1,13 +1,15 @@
 """Reports as changes from a base (control/deltas.py, control/oob.py's
-"base"): the states rebuilt from them are the whole states, on random JSON
-values and against real runtimes on loopback through the controller's link;
-a restarted process is never diffed against its predecessor's state."""
+"base", control/store.py): the states rebuilt from them are the whole
+states, on random JSON values, against real runtimes on loopback through the
+controller's link, and from the store; a restarted process is never diffed
+against its predecessor's state, and a failed save is never a base."""
 from __future__ import annotations
 
 import json
 import queue
 import random
 import socket
+import sqlite3
 import subprocess
 import sys
 
@@ -16,10 +18,12 @@ import pytest
 from beaver.control import deltas, oob
 from beaver.control.config import ProcessConfig
 from beaver.control.reports import ProcessLink
+from beaver.control.store import CHAIN_MOST, SnapshotStore
 
 from .runtimes import (Recorder, answers_status, client_socket, dip, eventually, oob_request,
                        runtimes, send_request, vip)
 from .slb import slb_ip
+from .test_store import record
 
 __all__ = ["runtimes"]   # the fixture
 
@@ -181,3 +185,54 @@ def test_a_restarted_process_is_never_diffed_against_its_predecessor():
         client.close()
         if first.poll() is None:
             first.kill()
+
+
+def stored_report(process: str, number: int, state) -> oob.Report:
+    return oob.Report(process, number, True, "mark", number, state,
+                      {"p2" if process == "p1" else "p1": oob.ChannelState(number, number, [])},
+                      number, number - 1)
+
+
+def test_the_store_keeps_changes_and_gives_back_every_whole_state(tmp_path):
+    rng = random.Random(7)
+    states = {"p1": {"keys": {}}, "p2": {"keys": {}}}
+    saved = {}
+    store = SnapshotStore(tmp_path / "s.db")
+    numbers = list(range(1, 3 * CHAIN_MOST))
+    for first in range(0, len(numbers), 5):             # as the ledger commits: in groups
+        records = []
+        for number in numbers[first:first + 5]:
+            reports = {}
+            for process in ("p1", "p2"):
+                states[process] = mutate(rng, states[process])
+                reports[process] = stored_report(process, number, states[process])
+                saved[number, process] = json.dumps(states[process], sort_keys=True)
+            records.append(record(number, reports=reports))
+        store.save(list(reversed(records)))             # in any order
+        if first == 20:
+            store.close()                               # a new store object starts whole
+            store = SnapshotStore(tmp_path / "s.db")
+    with pytest.raises(sqlite3.IntegrityError):         # a failed save is no base
+        store.save([record(numbers[-1], reports={"p1": stored_report("p1", 99, {"x": 1})})])
+    store.save([record(99, reports={"p1": stored_report("p1", 99, {"x": 2})})])
+    saved[99, "p1"] = json.dumps({"x": 2})
+
+    rows = store.db.execute("SELECT snapshot, process, report FROM reports").fetchall()
+    changes = [json.loads(text)["delta"]["base"] for _, _, text in rows
+               if "delta" in json.loads(text)]
+    assert len(changes) > len(rows) * 3 // 4, "most reports are kept as changes"
+    for number, process, text in rows:
+        chain, message = 0, json.loads(text)
+        while "delta" in message:
+            chain += 1
+            message = json.loads(store.db.execute(
+                "SELECT report FROM reports WHERE snapshot = ? AND process = ?",
+                (message["delta"]["base"], process)).fetchone()[0])
+        assert chain <= CHAIN_MOST
+    every = {(r.number, p): json.dumps(rep.local_state, sort_keys=True)
+             for r in store.records(1, 99) for p, rep in r.reports.items()}
+    assert every == saved
+    for number in (1, 17, numbers[-1], 99):             # one at a time, as a restore reads
+        for process, report in store.get(number).reports.items():
+            assert json.dumps(report.local_state, sort_keys=True) == saved[number, process]
+    store.close()
