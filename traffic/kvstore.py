@@ -73,6 +73,10 @@ class KvReplica:
         self.drop_every = drop_every
         self.updates = 0
         self.dropped: list[Message] = []                   # the bug's, not yet superseded
+        # The last local state's registers and counters, shared with it and so
+        # never changed, and the keys written since: a capture copies only those.
+        self._captured: tuple[dict, dict] = ({}, {})
+        self._written: set[str] = set()
 
     def value(self, key: str) -> Any:
         if key in self.counters:
@@ -90,6 +94,7 @@ class KvReplica:
             self.clock += 1
             version = (self.clock, self.name)
             self.registers[key] = (message.get("value"), version)
+            self._written.add(key)
             self._replicate({"op": "put", "key": key, "value": message.get("value"),
                              "version": list(version)})
             return self.runtime.reply(client, {"ok": True})
@@ -99,6 +104,7 @@ class KvReplica:
                 return self.runtime.reply(client, {"ok": False, "error": "by must be >= 1"})
             counts = self.counters.setdefault(key, {})
             counts[self.name] = counts.get(self.name, 0) + by
+            self._written.add(key)
             self._replicate({"op": "counter", "key": key, "replica": self.name,
                              "count": counts[self.name]})
             return self.runtime.reply(client, {"ok": True, "value": self.value(key)})
@@ -114,6 +120,7 @@ class KvReplica:
             self.dropped.append(message)
             return
         merge(self.registers, self.counters, message)
+        self._written.add(message["key"])
         if message["op"] == "put":
             self.clock = max(self.clock, message["version"][0])
 
@@ -124,10 +131,17 @@ class KvReplica:
     def local_state(self) -> dict[str, Any]:
         self.dropped = [u for u in self.dropped
                         if not superseded(self.registers, self.counters, u)]
-        return {"service": "kv", "layout": self.layout(),
-                "registers": {k: [v, list(version)] for k, (v, version) in self.registers.items()},
-                "counters": {k: dict(counts) for k, counts in self.counters.items()},
-                "clock": self.clock, "updates": self.updates,
+        registers, counters = (dict(part) for part in self._captured)
+        for key in self._written:
+            if key in self.registers:
+                value, version = self.registers[key]
+                registers[key] = [value, list(version)]
+            if key in self.counters:
+                counters[key] = dict(self.counters[key])
+        self._written = set()
+        self._captured = (registers, counters)
+        return {"service": "kv", "layout": self.layout(), "registers": registers,
+                "counters": counters, "clock": self.clock, "updates": self.updates,
                 "faults": {"dropped": [dict(u) for u in self.dropped]}}
 
     def restore(self, state: dict[str, Any]):
@@ -137,6 +151,7 @@ class KvReplica:
         self.counters = {k: dict(counts) for k, counts in state["counters"].items()}
         self.clock, self.updates = state["clock"], state["updates"]
         self.dropped = [dict(u) for u in state["faults"]["dropped"]]
+        self._captured, self._written = ({}, {}), set(self.registers) | set(self.counters)
 
 
 def main():
