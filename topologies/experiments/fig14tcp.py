@@ -151,7 +151,8 @@ def run(args, results: Results) -> list[dict]:
             ns = {kind: statistics.median(r["decap_ns_per_packet"] for r in mine
                                           if r["kind"] == kind)
                   for kind in (row["phase"], paired.BASELINE)}
-            summary.append({"workload": workload, **row,
+            row = {("latency" if k == latency else k): v for k, v in row.items()}
+            summary.append({"workload": workload, **row, "latency is": latency,
                             "decap ns/packet": f"{ns[row['phase']]:.0f} vs "
                                                f"{ns[paired.BASELINE]:.0f}"})
     plot(results, rows, workloads)

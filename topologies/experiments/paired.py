@@ -63,9 +63,11 @@ def ratio(rows: Sequence[Mapping], metric: str, kind: str) -> Spread:
 
 
 def verdict(throughput: Spread, p99: Spread | None, goal: Goal,
-            rises: Mapping[str, float]) -> str:
-    """"met", or by how much the goal is missed and which party's cost per
-    request rose most over the baseline (the one that accounts for it)."""
+            rises: Mapping[str, float], baseline_cpu: float) -> str:
+    """"met", or by how much the goal is missed, which party's cost per
+    request rose most over the baseline (the one that accounts for it), and
+    the ratio all the rises give where the cores are what limits throughput
+    (baseline_cpu: every party's per request in the baseline)."""
     misses = []
     if throughput.median < goal.throughput:
         misses.append(f"throughput {goal.throughput - throughput.median:.3f} under "
@@ -77,15 +79,18 @@ def verdict(throughput: Spread, p99: Spread | None, goal: Goal,
     if not misses:
         return "met" + note
     party = max(rises, key=rises.get)
-    return (f"missed: {', '.join(misses)}{note}; largest rise per request: "
-            f"{party} {rises[party]:+.1f} us")
+    rise = sum(rises.values())
+    return (f"missed: {', '.join(misses)}{note}; largest CPU rise: "
+            f"{party} {rises[party]:+.1f} us; all {rise:+.1f} us, on busy cores a ratio of "
+            f"{baseline_cpu / (baseline_cpu + rise):.3f}")
 
 
 def judge(rows: Sequence[Mapping], throughput: str, p99: str | None,
           goals: Mapping[str, Goal], per: str) -> list[dict]:
     """One summary row per phase with a goal: its ratios over the baseline
-    (median and range of the rounds), the verdict, and each party's CPU per
-    `per` in that phase and in the baseline (medians) and the median rise."""
+    (median and range of the rounds) of `throughput` and of the latency
+    `p99`, each party's CPU per `per` in that phase and in the baseline
+    (medians), and the verdict, from the parties' median rises."""
     parties = sorted({k[len(COST):] for r in rows for k in r if k.startswith(COST)})
     summary = []
     for kind, goal in goals.items():
@@ -93,18 +98,20 @@ def judge(rows: Sequence[Mapping], throughput: str, p99: str | None,
             continue
         tp = ratio(rows, throughput, kind)
         lat = ratio(rows, p99, kind) if p99 is not None else None
-        row = {"phase": kind, "rounds": tp.rounds, f"{throughput} ratio": str(tp)}
+        row = {"phase": kind, "rounds": tp.rounds, "throughput": str(tp)}
         if lat is not None:
-            row[f"{p99} ratio"] = str(lat)
-        rises = {}
+            row[p99] = str(lat)
+        row["CPU us per"] = per
+        rises, baseline_cpu = {}, 0.0
         for party in parties:
             pairs = paired(rows, COST + party, kind)
             mine, base = (statistics.median(side) for side in zip(*pairs))
             rises[party] = statistics.median(a - b for a, b in pairs)
-            row[f"{party} us/{per}"] = f"{mine:.1f} vs {base:.1f}"
+            row[party] = f"{mine:.1f} vs {base:.1f}"
+            baseline_cpu += base
         row["goal"] = f">= {goal.throughput}" + (f", p99 <= {goal.p99}x"
                                                  if goal.p99 is not None and lat else "")
-        row["verdict"] = verdict(tp, lat, goal, rises)
+        row["verdict"] = verdict(tp, lat, goal, rises, baseline_cpu)
         summary.append(row)
     return summary
 
