@@ -52,6 +52,12 @@ ROLES = ("client-kv", "client-bank", "relay", "human", "bot", "thirdparty", "wor
 THIRDPARTY_PORT = 8000
 FORWARDER_PORT = 8001
 SERVER_PORTS = {"thirdparty": THIRDPARTY_PORT, "forwarder": FORWARDER_PORT}
+# The closed-loop clients send from a port of their own, the same in every
+# run: the SLB hashes the 5-tuple to pick a backend, and ephemeral ports put
+# both YCSB-like clients on one replica in 2 of 5 phases, halving what the
+# phase could serve, at random (Fig. 14's pairs must see one topology).
+CLIENT_PORT = 20000   # + the client's place among the out-group
+CLIENT_ROLES = ("client-kv", "client-bank", "ycsb")
 
 
 class ProcessError(RuntimeError):
@@ -184,7 +190,9 @@ class Processes:
                     "--time", str(w.iperf_seconds), "--omit", "1", "--json"]
         else:
             raise ProcessError(f"unknown out-group role {role!r}: one of {', '.join(ROLES)}")
-        bind = f"{addr.ip}:{SERVER_PORTS[role]}" if role in SERVER_PORTS else addr.ip
+        bind = (f"{addr.ip}:{SERVER_PORTS[role]}" if role in SERVER_PORTS else
+                f"{addr.ip}:{CLIENT_PORT + list(self.plan.outgroup).index(name)}"
+                if role in CLIENT_ROLES else addr.ip)
         return cmd + ["--name", name, "--bind", bind]
 
     # -- life cycle -------------------------------------------------------------

@@ -20,12 +20,14 @@ from .messages import Message, MessageError, decode, encode, message_id
 
 
 class TcpEndpoint:
-    def __init__(self, name: str, target: Address, bind_ip: str = "0.0.0.0", log=None,
+    def __init__(self, name: str, target: Address, bind: str | Address = "0.0.0.0", log=None,
                  numbers: Iterator[int] | None = None):
-        """numbers: shared by the endpoints of one process, so its ids stay unique."""
+        """bind: an ip, or (ip, port) for the first connection (a later one
+        takes any port: the first one's may still be in TIME_WAIT).
+        numbers: shared by the endpoints of one process, so its ids stay unique."""
         self.name = name
         self.target = target
-        self._bind = (bind_ip, 0)
+        self._bind = bind if isinstance(bind, tuple) else (bind, 0)
         self._log = log or NoLog()
         self._numbers = numbers or itertools.count(1)
         self._sock: socket.socket | None = None
@@ -35,6 +37,7 @@ class TcpEndpoint:
 
     def _connect(self, timeout: float) -> socket.socket:
         sock = socket.create_connection(self.target, timeout, self._bind)
+        self._bind = (self._bind[0], 0)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock, self._frames, self._pending = sock, FrameReader(), []
         self.connections += 1

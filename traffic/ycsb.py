@@ -80,7 +80,8 @@ def main():
     stop = stop_on_signals()
     rng = random.Random(args.seed)
     with event_log(args, in_group=False) as log:
-        endpoint = TcpEndpoint(args.name, args.target, args.bind, log)
+        bind = address(args.bind) if ":" in args.bind else args.bind
+        endpoint = TcpEndpoint(args.name, args.target, bind, log)
         try:
             stats = closed_loop(endpoint, workload(rng, args.keys, args.zipf, args.read_ratio),
                                 stop, args.seconds, args.timeout)
