@@ -4,7 +4,7 @@ On two shared cores one phase alone swings by 15 % from minute to minute, so
 a ratio of two medians taken minutes apart says little.  Here the phases run
 in paired short rounds, their order reversed every other round, and each
 round's phase is divided by its own round's baseline: the figure is the
-median of those ratios, with their range.  Beside it, what each party cost
+median of those ratios, with their quartiles and range.  Beside it, what each party cost
 per request (CPU microseconds: the SLBs, the in-group processes, the
 controller, the kernel decapsulation), which a user on another machine can
 compare and which says where a ratio under 1 comes from.
@@ -24,13 +24,18 @@ COST = "cost_"          # a row's f"cost_{party}": CPU us per request of that pa
 
 @dataclass(frozen=True)
 class Spread:
+    """The rounds' median, quartiles (the middle half: a round disturbed by
+    someone else's work moves these little) and range."""
     median: float
+    q1: float
+    q3: float
     low: float
     high: float
     rounds: int
 
     def __str__(self) -> str:
-        return f"{self.median:.3f} ({self.low:.3f}-{self.high:.3f})"
+        return (f"{self.median:.3f} (IQR {self.q1:.3f}-{self.q3:.3f}, "
+                f"all {self.low:.3f}-{self.high:.3f})")
 
 
 @dataclass(frozen=True)
@@ -48,7 +53,9 @@ def rounds(phases: Sequence[str], count: int) -> list[tuple[int, str]]:
 
 
 def spread(values: Sequence[float]) -> Spread:
-    return Spread(statistics.median(values), min(values), max(values), len(values))
+    q1, _, q3 = (statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1
+                 else [values[0]] * 3)
+    return Spread(statistics.median(values), q1, q3, min(values), max(values), len(values))
 
 
 def paired(rows: Sequence[Mapping], metric: str, kind: str) -> list[tuple[float, float]]:
@@ -74,8 +81,8 @@ def verdict(throughput: Spread, p99: Spread | None, goal: Goal,
                       f"{goal.throughput}")
     if goal.p99 is not None and p99 is not None and p99.median > goal.p99:
         misses.append(f"p99 {p99.median - goal.p99:.2f}x over {goal.p99}x")
-    undecided = throughput.low < goal.throughput <= throughput.high
-    note = "; its range spans the goal" if undecided else ""
+    undecided = throughput.q1 < goal.throughput <= throughput.q3
+    note = "; its middle half spans the goal" if undecided else ""
     if not misses:
         return "met" + note
     party = max(rises, key=rises.get)
@@ -119,19 +126,19 @@ def judge(rows: Sequence[Mapping], throughput: str, p99: str | None,
 def draw(ratios_ax, costs_ax, rows: Sequence[Mapping], metrics: Sequence[str],
          goals: Mapping[str, Goal], per: str, title: str):
     """Left: each phase's ratios over the baseline, medians with the rounds'
-    range; right: each phase's CPU per `per`, by party (medians)."""
+    quartiles; right: each phase's CPU per `per`, by party (medians)."""
     width = 0.8 / len(goals)
     for i, kind in enumerate(goals):
         spreads = [ratio(rows, metric, kind) for metric in metrics]
         xs = [m + (i - (len(goals) - 1) / 2) * width for m in range(len(metrics))]
         ratios_ax.bar(xs, [s.median for s in spreads], width, label=f"{kind} / {BASELINE}",
-                      yerr=[[s.median - s.low for s in spreads],
-                            [s.high - s.median for s in spreads]], capsize=3)
+                      yerr=[[s.median - s.q1 for s in spreads],
+                            [s.q3 - s.median for s in spreads]], capsize=3)
         for x, s in zip(xs, spreads):
-            ratios_ax.text(x, s.high + 0.02, f"{s.median:.2f}", ha="center", fontsize=7)
+            ratios_ax.text(x, s.q3 + 0.02, f"{s.median:.2f}", ha="center", fontsize=7)
     ratios_ax.set_xticks(range(len(metrics)), metrics, fontsize=8)
     ratios_ax.axhline(1.0, color="black", linewidth=0.8)
-    ratios_ax.set_ylabel(f"/ {BASELINE}, paired rounds (median, range)")
+    ratios_ax.set_ylabel(f"/ {BASELINE}, paired rounds (median, quartiles)")
     ratios_ax.set_title(title, fontsize=9)
     ratios_ax.legend(fontsize=7)
 
