@@ -15,11 +15,11 @@ Each round runs three phases, each a fresh network with the same clients
 
 Throughput is the clients' replies per second (summed), latency their p99
 (averaged over clients); each round's phase is divided by that round's
-without, and the summary gives the median ratio with its range, against
-the goals, and beside it each party's CPU per request (the SLBs, the
-in-group processes, the controller), measured over the clients' lifetime.
-The controller shares this machine's cores with the switches and every
-process, so the last phase also measures that contention.
+without, and the summary gives the median ratio with its quartiles and
+range, against the goals, and beside it each party's CPU per request (the
+SLBs, the in-group processes, the controller), measured over the clients'
+lifetime. The controller shares this machine's cores with the switches and
+every process, so the last phase also measures that contention.
 """
 from __future__ import annotations
 

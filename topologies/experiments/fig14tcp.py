@@ -22,12 +22,13 @@ Each in three phases, each a fresh network, in paired rounds as fig14.py:
               packet than without).
 
 Each round's phase is divided by that round's without; the summary gives
-the median ratio with its range, against the goals, and beside it each
-party's CPU per request (YCSB-like) or per packet the SLB forwarded (iperf3:
-the MARKs the hosts decapsulated): the SLBs, the in-group processes, the
-controller, and the kernel decapsulation (its run time as the kernel counts
-it, BPF_ENABLE_STATS while the phase runs; also per packet it ran on).
-The controller, the switches and every process share this machine's cores.
+the median ratio with its quartiles and range, against the goals, and
+beside it each party's CPU per request (YCSB-like) or per packet the SLB
+forwarded (iperf3: the MARKs the hosts decapsulated): the SLBs, the
+in-group processes, the controller, and the kernel decapsulation (its run time
+as the kernel counts it, BPF_ENABLE_STATS while the phase runs; also per
+packet it ran on). The controller, the switches and every process share
+this machine's cores.
 """
 from __future__ import annotations
 
@@ -37,7 +38,6 @@ import time
 from beaver.control import rules
 from beaver.control.engine import TIMED, RunSettings
 from beaver.control.record import Mode
-
 from beaver.traffic import flowmap
 
 from ..cpu import CpuMeter
