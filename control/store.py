@@ -147,7 +147,7 @@ class SnapshotStore:
             self.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             self.db.executescript(SCHEMA)
             version = self._meta("schema_version")
-            if version is None:
+            if version is None or version == 3:   # 3's tables are 4's, its reports whole
                 self._set_meta("schema_version", SCHEMA_VERSION)
             elif version != SCHEMA_VERSION:
                 raise StoreError(f"{self.path}: store schema {version}, this controller "

@@ -236,3 +236,17 @@ def test_the_store_keeps_changes_and_gives_back_every_whole_state(tmp_path):
         for process, report in store.get(number).reports.items():
             assert json.dumps(report.local_state, sort_keys=True) == saved[number, process]
     store.close()
+
+
+def test_a_store_of_schema_3_is_read_and_becomes_4_so_no_older_reader_misreads_it(tmp_path):
+    store = SnapshotStore(tmp_path / "s.db")
+    store.save([record(1, reports={"p1": stored_report("p1", 1, {"x": 1})})])
+    store.db.execute("UPDATE meta SET value = 3 WHERE key = 'schema_version'")
+    store.close()
+    store = SnapshotStore(tmp_path / "s.db")
+    assert store.get(1).reports["p1"].local_state == {"x": 1}
+    store.save([record(2, reports={"p1": stored_report("p1", 2, {"x": 2})})])
+    assert store.get(2).reports["p1"].local_state == {"x": 2}
+    assert store.db.execute("SELECT value FROM meta WHERE key = 'schema_version'"
+                            ).fetchone() == (4,)
+    store.close()
