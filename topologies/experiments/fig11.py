@@ -32,7 +32,8 @@ from .outcomes import UNCHECKED, proven_consistent, snapshot_rows
 from .results import Results
 
 DESCRIPTION = "Fig. 11: effective snapshot rate vs frequency and |G| (fine and coarse rules)"
-BATCH_MS = 100   # auto batches: one schedule per SLB this often
+BATCH_MS = 100   # auto batches: one schedule per SLB this often,
+BATCH_MOST = 255  # and at most this many IDs, so that four fit the window (fig10)
 
 
 def add_arguments(p):
@@ -51,7 +52,8 @@ def add_arguments(p):
                    help=f"initiation modes (default {IMMEDIATE},{TIMED})")
     p.add_argument("--batch", default="auto",
                    help="IDs per schedule under timed initiation; auto (the default): a "
-                        f"schedule every {BATCH_MS} ms, rate / {1000 // BATCH_MS}; 1: one INIT "
+                        f"schedule every {BATCH_MS} ms, rate / {1000 // BATCH_MS}, at most "
+                        f"{BATCH_MOST}; 1: one INIT "
                         "and one READ per snapshot")
     p.add_argument("--outgroup-delay-ms", type=float, default=0.0,
                    help="delay on what out-group hosts send (default 0)")
@@ -127,7 +129,9 @@ def batch(args, initiation: str, rate: float) -> int:
     """Batched control needs timed initiation; immediate runs stay unbatched."""
     if initiation != TIMED:
         return 1
-    return max(1, round(rate * BATCH_MS / 1000)) if args.batch == "auto" else int(args.batch)
+    if args.batch != "auto":
+        return int(args.batch)
+    return max(1, min(BATCH_MOST, round(rate * BATCH_MS / 1000)))
 
 
 def inflight(args, initiation: str) -> int:
