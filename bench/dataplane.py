@@ -138,7 +138,7 @@ def main() -> int:
     # spread less than the medians' ratio suggests.
     for name, pairs in (("rate on/off", [a / b for a, b in zip(rates[True], rates[False])]),
                         ("CPU off/on", [b / a for a, b in zip(costs[True], costs[False])])):
-        q1, median, q3 = statistics.quantiles(pairs, n=4) if len(pairs) > 1 else [pairs[0]] * 3
+        q1, _, q3 = statistics.quantiles(pairs, n=4) if len(pairs) > 1 else [pairs[0]] * 3
         print(f"paired {name:11s}: median {statistics.median(pairs):.3f}, quartiles "
               f"{q1:.3f}-{q3:.3f}, range {min(pairs):.3f}-{max(pairs):.3f} "
               f"({len(pairs)} rounds)")

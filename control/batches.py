@@ -12,8 +12,11 @@ under one schedule per SLB (timed OGM with batch > 1).
 A batch is a transport and a shared verdict, never a shortcut: every
 snapshot gets a verdict that the fine rule would give it on bounds of its
 own records, and the store keeps the batch as a range.  Each phase has one
-deadline and is resent up to `retries` times; resending is harmless (the
-SLB keeps a schedule it already holds, and answers READs as before).
+deadline and is resent up to `retries` times; resending is harmless (an
+INIT_BATCH goes again with the same times, so the SLB keeps the schedule and
+tracking it holds, and answers READs as before).  An SLB that goes down
+fails every batch not yet judged: the recovery moves it at once to the
+newest ID started, ahead of its schedules' times.
 """
 from __future__ import annotations
 
@@ -86,12 +89,23 @@ class Batches:
     def send(self, flight: BatchFlight, gw: Gateway):
         record = flight.record
         if flight.phase is Op.INIT_BATCH:
-            estimate = gw.clock.current   # none only before align_clocks: BAD_BATCH then
-            at = estimate.to_switch(record.activate_us) if estimate is not None else 0
             self._send(flight, gw, Op.INIT_BATCH, record.first,
-                       Batch.schedule(record.count, record.spacing_us), at)
+                       Batch.schedule(record.count, record.spacing_us), self._first_at(flight, gw))
         else:
             self._send(flight, gw, Op.READ_BATCH, record.first, Batch(record.count))
+
+    @staticmethod
+    def _first_at(flight: BatchFlight, gw: Gateway) -> int:
+        """The schedule's first time on gw's clock, the same in every resend:
+        a changed one would replace a schedule the SLB already followed in
+        part, and its records would then be judged by the new times.  0
+        (BAD_BATCH) only before align_clocks."""
+        if gw.name not in flight.at:
+            estimate = gw.clock.current
+            if estimate is None:
+                return 0
+            flight.at[gw.name] = estimate.to_switch(flight.record.activate_us)
+        return flight.at[gw.name]
 
     def _send(self, flight: BatchFlight, gw: Gateway, op: Op, first: int, batch: Batch,
               activate_at: int = 0):
@@ -303,10 +317,16 @@ class Batches:
             self.engine.finish_batch(flight)
 
     def switch_down(self, gw: Gateway):
-        """gw went away: what it still owes fails."""
+        """gw went away: every batch its schedules have not cleared yet fails,
+        and what it still owes.  Not only those waiting on it: once an SLB
+        confirmed its schedule it waits for nothing until READ_BATCH, and its
+        recovery (an immediate INIT of the newest ID started) moves it ahead
+        of those schedules' times, which their tracking cannot see (and a
+        restarted switch has lost it)."""
         for flight in list(self.engine.batches.values()):
-            if not flight.done and (gw.name in flight.waiting or self._owed(flight, gw.name)):
-                self.fail(flight, gw.name, f"{gw.name} went down before acknowledging")
+            if not flight.done and (flight.record.verdict is None or
+                                    self._owed(flight, gw.name)):
+                self.fail(flight, gw.name, f"{gw.name} went down before the batch was judged")
 
 
 def _runs(numbers: list[int], longest: int) -> list[tuple[int, int]]:

@@ -17,7 +17,7 @@ from typing import Callable
 from beaver.p4src import ids
 from beaver.p4src.wire import Op, Status
 
-from . import clock
+from . import clock, timing
 from .config import ServiceConfig, SlbConfig
 from .probe import ClockProbe
 from .program import slb_updates
@@ -97,6 +97,7 @@ class Controller:
         self.settings = config.controller
         election = election_id if election_id is not None else self.settings.election_id
         self.gateways = [Gateway(slb, election) for slb in config.slbs]
+        self.round_trips = timing.round_trips()   # lately, across runs: the leads
         # Called as on_down(gateway, incarnation) from a receive thread when a
         # stream closes unexpectedly; the snapshot engine sets it during a run.
         self.on_down: Callable[[Gateway, int], None] | None = None

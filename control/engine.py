@@ -90,7 +90,7 @@ class Engine:
         self.processes = list(processes)
         self.summary = RunSummary()
         self.loop = Loop(settings.delays_us)
-        self.timing = Timing(settings)
+        self.timing = Timing(settings, controller.round_trips)
         self.ledger = Ledger(store, self.summary, on_finished)
         self.singles = Singles(self)
         self.batched = Batches(self)

@@ -39,6 +39,7 @@ class BatchFlight:
         self.round = 0
         self.pending: list[Pending] = []
         self.late: set[str] = set()
+        self.at: dict[str, int] = {}            # per SLB, the first time its INIT_BATCH gave
         self.apart: dict[int, Flight] = {}      # numbers finishing on their own, unfinished
         self.passed: dict[tuple[str, int], Record] = {}   # READ_RECORDS: (SLB, number) -> the
                                                           # record of an ID it passed

@@ -6,8 +6,10 @@ error of the others however late the INIT travels; an INIT that arrives
 after its moment costs the snapshot.  Snapshots are pipelined, so a longer
 lead costs latency, not rate: the lead covers the slowest round trip
 measured lately, twice over (an INIT that came late shows there as soon as
-its answer does).  At a rate it stops short of holding more snapshots in
-flight than the window allows.
+its answer does).  "Lately" spans runs: the round trips are the
+controller's, so a run's first snapshots have the tail its last run saw, not
+only the unloaded clock measurements.  At a rate it stops short of holding
+more snapshots in flight than the window allows.
 """
 from __future__ import annotations
 
@@ -22,10 +24,15 @@ RECENT_RTTS = 1024         # round trips the lead looks back on
 WINDOW_SHARE = 0.8         # at a rate, the lead holds at most this share of the window
 
 
+def round_trips() -> collections.deque[int]:
+    """Where a controller keeps the round trips its runs observe."""
+    return collections.deque(maxlen=RECENT_RTTS)
+
+
 class Timing:
-    def __init__(self, settings: RunSettings):
+    def __init__(self, settings: RunSettings, rtts: collections.deque[int]):
         self.settings = settings
-        self._rtts: collections.deque[int] = collections.deque(maxlen=RECENT_RTTS)
+        self._rtts = rtts
         self._last_activation = 0   # the latest activation time handed out
         self.leads: list[int] = []  # the least and the most lead used
 

@@ -18,14 +18,16 @@
  *
  * Each schedule keeps its lateness: the latest packet forwarded with an ID
  * older than one of the schedule's whose time had come (late_last, 0 when
- * none).  That happens only when a schedule came too late (its INIT arrived
+ * none), whatever move passed that ID (a due step, a learned ID, a READ).
+ * That happens only when a schedule came too late (its INIT arrived
  * after its first time) or was not armed in time.  So for each of its IDs
  * n, on this switch's clock, every old-ID packet left before
  * max(T_n, late_last + 1) and the switch moved at T_n or later; the
  * controller judges a whole schedule by that one number (rules.py).  The
  * number is trusted only while the schedule was armed from before its first
- * ID was reached until its last (TRACK_FINAL); otherwise (TRACK_LOST) the
- * controller reads the per-ID records instead.
+ * ID was reached until its last (TRACK_FINAL), and no immediate INIT moved
+ * the SLB past one of its IDs before that ID's time; otherwise (TRACK_LOST)
+ * the controller reads the per-ID records instead.
  *
  * The registers are shared by:
  *   mark     an action for every VIP packet (Encapsulate calls it);
@@ -180,8 +182,7 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
     // The armed schedule has an ID due (now >= its next time): target is
     // the newest of its IDs at or before now, without division: q = d *
     // recip >> 32 is floor(d / spacing) or one less, and one comparison
-    // tells.  If an old-ID packet left at or after the time of the first of
-    // its IDs this move passes, the schedule keeps the latest such packet.
+    // tells.
     action step() {
         fetch(due[79:48]);
         bit<48> spacing = (bit<48>)sc_span[63:32];
@@ -194,13 +195,29 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
         // (a slot rewritten since it was armed may hold another schedule)
         bool ours = sc_first == due[79:48] && now >= sc_at;
         moves = ours && ahead != 0 && ahead[31:31] == 0;
+    }
+
+    // Before any move to `to` with the schedule armed (and fetched): if
+    // the move passes its IDs, and an old-ID packet left at or after the
+    // time of the first of them it passes, the schedule keeps the latest
+    // such packet (its lateness).  Every move, not only the due steps: a
+    // learned ID may pass IDs whose time had come and no step reached.  A
+    // move by the controller ahead of that time (an immediate INIT) is
+    // early: the schedule no longer says when its IDs were reached (LOST).
+    // A learned one may be early: another SLB was there first.
+    action keep_lateness(bit<32> to, bool by_controller) {
+        bit<32> reach = to - sc_first;
+        bool ours = sc_first == due[79:48] && sc_at != 0 && reach[31:31] == 0;
         bit<32> passed = cur + 1 - sc_first;   // the first ID passed, within the schedule
-        bit<48> passed_at = passed[31:31] == 0 ? sc_at + (bit<48>)passed * spacing : sc_at;
+        bit<48> passed_at = passed[31:31] == 0 ?
+                            sc_at + (bit<48>)passed * (bit<48>)sc_span[63:32] : sc_at;
         bit<48> inherited;
         epoch_slot_last_old_time.read(inherited, (bit<32>)cur[RING_BITS-1:0]);
         bit<48> latest_old = s[47:0] > inherited ? s[47:0] : inherited;
-        bool late = moves && latest_old >= passed_at && latest_old > sc_track[47:0];
-        sched_track.write(sc_slot, late ? sc_track[55:48] ++ latest_old : sc_track);
+        bool late = ours && latest_old >= passed_at && latest_old > sc_track[47:0];
+        bool early = ours && by_controller && now < passed_at;
+        sched_track.write(sc_slot, (early ? TRACK_LOST : sc_track[55:48]) ++
+                                   (late ? latest_old : sc_track[47:0]));
     }
 
     // After any move, with a schedule armed: its next time, from the ID
@@ -352,12 +369,20 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
             if (sc_first == next_first) { arm(); }                  \
         }                                                           \
     }
+// A move that is not a due step (a learned ID, an immediate INIT).
+#define MOVE(to, by_controller)                                     \
+    if (due[80:80] == 1) {                                          \
+        fetch(due[79:48]);                                          \
+        keep_lateness(to, by_controller);                           \
+    }                                                               \
+    open(to);                                                       \
+    AFTER_MOVE
 // One schedule's due IDs (DUE_STEPS = 4 schedules at most on one packet,
 // unrolled: P4 has no loops).  A batch is one schedule, however many IDs.
 #define DUE_STEP                                                    \
     if (due[80:80] == 1 && now >= due[47:0]) {                      \
         step();                                                     \
-        if (moves) { open(target); }                                \
+        if (moves) { keep_lateness(target, false); open(target); }  \
         rearm();                                                    \
         if (finished) {                                             \
             fetch(next_first);                                      \
@@ -428,8 +453,7 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
             bit<32> ahead = learned - cur;
             if (ahead != 0 && ahead[31:31] == 0) {
                 if (ahead <= LEARN_WINDOW) {
-                    open(learned);
-                    AFTER_MOVE
+                    MOVE(learned, false)
                 } else {
                     learn_refused.count(REFUSED_AHEAD);
                 }
@@ -452,8 +476,7 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
                     meta.ctl_status = known ? ST_ALREADY : ST_STALE;
                 } else if (at == 0) {
                     if (newer) {   // (a schedule may have passed it meanwhile)
-                        open(id);
-                        AFTER_MOVE
+                        MOVE(id, true)
                     }
                 } else if (newer) {
                     meta.ctl_status = ST_SCHEDULED;

@@ -111,16 +111,40 @@ def run_engine(controller, store, processes=(), **settings):
 def before_each_request(gw: Gateway, action: Callable[[Op, int], None]):
     """Calls action(op, snapshot_id) just before each request leaves for gw,
     so that a test acts on the real switch at that moment of the run."""
+    with sending_through(gw, lambda op, snapshot_id=0, *_, **__: action(op, snapshot_id)):
+        yield
+
+
+@contextmanager
+def schedule_times(gw: Gateway):
+    """The first time of every INIT_BATCH that leaves for gw, resends included."""
+    times = []
+
+    def note(op, snapshot_id=0, flags=0, callback=None, activate_at=0, batch=b""):
+        if op is Op.INIT_BATCH:
+            times.append(activate_at)
+    with sending_through(gw, note):
+        yield times
+
+
+@contextmanager
+def sending_through(gw: Gateway, action: Callable[..., None]):
+    """Calls action with each request's arguments (as SlbControl.send takes
+    them) just before it leaves for gw; nests."""
+    before = gw.control.__dict__.get("send")
     send = gw.control.send
 
-    def sending(op, snapshot_id=0, *args, **kwargs):
-        action(op, snapshot_id)
-        return send(op, snapshot_id, *args, **kwargs)
+    def sending(*args, **kwargs):
+        action(*args, **kwargs)
+        return send(*args, **kwargs)
     gw.control.send = sending
     try:
         yield
     finally:
-        del gw.control.send   # the class's method again
+        if before is None:
+            del gw.control.send   # the class's method again
+        else:
+            gw.control.send = before
 
 
 def freeze(bmv2):

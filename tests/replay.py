@@ -26,6 +26,7 @@ from beaver.control.clock import Estimate
 from beaver.control.engine import Engine, RunSettings
 from beaver.control.record import Mode
 from beaver.control.slb import Answer
+from beaver.control.timing import round_trips
 from beaver.control.store import SnapshotStore
 from beaver.p4src import ids
 from beaver.p4src.wire import Batch, ControlBody, Op, Record, Status
@@ -233,6 +234,7 @@ class _ReplayController:
         self.gateways = [_Gateway(self, name, requests)
                          for name, requests in sorted(recording["requests"].items())]
         self.on_down = None
+        self.round_trips = round_trips()   # none yet: as the live run's new controller
         self._timers: list[threading.Timer] = []
         self._lock = threading.Lock()
         self._newest = recording["newest_before"]   # the newest ID the engine started

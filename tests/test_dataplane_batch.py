@@ -247,3 +247,47 @@ def test_a_schedule_passed_by_learning_before_it_was_armed_is_lost(slb):
     slb.mark_of_next_vip()
     answer = described(slb, 4)
     assert answer.status == Status.OK and answer.batch.track != Track.FINAL
+
+
+def test_a_learned_move_past_a_due_schedule_keeps_its_lateness(slb):
+    """Eight single schedules and a batch all fall due at once: a VIP packet
+    steps through four (DUE_STEPS) and leaves with an old ID, late for the
+    rest; a STAMP then steps through four more and learns the batch's last
+    ID.  The batch keeps that packet as its lateness, though no due step of
+    its own passed it."""
+    slb.init(1)
+    at = slb.now() + LEAD
+    for n in range(2, 10):
+        slb.init(n, at=at)
+    schedule(slb, 10, 4, at)
+    wait_past(slb, at + 3 * SPACING)
+    assert slb.mark_of_next_vip() == 5, "four schedules on one packet"
+    # (no request in between: it too would step through four)
+    slb.ports.send(2, stamp("10.0.2.1", "10.0.2.2", 13))   # learned: 13, the batch's last
+    slb.ports.expect(3, lambda f: Beaver in f)
+    answer = described(slb, 10)
+    assert answer.body.id_after == 13
+    assert answer.status == Status.OK and answer.batch.track == Track.FINAL
+    assert at <= answer.batch.late_last < answer.body.now, "the packet that left with 5"
+
+
+def test_an_immediate_init_ahead_of_a_schedule_loses_its_tracking(slb):
+    """The controller moves the SLB at once past a schedule's IDs before
+    their times (as a recovery does): the schedule no longer says when they
+    were reached.  A learned ID as early keeps it: another SLB was there."""
+    slb.init(1)
+    at = slb.now() + LEAD
+    schedule(slb, 2, 4, at)
+    schedule(slb, 6, 4, at + 6 * SPACING)
+    slb.ports.send(2, stamp("10.0.2.1", "10.0.2.2", 3))
+    slb.ports.expect(3, lambda f: Beaver in f)
+    assert slb.current_id() == 3, "learned, before the schedule's times"
+    wait_past(slb, at + 3 * SPACING)
+    assert slb.mark_of_next_vip() == 5, "2-5 done: 6-9 armed"
+    assert slb.init(7).status == Status.OK and slb.current_id() == 7, "before 6's time"
+    wait_past(slb, at + 10 * SPACING)
+    slb.mark_of_next_vip()
+    learned, moved = described(slb, 2), described(slb, 6)
+    assert learned.status == Status.OK and learned.batch.track == Track.FINAL
+    assert learned.batch.late_last == 0
+    assert moved.status == Status.OK and moved.batch.track == Track.LOST

@@ -1,6 +1,8 @@
 """Batched control (RunSettings.batch) against two real SLBs: many snapshots
 per schedule, judged by the schedules and stored as ranges; a late SLB's
-first IDs judged on their own records; a lost batch answer resent."""
+first IDs judged on their own records; a lost batch answer resent with the
+same times; an SLB lost between its schedules fails every batch not yet
+judged."""
 from __future__ import annotations
 
 import pytest
@@ -10,8 +12,9 @@ from beaver.control.record import Outcome
 from beaver.control.store import SnapshotStore
 from beaver.p4src.wire import Op, Status
 
-from .bmv2_service import (config_path, controller, counted_requests, run_engine,
-                           stopped_until_the_resend, switches, vip_traffic)
+from .bmv2_service import (before_each_request, config_path, controller, counted_requests,
+                           run_engine, schedule_times, stopped_until_the_resend, switches,
+                           vip_traffic)
 
 pytestmark = pytest.mark.bmv2
 
@@ -87,10 +90,35 @@ def test_a_late_slb_leaves_its_first_ids_to_their_records(controller, switches, 
 def test_a_lost_batch_answer_is_resent_and_every_snapshot_still_judged(controller, switches,
                                                                        store):
     s2 = controller.gateways[1]
-    with stopped_until_the_resend(s2, switches[1][0]) as inits:
+    with schedule_times(s2) as times, stopped_until_the_resend(s2, switches[1][0]) as inits:
         summary, finished = run_engine(controller, store, count=BATCH, inflight=BATCH,
                                        batch=BATCH, initiation=TIMED, ack_timeout_ms=200,
                                        retries=2)
     assert inits == [Op.INIT_BATCH] * 2, "the first answer came too late: one resend"
+    assert len(times) == 2 and times[0] == times[1] > 0, \
+        "resent with the same first time: the SLB keeps the schedule it follows"
     assert summary.outcomes[Outcome.ACCEPTED] == BATCH
     assert all(r.acks["s2"].status is Status.OK for r in finished)
+
+
+def test_an_slb_lost_between_its_schedules_fails_every_batch_not_yet_judged(controller,
+                                                                           store):
+    """s2's stream is lost as the second batch's INIT_BATCH leaves, after it
+    confirmed the first.  Its recovery moves it at once to the newest ID
+    started, ahead of the first batch's times, so neither batch may be
+    judged by its schedules: every snapshot of both is incomplete."""
+    s2 = controller.gateways[1]
+    firsts = []
+
+    def lose_the_stream_at_the_second_schedule(op, first):
+        if op is Op.INIT_BATCH and first not in firsts:
+            firsts.append(first)
+            if len(firsts) == 2:
+                s2.session.close()
+    with before_each_request(s2, lose_the_stream_at_the_second_schedule):
+        summary, finished = run_engine(controller, store, count=2 * BATCH,
+                                       inflight=2 * BATCH, batch=BATCH, initiation=TIMED,
+                                       rate=1000, lead_us=300_000)
+    assert len(firsts) == 2 and summary.finished == 2 * BATCH
+    assert [r.verdict.outcome for r in finished] == [Outcome.INCOMPLETE] * 2 * BATCH
+    assert all("s2 went down" in r.verdict.reason for r in finished), finished[0].verdict

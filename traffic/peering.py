@@ -7,7 +7,8 @@ then on the controller's resume replays the messages in flight to it.
 
 A runtime mixes this in and provides `_send_peer(peer, kind, seq, message,
 ctl)`, `_start_loops()` (what serve() starts receiving with) and the
-attributes name, snapshots, drops, _peers, _lock, _log, _app and _number.
+attributes name, mode, snapshots, drops, _peers, _window, _oob, _lock, _log
+and _number.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from beaver.control import oob
 from . import oob_answers
 from .datagrams import Address, DatagramError, PeerHeader, PeerKind
 from .messages import Message, MessageError, decode, message_id
-from .snapshots import Taken
+from .snapshots import Mode, Snapshots, Taken
 
 if TYPE_CHECKING:   # restore.py reads the controller's store: only a restored process needs it
     from .restore import Restore
@@ -92,6 +93,21 @@ class PeerHandling:
         return answer
 
     # Restoring.
+
+    def serve(self, app, restore: Restore | None = None):
+        """Starts delivering to app: the receive loops, the OOB server, the
+        poll timer.  Restored: app takes the snapshot's state now, and the
+        loops start when the controller resumes this process; what arrives
+        meanwhile waits in the sockets (or the listeners' backlogs)."""
+        self._app = app
+        if self.mode is not Mode.OFF:
+            self.snapshots = Snapshots(self.name, self._peers, self.mode, app.local_state,
+                                       self._window)
+        if restore is None:
+            self._start_loops()
+        else:
+            self._serve_restored(app, restore)
+        self._oob.start()
 
     @property
     def _holding(self) -> bool:

@@ -29,7 +29,7 @@ import logging
 import socket
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Protocol
+from typing import Any, Iterable, Mapping, Protocol
 
 from beaver.control.oob import OOB_PORT
 from beaver.p4src.wire import (BEAVER_UDP_PORT, BEAVER_VERSION, RING_SIZE, BeaverHeader,
@@ -42,9 +42,6 @@ from .messages import Message, MessageError, decode, encode
 from .oob_server import OobServer
 from .peering import PeerHandling
 from .snapshots import Mode, Snapshots
-
-if TYPE_CHECKING:
-    from .restore import Restore
 
 log = logging.getLogger(__name__)
 
@@ -142,21 +139,6 @@ class Runtime(PeerHandling):
         return self._oob.address
 
     # Life cycle.
-
-    def serve(self, app: App, restore: Restore | None = None):
-        """Starts delivering to app: the receive loop, the OOB server, the poll timer.
-        Restored (restore.py): app takes the snapshot's state now, and the
-        loops start when the controller resumes this process; what arrives
-        meanwhile waits in the socket."""
-        self._app = app
-        if self.mode is not Mode.OFF:
-            self.snapshots = Snapshots(self.name, self._peers, self.mode, app.local_state,
-                                       self._window)
-        if restore is None:
-            self._start_loops()
-        else:
-            self._serve_restored(app, restore)
-        self._oob.start()
 
     def _start_loops(self):
         self._threads.append(threading.Thread(target=self._receive_loop, name=f"{self.name}-rx",

@@ -30,7 +30,7 @@ import logging
 import socket
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Protocol
+from typing import Callable, Iterable, Mapping, Protocol
 
 from beaver.control.oob import OOB_PORT
 from beaver.p4src.wire import BEAVER_UDP_PORT, RING_SIZE, BeaverHeader, Kind, WireError
@@ -43,9 +43,6 @@ from .oob_server import OobServer
 from .peering import PeerHandling
 from .runtime import App
 from .snapshots import Mode, Snapshots
-
-if TYPE_CHECKING:
-    from .restore import Restore
 
 log = logging.getLogger(__name__)
 
@@ -122,19 +119,6 @@ class TcpRuntime(PeerHandling):
         return self._oob.address
 
     # Life cycle.
-
-    def serve(self, app: App, restore: Restore | None = None):
-        """As runtime.py's: restored, the accept loops start when resumed
-        (connections wait in the listeners' backlogs)."""
-        self._app = app
-        if self.mode is not Mode.OFF:
-            self.snapshots = Snapshots(self.name, self._peers, self.mode, app.local_state,
-                                       self._window)
-        if restore is None:
-            self._start_loops()
-        else:
-            self._serve_restored(app, restore)
-        self._oob.start()
 
     def _start_loops(self):
         for vip, listener in self._listeners.items():
