@@ -80,7 +80,10 @@ counter(REFUSED_REASONS, CounterType.packets) learn_refused;
 // A VIP packet: its mark (meta.epoch_id), the hold flag (meta.holding) and
 // whether the armed schedule has an ID due (meta.due, and then Epoch counts
 // the packet under the ID it moves to).  Held packets are dropped, not
-// forwarded: they leave the record unchanged.  Called by Encapsulate.
+// forwarded: they leave the record unchanged.  The record keeps the
+// latest time it marked, not the last packet's: BMv2 stamps a packet as it
+// is received, on the thread that received it, so stamps reach the
+// pipeline out of order now and then.  Called by Encapsulate.
 action mark(inout metadata_t meta, in bit<48> now) {
     bit<113> st;
     epoch_state.read(st, 0);
@@ -91,7 +94,7 @@ action mark(inout metadata_t meta, in bit<48> now) {
     meta.holding = st[112:112];
     meta.epoch_id = st[111:80];
     bit<32> count = st[79:48] + (bit<32>)(~st[112:112]);
-    bit<48> last = st[112:112] == 1 ? st[47:0] : now;
+    bit<48> last = st[112:112] == 1 || now < st[47:0] ? st[47:0] : now;
     epoch_state.write(0, due ? st : st[112:80] ++ count ++ last);
 }
 
@@ -288,7 +291,7 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
     // current ID, which it carries.
     action count_packet() {
         bit<32> n = s[79:48] + (bit<32>)(~hold);
-        s = hold ++ cur ++ n ++ (hold == 1 ? s[47:0] : now);
+        s = hold ++ cur ++ n ++ (hold == 1 || now < s[47:0] ? s[47:0] : now);
         epoch_state.write(0, s);
         meta.epoch_id = cur;
         hdr.encap_beaver.snapshot_id = cur;
