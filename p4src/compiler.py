@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -30,6 +31,13 @@ def compiler_version() -> str:
     if result.returncode != 0 or not version:
         raise CompileError(f"{COMPILER} --version failed: {version or 'no output'}")
     return version
+
+
+def compiler_release(version: str) -> str:
+    """The release in a version line ("1.2.4.8" of "Version 1.2.4.8 (SHA: 32893b7e ...)"):
+    a git checkout prints its SHA and an export prints none, yet both build the same JSON."""
+    match = re.search(r"\b(\d+(?:\.\d+)+)\b", version)
+    return match.group(1) if match else version
 
 
 def compile_p4(out_dir: Path = BUILD_DIR) -> tuple[Path, Path]:
