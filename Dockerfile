@@ -9,7 +9,7 @@
 # BASE_IMAGE must carry simple_switch_grpc and p4c-bm2-ss on PATH and use
 # apt (Debian or Ubuntu).  p4lang/p4c:1.2.5.16 is p4c 1.2.5.16 built on
 # p4lang/behavioral-model (BMv2 1.15.5, built with PI, so simple_switch_grpc;
-# Ubuntu 24.04); tests/docker_support.py builds a stand-in of Debian 12 with
+# Ubuntu 24.04); tests/support/docker_support.py builds a stand-in of Debian 12 with
 # the BMv2, PI and p4c of the machine it runs on, for the tests.
 ARG BASE_IMAGE=p4lang/p4c:1.2.5.16
 FROM ${BASE_IMAGE}
@@ -27,14 +27,17 @@ RUN apt-get update -q && \
 WORKDIR /beaver
 # The Python dependencies first, in a layer of their own that a change of the
 # sources does not rebuild: an editable install of the packages, each an
-# __init__.py for now (so none is taken for a namespace); the sources come next.
+# __init__.py for now (so none is taken for a namespace), one for each package that
+# pyproject.toml lists; the sources come next.
 COPY pyproject.toml README.md ./
-RUN for package in p4src control traffic topologies; do \
-        mkdir -p $package && touch $package/__init__.py; done && \
+RUN /usr/bin/python3 -c 'import pathlib, tomllib; \
+[(pathlib.Path(p.removeprefix("beaver.").replace(".", "/")).mkdir(parents=True), \
+  pathlib.Path(p.removeprefix("beaver.").replace(".", "/"), "__init__.py").touch()) \
+ for p in tomllib.load(open("pyproject.toml", "rb"))["tool"]["setuptools"]["packages"]]' && \
     /usr/bin/python3 -m venv --system-site-packages /opt/venv && \
     /opt/venv/bin/pip install --no-cache-dir -q -e '.[test]'
 COPY . .
-# The committed p4src/build is used as it is: tests/test_p4_build.py compiles
+# The committed p4src/build is used as it is: tests/bmv2/test_p4_build.py compiles
 # aside with the image's p4c and compares, so recompiling here would hide a
 # stale build.  The kernel decapsulation program is built here: its object
 # is never committed.
@@ -45,4 +48,4 @@ ENV PATH=/opt/venv/bin:$PATH
 # owner (docker-entrypoint.sh); docker stop (SIGTERM) and Ctrl-C take the
 # network down.
 ENTRYPOINT ["/beaver/docker-entrypoint.sh"]
-CMD ["experiment", "run", "figure5"]
+CMD ["experiment", "run", "fig5"]

@@ -4,7 +4,7 @@
 # program is built here with Debian's clang and libbpf headers, never committed.
 VENV := .venv
 PY := $(VENV)/bin/python
-DECAP := traffic/bpf/build/decap.o
+DECAP := traffic/runtime/bpf/build/decap.o
 
 .PHONY: test setup p4 bpf clean
 
@@ -20,7 +20,7 @@ p4: $(VENV)/.installed
 	$(PY) -m beaver.p4src.compiler
 
 # Every package the tests use, from Debian: scapy's packet filters need libpcap;
-# the Docker tests (tests/test_docker_image.py, tests/test_new_machine.py)
+# the Docker tests (tests/docker/test_docker_image.py, tests/docker/test_new_machine.py)
 # need an engine and debootstrap; iptables lets the bridges forward where
 # dockerd set FORWARD to DROP (topologies/firewall.py).
 DEBS := mininet python3-venv ethtool iproute2 iptables clang libbpf-dev iperf3 \
@@ -40,9 +40,9 @@ $(VENV)/.installed: pyproject.toml
 
 # -mcpu=v3: the compare-and-swap that never lowers a flow's ID.  (clang and
 # libbpf-dev come with the set-up step, which `test` runs first.)
-$(DECAP): traffic/bpf/decap.c
+$(DECAP): traffic/runtime/bpf/decap.c
 	mkdir -p $(@D)
 	clang -O2 -g -target bpf -mcpu=v3 -I/usr/include/$$(uname -m)-linux-gnu -c $< -o $@
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache traffic/bpf/build
+	rm -rf $(VENV) *.egg-info .pytest_cache traffic/runtime/bpf/build

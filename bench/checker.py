@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from beaver.traffic.checker import Trace, check
-from beaver.traffic.eventlog import EventLog
+from beaver.traffic.analysis.checker import Trace, check
+from beaver.traffic.runtime.eventlog import EventLog
 
 
 def synthesize(directory: Path, events: int, processes: int, snapshots: int, lagging: float,
@@ -33,7 +33,7 @@ def synthesize(directory: Path, events: int, processes: int, snapshots: int, lag
     logs = {name: EventLog(directory / f"{name}.jsonl", name, True) for name in in_group}
     logs.update({name: EventLog(directory / f"{name}.jsonl", name, False) for name in clients})
     current = dict.fromkeys(in_group, 0)
-    initiated = 0                       # the newest ID the gateways mark
+    initiated = 0                       # the newest ID the slbs mark
     pending: list[tuple[str, str, int]] = []   # (msg, destination, stamp) in flight
     written = number = 0
 

@@ -38,11 +38,11 @@ import time
 from pathlib import Path
 
 from beaver.control.config import load
-from beaver.control.controller import Controller, Gateway
-from beaver.control.engine import TIMED, Engine, RunSettings
-from beaver.control.record import Mode, Outcome
+from beaver.control.slbs.fleet import SlbFleet, Slb
+from beaver.control.engine.engine import TIMED, Engine, RunSettings
+from beaver.control.engine.record import Mode, Outcome
 from beaver.control.store import SnapshotStore
-from beaver.control.window import MAX_SPAN
+from beaver.control.engine.window import MAX_SPAN
 from beaver.p4src import BMV2_JSON, P4INFO
 from beaver.p4src.wire import SCHEDULE_MAX, Op
 from beaver.topologies.bmv2 import Bmv2Switch, bmv2_available, bmv2_build
@@ -51,24 +51,24 @@ GRPC_BASE, THRIFT_BASE = 59651, 59751
 BATCH = 255   # IDs per schedule: four schedules fit the window (the ring's 1,023)
 
 
-def raw_rate(gateways: list[Gateway], window: int, per_switch: int,
+def raw_rate(slbs: list[Slb], window: int, per_switch: int,
              quiet_s: float = 0.1) -> tuple[float, int, str]:
     """(round trips per second per switch, answers lost, "") with `window`
     READs outstanding on every switch at once."""
     lock = threading.Lock()
     done = threading.Event()
-    sent = {gw.name: 0 for gw in gateways}
-    outstanding = {gw.name: 0 for gw in gateways}
+    sent = {gw.name: 0 for gw in slbs}
+    outstanding = {gw.name: 0 for gw in slbs}
     answered, lost = [0], [0]
-    target = per_switch * len(gateways)
+    target = per_switch * len(slbs)
 
-    def send(gw: Gateway):   # with the lock held
+    def send(gw: Slb):   # with the lock held
         if sent[gw.name] < per_switch:
             sent[gw.name] += 1
             outstanding[gw.name] += 1
             gw.control.send(Op.READ, 0, 0, lambda answer, gw=gw: on_answer(gw))
 
-    def on_answer(gw: Gateway):
+    def on_answer(gw: Slb):
         with lock:
             outstanding[gw.name] -= 1
             answered[0] += 1
@@ -78,14 +78,14 @@ def raw_rate(gateways: list[Gateway], window: int, per_switch: int,
 
     begin = time.perf_counter()
     with lock:
-        for gw in gateways:
+        for gw in slbs:
             for _ in range(window):
                 send(gw)
     progress = -1
     while not done.wait(quiet_s):
         with lock:
             if answered[0] == progress:   # nothing came back for a while: the rest is lost
-                for gw in gateways:
+                for gw in slbs:
                     gw.control.fail_all()
                     missing, outstanding[gw.name] = outstanding[gw.name], 0
                     lost[0] += missing
@@ -95,10 +95,10 @@ def raw_rate(gateways: list[Gateway], window: int, per_switch: int,
                     break
             progress = answered[0]
     elapsed = time.perf_counter() - begin
-    return answered[0] / len(gateways) / elapsed, lost[0], ""
+    return answered[0] / len(slbs) / elapsed, lost[0], ""
 
 
-def snapshot_rate(controller: Controller, store: SnapshotStore, count: int,
+def snapshot_rate(controller: SlbFleet, store: SnapshotStore, count: int,
                   **settings) -> tuple[float, int, str]:
     """(snapshots finished per second, how many were not accepted, the
     lead and latency of a timed run)."""
@@ -191,14 +191,14 @@ def main() -> int:
                 sw.start()
             for size in sizes:
                 config = load(service_file(tmp, switches[:size]))
-                controller = Controller(config)
+                controller = SlbFleet(config)
                 store = SnapshotStore(config.controller.store)
                 meter = CpuMeter(switches[:size])
-                gateways = controller.gateways
+                slbs = controller.slbs
                 runs = {
-                    "raw k=1": lambda: raw_rate(gateways, 1, args.count),
+                    "raw k=1": lambda: raw_rate(slbs, 1, args.count),
                     "OGM k=1": lambda: snapshot_rate(controller, store, args.count),
-                    f"raw k={K}": lambda: raw_rate(gateways, K, args.count),
+                    f"raw k={K}": lambda: raw_rate(slbs, K, args.count),
                     f"OGM k={K}": lambda: snapshot_rate(controller, store, args.count,
                                                         inflight=K),
                     batched: lambda: snapshot_rate(controller, store, batch_count,

@@ -27,8 +27,8 @@ import time
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-from beaver.control.program import Route, Vip, config_entry, slb_updates
-from beaver.control.session import SwitchSession
+from beaver.control.slbs.program import Route, Vip, config_entry, slb_updates
+from beaver.control.p4runtime.session import SwitchSession
 from beaver.p4src import BMV2_JSON, P4INFO
 from beaver.p4src.wire import BEAVER_UDP_PORT
 from beaver.topologies.bmv2 import Bmv2Switch, bmv2_build

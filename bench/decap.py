@@ -1,4 +1,4 @@
-"""What the kernel decapsulation (traffic/bpf/decap.c) costs per packet.
+"""What the kernel decapsulation (traffic/runtime/bpf/decap.c) costs per packet.
 
     sudo .venv/bin/python bench/decap.py [--packets N] [--rounds R]
 
@@ -26,7 +26,7 @@ from scapy.layers.l2 import Ether
 
 from beaver.p4src.wire import BEAVER_UDP_PORT, BEAVER_VERSION, Kind
 from beaver.topologies import decap
-from beaver.traffic import flowmap
+from beaver.traffic.runtime import flowmap
 
 NS, OUTER, INNER = "bbdecap", "bbdeco", "bbdeci"
 GATEWAY, HOST, VIP, SLB = "10.213.0.1", "10.213.0.2", "10.213.9.1", "10.213.0.11"

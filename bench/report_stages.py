@@ -19,7 +19,7 @@ machine's):
 each twice: the whole state, and as the link asks it and the store keeps
 it, changes from the state of the snapshot before (--changed keys written in between: at 50
 snapshots/s, YCSB-like's 500 writes/s are 10), diffed in the process
-and rebuilt by the link (control/deltas.py).
+and rebuilt by the link (traffic/oob/deltas.py).
 
 The exchange itself (TCP on the management network) and the SLB are not
 here: they are measured where they run (fig14tcp's CPU per request).
@@ -32,10 +32,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from beaver.control import oob
-from beaver.control.record import Mode, Outcome, SnapshotRecord, Verdict
+from beaver.traffic.oob import protocol as oob
+from beaver.control.engine.record import Mode, Outcome, SnapshotRecord, Verdict
 from beaver.control.store import SnapshotStore
-from beaver.traffic.kvstore import KvReplica
+from beaver.traffic.services.kvstore import KvReplica
 
 
 class Named:

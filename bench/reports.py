@@ -1,9 +1,9 @@
 """The cost of in-group reports: reports per second from one runtime, asked
-one ID per exchange against many IDs per exchange (control/oob.py's "ids"),
+one ID per exchange against many IDs per exchange (traffic/oob/protocol.py's "ids"),
 measured in the same run, and their ratio.
 
 One key-value replica runs as its own process (`python -m
-beaver.traffic.kvstore`), holding --keys keys (put through its VIP, as the
+beaver.traffic.services.kvstore`), holding --keys keys (put through its VIP, as the
 SLB would deliver them) and --snapshots snapshots taken one at a time out
 of band, so that each report carries a real local state and the records
 are many.  This process plays the controller on one TCP connection: in
@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 
-from beaver.control import oob
+from beaver.traffic.oob import protocol as oob
 from beaver.p4src.wire import BEAVER_UDP_PORT, RING_SIZE, BeaverHeader, Kind
 
 from runtime import cpu_ns, spread
@@ -35,7 +35,7 @@ DIP, SLB, VIP = "127.0.5.41", "127.0.5.42", ("127.0.5.141", 7000)
 
 def start_replica() -> subprocess.Popen:
     process = subprocess.Popen(
-        [sys.executable, "-m", "beaver.traffic.kvstore", "--name", "kv1", "--dip", DIP,
+        [sys.executable, "-m", "beaver.traffic.services.kvstore", "--name", "kv1", "--dip", DIP,
          "--vip", f"{VIP[0]}:{VIP[1]}", "--slb", SLB, "--mode", "beaver"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if "serving" not in process.stderr.readline():

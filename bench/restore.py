@@ -1,7 +1,7 @@
 """How long a 16-shard bank takes to come back from a stored snapshot,
 beyond its processes' own start.
 
-Sixteen shards (`python -m beaver.traffic.bank`, each its own process, on
+Sixteen shards (`python -m beaver.traffic.services.bank`, each its own process, on
 loopback) serve transfers that this process sends them encapsulated, as the
 SLB would, some 40 % between accounts of different shards (credits and
 forwarded requests between shards).  While they flow, snapshot 1 is taken
@@ -37,10 +37,10 @@ import threading
 import time
 from pathlib import Path
 
-from beaver.control import oob
+from beaver.traffic.oob import protocol as oob
 from beaver.control.config import ProcessConfig
-from beaver.control.record import Mode, Outcome, SnapshotRecord, Verdict
-from beaver.control.reports import channel_gaps
+from beaver.control.engine.record import Mode, Outcome, SnapshotRecord, Verdict
+from beaver.traffic.oob.links import channel_gaps
 from beaver.control.store import SnapshotStore
 from beaver.p4src.wire import BEAVER_UDP_PORT, BeaverHeader, Kind
 from beaver.topologies.rollback import roll_back
@@ -64,7 +64,7 @@ PROCESSES = [ProcessConfig(name, dip(i), oob.OOB_PORT,
 
 
 def command(i: int) -> list[str]:
-    return [sys.executable, "-m", "beaver.traffic.bank", "--name", NAMES[i], "--dip", dip(i),
+    return [sys.executable, "-m", "beaver.traffic.services.bank", "--name", NAMES[i], "--dip", dip(i),
             "--vip", f"{VIP[0]}:{VIP[1]}", "--slb", SLB, "--shards", ",".join(NAMES),
             "--accounts", str(ACCOUNTS), "--mode", "lai-yang",
             *[arg for k, peer in enumerate(NAMES) if k != i

@@ -2,7 +2,7 @@
 without the Beaver layer, measured in the same run, and their ratio.
 
 Two pairs of key-value replicas run as their own processes
-(`python -m beaver.traffic.kvstore`), one pair in mode off, one in mode
+(`python -m beaver.traffic.services.kvstore`), one pair in mode off, one in mode
 beaver.  This process plays the SLB and the clients: it sends requests
 already encapsulated (MARK, as the P4 SLB would) to replica 1's DIP with a
 window of requests outstanding, and counts the DSR replies.  Half the
@@ -49,7 +49,7 @@ def start_pair(mode: str) -> list[subprocess.Popen]:
     processes = []
     for name, dip, peer in (("kv1", dip1, f"kv2={dip2}"), ("kv2", dip2, f"kv1={dip1}")):
         process = subprocess.Popen(
-            [sys.executable, "-m", "beaver.traffic.kvstore", "--name", name, "--dip", dip,
+            [sys.executable, "-m", "beaver.traffic.services.kvstore", "--name", name, "--dip", dip,
              "--vip", f"{vip[0]}:{vip[1]}", "--slb", CLIENT, "--peer", peer, "--mode", mode,
              "--oob-port", "0"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

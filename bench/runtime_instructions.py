@@ -48,10 +48,10 @@ def inner_packet(payload: bytes, client=CLIENT, vip=VIP) -> bytes:
 
 def drive(mode: str, requests: int, snapshot_every: int):
     from beaver.p4src.wire import BeaverHeader, Kind
-    from beaver.traffic.datagrams import PeerKind, pack_peer, peer_name
-    from beaver.traffic.kvstore import KvReplica
-    from beaver.traffic.runtime import Runtime
-    from beaver.traffic.snapshots import Mode
+    from beaver.traffic.runtime.datagrams import PeerKind, pack_peer, peer_name
+    from beaver.traffic.services.kvstore import KvReplica
+    from beaver.traffic.runtime.udp import Runtime
+    from beaver.traffic.runtime.snapshots import Mode
 
     runtime = Runtime("kv1", DIP, vips=[VIP], slbs=[SLB], peers={"kv2": PEER},
                       mode=Mode("off" if mode == "none" else mode), mgmt=(DIP, 0))

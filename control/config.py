@@ -61,7 +61,7 @@ from typing import Any
 
 from beaver.p4src import BMV2_JSON, P4INFO
 
-from .program import PROTOCOLS, Route, Vip
+from beaver.control.slbs.program import PROTOCOLS, Route, Vip
 
 RULES = ("fine", "coarse")
 INITIATIONS = ("immediate", "timed")

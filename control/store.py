@@ -13,7 +13,7 @@ their own in `snapshots`, which take precedence; `get` answers for any
 number either way.
 
 A process's report is kept as what changed since its report in the snapshot
-saved before (control/deltas.py), and whole every CHAIN_MOST-th time and
+saved before (traffic/oob/deltas.py), and whole every CHAIN_MOST-th time and
 at the first of each store object: reading one rebuilds it from at most
 CHAIN_MOST rows, and every reader (the checker, a restore) gets whole states.
 
@@ -30,9 +30,9 @@ from pathlib import Path
 
 from beaver.p4src.wire import Batch, ControlBody, Status
 
-from .clock import Estimate
-from .oob import Report
-from .record import Ack, BatchRecord, Mode, Outcome, ScheduleAck, SnapshotRecord, Verdict
+from beaver.control.slbs.clock import Estimate
+from beaver.traffic.oob.protocol import Report
+from beaver.control.engine.record import Ack, BatchRecord, Mode, Outcome, ScheduleAck, SnapshotRecord, Verdict
 
 SCHEMA_VERSION = 4   # 2: timed initiation and clock sources; 3: batches as ranges;
                      # 4: reports as changes from an earlier one (a 3 would misread them)

@@ -1,7 +1,7 @@
 """The data plane: the P4 program, its compiled artifacts and its wire formats.
 
 The compiled BMv2 JSON and P4Info are committed (build/), so the controller
-and its tests work where p4c is not installed; tests/test_p4_build.py checks
+and its tests work where p4c is not installed; tests/bmv2/test_p4_build.py checks
 that they are fresh whenever p4c is present.
 """
 from pathlib import Path

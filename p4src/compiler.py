@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import BUILD_DIR, P4_DIR, P4_MAIN
+from beaver.p4src import BUILD_DIR, P4_DIR, P4_MAIN
 
 COMPILER = "p4c-bm2-ss"
 

@@ -1,7 +1,7 @@
 /* Beaver SLB: constants, headers and metadata.
  *
  * The wire layouts here are mirrored byte for byte by p4src/wire.py; change
- * both together (tests/test_wire.py checks the Python side against the
+ * both together (tests/unit/test_wire.py checks the Python side against the
  * P4Info and the compiled JSON).
  */
 #ifndef BEAVER_HEADERS_P4

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -42,10 +43,17 @@ def missing_for_mininet() -> str | None:
     return missing_for_bmv2() or missing_for_bpf()
 
 
+FOLDER_MARKS = {"bmv2": "bmv2", "mininet": "mininet", "docker": "docker"}   # tests/<folder>
+
+
 def pytest_collection_modifyitems(config, items):
     reasons = {"bmv2": missing_for_bmv2(), "mininet": missing_for_mininet(),
                "bpf": missing_for_bpf()}
+    tests = Path(__file__).parent
     for item in items:
+        folder = item.path.relative_to(tests).parts[0]
+        if folder in FOLDER_MARKS:   # the folder says what a test needs
+            item.add_marker(FOLDER_MARKS[folder])
         for mark, reason in reasons.items():
             if reason and item.get_closest_marker(mark):
                 item.add_marker(pytest.mark.skip(reason=f"{mark}: {reason}"))
@@ -84,10 +92,10 @@ def bmv2_switches(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def docker_engine():
-    """A running Docker engine (tests/docker_support.py): one started here is
+    """A running Docker engine (tests/support/docker_support.py): one started here is
     stopped after the module (dockerd's FORWARD DROP on the host lasts no
     longer than the tests that need it).  Skips, saying why, where none can run."""
-    from .docker_support import Unavailable, engine
+    from tests.support.docker_support import Unavailable, engine
     try:
         running = engine()
     except Unavailable as e:

@@ -15,8 +15,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import firewall
-from .spec import NODE_PREFIX
+from beaver.topologies import firewall
+from beaver.topologies.spec import NODE_PREFIX
 
 log = logging.getLogger(__name__)
 

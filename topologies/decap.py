@@ -1,4 +1,4 @@
-"""Loads the kernel decapsulation program (traffic/bpf/decap.c) on a host's
+"""Loads the kernel decapsulation program (traffic/runtime/bpf/decap.c) on a host's
 data interface, and removes it.
 
     decap = attach(host.cmd, "bvi1-eth0", slbs=["10.0.0.11", "10.0.0.12"])
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from beaver.traffic import flowmap
+from beaver.traffic.runtime import flowmap
 
 OBJECT = Path(flowmap.__file__).parent / "bpf" / "build" / "decap.o"
 SOURCE = OBJECT.parent.parent / "decap.c"

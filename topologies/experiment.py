@@ -20,16 +20,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from beaver.control.config import ServiceConfig
-from beaver.control.controller import Controller
-from beaver.control.engine import Engine, RunSettings, RunSummary
-from beaver.control.record import SnapshotRecord
+from beaver.control.slbs.fleet import SlbFleet
+from beaver.control.engine.engine import Engine, RunSettings, RunSummary
+from beaver.control.engine.record import SnapshotRecord
 from beaver.control.store import SnapshotStore
-from beaver.traffic.checker import Chain, Trace, Verdict, chain_summary, check
+from beaver.traffic.analysis.checker import Chain, Trace, Verdict, chain_summary, check
 
-from .network import BeaverNetwork
-from .processes import Processes, Workload
-from .service import write_config
-from .spec import Spec
+from beaver.topologies.network import BeaverNetwork
+from beaver.topologies.processes import Processes, Workload
+from beaver.topologies.service import write_config
+from beaver.topologies.spec import Spec
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class Run:
         self.network = BeaverNetwork(spec, self.run_dir / "switches")
         self.processes: Processes | None = None
         self.config: ServiceConfig | None = None
-        self.controller: Controller | None = None
+        self.controller: SlbFleet | None = None
         self.store: SnapshotStore | None = None
         self.records: list[SnapshotRecord] = []
 
@@ -80,7 +80,7 @@ class Run:
             self.network.start()
             self.config = write_config(self.network, self.run_dir / "beaver.toml",
                                        self.marking)
-            self.controller = Controller(self.config)
+            self.controller = SlbFleet(self.config)
             self.controller.connect()
             self.controller.apply(push=True)
             self.store = SnapshotStore(self.config.controller.store)

@@ -9,11 +9,11 @@ from pathlib import Path
 from mininet.net import Mininet
 from mininet.node import Host
 
-from beaver.control.program import Route
+from beaver.control.slbs.program import Route
 
-from . import decap, firewall
-from .nodes import BeaverHost, Bmv2Node, KernelBridge, no_forwarding
-from .spec import (BORDER_FABRIC_IP, BORDER_INTERNET_IP, CONTROLLER_MGMT_IP, FABRIC,
+from beaver.topologies import decap, firewall
+from beaver.topologies.nodes import BeaverHost, Bmv2Node, KernelBridge, no_forwarding
+from beaver.topologies.spec import (BORDER_FABRIC_IP, BORDER_INTERNET_IP, CONTROLLER_MGMT_IP, FABRIC,
                    INTERNET, MANAGEMENT, SLB_PORT_FABRIC, SLB_PORT_INTERNET, SLB_PORT_PROBE,
                    Plan, Spec, mac)
 

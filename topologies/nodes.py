@@ -5,7 +5,7 @@ from pathlib import Path
 
 from mininet.node import Host, Switch
 
-from .bmv2 import Bmv2Switch
+from beaver.topologies.bmv2 import Bmv2Switch
 
 
 def no_forwarding(node, iface: str):

@@ -1,6 +1,6 @@
 """The processes of a run, on its Mininet hosts.
 
-In-group hosts run their service (beaver.traffic.kvstore or .bank) under the
+In-group hosts run their service (beaver.traffic.services.kvstore or .bank) under the
 in-group runtime, or (app "iperf") a plain iperf3 server; out-group hosts run
 one role each:
 
@@ -40,12 +40,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from beaver.control.oob import OOB_PORT
+from beaver.traffic.oob.protocol import OOB_PORT
 
-from . import running
-from .bmv2 import port_open
-from .network import BeaverNetwork
-from .spec import Service
+from beaver.topologies import running
+from beaver.topologies.bmv2 import port_open
+from beaver.topologies.network import BeaverNetwork
+from beaver.topologies.spec import Service
 
 ROLES = ("client-kv", "client-bank", "relay", "human", "bot", "thirdparty", "workflow",
          "deadlock-a", "deadlock-b", "forwarder", "gc-client", "ycsb", "relay-tcp", "iperf")
@@ -123,7 +123,7 @@ class Processes:
         members = [n for n, (s, _, _, _) in self.plan.ingroup.items() if s == service]
         vip = next(v for v, (s, _) in self.plan.vips().items() if s == service)
         w = self.workload
-        cmd = ["-m", f"beaver.traffic.{_module(service)}", "--name", name, "--dip", addr.ip,
+        cmd = ["-m", f"beaver.traffic.services.{_module(service)}", "--name", name, "--dip", addr.ip,
                "--vip", f"{vip}:{service.port}", "--mode", w.runtime_mode,
                "--mgmt", mgmt_ip, "--oob-port", str(OOB_PORT)]
         for slb in self.plan.slb_fabric.values():
@@ -149,23 +149,23 @@ class Processes:
         w = self.workload
         if role.startswith("client-"):
             app = role.split("-", 1)[1]
-            cmd = ["-m", "beaver.traffic.clients", "--target", self._vip_of(app),
+            cmd = ["-m", "beaver.traffic.outgroup.clients", "--target", self._vip_of(app),
                    "--service", app, "--loop", w.client_loop, "--rate", str(w.client_rate),
                    "--write-ratio", str(w.write_ratio), "--seed", seed]
         elif role == "relay":
-            cmd = ["-m", "beaver.traffic.relay", "--first", self._vip_of("kv"),
+            cmd = ["-m", "beaver.traffic.outgroup.relay", "--first", self._vip_of("kv"),
                    "--first-service", "kv", "--then", self._vip_of("bank"),
                    "--then-service", "bank", "--seed", seed, *w.app_args.get(role, ())]
         elif role in ("human", "bot"):
-            cmd = ["-m", "beaver.traffic.anomaly", "--kv", self._vip_of("kv"),
+            cmd = ["-m", "beaver.traffic.outgroup.bots", "--kv", self._vip_of("kv"),
                    "--bank", self._vip_of("bank"), "--seed", seed]
             cmd += ["--bot"] if role == "bot" else []
         elif role == "thirdparty":
-            cmd = ["-m", "beaver.traffic.thirdparty"]
+            cmd = ["-m", "beaver.traffic.outgroup.thirdparty"]
         elif role == "forwarder":
-            cmd = ["-m", "beaver.traffic.forwarder"]
+            cmd = ["-m", "beaver.traffic.outgroup.forwarder"]
         elif role in ("workflow", "deadlock-a", "deadlock-b"):
-            cmd = ["-m", "beaver.traffic.workflows", "--a", self._vip_of_service("la"),
+            cmd = ["-m", "beaver.traffic.outgroup.workflows", "--a", self._vip_of_service("la"),
                    "--b", self._vip_of_service("lb"), "--seed", seed]
             if role != "workflow":
                 cmd += ["--pair", role[-1]]
@@ -176,13 +176,13 @@ class Processes:
             queue = self._server("forwarder")
             if queue is None:
                 raise ProcessError("a gc-client needs a forwarder in the topology")
-            cmd = ["-m", "beaver.traffic.gcclient", "--a", self._vip_of_service("fa"),
+            cmd = ["-m", "beaver.traffic.outgroup.gcclient", "--a", self._vip_of_service("fa"),
                    "--b", self._vip_of_service("fb"), "--queue", queue]
         elif role == "ycsb":
-            cmd = ["-m", "beaver.traffic.ycsb", "--target", self._vip_of("kv"),
+            cmd = ["-m", "beaver.traffic.outgroup.ycsb", "--target", self._vip_of("kv"),
                    "--read-ratio", str(1 - w.write_ratio), "--seed", seed]
         elif role == "relay-tcp":
-            cmd = ["-m", "beaver.traffic.tcp_relay", "--first", self._vip_of("kv"),
+            cmd = ["-m", "beaver.traffic.outgroup.tcp_relay", "--first", self._vip_of("kv"),
                    "--then", self._vip_of("kv", 1), "--seed", seed]
         elif role == "iperf":
             vip, port = self._vip_of("iperf").split(":")

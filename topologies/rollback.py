@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
-from beaver.control import oob
+from beaver.traffic.oob import protocol as oob
 from beaver.control.config import ProcessConfig
-from beaver.traffic import restore
+from beaver.traffic.runtime import restore
 
 
 class RollbackError(RuntimeError):

@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from beaver.control.config import ServiceConfig, load
-from beaver.control.oob import OOB_PORT
+from beaver.traffic.oob.protocol import OOB_PORT
 
-from .network import BeaverNetwork
-from .spec import INGROUP_HOSTS, SLB_PORT_PROBE
+from beaver.topologies.network import BeaverNetwork
+from beaver.topologies.spec import INGROUP_HOSTS, SLB_PORT_PROBE
 
 
 def _value(v) -> str:

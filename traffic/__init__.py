@@ -4,7 +4,7 @@ runtime.py      the in-group runtime (sockets, lock, DSR, OOB): Runtime, App, Cl
 snapshots.py    the snapshot rule, per-ID records and channel accounting; Mode
 datagrams.py    what arrives at :4790 after the Beaver header (SLB inner packet, peer header)
 messages.py     application messages: JSON with a unique "id"
-oob_server.py   the process side of control/oob.py
+oob_server.py   the process side of traffic/oob/protocol.py
 eventlog.py     the ground-truth event log every process writes
 checker.py      happens-before from the logs: is each snapshot consistent?
 kvstore.py      in-group service: replicated key-value store

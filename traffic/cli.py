@@ -20,13 +20,13 @@ import threading
 from pathlib import Path
 from typing import Callable, Iterator
 
-from beaver.control.oob import OOB_PORT
+from beaver.traffic.oob.protocol import OOB_PORT
 
-from .eventlog import EventLog, NoLog
-from .outgroup import Endpoint
-from .runtime import App, Runtime
-from .snapshots import Mode
-from .tcp_runtime import TcpRuntime
+from beaver.traffic.runtime.eventlog import EventLog, NoLog
+from beaver.traffic.outgroup.endpoint import Endpoint
+from beaver.traffic.runtime.udp import App, Runtime
+from beaver.traffic.runtime.snapshots import Mode
+from beaver.traffic.runtime.tcp import TcpRuntime
 
 
 def address(text: str) -> tuple[str, int]:
@@ -76,7 +76,7 @@ def in_group_parser(description: str) -> argparse.ArgumentParser:
                    help="seconds between snapshots in polling mode")
     p.add_argument("--transport", choices=["udp", "tcp"], default="udp",
                    help="udp: the runtime decapsulates MARKs itself; tcp: the host's kernel "
-                        "program does (traffic/bpf/decap.c)")
+                        "program does (traffic/runtime/bpf/decap.c)")
     p.add_argument("--flow-map", type=int, default=None,
                    help="tcp: id of the kernel program's flow_ids map (the snapshot IDs)")
     p.add_argument("--log", default=None, help="ground-truth event log (JSON lines)")
@@ -90,7 +90,7 @@ def in_group_parser(description: str) -> argparse.ArgumentParser:
 
 def snapshot(text: str) -> tuple[Path, int]:
     """STORE:ID"""
-    from .restore import parse
+    from beaver.traffic.runtime.restore import parse
     try:
         return parse(text)
     except ValueError as e:
@@ -115,7 +115,7 @@ def run_in_group(args: argparse.Namespace,
     stop = stop_on_signals()
     from_snapshot = None
     if args.restore is not None:
-        from . import restore   # the controller's store: only a restored process reads it
+        from beaver.traffic.runtime import restore   # the controller's store: only a restored process reads it
         try:
             from_snapshot = restore.load(*args.restore, args.name, [n for n, _ in args.peer],
                                          args.force)
@@ -150,7 +150,7 @@ def make_runtime(args: argparse.Namespace, log) -> Runtime | TcpRuntime:
                   poll_interval=args.poll_interval, log=log)
     if args.transport == "udp":
         return Runtime(args.name, args.dip, slbs=args.slb, **common)
-    from .flowmap import FlowIds   # libbpf: only where the kernel program runs
+    from beaver.traffic.runtime.flowmap import FlowIds   # libbpf: only where the kernel program runs
     flow_ids = None if args.flow_map is None else FlowIds(args.flow_map)
     return TcpRuntime(args.name, args.dip, flow_ids=flow_ids, **common)
 

@@ -13,7 +13,7 @@ import struct
 
 from beaver.p4src.wire import BEAVER_VERSION, BeaverHeader, Kind
 
-from .datagrams import PeerKind, pack_peer
+from beaver.traffic.runtime.datagrams import PeerKind, pack_peer
 
 _LENGTH = struct.Struct("!I")
 MAX_FRAME = 1 << 20

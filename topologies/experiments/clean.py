@@ -5,16 +5,14 @@ Beaver must accept no snapshot the checker does not prove consistent (no
 false accept: outcomes.py)."""
 from __future__ import annotations
 
-from beaver.control import rules
-from beaver.control.engine import IMMEDIATE, TIMED, RunSettings
-from beaver.control.record import Mode
+from beaver.control.engine import rules
+from beaver.control.engine.engine import IMMEDIATE, TIMED, RunSettings
+from beaver.control.engine.record import Mode
 
-from ..spec import Service, Spec
-from . import fig12
-from .phase import snapshot_phase
-from .results import Results
-
-DESCRIPTION = "a clean run: OGM snapshots under traffic, zero false accepts"
+from beaver.topologies.spec import Service, Spec
+from beaver.topologies.experiments import fig12
+from beaver.topologies.experiments.common.phase import snapshot_phase
+from beaver.topologies.experiments.common.results import Results
 
 
 def add_arguments(p, slbs: int = 2, ingroup: int = 4, outgroup: int = 4, count: int = 30):

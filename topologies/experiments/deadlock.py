@@ -1,6 +1,6 @@
 """Distributed deadlock detection: two in-group lock managers (la, lb) hold
 locks for out-group workflows; a cycle in a snapshot's wait-for graph is a
-reported deadlock (traffic/deadlock.py), with Beaver, Lai-Yang and polling
+reported deadlock (traffic/analysis/deadlock.py), with Beaver, Lai-Yang and polling
 (methods.py).
 
 Ordinary workflows contend for L0 at la, then L1 at lb (some through an
@@ -13,15 +13,13 @@ initiates la late.
 """
 from __future__ import annotations
 
-from beaver.traffic.deadlock import (Judged, cut_us, cycles, episodes, judge, received_us,
+from beaver.traffic.analysis.deadlock import (Judged, cut_us, cycles, episodes, judge, received_us,
                                      waits)
 
-from ..processes import Workload
-from ..spec import Plan, Service, Spec
-from . import methods
-from .results import Results
-
-DESCRIPTION = "deadlock detection: wait-for cycles in snapshots, real and phantom"
+from beaver.topologies.processes import Workload
+from beaver.topologies.spec import Plan, Service, Spec
+from beaver.topologies.experiments.common import methods
+from beaver.topologies.experiments.common.results import Results
 
 PAIR = ("deadlock-a", "deadlock-b")
 

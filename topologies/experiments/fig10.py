@@ -6,7 +6,7 @@ strawman.
 
 Each |G| is a fresh network whose SLBs are real BMv2 switches driven over
 P4Runtime; a snapshot finishes when every SLB acknowledged it (the
-gateways' share of the protocol, as in the paper's figure).  The batched
+slbs' share of the protocol, as in the paper's figure).  The batched
 series is run a second time with every in-group report collected, the
 cost of the whole snapshot.  Rate = snapshots finished / time of the series;
 every snapshot is judged by its rule and stored.  Beside the rates, how far
@@ -15,17 +15,15 @@ controller's CPU per snapshot.
 """
 from __future__ import annotations
 
-from beaver.control.engine import TIMED, RunSettings
-from beaver.control.record import Mode
-from beaver.control.window import MAX_SPAN
+from beaver.control.engine.engine import TIMED, RunSettings
+from beaver.control.engine.record import Mode
+from beaver.control.engine.window import MAX_SPAN
 from beaver.p4src.wire import SCHEDULE_MAX
 
-from ..bmv2 import bmv2_build
-from ..spec import Service, Spec
-from .phase import snapshot_phase
-from .results import Results
-
-DESCRIPTION = "Fig. 10: sustained snapshot frequency vs |G|: k=1, parallel, batched, blocking"
+from beaver.topologies.bmv2 import bmv2_build
+from beaver.topologies.spec import Service, Spec
+from beaver.topologies.experiments.common.phase import snapshot_phase
+from beaver.topologies.experiments.common.results import Results
 
 ONE, PARALLEL, BATCHED, REPORTED, BLOCKING = ("one at a time", "parallel", "batched",
                                               "batched, reports", "blocking")

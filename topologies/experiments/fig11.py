@@ -19,19 +19,18 @@ states its external causal chains against each tau.
 """
 from __future__ import annotations
 
-from beaver.control import rules
-from beaver.control.engine import IMMEDIATE, TIMED, RunSettings
-from beaver.control.record import Mode, Outcome
-from beaver.control.window import MAX_SPAN
+from beaver.control.engine import rules
+from beaver.control.engine.engine import IMMEDIATE, TIMED, RunSettings
+from beaver.control.engine.record import Mode, Outcome
+from beaver.control.engine.window import MAX_SPAN
 
-from ..experiment import Run
-from ..processes import Workload
-from ..spec import Service, Spec
-from . import fig12
-from .outcomes import UNCHECKED, proven_consistent, snapshot_rows
-from .results import Results
+from beaver.topologies.experiment import Run
+from beaver.topologies.processes import Workload
+from beaver.topologies.spec import Service, Spec
+from beaver.topologies.experiments import fig12
+from beaver.topologies.experiments.common.outcomes import UNCHECKED, proven_consistent, snapshot_rows
+from beaver.topologies.experiments.common.results import Results
 
-DESCRIPTION = "Fig. 11: effective snapshot rate vs frequency and |G| (fine and coarse rules)"
 BATCH_MS = 100   # auto batches: one schedule per SLB this often,
 BATCH_MOST = 255  # and at most this many IDs, so that four fit the window (fig10)
 # The figure measures the SLBs and the controller; on a machine they share

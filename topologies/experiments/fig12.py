@@ -10,7 +10,7 @@ Every chain shape the experiments' workloads make runs here at once:
                audit into the key-value store through its VIP;
   client-*     closed-loop clients, whose next request follows each reply.
 
-A chain is the checker's (traffic/checker.py): from an inbound message
+A chain is the checker's (traffic/analysis/checker.py): from an inbound message
 reaching the in-group (just after an SLB forwarded it) to a message it
 caused reaching the in-group again, measured for every inbound message from
 the latest such cause; its shape is the out-group role that sent the second
@@ -21,14 +21,12 @@ from __future__ import annotations
 
 import time
 
-from beaver.traffic.checker import Chain, Trace
+from beaver.traffic.analysis.checker import Chain, Trace
 
-from ..experiment import Run
-from ..processes import Workload
-from ..spec import Service, Spec
-from .results import Results
-
-DESCRIPTION = "Fig. 12: latency CDF of external causal chains, tau_min of this network"
+from beaver.topologies.experiment import Run
+from beaver.topologies.processes import Workload
+from beaver.topologies.spec import Service, Spec
+from beaver.topologies.experiments.common.results import Results
 
 
 def add_arguments(p):

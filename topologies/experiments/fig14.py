@@ -26,19 +26,17 @@ from __future__ import annotations
 import statistics
 import time
 
-from beaver.control import rules
-from beaver.control.engine import TIMED, RunSettings
-from beaver.control.record import Mode
+from beaver.control.engine import rules
+from beaver.control.engine.engine import TIMED, RunSettings
+from beaver.control.engine.record import Mode
 
-from ..cpu import CpuMeter
-from ..experiment import Run
-from ..processes import Workload
-from ..spec import Service, Spec
-from . import paired
-from .paired import Goal
-from .results import Results
-
-DESCRIPTION = "Fig. 14: user throughput and p99 latency with and without Beaver"
+from beaver.topologies.cpu import CpuMeter
+from beaver.topologies.experiment import Run
+from beaver.topologies.processes import Workload
+from beaver.topologies.spec import Service, Spec
+from beaver.topologies.experiments.common import paired
+from beaver.topologies.experiments.common.paired import Goal
+from beaver.topologies.experiments.common.results import Results
 
 SPEC = Spec(slbs=2, services=(Service("kv", "kv", 2, 7000), Service("bank", "bank", 2, 7100)),
             outgroup=("client-kv", "client-kv", "client-bank", "client-bank"),

@@ -1,8 +1,8 @@
 """Serverless garbage collection: two functions (fa, fb), each with its part
-of the object store (traffic/objects.py); out-group clients create objects
+of the object store (traffic/services/objects.py); out-group clients create objects
 at fa and hand references through an out-group queue to fb (gcclient.py,
 forwarder.py).  On every accepted snapshot a collector deletes the objects
-no reference counts for (traffic/gc.py), with Beaver, Lai-Yang and polling
+no reference counts for (traffic/analysis/gc.py), with Beaver, Lai-Yang and polling
 (methods.py).
 
 Scored against the ground truth of the functions' consumes (from their
@@ -11,13 +11,11 @@ garbage reclaimed.  Lai-Yang initiates fb late.
 """
 from __future__ import annotations
 
-from beaver.traffic.gc import collect, counts, live
+from beaver.traffic.analysis.gc import collect, counts, live
 
-from ..spec import Service, Spec
-from . import methods
-from .results import Results
-
-DESCRIPTION = "garbage collection: objects deleted on every snapshot, live ones counted"
+from beaver.topologies.spec import Service, Spec
+from beaver.topologies.experiments.common import methods
+from beaver.topologies.experiments.common.results import Results
 
 
 def add_arguments(p):

@@ -1,6 +1,6 @@
 """In-flight message tracking: per in-group channel, the messages in flight at
 each accepted snapshot's cut, from the recorded channel state, against the
-ground truth rebuilt from the logs (traffic/inflight.py), with Beaver,
+ground truth rebuilt from the logs (traffic/analysis/inflight.py), with Beaver,
 Lai-Yang and polling (methods.py).
 
 The key-value store and the bank replicate and credit over in-group
@@ -14,13 +14,11 @@ from __future__ import annotations
 
 from collections import Counter
 
-from beaver.traffic.inflight import at_cut
+from beaver.traffic.analysis.inflight import at_cut
 
-from ..spec import Service, Spec
-from . import methods
-from .results import Results
-
-DESCRIPTION = "in-flight tracking: channel state at every cut against the logs"
+from beaver.topologies.spec import Service, Spec
+from beaver.topologies.experiments.common import methods
+from beaver.topologies.experiments.common.results import Results
 
 
 def add_arguments(p):

@@ -1,5 +1,5 @@
 """Integration testing: the bank's and the key-value store's invariants
-(traffic/invariants.py) checked on every accepted snapshot, of a correct
+(traffic/analysis/invariants.py) checked on every accepted snapshot, of a correct
 system and of one with injected bugs (a bank shard that loses one credit in
 N, a replica that drops one replication update in M), with Beaver, Lai-Yang
 and polling (methods.py).
@@ -15,14 +15,12 @@ from __future__ import annotations
 
 from collections import Counter
 
-from beaver.traffic.invariants import INVARIANTS, check, faults_at
+from beaver.traffic.analysis.invariants import INVARIANTS, check, faults_at
 
-from ..processes import Workload
-from ..spec import Service, Spec
-from . import methods
-from .results import Results
-
-DESCRIPTION = "integration testing: bank and kv invariants on every snapshot, with bugs injected"
+from beaver.topologies.processes import Workload
+from beaver.topologies.spec import Service, Spec
+from beaver.topologies.experiments.common import methods
+from beaver.topologies.experiments.common.results import Results
 
 ACCOUNTS, INITIAL = 100, 1000
 OPENING_TOTAL = ACCOUNTS * INITIAL

@@ -5,7 +5,7 @@ snapshots, Lai-Yang's and polling's (methods.py).
 The bank (three shards) serves transfers from out-group clients, and each
 transfer notifies the third-party webhook, which writes its audit record
 into the key-value store through the other SLB; relays ask the store, then
-the bank, as in figure5.  Per method, on one network: snapshots at a steady
+the bank, as in fig5.  Per method, on one network: snapshots at a steady
 rate (--rate); at a random moment (--round-s) one or more random shards are
 killed (SIGKILL: a crash); the controller finishes the snapshots in flight;
 the whole in-group is rolled back (rollback.py) to the newest snapshot the
@@ -41,20 +41,19 @@ import statistics
 import threading
 import time
 
-from beaver.control.engine import Engine, RunSettings, RunSummary
-from beaver.control.record import Outcome
-from beaver.traffic import invariants, restore
-from beaver.traffic.bank import snapshot_total
+from beaver.control.engine.engine import Engine, RunSettings, RunSummary
+from beaver.control.engine.record import Outcome
+from beaver.traffic.analysis import invariants
+from beaver.traffic.runtime import restore
+from beaver.traffic.services.bank import snapshot_total
 
-from ..experiment import Run
-from ..processes import ProcessError, Workload
-from ..rollback import RolledBack, roll_back
-from ..running import RunningTopology
-from ..spec import Service, Spec
-from . import methods
-from .results import Results
-
-DESCRIPTION = "checkpoint and roll back: kill bank shards, restore the newest accepted snapshot"
+from beaver.topologies.experiment import Run
+from beaver.topologies.processes import ProcessError, Workload
+from beaver.topologies.rollback import RolledBack, roll_back
+from beaver.topologies.running import RunningTopology
+from beaver.topologies.spec import Service, Spec
+from beaver.topologies.experiments.common import methods
+from beaver.topologies.experiments.common.results import Results
 
 ACCOUNTS, INITIAL = 100, 1000
 OPENING_TOTAL = ACCOUNTS * INITIAL

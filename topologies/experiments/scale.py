@@ -1,7 +1,5 @@
 """The clean run at scale: 8 SLBs and as many hosts as this machine holds."""
-from . import clean
-
-DESCRIPTION = "a clean run at scale: |G| = 8, 16 in-group and 16 out-group hosts"
+from beaver.topologies.experiments import clean
 
 
 def add_arguments(p):

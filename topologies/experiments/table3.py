@@ -2,7 +2,7 @@
 Lai-Yang and polling, at several fractions of bots.
 
 Users log in at the key-value store (behind bvs1) before every bank request
-(behind bvs2); bots go at the bank first (traffic/anomaly.py).  On each
+(behind bvs2); bots go at the bank first (traffic/outgroup/bots.py).  On each
 accepted snapshot the detector flags users with more bank requests than
 logins, and is scored against who really is a bot (TP/FP/TN/FN per user per
 snapshot).  Its verdicts are exact on consistent cuts, so every FP and FN
@@ -10,7 +10,7 @@ comes from an inconsistent one.
 
   beaver    OGM, fine rule at tau (default: this network's tau_min measured
             first); the in-group runtime in Beaver mode
-  lai-yang  no gateways: processes initiated out of band, marks ignored
+  lai-yang  no slbs: processes initiated out of band, marks ignored
   polling   each process snapshots on its own timer
 
 --lag-ms makes the bank's side learn of each snapshot late (its SLB for
@@ -20,18 +20,16 @@ from __future__ import annotations
 
 from collections import Counter
 
-from beaver.control import rules
-from beaver.control.engine import RunSettings
-from beaver.control.record import Mode, Outcome
-from beaver.traffic.anomaly import detect, score
+from beaver.control.engine import rules
+from beaver.control.engine.engine import RunSettings
+from beaver.control.engine.record import Mode, Outcome
+from beaver.traffic.analysis.anomaly import detect, score
 
-from ..processes import Workload
-from ..spec import Plan, Service, Spec
-from . import fig12
-from .phase import snapshot_phase
-from .results import Results
-
-DESCRIPTION = "Table 3: bot detection with Beaver, Lai-Yang and polling at 0/5/10 % bots"
+from beaver.topologies.processes import Workload
+from beaver.topologies.spec import Plan, Service, Spec
+from beaver.topologies.experiments import fig12
+from beaver.topologies.experiments.common.phase import snapshot_phase
+from beaver.topologies.experiments.common.results import Results
 
 BANK_SLB = "bvs2"
 BANK_PROCESSES = ("bvi3", "bvi4")

@@ -1,0 +1,341 @@
+"""A batch's requests to every SLB, and their answers: consecutive snapshots
+under one schedule per SLB (timed OGM with batch > 1).
+
+    INIT_BATCH    the schedule: count IDs from the first, spacing apart
+    READ_BATCH    once the last time has passed: the schedule as the SLB
+                  holds it, and its lateness
+    judge         by the schedules (rules.by_schedule): one verdict for
+                  every ID they clear
+    READ_RECORDS  only for the IDs they leave unclear (a late SLB's first
+                  ones): each ID's records, judged on its own as a Flight
+
+A batch is a transport and a shared verdict, never a shortcut: every
+snapshot gets a verdict that the fine rule would give it on bounds of its
+own records, and the store keeps the batch as a range.  Each phase has one
+deadline and is resent up to `retries` times; resending is harmless (an
+INIT_BATCH goes again with the same times, so the SLB keeps the schedule and
+tracking it holds, and answers READs as before).  An SLB that goes down
+fails every batch not yet judged: the recovery moves it at once to the
+newest ID started, ahead of its schedules' times.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from functools import partial
+from typing import TYPE_CHECKING
+
+from beaver.p4src.wire import RECORDS_MAX, Batch, ControlBody, Op, Status
+
+from beaver.control.slbs import clock
+from beaver.control.slbs.fleet import Slb
+from beaver.control.engine.flight import BatchFlight, Flight
+from beaver.control.engine.judging import judge_batch
+from beaver.control.engine.record import Ack, BatchRecord, Mode, Outcome, SnapshotRecord, ScheduleAck, Verdict
+from beaver.control.p4runtime.session import SwitchUnavailable
+from beaver.control.engine.singles import READ_AFTER_US
+from beaver.control.slbs.requests import Answer, now_us
+from beaver.control.engine.window import wire_id
+
+if TYPE_CHECKING:
+    from beaver.control.engine.engine import Engine
+
+log = logging.getLogger(__name__)
+
+BATCH = "batch"
+QUEUED_AT_SLB = 4   # a new batch waits while an SLB has this many requests unanswered
+
+
+class Batches:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.loop = engine.loop
+
+    # -- starting ---------------------------------------------------------------
+
+    def start(self, count: int, retakes_left: int):
+        e = self.engine
+        s = e.settings
+        first = e.window.start(count)
+        e.reserve(first + count - 1)
+        timing = e.timing
+        record = BatchRecord(first, count, Mode.OGM, s.rule, s.tau_us, list(e.by_name),
+                             now_us(), time.time(), timing.activation(count),
+                             timing.spacing_us())
+        flight = BatchFlight(record, retakes_left)
+        e.started(first, count)
+        e.batches[first] = flight
+        self.send_round(flight)
+        record.started_us = min((p.sent_us for p in flight.pending), default=record.started_us)
+
+    def send_round(self, flight: BatchFlight):
+        """The phase's request to every SLB still waiting, one deadline for
+        them all; the first INIT_BATCH of an SLB with a delay leaves late."""
+        if flight.round == 0:
+            flight.waiting = set(self.engine.by_name)
+        late = flight.phase is Op.INIT_BATCH and flight.round == 0
+        flight.round += 1
+        for name in sorted(flight.waiting):
+            send = partial(self.send, flight, self.engine.by_name[name])
+            if late:
+                self.loop.later(name, send)
+            else:
+                send()
+        delay = self.loop.most_delay(flight.waiting) if late else 0
+        self.loop.at(now_us() + delay + self.engine.timing.deadline_us(),
+                     partial(self.overdue, flight, flight.phase, flight.round))
+
+    def send(self, flight: BatchFlight, gw: Slb):
+        record = flight.record
+        if flight.phase is Op.INIT_BATCH:
+            self._send(flight, gw, Op.INIT_BATCH, record.first,
+                       Batch.schedule(record.count, record.spacing_us), self._first_at(flight, gw))
+        else:
+            self._send(flight, gw, Op.READ_BATCH, record.first, Batch(record.count))
+
+    @staticmethod
+    def _first_at(flight: BatchFlight, gw: Slb) -> int:
+        """The schedule's first time on gw's clock, the same in every resend:
+        a changed one would replace a schedule the SLB already followed in
+        part, and its records would then be judged by the new times.  0
+        (BAD_BATCH) only before align_clocks."""
+        if gw.name not in flight.at:
+            estimate = gw.clock.current
+            if estimate is None:
+                return 0
+            flight.at[gw.name] = estimate.to_switch(flight.record.activate_us)
+        return flight.at[gw.name]
+
+    def _send(self, flight: BatchFlight, gw: Slb, op: Op, first: int, batch: Batch,
+              activate_at: int = 0):
+        """first: the snapshot number the request starts at."""
+        try:
+            pending = gw.control.send_batch(
+                op, wire_id(first), batch,
+                partial(self._answered, flight, gw, gw.incarnation, first), activate_at)
+        except SwitchUnavailable:
+            return self.engine.switch_down(gw)
+        flight.pending.append(pending)
+
+    def _answered(self, flight: BatchFlight, gw: Slb, incarnation: int, first: int,
+                  answer: Answer):
+        """On the session's receive thread, as Singles._answered."""
+        estimate = gw.clock.current
+        if gw.clock.source == clock.PACKET_OUT:
+            gw.clock.add(clock.Sample.of(answer))
+        self.loop.put((BATCH, flight, gw, incarnation, first, answer, estimate))
+
+    # -- answers ----------------------------------------------------------------
+
+    def on_answer(self, flight: BatchFlight, gw: Slb, incarnation: int, first: int,
+                  answer: Answer, estimate: clock.Estimate | None):
+        if flight.done or answer.op != flight.phase or incarnation != gw.incarnation:
+            return   # late, for a phase already over, or from a switch since gone
+        self.engine.timing.observe(answer.rtt_us)
+        if answer.op is Op.INIT_BATCH:
+            self._confirmed(flight, gw, answer)
+        elif answer.op is Op.READ_BATCH:
+            self._described(flight, gw, answer, estimate)
+        else:
+            self._recorded(flight, gw, first, answer, estimate)
+
+    def _confirmed(self, flight: BatchFlight, gw: Slb, answer: Answer):
+        """INIT_BATCH: the SLB holds the schedule; an INIT that arrived after
+        the first time is late for every ID whose time had come."""
+        if gw.name not in flight.waiting:
+            return
+        flight.waiting.discard(gw.name)
+        if answer.status is Status.TOO_FAR:
+            log.warning("%s is too far behind for a batch", gw.name)
+            self.engine.bring_forward(gw)
+        if answer.status is not Status.SCHEDULED:
+            return self.fail(flight, gw.name, f"{gw.name} answered {answer.status.name} "
+                                              "to the batch")
+        record = flight.record
+        late_us = answer.body.now - answer.body.activate_at
+        if late_us >= 0:
+            flight.late.add(gw.name)
+            self.engine.summary.late_inits += min(record.count,
+                                                  late_us // max(1, record.spacing_us) + 1)
+        if not flight.waiting:
+            self._read_after_activation(flight)
+
+    def _read_after_activation(self, flight: BatchFlight):
+        """Every SLB holds the schedule: READ_BATCH once its last time has
+        surely passed on the controller's clock."""
+        record = flight.record
+        last = record.activate_us + (record.count - 1) * record.spacing_us
+        error = max((gw.clock.current.error_us if gw.clock.current else 0)
+                    for gw in self.engine.slbs)
+        flight.phase = Op.READ_BATCH
+        flight.round = 0
+        self.loop.at(int(last + error) + READ_AFTER_US, partial(self.send_round, flight))
+
+    def _described(self, flight: BatchFlight, gw: Slb, answer: Answer,
+                   estimate: clock.Estimate | None):
+        """READ_BATCH: the schedule as the SLB holds it; judged once every
+        SLB answered."""
+        if gw.name not in flight.waiting:
+            return
+        if answer.status is Status.SCHEDULED:   # before the switch's last time: again soon
+            return self.loop.at(now_us() + READ_AFTER_US, partial(self.send, flight, gw))
+        flight.waiting.discard(gw.name)
+        flight.record.acks[gw.name] = ScheduleAck(gw.name, answer.status, answer.body,
+                                                  answer.batch, answer.sent_us,
+                                                  answer.received_us, flight.round, estimate)
+        if not flight.waiting:
+            self._judge(flight)
+
+    def _judge(self, flight: BatchFlight):
+        e = self.engine
+        record = flight.record
+        record.finished_us = max(a.received_us for a in record.acks.values())
+        judgement = judge_batch(record, e.settings, e.newest_id)
+        record.verdict = judgement.verdict
+        unclear = [record.first + i for i in judgement.unclear]
+        if e.reports.links and judgement.verdict.outcome is Outcome.ACCEPTED:
+            for number in record.numbers:   # each collects its reports on its own
+                if number - record.first not in judgement.unclear:
+                    e.reports.ask(self._apart(flight, record.record(number), judgement.verdict))
+        if unclear:
+            self._read_records(flight, unclear)
+        if flight.settled():
+            e.finish_batch(flight)
+
+    def _apart(self, flight: BatchFlight, record: SnapshotRecord,
+               verdict: Verdict | None = None) -> Flight:
+        apart = Flight(record, flight.retakes_left)
+        apart.batch = flight
+        apart.verdict = verdict
+        apart.late = flight.late
+        flight.apart[record.number] = apart
+        return apart
+
+    # -- the IDs the schedules leave unclear --------------------------------------
+
+    def _read_records(self, flight: BatchFlight, numbers: list[int]):
+        record = flight.record
+        for number in numbers:
+            i = number - record.first
+            own = SnapshotRecord(number, record.mode, record.rule, record.tau_us, record.slbs,
+                                 record.started_us, record.wall_time,
+                                 activate_us=record.activate_us + i * record.spacing_us)
+            apart = self._apart(flight, own)
+            apart.phase = Op.READ
+            apart.waiting = set(self.engine.by_name)
+        self.engine.summary.by_records += len(numbers)
+        flight.phase = Op.READ_RECORDS
+        flight.round = 0
+        self._send_records_round(flight)
+
+    def _owed(self, flight: BatchFlight, name: str) -> list[int]:
+        return sorted(n for n, f in flight.apart.items()
+                      if f.phase is Op.READ and name in f.waiting)
+
+    def _send_records_round(self, flight: BatchFlight):
+        """READ_RECORDS of what each SLB owes, RECORDS_MAX consecutive IDs a
+        request; one deadline for them all."""
+        flight.round += 1
+        for name, gw in self.engine.by_name.items():
+            for first, count in _runs(self._owed(flight, name), RECORDS_MAX):
+                self._send(flight, gw, Op.READ_RECORDS, first, Batch(count))
+        self.loop.at(now_us() + self.engine.timing.deadline_us(),
+                     partial(self.overdue, flight, Op.READ_RECORDS, flight.round))
+
+    def _recorded(self, flight: BatchFlight, gw: Slb, first: int, answer: Answer,
+                  estimate: clock.Estimate | None):
+        """READ_RECORDS from first: each record acknowledges its own
+        snapshot.  An ID passed unrecorded takes the record of the ID before
+        it when that one has one (the same move passed both: epoch.p4 does
+        this within a request, here across them).  A record still SCHEDULED
+        after its time means the SLB never reached it: it answers for its
+        current ID, as a STALE one does."""
+        record = flight.record
+        schedule = record.acks.get(gw.name)
+        held = schedule is not None and schedule.status is Status.OK
+        if answer.status is not Status.OK:
+            count = answer.batch.count if answer.batch else RECORDS_MAX
+            for n in range(first, first + count):
+                if (apart := flight.apart.get(n)) is not None and gw.name in apart.waiting:
+                    self.engine.fail(apart, f"{gw.name} answered {answer.status.name} to "
+                                            "READ_RECORDS")
+            return
+        for i, r in enumerate(answer.records):
+            number = first + i
+            before = flight.passed.get((gw.name, number - 1))
+            if r.status == Status.STALE and before is not None:
+                r = replace(before, snapshot_id=wire_id(number), count=0)
+            if r.status == Status.OK:
+                flight.passed[gw.name, number] = r
+            apart = flight.apart.get(number)
+            if apart is None or apart.done or gw.name not in apart.waiting:
+                continue
+            status = Status.STALE if r.status == Status.SCHEDULED else Status(r.status)
+            at = schedule.time_of(number - record.first) if held else 0
+            body = ControlBody(answer.body.seq, r.snapshot_id, answer.body.id_before,
+                               answer.body.id_after, answer.body.now, r.switch_time,
+                               r.last_old_time, r.count, answer.body.slb_id, answer.body.flags,
+                               at)
+            self.engine.singles.acknowledged(apart, Ack(gw.name, status, body, answer.sent_us,
+                                                        answer.received_us, flight.round,
+                                                        estimate), Op.READ)
+
+    # -- failures ---------------------------------------------------------------
+
+    def overdue(self, flight: BatchFlight, op: Op, round_: int):
+        if flight.done or flight.phase != op or flight.round != round_:
+            return
+        waiting = (sorted(flight.waiting) if op is not Op.READ_RECORDS else
+                   [name for name in self.engine.by_name if self._owed(flight, name)])
+        if not waiting:
+            return
+        for pending in flight.pending:   # given up on: they no longer count against the SLB
+            pending.cancel()
+        flight.pending.clear()
+        if round_ <= self.engine.settings.retries:
+            return (self._send_records_round(flight) if op is Op.READ_RECORDS else
+                    self.send_round(flight))
+        waited = f"within {self.engine.timing.deadline_us() / 1000:g} ms ({round_} attempts)"
+        for name in waiting:
+            self.fail(flight, name, f"no acknowledgement from {name} {waited}")
+        if op is Op.INIT_BATCH:   # no SLB reads these IDs, which activate on a READ
+            for gw in self.engine.slbs:   # when no traffic comes: bring all past them
+                self.engine.bring_forward(gw)
+
+    def fail(self, flight: BatchFlight, name: str, reason: str):
+        """Every snapshot of the batch still waiting on name is incomplete."""
+        if flight.done:
+            return
+        if flight.record.verdict is None:   # before the schedules judged it: all of it
+            flight.record.verdict = Verdict(Outcome.INCOMPLETE, reason)
+            flight.waiting.clear()
+        for apart in list(flight.apart.values()):
+            if not apart.done and name in apart.waiting and apart.phase is Op.READ:
+                self.engine.fail(apart, reason)
+        if flight.settled():
+            self.engine.finish_batch(flight)
+
+    def switch_down(self, gw: Slb):
+        """gw went away: every batch its schedules have not cleared yet fails,
+        and what it still owes.  Not only those waiting on it: once an SLB
+        confirmed its schedule it waits for nothing until READ_BATCH, and its
+        recovery (an immediate INIT of the newest ID started) moves it ahead
+        of those schedules' times, which their tracking cannot see (and a
+        restarted switch has lost it)."""
+        for flight in list(self.engine.batches.values()):
+            if not flight.done and (flight.record.verdict is None or
+                                    self._owed(flight, gw.name)):
+                self.fail(flight, gw.name, f"{gw.name} went down before the batch was judged")
+
+
+def _runs(numbers: list[int], longest: int) -> list[tuple[int, int]]:
+    """Sorted numbers as (first, count) runs of consecutive ones, each at most
+    `longest` long."""
+    runs: list[tuple[int, int]] = []
+    for n in numbers:
+        if runs and runs[-1][0] + runs[-1][1] == n and runs[-1][1] < longest:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((n, 1))
+    return runs

@@ -1,0 +1,72 @@
+"""When timed snapshots activate: the lead, from the measured tail of the
+round trips, and the spacing, from the rate.
+
+Every SLB is told one moment, `lead` ahead, so it switches within its clock
+error of the others however late the INIT travels; an INIT that arrives
+after its moment costs the snapshot.  Snapshots are pipelined, so a longer
+lead costs latency, not rate: the lead covers the slowest round trip
+measured lately, twice over (an INIT that came late shows there as soon as
+its answer does).  "Lately" spans runs: the round trips are the
+controller's, so a run's first snapshots have the tail its last run saw, not
+only the unloaded clock measurements.  At a rate it stops short of holding
+more snapshots in flight than the window allows.
+"""
+from __future__ import annotations
+
+import collections
+
+from beaver.control.engine.settings import RunSettings
+from beaver.control.slbs.requests import now_us
+
+LEAD_FLOOR_US = 1_000      # the least lead time
+LEAD_RTTS = 2.0            # the lead: this many times the slowest recent round trip
+RECENT_RTTS = 1024         # round trips the lead looks back on
+WINDOW_SHARE = 0.8         # at a rate, the lead holds at most this share of the window
+
+
+def round_trips() -> collections.deque[int]:
+    """Where a controller keeps the round trips its runs observe."""
+    return collections.deque(maxlen=RECENT_RTTS)
+
+
+class Timing:
+    def __init__(self, settings: RunSettings, rtts: collections.deque[int]):
+        self.settings = settings
+        self._rtts = rtts
+        self._last_activation = 0   # the latest activation time handed out
+        self.leads: list[int] = []  # the least and the most lead used
+
+    def observe(self, rtt_us: int):
+        self._rtts.append(rtt_us)
+
+    def tail_us(self) -> int:
+        """The slowest recent round trip (0 if none yet)."""
+        return max(self._rtts, default=0)
+
+    def lead_us(self) -> int:
+        s = self.settings
+        if s.lead_us:
+            return s.lead_us
+        lead = max(LEAD_FLOOR_US, int(LEAD_RTTS * self.tail_us()))
+        if s.rate:
+            lead = min(lead, max(LEAD_FLOOR_US, int(WINDOW_SHARE * s.inflight / s.rate * 1e6)))
+        return lead
+
+    def spacing_us(self) -> int:
+        """IDs activate in order: never schedule one before the one before it."""
+        return int(1e6 / self.settings.rate) if self.settings.rate else 1
+
+    def activation(self, count: int) -> int:
+        """The activation time of the first of count IDs about to start,
+        spacing apart; the last is remembered for the next."""
+        lead = self.lead_us()
+        first = max(now_us() + lead, self._last_activation + self.spacing_us())
+        self._last_activation = first + (count - 1) * self.spacing_us()
+        self.leads = [min(self.leads + [lead]), max(self.leads + [lead])]
+        return first
+
+    def deadline_us(self) -> int:
+        """How long to wait for an answer: the configured time, or longer
+        while the switches answer slower (an early resend only adds to
+        their queue)."""
+        return max(int(self.settings.ack_timeout_ms * 1000), 2 * self.tail_us())

@@ -1,0 +1,1 @@
+"""Tests of the Docker image and of a new machine (root, dockerd, debootstrap)."""

@@ -1,0 +1,1 @@
+"""Tests on Mininet networks and namespaces (root, Mininet, BMv2, the kernel program)."""

@@ -1,0 +1,1 @@
+"""Helpers and recordings the tests share."""

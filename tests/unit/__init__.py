@@ -1,0 +1,1 @@
+"""Tests that need nothing beyond Python and the loopback interface."""

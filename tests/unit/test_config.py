@@ -1,0 +1,136 @@
+"""control/config.py: a valid file, and errors that name the file, the
+field and the problem."""
+import textwrap
+
+import pytest
+
+from beaver.control.config import ConfigError, load
+from beaver.control.slbs.program import Route, Vip
+
+VALID = """
+[controller]
+election_id = 7
+store = "db/snapshots.db"
+tau_us = 300
+rule = "coarse"
+
+[service]
+ingroup = ["10.0.2.0/24"]
+
+[[slbs]]
+name = "s1"
+address = "127.0.0.1:50051"
+device_id = 1
+slb_id = 1
+slb_addr = "10.0.0.254"
+routes = [{prefix = "10.0.2.1/32", port = 2, src_mac = "00:00:00:00:00:fe", dst_mac = "00:00:00:00:00:02"}]
+
+[[slbs]]
+name = "s2"
+address = "127.0.0.1:50052"
+device_id = 2
+slb_id = 2
+slb_addr = "10.0.0.253"
+marking = false
+
+[[vips]]
+address = "10.10.0.1"
+protocol = "udp"
+port = 80
+backends = ["10.0.2.1", "10.0.2.2"]
+
+[[processes]]
+name = "p1"
+address = "10.0.2.1:4791"
+peers = ["p2"]
+
+[[processes]]
+name = "p2"
+address = "10.0.2.2:4791"
+"""
+
+
+def write(tmp_path, text, name="service.toml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_a_valid_toml_file(tmp_path):
+    config = load(write(tmp_path, VALID))
+    c = config.controller
+    assert (c.election_id, c.tau_us, c.rule, c.retries) == (7, 300, "coarse", 2)
+    assert c.store == tmp_path / "db" / "snapshots.db", "relative to the file"
+    assert [s.name for s in config.slbs] == ["s1", "s2"]
+    assert config.slbs[0].routes == (Route("10.0.2.1/32", 2, "00:00:00:00:00:fe",
+                                           "00:00:00:00:00:02"),)
+    assert config.slbs[0].marking and not config.slbs[1].marking
+    assert config.vips == (Vip("10.10.0.1", "udp", 80, ("10.0.2.1", "10.0.2.2")),)
+    assert config.ingroup == ("10.0.2.0/24",)
+    assert (config.processes[0].host, config.processes[0].port) == ("10.0.2.1", 4791)
+    assert config.processes[0].peers == ("p2",)
+    assert config.slbs[0].ingroup_ports == (2,), "the port of the route into the in-group"
+    assert config.slbs[1].ingroup_ports == () and config.slbs[0].probe_port is None
+    assert (c.initiation, c.lead_us) == ("immediate", None)
+
+
+def test_probe_ports_and_in_group_ports(tmp_path):
+    text = VALID.replace('slb_addr = "10.0.0.254"\n', 'slb_addr = "10.0.0.254"\n'
+                         'ingroup_ports = [2, 4]\nprobe = {port = 3, iface = "s1-probe"}\n')
+    s1 = load(write(tmp_path, text)).slbs[0]
+    assert s1.ingroup_ports == (2, 4) and (s1.probe_port, s1.probe_iface) == (3, "s1-probe")
+
+
+SLB = '[[slbs]]\nname = "s1"\naddress = "127.0.0.1:1"\ndevice_id = 1\nslb_id = 1\nslb_addr = "10.0.0.1"\n'
+
+
+@pytest.mark.parametrize("text,field,problem", [
+    ("", "slbs", "at least one SLB"),
+    (SLB.replace('"127.0.0.1:1"', '"nowhere"'), "slbs[0].address", "expected host:port"),
+    (SLB.replace("slb_id = 1", "slb_id = 300"), "slbs[0].slb_id", "outside 0..255"),
+    (SLB.replace("slb_id = 1", 'slb_id = "1"'), "slbs[0].slb_id", "expected int"),
+    (SLB.replace('slb_addr = "10.0.0.1"\n', ''), "slbs[0].slb_addr", "missing"),
+    (SLB.replace('"10.0.0.1"', '"10.0.0.300"'), "slbs[0].slb_addr", "not an IPv4 address"),
+    (SLB + 'adress = "x"\n', "slbs[0].adress", "unknown field"),
+    (SLB + SLB.replace('"127.0.0.1:1"', '"127.0.0.1:2"').replace("slb_id = 1", "slb_id = 2"),
+     "slbs[1].name", "appears twice"),
+    (SLB + "marking = 1\n", "slbs[0].marking", "expected bool"),
+    (SLB + 'routes = [{prefix = "10.0.2.0/33", port = 1, src_mac = "00:00:00:00:00:01", '
+           'dst_mac = "00:00:00:00:00:02"}]\n', "slbs[0].routes[0].prefix", "not an IPv4 prefix"),
+    (SLB + 'routes = [{prefix = "10.0.2.0/24", port = 1, src_mac = "00:00:00:00:01", '
+           'dst_mac = "00:00:00:00:00:02"}]\n', "slbs[0].routes[0].src_mac", "not a MAC"),
+    (SLB + '[[vips]]\naddress = "10.10.0.1"\nprotocol = "sctp"\nport = 80\nbackends = ["10.0.2.1"]\n',
+     "vips[0].protocol", "expected one of tcp, udp"),
+    (SLB + '[[vips]]\naddress = "10.10.0.1"\nprotocol = "udp"\nport = 80\nbackends = []\n',
+     "vips[0].backends", "at least one backend"),
+    (SLB + '[controller]\nrule = "loose"\n', "controller.rule", "expected one of fine, coarse"),
+    (SLB + '[controller]\ntau_us = -1\n', "controller.tau_us", "outside"),
+    (SLB + '[controller]\nelection_id = 0\n', "controller.election_id", "outside"),
+    (SLB + '[service]\ningroup = ["nope"]\n', "service.ingroup[0]", "not an IPv4 prefix"),
+    (SLB + '[[processes]]\nname = "p"\naddress = "10.0.2.1"\n', "processes[0].address",
+     "expected host:port"),
+    (SLB + '[[processes]]\nname = "p"\naddress = "10.0.2.1:1"\npeers = ["q"]\n',
+     "processes[0].peers[0]", "'q' is not another configured process"),
+    (SLB + 'probe = {port = 2, iface = "x"}\ningroup_ports = [2]\n', "slbs[0].probe.port",
+     "a probe port must be its own"),
+    (SLB + 'probe = {port = 3}\n', "slbs[0].probe.iface", "missing"),
+    (SLB + 'ingroup_ports = [600]\n', "slbs[0].ingroup_ports[0]", "0..511"),
+    (SLB + '[controller]\ninitiation = "soon"\n', "controller.initiation",
+     "expected one of immediate, timed"),
+])
+def test_errors_name_the_file_the_field_and_the_problem(tmp_path, text, field, problem):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as e:
+        load(path)
+    message = str(e.value)
+    assert message.startswith(f"{path}: {field}: "), message
+    assert problem in message
+
+
+def test_unreadable_undecodable_and_unknown_files(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load(tmp_path / "absent.toml")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load(write(tmp_path, "[[slbs]\n"))
+    with pytest.raises(ConfigError, match="expected a .toml file"):
+        load(write(tmp_path, SLB, "service.yaml"))

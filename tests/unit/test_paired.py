@@ -1,0 +1,62 @@
+"""Paired rounds (topologies/experiments/common/paired.py) on hand-built rows: the
+order phases run in, ratios taken within a round, and the verdicts."""
+from beaver.topologies.experiments.common import paired
+from beaver.topologies.experiments.common.paired import Goal, Spread
+
+
+def row(round_no, kind, throughput, p99=100.0, slb=10.0, controller=1.0):
+    return {"round": round_no, "kind": kind, "throughput": throughput, "p99_us": p99,
+            "cost_slb": slb, "cost_controller": controller}
+
+
+def test_every_other_round_runs_the_phases_in_reverse():
+    assert paired.rounds(("a", "b", "c"), 3) == [
+        (1, "a"), (1, "b"), (1, "c"), (2, "c"), (2, "b"), (2, "a"), (3, "a"), (3, "b"), (3, "c")]
+
+
+def test_a_ratio_is_taken_within_each_round_not_across_rounds():
+    # The machine slows by half in round 2; marking costs 2 % in every round.
+    rows = [row(1, "without", 1000), row(1, "marking", 980),
+            row(2, "without", 500), row(2, "marking", 490),
+            row(3, "without", 1000), row(3, "marking", 980)]
+    spread = paired.ratio(rows, "throughput", "marking")
+    assert spread == Spread(0.98, 0.98, 0.98, 0.98, 0.98, 3)
+    # One round disturbed by someone else's work moves the median and the
+    # quartiles little, the range much.
+    assert paired.spread([0.97, 0.98, 0.98, 0.99, 1.6]) == Spread(0.98, 0.98, 0.99, 0.97, 1.6, 5)
+    # A round without its baseline is left out.
+    assert paired.ratio(rows + [row(4, "marking", 10)], "throughput", "marking").rounds == 3
+
+
+def test_a_verdict_says_by_how_much_and_which_cost_rose_most():
+    rises = {"slb": 12.0, "controller": 40.0, "ingroup": 3.0}
+    assert paired.verdict(Spread(0.99, 0.985, 0.995, 0.9, 1.0, 5), None, Goal(0.98), rises,
+                          500) == "met", "a round far off is no matter"
+    assert paired.verdict(Spread(0.99, 0.97, 0.995, 0.9, 1.0, 5), None, Goal(0.98), rises, 500) \
+        == "met; its middle half spans the goal"
+    missed = paired.verdict(Spread(0.93, 0.9, 0.94, 0.9, 0.95, 5),
+                            Spread(1.3, 1.2, 1.4, 1.2, 1.4, 5),
+                            Goal(0.95, p99=1.2), rises, 500)
+    assert missed.startswith("missed: throughput 0.020 under 0.95, p99 0.10x over 1.2x")
+    assert missed.endswith("largest CPU rise: controller +40.0 us; all +55.0 us, "
+                           "on busy cores a ratio of 0.901")
+
+
+def test_judge_gives_each_phase_its_ratios_costs_and_verdict():
+    rows = []
+    for n in (1, 2, 3, 4, 5):
+        rows += [row(n, "without", 1000, p99=100, slb=10, controller=1),
+                 row(n, "marking", 990, p99=101, slb=11, controller=1),
+                 row(n, "snapshots", 900, p99=130, slb=11, controller=20 + n)]
+    summary = {r["phase"]: r for r in paired.judge(
+        rows, "throughput", "p99_us", {"marking": Goal(0.98), "snapshots": Goal(0.95, 1.2)},
+        per="request")}
+    assert summary["marking"]["throughput"] == "0.990 (IQR 0.990-0.990, all 0.990-0.990)"
+    assert summary["marking"]["verdict"] == "met"
+    assert summary["marking"]["slb"] == "11.0 vs 10.0"
+    assert summary["marking"]["CPU us per"] == "request"
+    snapshots = summary["snapshots"]
+    assert snapshots["rounds"] == 5 and snapshots["p99_us"] == "1.300 (IQR 1.300-1.300, all 1.300-1.300)"
+    assert snapshots["controller"] == "23.0 vs 1.0"
+    assert snapshots["verdict"].endswith("controller +22.0 us; all +23.0 us, on busy cores a "
+                                         "ratio of 0.324"), snapshots["verdict"]

@@ -1,0 +1,220 @@
+"""The TCP runtime on loopback, with the kernel's flow IDs fed directly
+(FedIds stands in for the BPF map): the snapshot rule after each read, the
+framing of peer messages, channel state, and the checker's verdict."""
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+from beaver.traffic.oob import protocol as oob
+from beaver.p4src.wire import BeaverHeader, Kind
+from beaver.traffic.analysis.checker import Trace, check
+from beaver.traffic.runtime.datagrams import PeerKind, parse_peer
+from beaver.traffic.runtime.eventlog import EventLog
+from beaver.traffic.frames import FrameReader, frame, stamp_frame
+from beaver.traffic.messages import decode, encode
+from beaver.traffic.runtime.snapshots import Mode
+from beaver.traffic.outgroup.tcp_client import TcpEndpoint
+from beaver.traffic.runtime.tcp import PEER_PORT, TcpRuntime
+
+from tests.support.runtimes import Recorder, dip, eventually, oob_request, outside, vip
+
+
+class FedIds:
+    """The flow -> newest snapshot ID map, as a test sets it."""
+
+    def __init__(self, default: int | None = None):
+        self.default = default          # the ID of every flow not set
+        self.ids: dict[tuple, int] = {}
+        self.lookups = 0
+        self.forgotten: list[tuple] = []
+        self._lock = threading.Lock()
+
+    def set(self, client, vip_, snapshot_id: int):
+        with self._lock:
+            self.ids[(tuple(client), tuple(vip_))] = snapshot_id
+
+    def lookup(self, client, vip_):
+        with self._lock:
+            self.lookups += 1
+            return self.ids.get((tuple(client), tuple(vip_)), self.default)
+
+    def forget(self, client, vip_):
+        self.forgotten.append((tuple(client), tuple(vip_)))
+
+
+@pytest.fixture
+def tcp(tmp_path):
+    """start(name, n, app=Recorder, **args) -> (runtime, app), logging to tmp_path;
+    everything stopped after."""
+    started, logs = [], []
+
+    def start(name: str, n: int, make_app=Recorder, **kwargs):
+        kwargs.setdefault("vips", [vip(n)])
+        log = EventLog(tmp_path / f"{name}.jsonl", name, True, "beaver")
+        logs.append(log)
+        runtime = TcpRuntime(name, dip(n), mgmt=(dip(n), 0), log=log, **kwargs)
+        app = make_app(runtime)
+        runtime.serve(app)
+        started.append(runtime)
+        return runtime, app
+
+    def finish() -> Trace:
+        for runtime in started:
+            runtime.stop()
+        for log in logs:
+            log.close()
+        return Trace.load(sorted(tmp_path.glob("*.jsonl")))
+
+    start.finish = finish
+    start.log = lambda name: logs.append(log := EventLog(tmp_path / f"{name}.jsonl", name,
+                                                         False)) or log
+    yield start
+    for runtime in started:
+        runtime.stop()
+
+
+def report(runtime, snapshot_id: int) -> oob.Report:
+    return oob.Report.from_message(oob_request(runtime, {"op": "report", "id": snapshot_id}))
+
+
+def connect(n: int = 0, to: int = 1) -> socket.socket:
+    sock = socket.create_connection(vip(to), timeout=2, source_address=(outside(n), 0))
+    return sock
+
+
+def call(sock: socket.socket, message: dict) -> dict:
+    sock.sendall(frame(encode(message)))
+    reader = FrameReader()
+    while not (frames := reader.feed(sock.recv(65536))):
+        pass
+    return decode(frames[0])
+
+
+def test_requests_are_answered_on_their_connection_and_the_rule_follows_the_map(tcp):
+    ids = FedIds()
+    runtime, app = tcp("p1", 1, flow_ids=ids)
+    sock = connect()
+    ids.set(sock.getsockname(), vip(1), 0)
+    assert call(sock, {"id": "c:1", "op": "x"}) == {"ok": True, "handled": 1, "id": "p1:1",
+                                                    "re": "c:1"}
+    assert sock.getpeername() == vip(1), "Direct Server Return: from the VIP"
+    ids.set(sock.getsockname(), vip(1), 3)     # the kernel saw a MARK with ID 3 on this flow
+    call(sock, {"id": "c:2"})
+    for snapshot_id in (1, 2, 3):              # recorded before c:2 was handled
+        r = report(runtime, snapshot_id)
+        assert (r.taken, r.trigger, r.local_state) == (True, "mark",
+                                                        {"requests": 1, "peer_messages": 0})
+    assert len(app.requests) == 2
+    client = sock.getsockname()
+    sock.close()
+    eventually(lambda: (client, vip(1)) in ids.forgotten)
+
+
+def test_bytes_of_a_flow_the_kernel_never_marked_are_refused(tcp):
+    runtime, app = tcp("p1", 1, flow_ids=FedIds())
+    sock = connect()
+    sock.sendall(frame(encode({"id": "c:1"})))
+    assert sock.recv(100) == b"", "hung up"
+    assert app.requests == [] and runtime.drops["no flow ID"] == 1
+
+
+def test_a_map_ahead_of_the_bytes_snapshots_early_and_the_cut_is_consistent(tcp):
+    """The map may hold a newer ID than the bytes a read returned (later
+    packets of the flow already passed the kernel program).  The snapshot
+    comes before those bytes are handled, and everything the process sends
+    afterwards carries the new ID, so the peer records first too."""
+    ids = FedIds(default=0)
+    client_log = tcp.log("c")
+    a, a_app = tcp("a", 1, lambda rt: Recorder(rt, forward_to="b"), flow_ids=ids,
+                   peers={"b": dip(2)})
+    b, b_app = tcp("b", 2, flow_ids=ids, peers={"a": dip(1)})
+    endpoint = TcpEndpoint("c", vip(1), outside(0), client_log)
+    assert endpoint.call({"op": "old"}, 2)["handled"] == 1
+    ids.default = 5                                 # ahead of the next request's own mark
+    assert endpoint.call({"op": "sent before the snapshot"}, 2)["handled"] == 2
+    eventually(lambda: len(b_app.peer_messages) == 2)
+    r = report(a, 5)
+    assert (r.trigger, r.local_state) == ("mark", {"requests": 1, "peer_messages": 0})
+    rb = report(b, 5)
+    assert (rb.trigger, rb.local_state) == ("peer", {"requests": 0, "peer_messages": 1})
+    eventually(lambda: oob_request(b, {"op": "status"})["finished_id"] == 5)
+    endpoint.close()
+    trace = tcp.finish()
+    reports = [r, rb]
+    [verdict] = check(trace, [5], reports)
+    assert verdict.status == "consistent", str(verdict)
+
+
+def test_peer_frames_carry_the_stamp_and_complete_the_channel(tcp):
+    ids = FedIds()
+    runtime, app = tcp("p", 1, flow_ids=ids, peers={"q": dip(9)})
+    q_listener = socket.create_server((dip(9), PEER_PORT))   # where p's COUNTs go
+    with q_listener, socket.create_connection((dip(1), PEER_PORT),
+                                              source_address=(dip(9), 0)) as q:
+        oob_request(runtime, {"op": "snapshot", "id": 2})
+        # Sent before q's own snapshot, received after p's: on the channel at the cut.
+        q.sendall(stamp_frame(0, PeerKind.APP, 1, b"q", encode({"id": "q:1", "op": "a"})))
+        q.sendall(stamp_frame(2, PeerKind.APP, 2, b"q", encode({"id": "q:2", "op": "b"})))
+        eventually(lambda: len(app.peer_messages) == 2)
+        assert [m["id"] for m in report(runtime, 2).channels["q"].in_flight] == ["q:1"]
+        assert oob_request(runtime, {"op": "status"})["finished_id"] == 0
+        q.sendall(stamp_frame(2, PeerKind.COUNT, 0, b"q",
+                              encode({"id": "q:3", "first": 1, "sent_before": 1})))
+        eventually(lambda: oob_request(runtime, {"op": "status"})["finished_id"] == 2)
+        # A newer stamp: the state is recorded before its message is handled.
+        q.sendall(stamp_frame(3, PeerKind.APP, 3, b"q", encode({"id": "q:4", "op": "c"})))
+        eventually(lambda: len(app.peer_messages) == 3)
+        r = report(runtime, 3)
+        assert (r.trigger, r.local_state) == ("peer", {"requests": 0, "peer_messages": 2})
+
+
+def test_what_the_runtime_sends_a_peer_is_stamped_and_counted(tcp):
+    ids = FedIds()
+    listener = socket.create_server((dip(9), PEER_PORT))
+    runtime, _ = tcp("p", 1, lambda rt: Recorder(rt, forward_to="q"), flow_ids=ids,
+                     peers={"q": dip(9)})
+    sock = connect()
+    ids.set(sock.getsockname(), vip(1), 4)
+    call(sock, {"id": "c:1"})
+    channel, _ = listener.accept()
+    channel.settimeout(2)
+    reader, got = FrameReader(), []
+    while len(got) < 2:
+        got += reader.feed(channel.recv(65536))
+    frames = []
+    for payload in got:
+        header = BeaverHeader.unpack(payload)
+        peer, body = parse_peer(payload[BeaverHeader.SIZE:])
+        frames.append((header.kind, header.snapshot_id, peer.kind, peer.seq, peer.sender,
+                       decode(body)))
+    # The snapshot (before the request) announces what was sent before it: nothing.
+    assert frames[0][:5] == (Kind.STAMP, 4, PeerKind.COUNT, 0, "p")
+    assert (frames[0][5]["first"], frames[0][5]["sent_before"]) == (1, 0)
+    assert frames[1][:5] == (Kind.STAMP, 4, PeerKind.APP, 1, "p")
+    assert frames[1][5]["op"] == "forwarded"
+    sock.close()
+    channel.close()
+    listener.close()
+
+
+def test_a_peer_frame_from_the_wrong_address_is_dropped(tcp):
+    runtime, app = tcp("p", 1, flow_ids=FedIds(), peers={"q": dip(9)})
+    with socket.create_connection((dip(1), PEER_PORT), source_address=(dip(8), 0)) as s:
+        s.sendall(stamp_frame(7, PeerKind.APP, 1, b"q", encode({"id": "q:1"})))
+        assert s.recv(10) == b""
+    assert runtime.drops["unknown peer"] == 1 and app.peer_messages == []
+    assert runtime.snapshots.current_id == 0
+
+
+@pytest.mark.parametrize("mode", [Mode.OFF, Mode.LAI_YANG])
+def test_without_beaver_marks_the_map_is_not_read(tcp, mode):
+    ids = FedIds()
+    runtime, app = tcp("p", 1, flow_ids=ids, mode=mode)
+    sock = connect()
+    ids.set(sock.getsockname(), vip(1), 9)
+    assert call(sock, {"id": "c:1"})["handled"] == 1
+    assert ids.lookups == 0
+    sock.close()

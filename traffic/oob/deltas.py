@@ -1,0 +1,58 @@
+"""What changed between two local states, so that a report carries only
+that (traffic/oob/protocol.py's "base"): the controller rebuilds the full state
+from the one it holds, and stores, judges and restores full states only.
+
+    changes = diff(old, new)         # JSON, {} when nothing changed
+    apply(old, changes) == new       # a new value; old is left as it was
+
+States are JSON values.  Dicts are compared key by key, recursively; any
+other value is replaced whole when it differs (==, and its type at that
+level: a list is compared by ==, in which 1, 1.0 and True are alike, so a
+service's state never holds one where another was without its own version
+changing, as a register's does).  A change is {"=": value} (replaced) or,
+for a dict, {"set": {key: value}, "del": [key], "in": {key: change}}, each
+part present only when not empty.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+_MISSING = object()
+
+
+def diff(old: Any, new: Any) -> dict:
+    if old is new:
+        return {}
+    if type(old) is not dict or type(new) is not dict:
+        return {} if type(old) is type(new) and old == new else {"=": new}
+    put, inner = {}, {}
+    for key, value in new.items():
+        was = old.get(key, _MISSING)
+        if type(was) is type(value) and (was is value or was == value):
+            continue                                  # the common case, at C speed
+        if type(was) is dict and type(value) is dict:
+            inner[key] = diff(was, value)
+        else:
+            put[key] = value
+    gone = [key for key in old if key not in new]
+    return {name: part for name, part in (("set", put), ("del", gone), ("in", inner)) if part}
+
+
+def apply(old: Any, change: dict) -> Any:
+    if not change:
+        return old
+    if "=" in change:
+        return change["="]
+    if type(old) is not dict:
+        raise ValueError(f"a change of keys applied to a {type(old).__name__}")
+    new = dict(old)   # unchanged parts are shared with old, never copied
+    for key in change.get("del", ()):
+        if new.pop(key, _MISSING) is _MISSING:
+            raise ValueError(f"{key!r} deleted, which the base does not hold")
+    new.update(change.get("set", {}))
+    for key, inner in change.get("in", {}).items():
+        if key not in new:
+            raise ValueError(f"a change inside {key!r}, which the base does not hold")
+        new[key] = apply(new[key], inner)
+    return new

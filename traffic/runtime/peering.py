@@ -1,0 +1,157 @@
+"""What both in-group runtimes (runtime.py over UDP, tcp_runtime.py over
+TCP) do once their transport delivered a message: the snapshot rule on a
+peer's stamp, the channel counts, delivery to the application, the COUNT
+announcements of a local snapshot, and the controller's out-of-band answers;
+and what a process restored from a snapshot does (restore.py): it holds,
+then on the controller's resume replays the messages in flight to it.
+
+A runtime mixes this in and provides `_send_peer(peer, kind, seq, message,
+ctl)`, `_start_loops()` (what serve() starts receiving with) and the
+attributes name, mode, snapshots, drops, _peers, _window, _oob, _lock, _log
+and _number.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+from beaver.traffic.oob import protocol as oob
+
+from beaver.traffic.oob import answers as oob_answers
+from beaver.traffic.runtime.datagrams import Address, DatagramError, PeerHeader, PeerKind
+from beaver.traffic.messages import Message, MessageError, decode, message_id
+from beaver.traffic.runtime.snapshots import Mode, Snapshots, Taken
+
+if TYPE_CHECKING:   # restore.py reads the controller's store: only a restored process needs it
+    from beaver.traffic.runtime.restore import Restore
+
+log = logging.getLogger(__name__)
+
+
+class PeerHandling:
+    _restore: Restore | None = None        # the snapshot this process was restored from
+    _replayed: dict[str, int] | None = None   # per peer, once resumed (None: holding)
+    _replay_ms = 0.0
+
+    def _peer_message(self, peer: PeerHeader, stamp: int, payload: bytes, source: Address):
+        """A peer's APP or COUNT message, stamped with the sender's ID."""
+        if self._peers.get(peer.sender) != source[0]:
+            raise DatagramError("unknown peer", f"{peer.sender!r} from {source[0]} "
+                                                "is not a peer at its address")
+        message = decode(payload)
+        if peer.kind is PeerKind.COUNT:
+            first, sent_before = message.get("first"), message.get("sent_before")
+            if not (type(first) is int and type(sent_before) is int):
+                raise MessageError(f"COUNT without integer first/sent_before: {message}")
+        with self._lock:
+            if self.snapshots:
+                self._took(self.snapshots.stamp(stamp))
+            if peer.kind is PeerKind.COUNT:
+                self._log.recv(message["id"], peer.sender, ctl=True)
+                if self.snapshots:
+                    self.snapshots.count_from(peer.sender, first, stamp, sent_before)
+                return
+            self._log.recv(message["id"], peer.sender)
+            if self.snapshots:
+                self.snapshots.received_from(peer.sender, stamp, peer.seq, message)
+            self._deliver(self._app.on_peer, message, peer.sender)
+
+    def _deliver(self, handler: Callable[[Message, Any], None], message: Message, source: Any):
+        try:
+            handler(message, source)
+        except Exception:   # counted and logged: one bad message must not stop the process
+            self.drops["app error"] += 1
+            log.exception("%s: the application failed on %r", self.name, message)
+
+    def _took(self, taken: Taken | None):
+        """Logs a local snapshot just recorded and announces the channel counts."""
+        if taken is None:
+            return
+        self._log.snapshot(taken.first, taken.last, taken.trigger)
+        if self.snapshots.records_channels:
+            for peer in self._peers:
+                self._send_peer(peer, PeerKind.COUNT, 0,
+                                {"first": taken.first, "sent_before": taken.sent_before[peer]},
+                                ctl=True)
+
+    def _new_id(self) -> str:
+        self._number += 1
+        return message_id(self.name, self._number)
+
+    def _answer(self, message: dict[str, Any]) -> dict[str, Any]:
+        op = message.get("op")
+        if op == "resume":
+            return self._resume(bool(message.get("state")))
+        if op in ("snapshot", "report") and self._holding:
+            raise oob.ProtocolError(f"{self.name} is restoring snapshot {self._restore.number} "
+                                    "and has not been resumed")
+        answer = oob_answers.answer(message, self.name, self.snapshots, self._lock, self.drops,
+                                    self._took)
+        if op == "status" and self._restore is not None:
+            answer["restored"] = self._restored()
+        return answer
+
+    # Restoring.
+
+    def serve(self, app, restore: Restore | None = None):
+        """Starts delivering to app: the receive loops, the OOB server, the
+        poll timer.  Restored: app takes the snapshot's state now, and the
+        loops start when the controller resumes this process; what arrives
+        meanwhile waits in the sockets (or the listeners' backlogs)."""
+        self._app = app
+        if self.mode is not Mode.OFF:
+            self.snapshots = Snapshots(self.name, self._peers, self.mode, app.local_state,
+                                       self._window)
+        if restore is None:
+            self._start_loops()
+        else:
+            self._serve_restored(app, restore)
+        self._oob.start()
+
+    @property
+    def _holding(self) -> bool:
+        return self._restore is not None and self._replayed is None
+
+    def _serve_restored(self, app, restore: Restore):
+        """serve() from a snapshot: its state at once (RestoreRefused if app
+        cannot take it), the replay and the loops when resumed."""
+        restore.check(app)
+        app.restore(restore.state)
+        if self.snapshots:
+            self.snapshots.restart_at(restore.resume_id)
+        # Message ids must not repeat an earlier incarnation's: numbered from
+        # the clock in microseconds, which no process outsends.
+        self._number = time.time_ns() // 1000
+        self._restore = restore
+
+    def _resume(self, with_state: bool) -> dict[str, Any]:
+        """Delivers the messages in flight to this process at the cut, once
+        (a second resume replays nothing), then starts receiving."""
+        if self._restore is None:
+            raise oob.ProtocolError(f"{self.name} was not restored: there is nothing to resume")
+        with self._lock:
+            if self._replayed is None:
+                started = time.monotonic()
+                replayed: dict[str, int] = {}
+                for sender, message in self._restore.replay():
+                    self._log.recv(message["id"], sender)
+                    self._deliver(self._app.on_peer, message, sender)
+                    replayed[sender] = replayed.get(sender, 0) + 1
+                self._replay_ms = (time.monotonic() - started) * 1000
+                self._replayed = replayed
+                self._start_loops()
+            state = self._app.local_state() if with_state else None
+        answer = {"v": oob.VERSION, "op": "resumed", **self._restored()}
+        if with_state:
+            answer["state"] = state
+        return answer
+
+    def _restored(self) -> dict[str, Any]:
+        r = self._restore
+        return {"process": self.name, "snapshot": r.number, "outcome": r.outcome.value,
+                "forced": r.forced, "resume_id": r.resume_id, "held": self._holding,
+                "in_flight": {peer: len(items) for peer, items in r.in_flight.items()},
+                "replayed": dict(self._replayed or {}),
+                "load_ms": round(r.load_ms, 3),
+                "replay_ms": None if self._holding else round(self._replay_ms, 3)}

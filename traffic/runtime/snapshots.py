@@ -1,0 +1,328 @@
+"""One in-group process's snapshot state: the rule, the records, the channels.
+
+No sockets here: the runtime calls in with what arrived and sends what this
+says to send, all under its lock.
+
+The rule (Lai-Yang style, no FIFO needed): a message carrying a newer ID
+than the process's makes it record its local state before the message is
+handled.  A jump from ID a to b records one local state that serves every ID
+in (a, b], and one Record for the whole range, so that a jump costs the
+same whatever its length.  Records cover the newest `window` IDs, like the
+switch's ring.
+
+Channel state: an APP message from peer q stamped older than N that arrives
+after this process's snapshot N was in flight at the cut.  The channel q -> p
+is complete for N when p's received_before + len(in_flight) equals q's
+sent_before, which q announces in a COUNT message after its own snapshot.
+"""
+from __future__ import annotations
+
+import bisect
+import enum
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from beaver.traffic.oob.protocol import ChannelState, Report
+from beaver.p4src.ids import ID_SPACE, ID_WINDOW, ahead, is_newer, next_id
+from beaver.p4src.wire import RING_SIZE
+
+
+class Mode(str, enum.Enum):
+    BEAVER = "beaver"      # SLB marks, peer stamps and out-of-band initiation
+    LAI_YANG = "lai-yang"  # peer stamps and out-of-band initiation; SLB marks ignored
+    POLLING = "polling"    # each process on its own timer; no channel state
+    OFF = "off"            # no snapshot layer: the "without Beaver" baseline
+
+
+@dataclass(frozen=True)
+class LocalSnapshot:
+    trigger: str                  # "mark", "peer", "oob" or "timer"
+    taken_at_us: int
+    state: Any
+    sent_before: dict[str, int]   # APP messages sent to each peer before it
+    received_before: dict[str, int]
+
+
+@dataclass
+class Tally:
+    """A record's in-flight messages from one peer, counted for the channel
+    sums: those in flight for every ID of the record, and for each other
+    one the offset from the record's first ID from which it counts."""
+    tallied: int = 0              # how many of the record's in_flight list are counted
+    for_every_id: int = 0
+    counts_from: list[int] = field(default_factory=list)   # sorted
+
+
+@dataclass
+class Record:
+    """What this process knows of the IDs first..last, which one jump covered.
+
+    An in-flight message is kept once, with its stamp: it was in flight for
+    the IDs of the range newer than its stamp.  A COUNT is kept as its
+    range clipped to this record, and looked up per ID."""
+    first: int                    # the oldest ID still kept (moves as the window slides)
+    last: int
+    local: LocalSnapshot
+    in_flight: dict[str, list[dict]]   # per peer: arrived after the cut, stamped older than last
+    counts: dict[str, list[tuple[int, int, int]]]   # per peer: (first, last, sent_before)
+    newest_complete: int | None = None   # cache of Snapshots._newest_complete, unless stale
+    stale: bool = True
+    tallies: dict[str, Tally] = field(default_factory=dict)   # per peer, as they are needed
+
+    def in_flight_for(self, peer: str, snapshot_id: int) -> list[dict]:
+        return [item for item in self.in_flight[peer] if is_newer(snapshot_id, item["stamp"])]
+
+    def tally(self, peer: str) -> Tally:
+        """peer's in-flight messages counted, brought up to date with those
+        that arrived since the last call (each message is tallied once)."""
+        tally = self.tallies.setdefault(peer, Tally())
+        for item in self.in_flight[peer][tally.tallied:]:
+            counts_from = ahead(next_id(item["stamp"]), self.first)
+            if counts_from <= 0:
+                tally.for_every_id += 1
+            else:
+                bisect.insort(tally.counts_from, counts_from)
+        tally.tallied = len(self.in_flight[peer])
+        return tally
+
+    def drop_oldest(self, count: int):
+        """The window slid over the oldest count IDs of this record."""
+        self.first = next_id(self.first, count)
+        for tally in self.tallies.values():
+            now_for_every_id = bisect.bisect_right(tally.counts_from, count)
+            tally.for_every_id += now_for_every_id
+            tally.counts_from = [offset - count
+                                 for offset in tally.counts_from[now_for_every_id:]]
+        self.stale = True
+
+    def peer_sent(self, peer: str, snapshot_id: int) -> int | None:
+        """peer's sent_before for snapshot_id, from its latest COUNT that covers it."""
+        for first, last, sent_before in reversed(self.counts[peer]):
+            if ahead(snapshot_id, first) >= 0 and ahead(last, snapshot_id) >= 0:
+                return sent_before
+        return None
+
+
+@dataclass(frozen=True)
+class Taken:
+    """A local snapshot just recorded, for the IDs first..last."""
+    first: int
+    last: int
+    trigger: str
+    sent_before: dict[str, int]
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def offsets_within(oldest: int, length: int, first: int, last: int) -> range:
+    """The offsets i in [0, length) for which ID oldest + i lies in first..last
+    as serial numbers read it: ahead(N, first) >= 0 and ahead(last, N) >= 0.
+    Over a run shorter than ID_WINDOW each condition holds on a prefix or a
+    suffix, so both hold on one range, found without visiting the IDs."""
+    past_first = (oldest - first) % ID_SPACE   # the condition is (past_first + i) mod 2^32 < 2^31
+    from_first = (range(0, ID_WINDOW - past_first) if past_first < ID_WINDOW
+                  else range(ID_SPACE - past_first, length))
+    to_last = (last - oldest) % ID_SPACE       # the condition is (to_last - i) mod 2^32 < 2^31
+    up_to_last = (range(0, to_last + 1) if to_last < ID_WINDOW
+                  else range(to_last - ID_WINDOW + 1, length))
+    return range(max(from_first.start, up_to_last.start),
+                 min(from_first.stop, up_to_last.stop, length))
+
+
+class Snapshots:
+    def __init__(self, process: str, peers: Iterable[str], mode: Mode,
+                 capture: Callable[[], Any], window: int = RING_SIZE):
+        if mode is Mode.OFF:
+            raise ValueError("Mode.OFF has no snapshot state")
+        if not 0 < window < ID_WINDOW:
+            raise ValueError(f"window {window} must be in 1..{ID_WINDOW - 1}")
+        self.process = process
+        self.peers = list(peers)
+        self.mode = mode
+        self.records_channels = mode in (Mode.BEAVER, Mode.LAI_YANG)
+        self.capture = capture
+        self.window = window
+        self.current_id = 0
+        self.records: deque[Record] = deque()   # oldest first, contiguous, ending at current_id
+        self.kept = 0                           # IDs the records cover, at most window
+        self._finished: int | None = None       # finished_id(), None when it must be looked for
+        self.sent = dict.fromkeys(self.peers, 0)
+        self.received = dict.fromkeys(self.peers, 0)
+
+    def restart_at(self, snapshot_id: int):
+        """A process restored from a snapshot (restore.py), before it handles
+        anything: at snapshot_id, nothing kept, its channels counted from
+        zero like its peers', which are restored with it."""
+        if self.records or any(self.sent.values()) or any(self.received.values()):
+            raise RuntimeError(f"{self.process}: restart_at after messages were handled")
+        self.current_id = snapshot_id
+        self._finished = None
+
+    # Triggers: each applies the mode's policy and returns what was taken, if anything.
+
+    def mark(self, snapshot_id: int) -> Taken | None:
+        """An SLB's mark on a client's request."""
+        return self._advance(snapshot_id, "mark") if self.mode is Mode.BEAVER else None
+
+    def stamp(self, snapshot_id: int) -> Taken | None:
+        """A peer's stamp."""
+        return self._advance(snapshot_id, "peer") if self.records_channels else None
+
+    def oob(self, snapshot_id: int) -> Taken | None:
+        """The controller's out-of-band initiation (sent after every SLB acknowledged)."""
+        return self._advance(snapshot_id, "oob") if self.records_channels else None
+
+    def poll(self) -> Taken | None:
+        """The polling baseline's own timer: the next ID, uncoordinated."""
+        if self.mode is not Mode.POLLING:
+            return None
+        return self._advance(next_id(self.current_id), "timer")
+
+    def _advance(self, snapshot_id: int, trigger: str) -> Taken | None:
+        if not is_newer(snapshot_id, self.current_id):
+            return None
+        local = LocalSnapshot(trigger, now_us(), self.capture(), dict(self.sent),
+                              dict(self.received))
+        covered = min(ahead(snapshot_id, self.current_id), self.window)
+        self.records.append(Record(next_id(snapshot_id, 1 - covered), snapshot_id, local,
+                                   {peer: [] for peer in self.peers},
+                                   {peer: [] for peer in self.peers}))
+        self.kept += covered
+        self._expire()
+        self._finished = None
+        first = next_id(self.current_id)
+        self.current_id = snapshot_id
+        return Taken(first, snapshot_id, trigger, local.sent_before)
+
+    def _expire(self):
+        """Drops the IDs older than the newest `window`: whole records, or the
+        oldest part of one."""
+        while self.kept > self.window:
+            oldest = self.records[0]
+            excess = self.kept - self.window
+            size = ahead(oldest.last, oldest.first) + 1
+            if size <= excess:
+                self.records.popleft()
+                self.kept -= size
+            else:
+                oldest.drop_oldest(excess)
+                self.kept -= excess
+
+    def _record(self, snapshot_id: int) -> Record | None:
+        """The record covering snapshot_id, if it is kept (a binary search)."""
+        if not 0 <= ahead(self.current_id, snapshot_id) < self.kept:
+            return None
+        index = bisect.bisect_left(self.records, 0, key=lambda r: ahead(r.last, snapshot_id))
+        return self.records[index]
+
+    # Channels.
+
+    def sent_to(self, peer: str) -> int:
+        """Counts an APP message to peer; returns its position on the channel."""
+        self.sent[peer] += 1
+        return self.sent[peer]
+
+    def received_from(self, peer: str, stamp: int, seq: int, message: dict[str, Any]):
+        """An APP message from peer, after the rule was applied to its stamp.
+        Kept once in every record with an ID newer than its stamp: one per
+        local snapshot since, whatever the IDs they jumped."""
+        self.received[peer] += 1
+        if not self.records_channels:
+            return
+        item = None
+        for record in reversed(self.records):   # newest first
+            if not is_newer(record.last, stamp):
+                break
+            item = item or {"id": message["id"], "seq": seq, "stamp": stamp, "message": message}
+            record.in_flight[peer].append(item)
+            record.stale = True
+            self._finished = None
+
+    def count_from(self, peer: str, first: int, last: int, sent_before: int):
+        """peer sent us sent_before APP messages before its snapshot for first..last
+        (kept for the IDs of that range this process keeps)."""
+        if not self.records:
+            return
+        oldest = self.records[0].first
+        offsets = offsets_within(oldest, self.kept, first, last)
+        if not offsets:
+            return
+        low, high = next_id(oldest, offsets.start), next_id(oldest, offsets.stop - 1)
+        newest = bisect.bisect_left(self.records, 0, key=lambda r: ahead(r.last, high))
+        for index in range(newest, -1, -1):
+            record = self.records[index]
+            if ahead(record.last, low) < 0:
+                break
+            clipped = (low if ahead(low, record.first) > 0 else record.first,
+                       high if ahead(record.last, high) > 0 else record.last)
+            record.counts[peer].append((*clipped, sent_before))
+            record.stale = True
+            self._finished = None
+
+    # Reporting.
+
+    def _newest_complete(self, record: Record) -> int | None:
+        """The newest ID of record whose channels are all complete.  The sums
+        change only where an in-flight stamp or a COUNT's boundary falls, so
+        each stretch between two such IDs is judged once, not each ID."""
+        if not self.records_channels:
+            return record.last
+        if not record.stale:
+            return record.newest_complete
+        length = ahead(record.last, record.first) + 1
+        tallies = {peer: record.tally(peer) for peer in self.peers}
+        bounds = {0}
+        for peer in self.peers:
+            bounds.update(tallies[peer].counts_from)
+            for first, last, _ in record.counts[peer]:
+                bounds.update((ahead(first, record.first), ahead(last, record.first) + 1))
+        starts = sorted(b for b in bounds if 0 <= b < length)
+        record.newest_complete = None
+        for start, stop in zip(reversed(starts), [length, *reversed(starts[1:])]):
+            snapshot_id = next_id(record.first, start)
+            if all(record.peer_sent(peer, snapshot_id)
+                   == record.local.received_before[peer] + tallies[peer].for_every_id
+                   + bisect.bisect_right(tallies[peer].counts_from, start)
+                   for peer in self.peers):
+                record.newest_complete = next_id(record.first, stop - 1)
+                break
+        record.stale = False
+        return record.newest_complete
+
+    def finished_id(self) -> int:
+        """The newest ID whose local and channel state are complete (0: none kept).
+        Cached until something changes; then looked for newest record first."""
+        if self._finished is None:
+            self._finished = next((found for record in reversed(self.records)
+                                   if (found := self._newest_complete(record)) is not None), 0)
+        return self._finished
+
+    def local_state(self, snapshot_id: int) -> Any:
+        """The local state recorded for snapshot_id; LookupError if it is
+        not kept or not reached."""
+        record = self._record(snapshot_id)
+        if record is None:
+            raise LookupError(f"snapshot {snapshot_id} is not kept")
+        return record.local.state
+
+    def report(self, snapshot_id: int) -> Report:
+        """The report for snapshot_id as it stands; LookupError if no longer kept."""
+        if is_newer(snapshot_id, self.current_id):
+            return Report(self.process, snapshot_id, taken=False, current_id=self.current_id,
+                          finished_id=self.finished_id())
+        record = self._record(snapshot_id)
+        if record is None:
+            raise LookupError(f"snapshot {snapshot_id} is not kept "
+                              f"(the newest {self.window} IDs are)")
+        local = record.local
+        channels = {peer: ChannelState(local.sent_before[peer], local.received_before[peer],
+                                       record.in_flight_for(peer, snapshot_id))
+                    for peer in self.peers} if self.records_channels else {}
+        return Report(self.process, snapshot_id, taken=True, trigger=local.trigger,
+                      taken_at_us=local.taken_at_us, local_state=local.state,
+                      channels=channels, current_id=self.current_id,
+                      finished_id=self.finished_id())

@@ -1,0 +1,168 @@
+"""An in-group service: a replicated key-value store.
+
+Every replica serves every key.  Registers are last-writer-wins (version =
+Lamport clock, replica name); counters are grow-only, one count per replica
+that took increments, merged by max, so replication in any order converges.
+Every write is replicated to every other replica as an in-group message.
+
+Requests (JSON, via the VIP):   replies (DSR):
+    {"op":"get","key":k}            {"ok":true,"value":v}   (null if unset)
+    {"op":"put","key":k,"value":v}  {"ok":true}
+    {"op":"incr","key":k,"by":n}    {"ok":true,"value":total}
+anything else                       {"ok":false,"error":".."}
+
+An injected bug for the integration tests (--drop-every N): the replica
+ignores one replication update in N it receives.  It keeps the ones a later
+update has not yet superseded in its state's "faults", as the ground truth
+of a divergence; only the scorer reads them (invariants.faults_at).
+
+Run: python -m beaver.traffic.services.kvstore --name kv1 --dip IP --vip VIP:PORT
+         --peer kv2=IP ... [--drop-every N] [--mode beaver] [--log PATH]
+         [--transport tcp --flow-map ID] [--restore STORE:ID [--force]]
+(every peer is a replica).  Over TCP (tcp_runtime.py) each request and reply
+is a length-prefixed frame on the client's connection; the store is the same.
+
+A replica can be rolled back to a snapshot (traffic/runtime/restore.py, --restore
+STORE:ID): its state names the replicas it was taken with and its version.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from beaver.traffic.messages import Message
+from beaver.traffic.runtime.udp import Client, Runtime
+from beaver.traffic.runtime.tcp import TcpClient, TcpRuntime
+
+
+STATE_VERSION = 1   # of local_state's shape: a restore needs the same
+
+Registers = dict[str, tuple[Any, tuple[int, str]]]   # key -> (value, version)
+Counters = dict[str, dict[str, int]]                  # key -> replica -> count
+
+
+def merge(registers: Registers, counters: Counters, update: Message):
+    """Applies one replication update: last writer wins, counters by max."""
+    op, key = update["op"], update["key"]
+    if op == "put":
+        version = (update["version"][0], update["version"][1])
+        if key not in registers or registers[key][1] < version:
+            registers[key] = (update["value"], version)
+    elif op == "counter":
+        counts = counters.setdefault(key, {})
+        counts[update["replica"]] = max(counts.get(update["replica"], 0), update["count"])
+    else:
+        raise ValueError(f"unknown replication op {op!r}")
+
+
+def superseded(registers: Registers, counters: Counters, update: Message) -> bool:
+    """Whether the state already holds update or a later one."""
+    if update["op"] == "put":
+        register = registers.get(update["key"])
+        return register is not None and register[1] >= tuple(update["version"])
+    return counters.get(update["key"], {}).get(update["replica"], 0) >= update["count"]
+
+
+class KvReplica:
+    def __init__(self, runtime: Runtime | TcpRuntime, replicas: list[str], drop_every: int = 0):
+        self.runtime = runtime
+        self.name = runtime.name
+        self.replicas = replicas                           # the others
+        self.registers: Registers = {}
+        self.counters: Counters = {}
+        self.clock = 0
+        self.drop_every = drop_every
+        self.updates = 0
+        self.dropped: list[Message] = []                   # the bug's, not yet superseded
+        # The last local state's registers and counters, shared with it and so
+        # never changed, and the keys written since: a capture copies only those.
+        self._captured: tuple[dict, dict] = ({}, {})
+        self._written: set[str] = set()
+
+    def value(self, key: str) -> Any:
+        if key in self.counters:
+            return sum(self.counters[key].values())
+        register = self.registers.get(key)
+        return None if register is None else register[0]
+
+    def on_request(self, message: Message, client: Client | TcpClient):
+        op, key = message.get("op"), message.get("key")
+        if not isinstance(key, str):
+            return self.runtime.reply(client, {"ok": False, "error": "key must be a string"})
+        if op == "get":
+            return self.runtime.reply(client, {"ok": True, "value": self.value(key)})
+        if op == "put":
+            self.clock += 1
+            version = (self.clock, self.name)
+            self.registers[key] = (message.get("value"), version)
+            self._written.add(key)
+            self._replicate({"op": "put", "key": key, "value": message.get("value"),
+                             "version": list(version)})
+            return self.runtime.reply(client, {"ok": True})
+        if op == "incr":
+            by = message.get("by", 1)
+            if type(by) is not int or by < 1:
+                return self.runtime.reply(client, {"ok": False, "error": "by must be >= 1"})
+            counts = self.counters.setdefault(key, {})
+            counts[self.name] = counts.get(self.name, 0) + by
+            self._written.add(key)
+            self._replicate({"op": "counter", "key": key, "replica": self.name,
+                             "count": counts[self.name]})
+            return self.runtime.reply(client, {"ok": True, "value": self.value(key)})
+        self.runtime.reply(client, {"ok": False, "error": f"unknown op {op!r}"})
+
+    def _replicate(self, update: Message):
+        for replica in self.replicas:
+            self.runtime.send(replica, dict(update))
+
+    def on_peer(self, message: Message, sender: str):
+        self.updates += 1
+        if self.drop_every and self.updates % self.drop_every == 0:
+            self.dropped.append(message)
+            return
+        merge(self.registers, self.counters, message)
+        self._written.add(message["key"])
+        if message["op"] == "put":
+            self.clock = max(self.clock, message["version"][0])
+
+    def layout(self) -> dict[str, Any]:
+        return {"service": "kv", "version": STATE_VERSION,
+                "replicas": sorted([self.name, *self.replicas])}
+
+    def local_state(self) -> dict[str, Any]:
+        self.dropped = [u for u in self.dropped
+                        if not superseded(self.registers, self.counters, u)]
+        registers, counters = (dict(part) for part in self._captured)
+        for key in self._written:
+            if key in self.registers:
+                value, version = self.registers[key]
+                registers[key] = [value, list(version)]
+            if key in self.counters:
+                counters[key] = dict(self.counters[key])
+        self._written = set()
+        self._captured = (registers, counters)
+        return {"service": "kv", "layout": self.layout(), "registers": registers,
+                "counters": counters, "clock": self.clock, "updates": self.updates,
+                "faults": {"dropped": [dict(u) for u in self.dropped]}}
+
+    def restore(self, state: dict[str, Any]):
+        """Takes the state of a snapshot of this replica (its layout checked first)."""
+        self.registers = {k: (v, (version[0], version[1]))
+                          for k, (v, version) in state["registers"].items()}
+        self.counters = {k: dict(counts) for k, counts in state["counters"].items()}
+        self.clock, self.updates = state["clock"], state["updates"]
+        self.dropped = [dict(u) for u in state["faults"]["dropped"]]
+        self._captured, self._written = ({}, {}), set(self.registers) | set(self.counters)
+
+
+def main():
+    from beaver.traffic.cli import in_group_parser, run_in_group
+    p = in_group_parser("A replica of the replicated key-value store (in-group).")
+    p.add_argument("--drop-every", type=int, default=0,
+                   help="injected bug: ignore one replication update in N (default 0: none)")
+    args = p.parse_args()
+    run_in_group(args, lambda runtime: KvReplica(runtime, [name for name, _ in args.peer],
+                                                 args.drop_every))
+
+
+if __name__ == "__main__":
+    main()
