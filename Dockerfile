@@ -41,7 +41,7 @@ COPY . .
 # aside with the image's p4c and compares, so recompiling here would hide a
 # stale build.  The kernel decapsulation program is built here: its object
 # is never committed.
-RUN make bpf
+RUN /opt/venv/bin/python -m beaver.topologies.decap
 ENV PATH=/opt/venv/bin:$PATH
 
 # beaver, with what it writes into /beaver/results handed to that folder's

@@ -1,7 +1,8 @@
 # Run as root: the test target installs Mininet from Debian and the BMv2
 # tests create veth pairs.  BMv2/p4c are not in any package registry: where
 # they are missing, their tests skip and say why.  The kernel decapsulation
-# program is built here with Debian's clang and libbpf headers, never committed.
+# program is built here with Debian's clang and libbpf headers, never committed
+# (an experiment run builds it too where it is missing).
 VENV := .venv
 PY := $(VENV)/bin/python
 DECAP := traffic/runtime/bpf/build/decap.o
@@ -38,11 +39,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-# -mcpu=v3: the compare-and-swap that never lowers a flow's ID.  (clang and
-# libbpf-dev come with the set-up step, which `test` runs first.)
-$(DECAP): traffic/runtime/bpf/decap.c
-	mkdir -p $(@D)
-	clang -O2 -g -target bpf -mcpu=v3 -I/usr/include/$$(uname -m)-linux-gnu -c $< -o $@
+# The kernel decapsulation program, as topologies/decap.py builds it (clang and
+# libbpf-dev come with the set-up step).
+$(DECAP): traffic/runtime/bpf/decap.c $(VENV)/.installed
+	$(PY) -m beaver.topologies.decap
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache traffic/runtime/bpf/build

@@ -6,13 +6,17 @@ data interface, and removes it.
     detach(host.cmd, "bvi1-eth0")
 
 `run` runs a shell command in the host's network namespace and returns its
-output (a Mininet host's cmd).  The object is built by `make` with clang
-(the Makefile's set-up step); it is not committed.
+output (a Mininet host's cmd).  The object is built beside its source with
+clang and libbpf's headers (`make`, or `python -m beaver.topologies.decap`,
+or an experiment run that finds it missing); it is never committed.
 """
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -22,6 +26,8 @@ from beaver.traffic.runtime import flowmap
 OBJECT = Path(flowmap.__file__).parent / "bpf" / "build" / "decap.o"
 SOURCE = OBJECT.parent.parent / "decap.c"
 SECTION = "tc"
+# -mcpu=v3: the compare-and-swap that never lowers a flow's ID.
+CLANG = ("clang", "-O2", "-g", "-target", "bpf", "-mcpu=v3")
 
 Run = Callable[..., str]
 
@@ -40,12 +46,32 @@ class Decap:
         return flowmap.counters(self.maps["decap_counts"])
 
 
+def stale() -> bool:
+    """The object is missing, or older than its source."""
+    return not OBJECT.exists() or OBJECT.stat().st_mtime < SOURCE.stat().st_mtime
+
+
+def build() -> Path:
+    """Compiles the source into OBJECT."""
+    include = f"-I/usr/include/{os.uname().machine}-linux-gnu"   # asm/types.h
+    OBJECT.parent.mkdir(exist_ok=True)
+    try:
+        result = subprocess.run([*CLANG, include, "-c", str(SOURCE), "-o", str(OBJECT)],
+                                capture_output=True, text=True)
+    except FileNotFoundError:
+        raise DecapError("clang is not installed (apt-get install clang libbpf-dev)") from None
+    if result.returncode != 0:
+        raise DecapError(f"clang could not build {SOURCE}: "
+                         f"{' | '.join(result.stderr.strip().splitlines()[-3:])}")
+    return OBJECT
+
+
 def missing() -> str | None:
     """Why the program cannot be loaded on this machine, or None."""
     if not OBJECT.exists():
-        return f"{OBJECT} is not built (make builds it with clang; apt-get install clang " \
-               "libbpf-dev)"
-    if OBJECT.stat().st_mtime < SOURCE.stat().st_mtime:
+        return f"{OBJECT} is not built (make, or python -m beaver.topologies.decap; " \
+               "apt-get install clang libbpf-dev)"
+    if stale():
         return f"{OBJECT} is older than {SOURCE.name}: run make"
     try:
         flowmap.lib()
@@ -90,3 +116,10 @@ def _prog_id(tc_json: str, iface: str) -> int:
 def detach(run: Run, iface: str):
     """Removes the program (and its maps, once nothing holds them)."""
     run(f"tc qdisc del dev {shlex.quote(iface)} clsact 2>/dev/null")
+
+
+if __name__ == "__main__":
+    try:
+        print(build())
+    except DecapError as e:
+        sys.exit(f"decap: {e}")

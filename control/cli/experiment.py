@@ -79,6 +79,7 @@ def run_experiment(args) -> int:
     args = experiment_parser(args.name).parse_args(args.options, argparse.Namespace(**vars(args)))
     if (problem := missing_requirement()) is not None:
         raise CliError(problem)
+    from beaver.topologies import decap
     from beaver.topologies.bmv2 import Bmv2Error, bmv2_build
     from beaver.topologies.cleanup import cleanup
     from beaver.topologies.experiments.common.results import Results
@@ -95,8 +96,10 @@ def run_experiment(args) -> int:
     results.progress(f"results in {results.dir}; BMv2: {build}")
     (results.dir / "bmv2.txt").write_text(build + "\n")
     try:
+        if decap.stale():   # an installed wheel ships the source only
+            results.progress(f"built the kernel decapsulation program: {decap.build()}")
         summary = args.module.run(args, results)
-    except (NetworkError, ProcessError, Bmv2Error) as e:   # one line, as any user error
+    except (NetworkError, ProcessError, Bmv2Error, decap.DecapError) as e:   # one line, as any user error
         raise CliError(f"{args.name}: {e}") from None
     finally:
         cleanup()

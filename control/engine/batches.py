@@ -24,22 +24,25 @@ import logging
 import time
 from dataclasses import replace
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import Mapping
 
 from beaver.p4src.wire import RECORDS_MAX, Batch, ControlBody, Op, Status
 
+from beaver.control.engine.calls import EngineCalls
+from beaver.control.engine.flight import BatchFlight, Flight
+from beaver.control.engine.ingroup import Reports
+from beaver.control.engine.judging import judge_batch
+from beaver.control.engine.loop import Loop
+from beaver.control.engine.record import (Ack, BatchRecord, Mode, Outcome, SnapshotRecord,
+                                          ScheduleAck, Verdict)
+from beaver.control.engine.settings import RunSettings, RunSummary
+from beaver.control.engine.singles import READ_AFTER_US, Singles
+from beaver.control.engine.timing import Timing
+from beaver.control.engine.window import wire_id
+from beaver.control.p4runtime.session import SwitchUnavailable
 from beaver.control.slbs import clock
 from beaver.control.slbs.fleet import Slb
-from beaver.control.engine.flight import BatchFlight, Flight
-from beaver.control.engine.judging import judge_batch
-from beaver.control.engine.record import Ack, BatchRecord, Mode, Outcome, SnapshotRecord, ScheduleAck, Verdict
-from beaver.control.p4runtime.session import SwitchUnavailable
-from beaver.control.engine.singles import READ_AFTER_US
 from beaver.control.slbs.requests import Answer, now_us
-from beaver.control.engine.window import wire_id
-
-if TYPE_CHECKING:
-    from beaver.control.engine.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -48,24 +51,30 @@ QUEUED_AT_SLB = 4   # a new batch waits while an SLB has this many requests unan
 
 
 class Batches:
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: EngineCalls, loop: Loop, settings: RunSettings, timing: Timing,
+                 by_name: Mapping[str, Slb], summary: RunSummary, singles: Singles,
+                 reports: Reports):
         self.engine = engine
-        self.loop = engine.loop
+        self.loop = loop
+        self.settings = settings
+        self.timing = timing
+        self.by_name = by_name
+        self.summary = summary
+        self.singles = singles
+        self.reports = reports
+        self.flights: dict[int, BatchFlight] = {}   # by first number
 
     # -- starting ---------------------------------------------------------------
 
-    def start(self, count: int, retakes_left: int):
-        e = self.engine
-        s = e.settings
-        first = e.window.start(count)
-        e.reserve(first + count - 1)
-        timing = e.timing
-        record = BatchRecord(first, count, Mode.OGM, s.rule, s.tau_us, list(e.by_name),
-                             now_us(), time.time(), timing.activation(count),
-                             timing.spacing_us())
+    def start(self, first: int, count: int, retakes_left: int):
+        """Snapshots first .. first+count-1, numbered and reserved by the engine."""
+        s = self.settings
+        record = BatchRecord(first, count, Mode.OGM, s.rule, s.tau_us, list(self.by_name),
+                             now_us(), time.time(), self.timing.activation(count),
+                             self.timing.spacing_us())
         flight = BatchFlight(record, retakes_left)
-        e.started(first, count)
-        e.batches[first] = flight
+        self.engine.started(first, count)
+        self.flights[first] = flight
         self.send_round(flight)
         record.started_us = min((p.sent_us for p in flight.pending), default=record.started_us)
 
@@ -73,17 +82,17 @@ class Batches:
         """The phase's request to every SLB still waiting, one deadline for
         them all; the first INIT_BATCH of an SLB with a delay leaves late."""
         if flight.round == 0:
-            flight.waiting = set(self.engine.by_name)
+            flight.waiting = set(self.by_name)
         late = flight.phase is Op.INIT_BATCH and flight.round == 0
         flight.round += 1
         for name in sorted(flight.waiting):
-            send = partial(self.send, flight, self.engine.by_name[name])
+            send = partial(self.send, flight, self.by_name[name])
             if late:
                 self.loop.later(name, send)
             else:
                 send()
         delay = self.loop.most_delay(flight.waiting) if late else 0
-        self.loop.at(now_us() + delay + self.engine.timing.deadline_us(),
+        self.loop.at(now_us() + delay + self.timing.deadline_us(),
                      partial(self.overdue, flight, flight.phase, flight.round))
 
     def send(self, flight: BatchFlight, gw: Slb):
@@ -132,7 +141,7 @@ class Batches:
                   answer: Answer, estimate: clock.Estimate | None):
         if flight.done or answer.op != flight.phase or incarnation != gw.incarnation:
             return   # late, for a phase already over, or from a switch since gone
-        self.engine.timing.observe(answer.rtt_us)
+        self.timing.observe(answer.rtt_us)
         if answer.op is Op.INIT_BATCH:
             self._confirmed(flight, gw, answer)
         elif answer.op is Op.READ_BATCH:
@@ -156,7 +165,7 @@ class Batches:
         late_us = answer.body.now - answer.body.activate_at
         if late_us >= 0:
             flight.late.add(gw.name)
-            self.engine.summary.late_inits += min(record.count,
+            self.summary.late_inits += min(record.count,
                                                   late_us // max(1, record.spacing_us) + 1)
         if not flight.waiting:
             self._read_after_activation(flight)
@@ -167,7 +176,7 @@ class Batches:
         record = flight.record
         last = record.activate_us + (record.count - 1) * record.spacing_us
         error = max((gw.clock.current.error_us if gw.clock.current else 0)
-                    for gw in self.engine.slbs)
+                    for gw in self.by_name.values())
         flight.phase = Op.READ_BATCH
         flight.round = 0
         self.loop.at(int(last + error) + READ_AFTER_US, partial(self.send_round, flight))
@@ -188,20 +197,19 @@ class Batches:
             self._judge(flight)
 
     def _judge(self, flight: BatchFlight):
-        e = self.engine
         record = flight.record
         record.finished_us = max(a.received_us for a in record.acks.values())
-        judgement = judge_batch(record, e.settings, e.newest_id)
+        judgement = judge_batch(record, self.settings, self.engine.newest_id)
         record.verdict = judgement.verdict
         unclear = [record.first + i for i in judgement.unclear]
-        if e.reports.links and judgement.verdict.outcome is Outcome.ACCEPTED:
+        if self.reports.links and judgement.verdict.outcome is Outcome.ACCEPTED:
             for number in record.numbers:   # each collects its reports on its own
                 if number - record.first not in judgement.unclear:
-                    e.reports.ask(self._apart(flight, record.record(number), judgement.verdict))
+                    self.reports.ask(self._apart(flight, record.record(number), judgement.verdict))
         if unclear:
             self._read_records(flight, unclear)
         if flight.settled():
-            e.finish_batch(flight)
+            self.engine.finish_batch(flight)
 
     def _apart(self, flight: BatchFlight, record: SnapshotRecord,
                verdict: Verdict | None = None) -> Flight:
@@ -223,8 +231,8 @@ class Batches:
                                  activate_us=record.activate_us + i * record.spacing_us)
             apart = self._apart(flight, own)
             apart.phase = Op.READ
-            apart.waiting = set(self.engine.by_name)
-        self.engine.summary.by_records += len(numbers)
+            apart.waiting = set(self.by_name)
+        self.summary.by_records += len(numbers)
         flight.phase = Op.READ_RECORDS
         flight.round = 0
         self._send_records_round(flight)
@@ -237,10 +245,10 @@ class Batches:
         """READ_RECORDS of what each SLB owes, RECORDS_MAX consecutive IDs a
         request; one deadline for them all."""
         flight.round += 1
-        for name, gw in self.engine.by_name.items():
+        for name, gw in self.by_name.items():
             for first, count in _runs(self._owed(flight, name), RECORDS_MAX):
                 self._send(flight, gw, Op.READ_RECORDS, first, Batch(count))
-        self.loop.at(now_us() + self.engine.timing.deadline_us(),
+        self.loop.at(now_us() + self.timing.deadline_us(),
                      partial(self.overdue, flight, Op.READ_RECORDS, flight.round))
 
     def _recorded(self, flight: BatchFlight, gw: Slb, first: int, answer: Answer,
@@ -277,7 +285,7 @@ class Batches:
                                answer.body.id_after, answer.body.now, r.switch_time,
                                r.last_old_time, r.count, answer.body.slb_id, answer.body.flags,
                                at)
-            self.engine.singles.acknowledged(apart, Ack(gw.name, status, body, answer.sent_us,
+            self.singles.acknowledged(apart, Ack(gw.name, status, body, answer.sent_us,
                                                         answer.received_us, flight.round,
                                                         estimate), Op.READ)
 
@@ -287,20 +295,20 @@ class Batches:
         if flight.done or flight.phase != op or flight.round != round_:
             return
         waiting = (sorted(flight.waiting) if op is not Op.READ_RECORDS else
-                   [name for name in self.engine.by_name if self._owed(flight, name)])
+                   [name for name in self.by_name if self._owed(flight, name)])
         if not waiting:
             return
         for pending in flight.pending:   # given up on: they no longer count against the SLB
             pending.cancel()
         flight.pending.clear()
-        if round_ <= self.engine.settings.retries:
+        if round_ <= self.settings.retries:
             return (self._send_records_round(flight) if op is Op.READ_RECORDS else
                     self.send_round(flight))
-        waited = f"within {self.engine.timing.deadline_us() / 1000:g} ms ({round_} attempts)"
+        waited = f"within {self.timing.deadline_us() / 1000:g} ms ({round_} attempts)"
         for name in waiting:
             self.fail(flight, name, f"no acknowledgement from {name} {waited}")
         if op is Op.INIT_BATCH:   # no SLB reads these IDs, which activate on a READ
-            for gw in self.engine.slbs:   # when no traffic comes: bring all past them
+            for gw in self.by_name.values():   # when no traffic comes: bring all past them
                 self.engine.bring_forward(gw)
 
     def fail(self, flight: BatchFlight, name: str, reason: str):
@@ -323,7 +331,7 @@ class Batches:
         recovery (an immediate INIT of the newest ID started) moves it ahead
         of those schedules' times, which their tracking cannot see (and a
         restarted switch has lost it)."""
-        for flight in list(self.engine.batches.values()):
+        for flight in list(self.flights.values()):
             if not flight.done and (flight.record.verdict is None or
                                     self._owed(flight, gw.name)):
                 self.fail(flight, gw.name, f"{gw.name} went down before the batch was judged")

@@ -12,7 +12,7 @@ threads and the process links only put events on its queue:
 
 The path of a snapshot, top to bottom:
 
-    _start / Batches.start      a number (or a range) from the window, and
+    _start / _start_batch       a number (or a range) from the window, and
                                 for timed initiation its activation time
                                 (timing.py)
     Singles / Batches           the requests to every SLB and their answers
@@ -92,12 +92,12 @@ class Engine:
         self.loop = Loop(settings.delays_us)
         self.timing = Timing(settings, controller.round_trips)
         self.ledger = Ledger(store, self.summary, on_finished)
-        self.singles = Singles(self)
-        self.batched = Batches(self)
+        self.singles = Singles(self, self.loop, settings, self.timing, self.by_name)
+        # What a run opens (links to the processes) or numbers from the store:
         self.reports: Reports | None = None
+        self.batched: Batches | None = None
         self.window: IdWindow | None = None
         self.flights: dict[int, Flight] = {}
-        self.batches: dict[int, BatchFlight] = {}
         self.newest_id = 0          # the newest ID sent: what a recovered SLB gets back
         self._retakes: list[tuple[int, int]] = []   # (number retaken, retakes left)
         self._asked = 0             # snapshots started, retakes not counted
@@ -138,7 +138,9 @@ class Engine:
         for rtt in self.controller.align_clocks():
             self.timing.observe(rtt)
         self.controller.on_down = lambda gw, incarnation: self.loop.put((DOWN, gw, incarnation))
-        self.reports = Reports(self, self.processes)
+        self.reports = Reports(self, self.loop, s, self.processes)
+        self.batched = Batches(self, self.loop, s, self.timing, self.by_name, self.summary,
+                               self.singles, self.reports)
         begin, begin_cpu = time.monotonic(), time.process_time()
         next_start = now_us()
         next_clock = time.monotonic() + s.clock_interval_s
@@ -166,7 +168,7 @@ class Engine:
                         if size == 1:
                             self._start(None, s.retake)
                         else:
-                            self.batched.start(size, s.retake)
+                            self._start_batch(size, s.retake)
                         self._asked += size
                 if not self.window.open and (self._stopping or
                                              (self._asked >= s.count and not self._retakes)):
@@ -262,6 +264,11 @@ class Engine:
         if flight.pending:
             record.started_us = min(p.sent_us for p in flight.pending)
 
+    def _start_batch(self, count: int, retakes_left: int):
+        first = self.window.start(count)
+        self.reserve(first + count - 1)
+        self.batched.start(first, count, retakes_left)
+
     def late_init(self, flight: Flight, slb: str):
         """slb's INIT for flight arrived after its time: its SLB switched
         late, which may cost the snapshot."""
@@ -332,7 +339,7 @@ class Engine:
             pending.cancel()
         record = flight.record
         self.window.finish(record.first)
-        del self.batches[record.first]
+        del self.batched.flights[record.first]
         if flight.retakes_left > 0:
             rejected = [n for n in record.numbers if (record.singles.get(n) or record)
                         .verdict.outcome is Outcome.REJECTED]
@@ -363,7 +370,7 @@ class Engine:
         for flight in list(self.flights.values()):
             held |= flight.record.mode is Mode.BLOCKING
             self.finish(flight, unfinished)
-        for batch in list(self.batches.values()):
+        for batch in list(self.batched.flights.values()):
             for apart in list(batch.apart.values()):
                 self.finish(apart, unfinished)
             if batch.record.verdict is None:

@@ -2,7 +2,7 @@
 
 After every SLB acknowledged (and the rule accepted), each in-group process
 is asked out of band for its report (local state, channel state); the
-channel state must add up (reports.channel_gaps) before the snapshot is
+channel state must add up (traffic/oob/links.py's channel_gaps) before the snapshot is
 accepted: while a channel is short its receiver is asked again, until the
 report timeout.  Polling initiates nothing: it only asks for what the
 processes' timers took.
@@ -10,26 +10,28 @@ processes' timers took.
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 from beaver.control.config import ProcessConfig
+from beaver.control.engine.calls import EngineCalls
 from beaver.control.engine.flight import Flight
+from beaver.control.engine.loop import Loop
 from beaver.control.engine.record import Mode, Outcome, Verdict
-from beaver.traffic.oob.links import Answered, ProcessLink, channel_gaps, strangers
+from beaver.control.engine.settings import RunSettings
 from beaver.control.slbs.requests import now_us
-
-if TYPE_CHECKING:
-    from beaver.control.engine.engine import Engine
+from beaver.traffic.oob.links import Answered, ProcessLink, channel_gaps, strangers
 
 REPORT = "report"
 POLL_INTERVAL_US = 10_000  # re-asking for reports whose channel state is not whole yet
 
 
 class Reports:
-    def __init__(self, engine: Engine, processes: Sequence[ProcessConfig]):
+    def __init__(self, engine: EngineCalls, loop: Loop, settings: RunSettings,
+                 processes: Sequence[ProcessConfig]):
         self.engine = engine
-        self.loop = engine.loop
-        timeout = engine.settings.report_timeout_ms / 1000
+        self.loop = loop
+        self.settings = settings
+        timeout = settings.report_timeout_ms / 1000
         self.links = [ProcessLink(p, timeout, self._reported) for p in processes]
         self.asked = self.reasked = 0    # requests, and of them re-asks (the run's summary)
 
@@ -46,7 +48,7 @@ class Reports:
             self.loop.later(link.name, partial(link.ask, op, flight.record.snapshot_id, flight))
         self.asked += len(self.links)
         self.loop.at(now_us() + self.loop.most_delay(flight.waiting) +
-                     int(self.engine.settings.report_timeout_ms * 1000),
+                     int(self.settings.report_timeout_ms * 1000),
                      partial(self._overdue, flight))
 
     def _reported(self, answered: Answered):
@@ -104,4 +106,4 @@ class Reports:
             reason = f"no report from {', '.join(missing)}"
         else:
             reason = f"{gaps[0]}" if gaps else "reports incomplete"
-        self.engine.fail(flight, f"{reason} within {self.engine.settings.report_timeout_ms:g} ms")
+        self.engine.fail(flight, f"{reason} within {self.settings.report_timeout_ms:g} ms")

@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import logging
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import Mapping
 
 from beaver.p4src.wire import Op, Status
 
+from beaver.control.engine.calls import EngineCalls
+from beaver.control.engine.flight import Flight
+from beaver.control.engine.loop import Loop
+from beaver.control.engine.record import Ack, Mode, Outcome, Verdict
+from beaver.control.engine.settings import RunSettings
+from beaver.control.engine.timing import Timing
+from beaver.control.p4runtime.session import SwitchUnavailable
 from beaver.control.slbs import clock
 from beaver.control.slbs.fleet import Slb
-from beaver.control.engine.flight import Flight
-from beaver.control.engine.record import Ack, Mode, Outcome, Verdict
-from beaver.control.p4runtime.session import SwitchUnavailable
 from beaver.control.slbs.requests import Answer, now_us
-
-if TYPE_CHECKING:
-    from beaver.control.engine.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +34,13 @@ FINAL = (Status.OK, Status.ALREADY, Status.STALE, Status.SCHEDULED)   # answers 
 
 
 class Singles:
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: EngineCalls, loop: Loop, settings: RunSettings, timing: Timing,
+                 by_name: Mapping[str, Slb]):
         self.engine = engine
-        self.loop = engine.loop
+        self.loop = loop
+        self.settings = settings
+        self.timing = timing
+        self.by_name = by_name
 
     # -- sending --------------------------------------------------------------
 
@@ -46,13 +51,13 @@ class Singles:
         flight.round += 1
         late = op is Op.INIT and flight.round == 1
         for name in sorted(flight.waiting):
-            send = partial(self.send, flight, self.engine.by_name[name], op, flags)
+            send = partial(self.send, flight, self.by_name[name], op, flags)
             if late:
                 self.loop.later(name, send)
             else:
                 send()
         delay = self.loop.most_delay(flight.waiting) if late else 0
-        self.loop.at(now_us() + delay + int(self.engine.settings.ack_timeout_ms * 1000),
+        self.loop.at(now_us() + delay + int(self.settings.ack_timeout_ms * 1000),
                      partial(self.overdue, flight, op, flags, flight.round))
 
     def send(self, flight: Flight, gw: Slb, op: Op, flags: int = 0):
@@ -88,7 +93,7 @@ class Singles:
         if (flight.done or answer.op != flight.phase or gw.name not in flight.waiting
                 or incarnation != gw.incarnation):
             return   # late, duplicate, for a phase already over, or from a switch since gone
-        self.engine.timing.observe(answer.rtt_us)
+        self.timing.observe(answer.rtt_us)
         if answer.op == Op.RELEASE:
             flight.waiting.discard(gw.name)
             if not flight.waiting:
@@ -136,10 +141,10 @@ class Singles:
     def overdue(self, flight: Flight, op: Op, flags: int, round_: int):
         if flight.done or flight.phase != op or flight.round != round_ or not flight.waiting:
             return
-        if round_ <= self.engine.settings.retries:
+        if round_ <= self.settings.retries:
             return self.send_round(flight, op, flags)
         silent = ", ".join(sorted(flight.waiting))
-        waited = f"within {self.engine.settings.ack_timeout_ms:g} ms ({round_} attempts)"
+        waited = f"within {self.settings.ack_timeout_ms:g} ms ({round_} attempts)"
         if op == Op.RELEASE:
             log.warning("%s did not confirm RELEASE of snapshot %d: may still hold VIP "
                         "traffic", silent, flight.record.number)
@@ -152,6 +157,6 @@ class Singles:
 
     def release(self, flight: Flight):
         """Blocking: every SLB is sent a RELEASE, whatever happened."""
-        flight.waiting = set(self.engine.by_name)
+        flight.waiting = set(self.by_name)
         flight.round = 0
         self.send_round(flight, Op.RELEASE)

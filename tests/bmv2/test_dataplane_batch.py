@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 
 from beaver.p4src.wire import (RECORDS_MAX, RING_SIZE, SCHEDULE_MAX, Batch, ControlBody, Op,
                                Record, Status, Track, reciprocal)

@@ -3,8 +3,6 @@ the Mininet network: applied, or the network refused.  Its own module: the
 topology tests keep one network up for their whole module."""
 from __future__ import annotations
 
-import pytest
-
 from beaver.topologies.network import BeaverNetwork, NetworkError
 from beaver.topologies.spec import Service, Spec
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 
-import pytest
 
 from beaver.control.cli.main import main
 from beaver.topologies.cleanup import leftover_links, leftover_processes

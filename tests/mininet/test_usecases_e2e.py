@@ -3,8 +3,6 @@ small run of Beaver alone (the baselines' errors are what the full runs
 show, not something a short run can promise) asserting its goal."""
 from __future__ import annotations
 
-import pytest
-
 from beaver.control.cli.main import main
 from beaver.topologies.cleanup import leftover_links, leftover_processes
 
