@@ -16,6 +16,7 @@ EXPERIMENTS = {   # name -> what it shows
     "fig10": "Fig. 10: sustained snapshot frequency vs |G|: k=1, parallel, batched, blocking",
     "fig11": "Fig. 11: effective snapshot rate vs frequency and |G| (fine and coarse rules)",
     "fig12": "Fig. 12: latency CDF of external causal chains, tau_min of this network",
+    "fig13": "Fig. 13: the SLBs' switch window: t1 - t0, switch spread and clock bounds",
     "fig14": "Fig. 14: user throughput and p99 latency with and without Beaver",
     "fig14tcp": "Fig. 14 over TCP: iperf3 and YCSB-like throughput and latency with and without Beaver",
     "table3": "Table 3: bot detection with Beaver, Lai-Yang and polling at 0/5/10 % bots",

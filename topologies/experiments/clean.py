@@ -29,12 +29,12 @@ def add_arguments(p, slbs: int = 2, ingroup: int = 4, outgroup: int = 4, count: 
                    help=f"OGM initiation (default {TIMED})")
 
 
-def spec(args) -> Spec:
-    kv = max(1, args.ingroup // 2)
+def spec(slbs: int, ingroup: int, outgroup: int) -> Spec:
+    kv = max(1, ingroup // 2)
     roles = ("client-kv", "client-bank", "relay")
-    return Spec(slbs=args.slbs, services=(Service("kv", "kv", kv, 7000),
-                                          Service("bank", "bank", max(1, args.ingroup - kv), 7100)),
-                outgroup=tuple(roles[i % len(roles)] for i in range(args.outgroup)),
+    return Spec(slbs=slbs, services=(Service("kv", "kv", kv, 7000),
+                                     Service("bank", "bank", max(1, ingroup - kv), 7100)),
+                outgroup=tuple(roles[i % len(roles)] for i in range(outgroup)),
                 assignment="ecmp")
 
 
@@ -42,7 +42,7 @@ def run(args, results: Results) -> list[dict]:
     tau = fig12.tau_or_measured(results, args.tau_us)
     settings = RunSettings(Mode.OGM, rules.FINE, tau, count=args.count, rate=args.rate,
                            inflight=4, retake=2, initiation=args.initiation)
-    phase = snapshot_phase(results, "run", spec(args), settings)
+    phase = snapshot_phase(results, "run", spec(args.slbs, args.ingroup, args.outgroup), settings)
     results.write_csv(phase.rows)
     return [{"slbs": args.slbs, "ingroup": args.ingroup, "outgroup": args.outgroup,
              "tau_us": tau, "initiation": args.initiation,
