@@ -107,6 +107,9 @@ def test_the_installed_cli_runs_without_mininet(installed):
     beaver = installed / "bin" / "beaver"
     version = subprocess.run([beaver, "--version"], capture_output=True, text=True, check=True)
     assert version.stdout.strip() == "beaver 0.1.0"
+    for group in ([], ["ctl"], ["snapshot"], ["experiment"]):
+        shown = subprocess.run([beaver, *group, "--help"], capture_output=True, text=True)
+        assert shown.returncode == 0 and shown.stdout.startswith("usage: beaver"), shown.stderr
     listed = subprocess.run([beaver, "experiment", "list"], capture_output=True, text=True,
                             check=True).stdout
     assert {"fig5", "clean", "fig11", "recovery"} <= {line.split()[0] for line in
