@@ -1,4 +1,4 @@
-"""The controller's side of the out-of-band protocol (oob.py): one link per
+"""The controller's side of the out-of-band protocol (protocol.py): one link per
 in-group process, and the check that a snapshot's channel state is whole.
 
 Each link owns a TCP connection and a thread that serves its requests, so a
