@@ -49,15 +49,16 @@ def config_of(args: argparse.Namespace) -> ServiceConfig:
 
 
 def open_store(args: argparse.Namespace, config: ServiceConfig | None = None,
-               existing: bool = False) -> SnapshotStore:
-    """The store named by --store, else the configuration's; with existing,
-    a missing file is an error rather than a new empty store."""
+               read_only: bool = False) -> SnapshotStore:
+    """The store named by --store, else the configuration's; read_only (for
+    the commands that only read): a missing file is an error rather than a
+    new empty store, and nothing is written."""
     path = getattr(args, "store", None)
     if path is None:
         path = (config or config_of(args)).controller.store
-    if existing and not Path(path).exists():
+    if read_only and not Path(path).exists():
         raise CliError(f"no snapshot store at {path}")
-    return SnapshotStore(path)
+    return SnapshotStore(path, read_only=read_only)
 
 
 @contextmanager

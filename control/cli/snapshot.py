@@ -174,7 +174,9 @@ def run_run(args) -> int:
 
 
 def run_list(args) -> int:
-    store = open_store(args, existing=True)
+    if args.limit < 1:
+        raise CliError(f"--limit must be at least 1, got {args.limit}")
+    store = open_store(args, read_only=True)
     try:
         outcome = Outcome(args.verdict) if args.verdict else None
         records = store.latest(args.limit, outcome)
@@ -190,7 +192,7 @@ def run_list(args) -> int:
 
 
 def run_show(args) -> int:
-    store = open_store(args, existing=True)
+    store = open_store(args, read_only=True)
     try:
         record = store.get(args.id)
     finally:
@@ -238,7 +240,7 @@ def run_show(args) -> int:
 
 def run_latest(args) -> int:
     config = config_of(args) if args.accepted or args.store is None else None
-    store = open_store(args, config, existing=True)
+    store = open_store(args, config, read_only=True)
     try:
         if args.accepted:
             record = restore.newest_restorable(store, [p.name for p in config.processes])
