@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from beaver.control.config import ConfigError, ServiceConfig, load
+from beaver.control.config import ELECTION_ID_MAX, ConfigError, ServiceConfig, load
 from beaver.control.slbs.fleet import SlbFleet
 from beaver.control.engine.engine import SettingsError
 from beaver.traffic.oob.links import ProcessFailed
@@ -38,6 +38,14 @@ def common_options() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="print JSON instead of tables")
     common.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     return common
+
+
+def check_common(args: argparse.Namespace):
+    """The common options' numbers, before anything is opened."""
+    election_id = getattr(args, "election_id", None)
+    if election_id is not None and not 1 <= election_id <= ELECTION_ID_MAX:
+        raise CliError(f"--election-id must be 1 to {ELECTION_ID_MAX} (a P4Runtime election "
+                       f"ID, as in the configuration), got {election_id}")
 
 
 def config_path(args: argparse.Namespace) -> Path:
