@@ -153,6 +153,7 @@ class _Table:
         self.used: set[str] = set()
 
     def fail(self, key: str | None, problem: str):
+        key = key if key is None or key.isprintable() else repr(key)   # one line
         field = ".".join(p for p in (self.where, key) if p) or "(top level)"
         raise ConfigError(f"{self.source}: {field}: {problem}")
 
@@ -199,6 +200,16 @@ class _Table:
         items = self.get(key, list, [])
         return [_Table(self.source, f"{self.where + '.' if self.where else ''}{key}[{i}]", item)
                 for i, item in enumerate(items)]
+
+    def name(self, key: str) -> str:
+        """A name (of an SLB, a process): not empty, and printable, as it is
+        shown in tables and errors."""
+        value = self.get(key, str)
+        if not value:
+            self.fail(key, "must not be empty")
+        if not value.isprintable():
+            self.fail(key, f"{value!r} holds a character that cannot be shown")
+        return value
 
     def table(self, key: str) -> "_Table":
         return _Table(self.source, key if not self.where else f"{self.where}.{key}",
@@ -280,9 +291,7 @@ def parse(path: Path, data: Any) -> ServiceConfig:
 
 
 def _process(t: _Table) -> ProcessConfig:
-    name = t.get("name", str)
-    if not name:
-        t.fail("name", "must not be empty")
+    name = t.name("name")
     host, port = host_port(t, "address")
     peers = t.get("peers", list, [])
     for i, peer in enumerate(peers):
@@ -325,9 +334,7 @@ def _check_pools(tables: list[_Table], vips: tuple[Vip, ...], in_snapshots: tupl
 
 
 def _slb(t: _Table, ingroup: tuple[str, ...]) -> SlbConfig:
-    name = t.get("name", str)
-    if not name:
-        t.fail("name", "must not be empty")
+    name = t.name("name")
     host_port(t, "address")
     routes = []
     for r in t.tables("routes"):
@@ -402,4 +409,7 @@ def load(path: str | Path) -> ServiceConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: arrays or tables nested too deeply") \
+            from None
     return parse(path, data)

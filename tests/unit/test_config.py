@@ -117,6 +117,9 @@ SLB = '[[slbs]]\nname = "s1"\naddress = "127.0.0.1:1"\ndevice_id = 1\nslb_id = 1
     (SLB + 'ingroup_ports = [600]\n', "slbs[0].ingroup_ports[0]", "0..511"),
     (SLB + '[controller]\ninitiation = "soon"\n', "controller.initiation",
      "expected one of immediate, timed"),
+    (SLB.replace('name = "s1"', 'name = "s\\n1"'), "slbs[0].name",
+     "'s\\n1' holds a character that cannot be shown"),
+    (SLB + '"odd\\nkey" = 1\n', "slbs[0].'odd\\nkey'", "unknown field"),
 ])
 def test_errors_name_the_file_the_field_and_the_problem(tmp_path, text, field, problem):
     path = write(tmp_path, text)
@@ -134,6 +137,8 @@ def test_unreadable_undecodable_and_unknown_files(tmp_path):
         load(write(tmp_path, "[[slbs]\n"))
     with pytest.raises(ConfigError, match="expected a .toml file"):
         load(write(tmp_path, SLB, "service.yaml"))
+    with pytest.raises(ConfigError, match="not valid TOML: arrays or tables nested too deeply"):
+        load(write(tmp_path, SLB + "x = " + "[" * 3000 + "]" * 3000 + "\n"))
 
 
 # -- across sections: each refused in one line that names the offender, the file untouched
