@@ -46,6 +46,7 @@ SCHEMA_VERSION = 4   # 2: timed initiation and clock sources; 3: batches as rang
 CHAIN_MOST = 16      # reports of a process kept as changes in a row, at most
 NUMBER_MAX = (1 << 63) - 1   # SQLite's largest integer: no snapshot is numbered higher
 TABLES = ("meta", "snapshots", "acks", "batches", "batch_acks", "reports")
+SQLITE_HEADER = b"SQLite format 3\x00"   # how every SQLite database file begins
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
@@ -160,14 +161,18 @@ class SnapshotStore:
         self._last: dict[str, tuple[int, object, int]] = {}
         self.db = None
         try:
+            new = self._sqlite_file()   # refuses what is no SQLite file before SQLite opens it
             self.db = self._connect()
-            version = self._schema()   # refuses another program's file before any write
+            version = self._schema(new)   # and another program's database before any write
             if not read_only:
+                if version is None:
+                    # one transaction, before WAL: the whole schema is in the main
+                    # file from the start, or none of it
+                    self.db.executescript(f"BEGIN; {SCHEMA}; INSERT INTO meta VALUES "
+                                          f"('schema_version', {SCHEMA_VERSION}); COMMIT;")
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-                if version is None:
-                    self.db.executescript(SCHEMA)
-                if version != SCHEMA_VERSION:   # new, or 3: its tables are 4's, reports whole
+                if version == 3:   # 3's tables are 4's, its reports whole
                     self._set_meta("schema_version", SCHEMA_VERSION)
             self._reserved = self._meta("reserved_through") or 0
             if not isinstance(self._reserved, int) or self._reserved < 0:
@@ -176,12 +181,29 @@ class SnapshotStore:
         except sqlite3.OperationalError as e:   # locked, unreadable, read-only, ...
             self._close_quietly()
             raise StoreError(f"{self.path}: cannot open the snapshot store: {e}") from None
-        except sqlite3.DatabaseError as e:      # not SQLite, or damaged
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as e:   # not SQLite, or damaged
             self._close_quietly()
-            raise StoreError(f"{self.path}: not a snapshot store: {e}") from None
+            raise StoreError(f"{self.path}: not a snapshot store: {_short(str(e), 160)}") \
+                from None
         except StoreError:
             self._close_quietly()
             raise
+
+    def _sqlite_file(self) -> bool:
+        """Whether the store is new (no file, or an empty one); StoreError for a
+        file that does not begin as every SQLite database does."""
+        try:
+            with open(self.path, "rb") as f:
+                start = f.read(len(SQLITE_HEADER))
+        except FileNotFoundError:
+            return True
+        except OSError as e:
+            raise StoreError(f"{self.path}: cannot open the snapshot store: {e.strerror}") \
+                from None
+        if start and start != SQLITE_HEADER:
+            raise StoreError(f"{self.path}: not a snapshot store: not an SQLite file; "
+                             "nothing was written")
+        return not start
 
     def _connect(self) -> sqlite3.Connection:
         # one user at a time, but not always the thread that opened it
@@ -204,12 +226,12 @@ class SnapshotStore:
             db = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, **options)
         return db
 
-    def _schema(self) -> int | None:
-        """The store's schema version; None for an empty file, to be made a
+    def _schema(self, new: bool) -> int | None:
+        """The store's schema version; None for a new file, to be made a
         store.  StoreError for any other file."""
         tables = {name for (name,) in self.db.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if not tables and not self.read_only:
+        if new and not tables and not self.read_only:
             return None
         missing = [t for t in TABLES if t not in tables]
         if missing:
@@ -231,11 +253,15 @@ class SnapshotStore:
 
     @contextmanager
     def _sqlite(self):
-        """Whatever SQLite raises, as one StoreError."""
+        """Whatever SQLite raises, as one StoreError (and text it cannot
+        decode: a damaged file)."""
         try:
             yield
         except sqlite3.Error as e:
             raise StoreError(f"{self.path}: {e}") from None
+        except UnicodeDecodeError as e:
+            raise StoreError(f"{self.path}: damaged store: text that is not UTF-8 ({e.reason} "
+                             f"at byte {e.start})") from None
 
     def _decode(self, table: str, decode, row):
         """decode(row), or StoreError naming the damaged row."""

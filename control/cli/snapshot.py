@@ -305,7 +305,10 @@ def run_restore(args) -> int:
 # -- presentation ----------------------------------------------------------------
 
 def when(wall_time: float) -> str:
-    return datetime.fromtimestamp(wall_time).isoformat(sep=" ", timespec="milliseconds")
+    try:
+        return datetime.fromtimestamp(wall_time).isoformat(sep=" ", timespec="milliseconds")
+    except (OverflowError, OSError, ValueError):   # a damaged store's: shown as it is
+        return f"{wall_time!r} (no time)"
 
 
 def duration(record: SnapshotRecord) -> int | None:

@@ -88,7 +88,8 @@ def test_an_in_group_restore_from_another_program_s_database_is_refused(folder):
 
 @pytest.mark.parametrize("content, problem", [
     (b"", "not a snapshot store: no table meta (no tables); nothing was written"),
-    (b"this is not sqlite" * 100, "not a snapshot store: file is not a database"),
+    (b"this is not sqlite" * 100,
+     "not a snapshot store: not an SQLite file; nothing was written"),
 ])
 def test_an_empty_or_foreign_file_is_refused_by_a_reader(capsys, folder, content, problem):
     (folder / "odd.db").write_bytes(content)
