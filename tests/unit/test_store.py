@@ -1,6 +1,4 @@
 """control/store.py: what is saved comes back, numbers survive a restart."""
-import sqlite3
-
 import pytest
 
 from beaver.control.slbs.clock import Estimate
