@@ -143,7 +143,8 @@ class CpuMeter:
 def service_file(directory: Path, switches: list[Bmv2Switch]) -> Path:
     path = directory / f"service-{len(switches)}.toml"
     lines = [f'[controller]\nstore = "snapshots-{len(switches)}.db"\n',
-             f'[pipeline]\np4info = "{P4INFO}"\nbmv2_json = "{BMV2_JSON}"\n']
+             f'[pipeline]\np4info = "{P4INFO}"\nbmv2_json = "{BMV2_JSON}"\n',
+             '[service]\ningroup = ["10.0.2.0/24"]\n']
     for i, sw in enumerate(switches, start=1):
         lines.append(f'[[slbs]]\nname = "s{i}"\naddress = "{sw.grpc_address}"\n'
                      f'device_id = {sw.device_id}\nslb_id = {i}\nslb_addr = "10.0.0.{i}"\n')

@@ -41,12 +41,21 @@ any switch is touched.
     address = "10.10.0.1"
     protocol = "udp"
     port = 80
-    backends = ["10.0.2.1", "10.0.2.2"]
+    backends = ["10.0.2.1", "10.0.2.2"]   # in-group hosts (DIPs)
+    in_snapshots = true               # false: hosts that run no Beaver runtime (bulk
+                                      # traffic), in no snapshot
 
     [[processes]]                     # in-group processes, out-of-band reports
     name = "p1"
     address = "10.0.2.1:4791"
     peers = ["p2"]                    # in-group processes it sends to: each must be listed
+    dip = "10.0.2.1"                  # the backend it serves as (default: the address's
+                                      # host), where reports come out of band elsewhere
+
+Across sections: every backend lies in the in-group prefixes, and when
+processes are listed, each backend of a VIP in snapshots is one of theirs
+(a host that takes no snapshot would be missing from every cut); no VIP is
+also a backend; no two processes share an address.
 
 An error names the file, the field and what is wrong.
 """
@@ -65,6 +74,9 @@ from beaver.control.slbs.program import PROTOCOLS, Route, Vip
 
 RULES = ("fine", "coarse")
 INITIATIONS = ("immediate", "timed")
+ELECTION_ID_MAX = (1 << 64) - 1   # P4Runtime's election ID, its low 64 bits (0: none)
+TAU_MAX_US = 3600 * 10**6         # bounds of the numbers a run takes, also from the
+LEAD_MAX_US = 10 * 10**6          # command line
 MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 
 
@@ -92,6 +104,7 @@ class ProcessConfig:
     host: str
     port: int
     peers: tuple[str, ...] = ()
+    dip: str | None = None   # the backend address it serves at, if it is one
 
 
 @dataclass(frozen=True)
@@ -140,6 +153,7 @@ class _Table:
         self.used: set[str] = set()
 
     def fail(self, key: str | None, problem: str):
+        key = key if key is None or key.isprintable() else repr(key)   # one line
         field = ".".join(p for p in (self.where, key) if p) or "(top level)"
         raise ConfigError(f"{self.source}: {field}: {problem}")
 
@@ -187,6 +201,16 @@ class _Table:
         return [_Table(self.source, f"{self.where + '.' if self.where else ''}{key}[{i}]", item)
                 for i, item in enumerate(items)]
 
+    def name(self, key: str) -> str:
+        """A name (of an SLB, a process): not empty, and printable, as it is
+        shown in tables and errors."""
+        value = self.get(key, str)
+        if not value:
+            self.fail(key, "must not be empty")
+        if not value.isprintable():
+            self.fail(key, f"{value!r} holds a character that cannot be shown")
+        return value
+
     def table(self, key: str) -> "_Table":
         return _Table(self.source, key if not self.where else f"{self.where}.{key}",
                       self.get(key, dict, {}))
@@ -213,11 +237,11 @@ def parse(path: Path, data: Any) -> ServiceConfig:
     c = top.table("controller")
     settings = ControllerSettings(
         store=base / c.get("store", str, "snapshots.db"),
-        election_id=c.number("election_id", 1, (1 << 64) - 1, 1),
-        tau_us=c.number("tau_us", 0, 3600 * 10**6, 5000),
+        election_id=c.number("election_id", 1, ELECTION_ID_MAX, 1),
+        tau_us=c.number("tau_us", 0, TAU_MAX_US, 5000),
         rule=c.get("rule", str, "fine"),
         initiation=c.get("initiation", str, "immediate"),
-        lead_us=c.number("lead_us", 1, 10 * 10**6, None),
+        lead_us=c.number("lead_us", 1, LEAD_MAX_US, None),
         ack_timeout_ms=c.number("ack_timeout_ms", 1, 60_000, 100.0, integer=False),
         retries=c.number("retries", 0, 100, 2),
         report_timeout_ms=c.number("report_timeout_ms", 1, 600_000, 2000.0, integer=False),
@@ -246,34 +270,71 @@ def parse(path: Path, data: Any) -> ServiceConfig:
     for field in ("name", "address", "slb_id"):
         _unique(top, "slbs", [getattr(slb, field) for slb in slbs], field)
 
-    vips = tuple(_vip(t) for t in top.tables("vips"))
+    vip_tables = top.tables("vips")
+    vips, in_snapshots = zip(*map(_vip, vip_tables)) if vip_tables else ((), ())
     _unique(top, "vips", [(v.address, v.protocol, v.port) for v in vips], "address/protocol/port")
 
-    processes, peer_fields = [], []
-    for t in top.tables("processes"):
-        name = t.get("name", str)
-        host, port = host_port(t, "address")
-        peers = t.get("peers", list, [])
-        peer_fields.append(t)
-        t.done()
-        processes.append(ProcessConfig(name, host, port, tuple(peers)))
+    process_tables = top.tables("processes")
+    processes = tuple(map(_process, process_tables))
     _unique(top, "processes", [proc.name for proc in processes], "name")
+    _unique(top, "processes", [f"{proc.host}:{proc.port}" for proc in processes], "address")
     # A peer that reports nothing would leave its channels unjudged.
     names = {proc.name for proc in processes}
-    for t, proc in zip(peer_fields, processes):
+    for t, proc in zip(process_tables, processes):
         for i, peer in enumerate(proc.peers):
             if peer not in names or peer == proc.name:
                 t.fail(f"peers[{i}]", f"{peer!r} is not another configured process "
                        f"(processes: {', '.join(sorted(names))})")
+    _check_pools(vip_tables, vips, in_snapshots, ingroup, processes)
     top.done()
-    return ServiceConfig(path, settings, p4info, bmv2_json, slbs, vips, ingroup,
-                         tuple(processes))
+    return ServiceConfig(path, settings, p4info, bmv2_json, slbs, vips, ingroup, processes)
+
+
+def _process(t: _Table) -> ProcessConfig:
+    name = t.name("name")
+    host, port = host_port(t, "address")
+    peers = t.get("peers", list, [])
+    for i, peer in enumerate(peers):
+        if not isinstance(peer, str):
+            t.fail(f"peers[{i}]", f"expected a process name, got {peer!r}")
+        if peer in peers[:i]:
+            t.fail(f"peers[{i}]", f"{peer!r} appears twice")
+    dip = t.ipv4("dip") if "dip" in t.data else _ipv4_or_none(host)
+    t.done()
+    return ProcessConfig(name, host, port, tuple(peers), dip)
+
+
+def _ipv4_or_none(host: str) -> str | None:
+    try:
+        return str(ipaddress.IPv4Address(host))
+    except ValueError:
+        return None
+
+
+def _check_pools(tables: list[_Table], vips: tuple[Vip, ...], in_snapshots: tuple[bool, ...],
+                 ingroup: tuple[str, ...], processes: tuple[ProcessConfig, ...]):
+    """The VIPs' pools against the in-group: every backend inside its
+    prefixes, and one of the processes where there are processes and the
+    pool is in snapshots; no VIP is a backend."""
+    inside = [ipaddress.IPv4Network(p) for p in ingroup]
+    backends = {b for vip in vips for b in vip.backends}
+    dips = {proc.dip for proc in processes}
+    for t, vip, snapshotted in zip(tables, vips, in_snapshots):
+        if vip.address in backends:
+            t.fail("address", f"{vip.address} is also a backend: a VIP must be an address "
+                   "of its own")
+        for i, backend in enumerate(vip.backends):
+            if not any(ipaddress.IPv4Address(backend) in n for n in inside):
+                t.fail(f"backends[{i}]", f"{backend} is outside the in-group prefixes "
+                       f"(service.ingroup: {', '.join(ingroup) or 'none'})")
+            if processes and snapshotted and backend not in dips:
+                t.fail(f"backends[{i}]", f"{backend} is no listed process's dip, so it "
+                       "would be in no cut (in_snapshots = false marks a pool outside "
+                       "every snapshot)")
 
 
 def _slb(t: _Table, ingroup: tuple[str, ...]) -> SlbConfig:
-    name = t.get("name", str)
-    if not name:
-        t.fail("name", "must not be empty")
+    name = t.name("name")
     host_port(t, "address")
     routes = []
     for r in t.tables("routes"):
@@ -313,7 +374,7 @@ def _slb(t: _Table, ingroup: tuple[str, ...]) -> SlbConfig:
     return slb
 
 
-def _vip(t: _Table) -> Vip:
+def _vip(t: _Table) -> tuple[Vip, bool]:
     protocol = t.get("protocol", str)
     if protocol not in PROTOCOLS:
         t.fail("protocol", f"expected one of {', '.join(PROTOCOLS)}, got {protocol!r}")
@@ -322,8 +383,9 @@ def _vip(t: _Table) -> Vip:
         t.fail("backends", "a VIP needs at least one backend")
     vip = Vip(t.ipv4("address"), protocol, t.number("port", 1, 65535),
               tuple(t.check_ipv4(f"backends[{i}]", b) for i, b in enumerate(backends)))
+    in_snapshots = t.get("in_snapshots", bool, True)
     t.done()
-    return vip
+    return vip, in_snapshots
 
 
 def _unique(top: _Table, section: str, values: list, field: str):
@@ -347,4 +409,7 @@ def load(path: str | Path) -> ServiceConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: arrays or tables nested too deeply") \
+            from None
     return parse(path, data)

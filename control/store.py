@@ -19,24 +19,34 @@ CHAIN_MOST rows, and every reader (the checker, a restore) gets whole states.
 
 Snapshot numbers are reserved in blocks before they are used (`reserve`),
 so after a crash and restart the next number continues after every number
-that may have reached a switch.
+that may have reached a switch.  Each reservation is checkpointed into the
+main file, so that even a lost `-wal` file cannot send the numbering back.
+
+A file that is not a Beaver store is refused before anything is written
+to it, and a store opened `read_only` (the commands that only read) is
+never written: one that can be read but not written opens too.  Every
+SQLite error and every damaged row ends in a StoreError, one line.
 """
 from __future__ import annotations
 
 import itertools
 import json
 import sqlite3
+from contextlib import contextmanager
 from pathlib import Path
 
-from beaver.p4src.wire import Batch, ControlBody, Status
+from beaver.p4src.wire import SCHEDULE_MAX, Batch, ControlBody, Status
 
 from beaver.control.slbs.clock import Estimate
-from beaver.traffic.oob.protocol import Report
+from beaver.traffic.oob.protocol import ProtocolError, Report
 from beaver.control.engine.record import Ack, BatchRecord, Mode, Outcome, ScheduleAck, SnapshotRecord, Verdict
 
 SCHEMA_VERSION = 4   # 2: timed initiation and clock sources; 3: batches as ranges;
                      # 4: reports as changes from an earlier one (a 3 would misread them)
 CHAIN_MOST = 16      # reports of a process kept as changes in a row, at most
+NUMBER_MAX = (1 << 63) - 1   # SQLite's largest integer: no snapshot is numbered higher
+TABLES = ("meta", "snapshots", "acks", "batches", "batch_acks", "reports")
+SQLITE_HEADER = b"SQLite format 3\x00"   # how every SQLite database file begins
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
@@ -133,33 +143,134 @@ CREATE TABLE IF NOT EXISTS reports (
 
 
 class StoreError(Exception):
-    """The store file cannot be opened or is not a Beaver snapshot store."""
+    """The store file cannot be opened or read, or is not a Beaver snapshot store."""
+
+
+# What decoding a damaged row can raise: a column of the wrong type or value,
+# JSON that is not what was written, or nested too deeply to decode.
+DAMAGED = (ValueError, TypeError, KeyError, AttributeError, RecursionError)
 
 
 class SnapshotStore:
-    def __init__(self, path: str | Path, durable: bool = True):
+    def __init__(self, path: str | Path, durable: bool = True, read_only: bool = False):
+        """read_only: for what only reads; nothing is written (and a store this
+        user may not write opens)."""
         self.path = Path(path)
+        self.read_only = read_only
+        # process -> (number, local state, changes in a row) of its last report saved
+        self._last: dict[str, tuple[int, object, int]] = {}
+        self.db = None
         try:
-            # one user at a time, but not always the thread that opened it
-            self.db = sqlite3.connect(self.path, isolation_level=None,
-                                      check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-            self.db.executescript(SCHEMA)
-            version = self._meta("schema_version")
-            if version is None or version == 3:   # 3's tables are 4's, its reports whole
-                self._set_meta("schema_version", SCHEMA_VERSION)
-            elif version != SCHEMA_VERSION:
-                raise StoreError(f"{self.path}: store schema {version}, this controller "
-                                 f"reads {SCHEMA_VERSION}")
+            new = self._sqlite_file()   # refuses what is no SQLite file before SQLite opens it
+            self.db = self._connect()
+            version = self._schema(new)   # and another program's database before any write
+            if not read_only:
+                if version is None:
+                    # one transaction, before WAL: the whole schema is in the main
+                    # file from the start, or none of it
+                    self.db.executescript(f"BEGIN; {SCHEMA}; INSERT INTO meta VALUES "
+                                          f"('schema_version', {SCHEMA_VERSION}); COMMIT;")
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                if version == 3:   # 3's tables are 4's, its reports whole
+                    self._set_meta("schema_version", SCHEMA_VERSION)
             self._reserved = self._meta("reserved_through") or 0
-            # process -> (number, local state, changes in a row) of its last report saved
-            self._last: dict[str, tuple[int, object, int]] = {}
-        except sqlite3.DatabaseError as e:
-            raise StoreError(f"{self.path}: not a snapshot store: {e}") from None
+            if not isinstance(self._reserved, int) or self._reserved < 0:
+                raise StoreError(f"{self.path}: damaged store: reserved_through is "
+                                 f"{_short(self._reserved)}")
+        except sqlite3.OperationalError as e:   # locked, unreadable, read-only, ...
+            self._close_quietly()
+            raise StoreError(f"{self.path}: cannot open the snapshot store: {e}") from None
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as e:   # not SQLite, or damaged
+            self._close_quietly()
+            raise StoreError(f"{self.path}: not a snapshot store: {_short(str(e), 160)}") \
+                from None
+        except StoreError:
+            self._close_quietly()
+            raise
+
+    def _sqlite_file(self) -> bool:
+        """Whether the store is new (no file, or an empty one); StoreError for a
+        file that does not begin as every SQLite database does."""
+        try:
+            with open(self.path, "rb") as f:
+                start = f.read(len(SQLITE_HEADER))
+        except FileNotFoundError:
+            return True
+        except OSError as e:
+            raise StoreError(f"{self.path}: cannot open the snapshot store: {e.strerror}") \
+                from None
+        if start and start != SQLITE_HEADER:
+            raise StoreError(f"{self.path}: not a snapshot store: not an SQLite file; "
+                             "nothing was written")
+        return not start
+
+    def _connect(self) -> sqlite3.Connection:
+        # one user at a time, but not always the thread that opened it
+        options = dict(isolation_level=None, check_same_thread=False)
+        if not self.read_only:
+            return sqlite3.connect(self.path, **options)
+        uri = self.path.absolute().as_uri()
+        db = sqlite3.connect(f"{uri}?mode=ro", uri=True, **options)
+        try:
+            db.execute("SELECT 1 FROM sqlite_master").fetchall()
+        except sqlite3.OperationalError as e:
+            # A store in WAL mode is read through its -shm file, which a user who
+            # may not write the folder cannot make.  Without a -wal file the main
+            # file holds every commit, and it can be read as it is.
+            wal = self.path.with_name(self.path.name + "-wal")
+            if e.sqlite_errorname != "SQLITE_READONLY_DIRECTORY" or wal.exists():
+                db.close()
+                raise
+            db.close()
+            db = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, **options)
+        return db
+
+    def _schema(self, new: bool) -> int | None:
+        """The store's schema version; None for a new file, to be made a
+        store.  StoreError for any other file."""
+        tables = {name for (name,) in self.db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if new and not tables and not self.read_only:
+            return None
+        missing = [t for t in TABLES if t not in tables]
+        if missing:
+            held = f"its tables: {', '.join(sorted(tables)[:8])}" if tables else "no tables"
+            raise StoreError(f"{self.path}: not a snapshot store: no table {missing[0]} "
+                             f"({held}); nothing was written")
+        version = self._meta("schema_version")
+        if version not in (3, SCHEMA_VERSION):
+            raise StoreError(f"{self.path}: store schema {_short(version)}, this controller "
+                             f"reads {SCHEMA_VERSION}")
+        return version
 
     def close(self):
         self.db.close()
+
+    def _close_quietly(self):
+        if self.db is not None:
+            self.db.close()
+
+    @contextmanager
+    def _sqlite(self):
+        """Whatever SQLite raises, as one StoreError (and text it cannot
+        decode: a damaged file)."""
+        try:
+            yield
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.path}: {e}") from None
+        except UnicodeDecodeError as e:
+            raise StoreError(f"{self.path}: damaged store: text that is not UTF-8 ({e.reason} "
+                             f"at byte {e.start})") from None
+
+    def _decode(self, table: str, decode, row):
+        """decode(row), or StoreError naming the damaged row."""
+        try:
+            return decode(row)
+        except DAMAGED as e:
+            key = _short(row[0]) if row else "?"
+            raise StoreError(f"{self.path}: damaged row {key} of {table}: "
+                             f"{_short(str(e), 160)}") from None
 
     def _meta(self, key: str) -> int | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -177,10 +288,21 @@ class SnapshotStore:
         return self._reserved
 
     def reserve(self, through: int):
-        """Records that numbers up to `through` may be used; committed on return."""
-        if through > self._reserved:
+        """Records that numbers up to `through` may be used: committed, and in
+        the main file, on return."""
+        if through <= self._reserved:
+            return
+        if through > NUMBER_MAX:
+            raise StoreError(f"{self.path}: snapshot numbers end at {NUMBER_MAX}")
+        with self._sqlite():
             self._set_meta("reserved_through", through)
-            self._reserved = through
+            # A checkpoint, so that the reservation outlives a lost -wal file
+            # (rare: one per block of numbers).  FULL waits for readers.
+            busy, _, _ = self.db.execute("PRAGMA wal_checkpoint(FULL)").fetchone()
+        if busy:
+            raise StoreError(f"{self.path}: the reservation of numbers up to {through} could "
+                             "not reach the main file: a reader holds the store")
+        self._reserved = through
 
     # -- snapshots ------------------------------------------------------------
 
@@ -189,7 +311,7 @@ class SnapshotStore:
         transaction."""
         records = list(records) + [r for b in batches for r in b.singles.values()]
         reports, last = self._report_rows(records)
-        with self.db:
+        with self._sqlite(), self.db:
             self.db.execute("BEGIN")
             self.db.executemany(
                 "INSERT INTO snapshots VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -239,110 +361,159 @@ class SnapshotStore:
                 last[name] = (r.number, report.local_state, chain)
         return rows, last
 
-    def _report(self, number: int, process: str, text: str, read: dict) -> Report:
+    def _report(self, row: tuple, read: dict, chain: int = 0) -> Report:
         """A stored report with its whole local state, rebuilt from its base
-        row (read: those already rebuilt, by (number, process))."""
-        report = Report.from_message(json.loads(text))
+        row (read: those already rebuilt, by (number, process); chain: reports
+        as changes read in a row to reach this one)."""
+        number, process, report = self._decode("reports", _report_row, row)
         if report.delta is not None:
-            base_number = report.delta.get("base")
+            base_number = report.delta.get("base") if isinstance(report.delta, dict) else None
+            if not isinstance(base_number, int) or not 0 < base_number < number \
+                    or chain >= CHAIN_MOST:
+                raise StoreError(f"{self.path}: {process}'s report of snapshot {number} is "
+                                 f"changes from {_short(base_number)}: not an earlier report "
+                                 "of a chain the store writes")
             base = read.get((base_number, process))
             if base is None:
-                row = self.db.execute("SELECT report FROM reports WHERE snapshot = ? AND "
-                                      "process = ?", (base_number, process)).fetchone()
-                if row is None:
+                base_row = self.db.execute("SELECT * FROM reports WHERE snapshot = ? AND "
+                                           "process = ?", (base_number, process)).fetchone()
+                if base_row is None:
                     raise StoreError(f"{self.path}: {process}'s report of snapshot {number} "
                                      f"is changes from snapshot {base_number}'s, not stored")
-                base = self._report(base_number, process, row[0], read)
-            report = report.rebuilt((base_number, base.local_state))
+                base = self._report(base_row, read, chain + 1)
+            try:
+                report = report.rebuilt((base_number, base.local_state))
+            except ProtocolError as e:
+                raise StoreError(f"{self.path}: {process}'s report of snapshot {number}: "
+                                 f"{_short(str(e), 160)}") from None
         read[number, process] = report
         return report
 
     def get(self, number: int) -> SnapshotRecord | None:
-        row = self.db.execute("SELECT * FROM snapshots WHERE id = ?", (number,)).fetchone()
-        if row is None:
-            batch = self._batch_of(number)
-            return batch.record(number) if batch is not None else None
-        record = _record(row)
-        for a in self.db.execute("SELECT * FROM acks WHERE snapshot = ? ORDER BY slb",
-                                 (number,)):
-            record.acks[a[1]] = _ack(a)
-        read = {}
-        for _, process, report in self.db.execute(
-                "SELECT * FROM reports WHERE snapshot = ? ORDER BY process", (number,)):
-            record.reports[process] = self._report(number, process, report, read)
+        if not 0 < number <= NUMBER_MAX:
+            return None   # never stored: such a number is never reserved
+        with self._sqlite():
+            row = self.db.execute("SELECT * FROM snapshots WHERE id = ?", (number,)).fetchone()
+            if row is None:
+                batch = self._batch_of(number)
+                return batch.record(number) if batch is not None else None
+            record = self._decode("snapshots", _record, row)
+            for a in self.db.execute("SELECT * FROM acks WHERE snapshot = ? ORDER BY slb",
+                                     (number,)):
+                ack = self._decode("acks", _ack, a)
+                record.acks[ack.slb] = ack
+            read = {}
+            for r in self.db.execute("SELECT * FROM reports WHERE snapshot = ? "
+                                     "ORDER BY process", (number,)).fetchall():
+                report = self._report(r, read)
+                record.reports[r[1]] = report
         return record
 
     def records(self, first: int, last: int) -> list[SnapshotRecord]:
         """Every snapshot numbered first to last that the store holds, in
         order, each whole (a batch's numbers with their schedules' bounds)."""
+        first, last = max(first, 1), min(last, NUMBER_MAX)
+        if first > last:
+            return []
         found: dict[int, SnapshotRecord] = {}
-        for row in self.db.execute("SELECT * FROM snapshots WHERE id BETWEEN ? AND ?",
-                                   (first, last)):
-            found[row[0]] = _record(row)
-        for a in self.db.execute("SELECT * FROM acks WHERE snapshot BETWEEN ? AND ? "
-                                 "ORDER BY slb", (first, last)):
-            found[a[0]].acks[a[1]] = _ack(a)
-        read = {}   # in number order, so a base in the range is rebuilt first
-        for number, process, report in self.db.execute(
-                "SELECT * FROM reports WHERE snapshot BETWEEN ? AND ? ORDER BY snapshot, process",
-                (first, last)).fetchall():
-            found[number].reports[process] = self._report(number, process, report, read)
-        for row in self.db.execute("SELECT * FROM batches WHERE last >= ? AND first <= ?",
-                                   (first, last)).fetchall():
-            batch = self._batch_of(row[0])
-            for number in batch.numbers:
-                if first <= number <= last and number not in found:
-                    found[number] = batch.record(number)
+        with self._sqlite():
+            for row in self.db.execute("SELECT * FROM snapshots WHERE id BETWEEN ? AND ?",
+                                       (first, last)):
+                record = self._decode("snapshots", _record, row)
+                found[record.number] = record
+            for a in self.db.execute("SELECT * FROM acks WHERE snapshot BETWEEN ? AND ? "
+                                     "ORDER BY slb", (first, last)):
+                ack = self._decode("acks", _ack, a)
+                self._owner(found, a[0], "acks").acks[ack.slb] = ack
+            read = {}   # in number order, so a base in the range is rebuilt first
+            for r in self.db.execute("SELECT * FROM reports WHERE snapshot BETWEEN ? AND ? "
+                                     "ORDER BY snapshot, process", (first, last)).fetchall():
+                self._owner(found, r[0], "reports").reports[r[1]] = self._report(r, read)
+            for row in self.db.execute("SELECT * FROM batches WHERE last >= ? AND first <= ?",
+                                       (first, last)).fetchall():
+                batch = self._with_acks(self._decode("batches", _batch, row))
+                for number in range(max(first, batch.first),
+                                    min(last, batch.numbers[-1]) + 1):
+                    if number not in found:
+                        found[number] = batch.record(number)
         return [found[n] for n in sorted(found)]
+
+    def _owner(self, found: dict[int, SnapshotRecord], number, table: str) -> SnapshotRecord:
+        """The snapshot a row of table belongs to, which must be stored."""
+        if number not in found:
+            raise StoreError(f"{self.path}: damaged store: {table} of snapshot "
+                             f"{_short(number)}, which has no row")
+        return found[number]
 
     def _batch_of(self, number: int) -> BatchRecord | None:
         """The batch whose range holds number, with its schedule answers."""
         row = self.db.execute("SELECT * FROM batches WHERE first <= ? ORDER BY first DESC "
                               "LIMIT 1", (number,)).fetchone()
-        if row is None or row[1] < number:
+        if row is None:
             return None
-        batch = _batch(row)
+        batch = self._decode("batches", _batch, row)
+        return self._with_acks(batch) if number in batch.numbers else None
+
+    def _with_acks(self, batch: BatchRecord) -> BatchRecord:
         for a in self.db.execute("SELECT * FROM batch_acks WHERE first = ? ORDER BY slb",
                                  (batch.first,)):
-            batch.acks[a[1]] = _schedule_ack(a)
+            ack = self._decode("batch_acks", _schedule_ack, a)
+            batch.acks[ack.slb] = ack
         return batch
 
     def latest(self, limit: int = 20, outcome: Outcome | None = None) -> list[SnapshotRecord]:
         """The newest snapshots first, without their acknowledgements and reports
         (but a batch's schedules, which are its snapshots' only record)."""
+        limit = min(limit, NUMBER_MAX)
+        if limit < 1:
+            return []
         where, args = ("WHERE outcome = ?", (outcome.value,)) if outcome else ("", ())
-        rows = self.db.execute(f"SELECT * FROM snapshots {where} ORDER BY id DESC LIMIT ?",
-                               (*args, limit))
-        found = [_record(row) for row in rows]
-        for row in self.db.execute(f"SELECT * FROM batches {where} ORDER BY first DESC",
-                                   args).fetchall():
-            if len(found) == limit and row[1] < found[-1].number:
-                break   # this batch and every older one: older than all found
-            batch = self._batch_of(row[0])
-            own = {n for (n,) in self.db.execute(
-                "SELECT id FROM snapshots WHERE id BETWEEN ? AND ?", (row[0], row[1]))}
-            newest = [n for n in itertools.islice(
-                (n for n in reversed(batch.numbers) if n not in own), limit)]
-            found = sorted(found + [batch.record(n) for n in newest],
-                           key=lambda r: r.number, reverse=True)[:limit]
+        with self._sqlite():
+            rows = self.db.execute(f"SELECT * FROM snapshots {where} ORDER BY id DESC LIMIT ?",
+                                   (*args, limit))
+            found = [self._decode("snapshots", _record, row) for row in rows]
+            for row in self.db.execute(f"SELECT * FROM batches {where} ORDER BY first DESC",
+                                       args).fetchall():
+                batch = self._decode("batches", _batch, row)
+                if len(found) == limit and batch.numbers[-1] < found[-1].number:
+                    break   # this batch and every older one: older than all found
+                self._with_acks(batch)
+                own = {n for (n,) in self.db.execute(
+                    "SELECT id FROM snapshots WHERE id BETWEEN ? AND ?",
+                    (batch.first, batch.numbers[-1]))}
+                newest = itertools.islice(
+                    (n for n in reversed(batch.numbers) if n not in own), limit)
+                found = sorted(found + [batch.record(n) for n in newest],
+                               key=lambda r: r.number, reverse=True)[:limit]
         return found
 
     def with_reports(self, outcome: Outcome) -> list[int]:
         """The numbers of the snapshots with that verdict that hold in-group
         reports, newest first (what a restore needs)."""
-        return [number for (number,) in self.db.execute(
-            "SELECT DISTINCT id FROM snapshots JOIN reports ON reports.snapshot = id "
-            "WHERE outcome = ? ORDER BY id DESC", (outcome.value,))]
+        with self._sqlite():
+            return [number for (number,) in self.db.execute(
+                "SELECT DISTINCT id FROM snapshots JOIN reports ON reports.snapshot = id "
+                "WHERE outcome = ? ORDER BY id DESC", (outcome.value,))]
 
     def counts(self) -> dict[Outcome, int]:
         counts = dict.fromkeys(Outcome, 0)
-        for outcome, n in self.db.execute(
-                "SELECT outcome, COUNT(*) FROM snapshots GROUP BY outcome"):
-            counts[Outcome(outcome)] = n
-        for outcome, n in self.db.execute(
-                "SELECT outcome, SUM(last - first + 1 - singles) FROM batches GROUP BY outcome"):
-            counts[Outcome(outcome)] += n
+        with self._sqlite():
+            for row in self.db.execute(
+                    "SELECT outcome, COUNT(*) FROM snapshots GROUP BY outcome"):
+                outcome, n = self._decode("snapshots", _count, row)
+                counts[outcome] += n
+            for row in self.db.execute("SELECT outcome, SUM(last - first + 1 - singles) "
+                                       "FROM batches GROUP BY outcome"):
+                outcome, n = self._decode("batches", _count, row)
+                counts[outcome] += n
         return counts
+
+
+def _short(value, most: int = 40) -> str:
+    """A stored value in an error line: one line, not too long."""
+    text = value if isinstance(value, str) else repr(value)
+    text = " ".join(text.split())
+    return text if len(text) <= most else text[:most - 3] + "..."
 
 
 def _clock(estimate: Estimate | None) -> tuple:
@@ -350,35 +521,82 @@ def _clock(estimate: Estimate | None) -> tuple:
             else (None, None, None))
 
 
+# -- decoding rows: SQLite keeps any value in any column, so each is checked ----
+
+INT, REAL, TEXT, NONE = (int,), (int, float), (str,), (type(None),)
+
+
+def _typed(row: tuple, *kinds: tuple) -> tuple:
+    if len(row) != len(kinds):
+        raise ValueError(f"{len(row)} columns, expected {len(kinds)}")
+    for i, (value, kind) in enumerate(zip(row, kinds), start=1):
+        if not isinstance(value, kind):
+            raise ValueError(f"column {i} holds {_short(value)}")
+    return row
+
+
+def _names(text: str) -> list[str]:
+    """A JSON list of names (the SLBs of a snapshot)."""
+    names = json.loads(text)
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"not a list of names: {_short(text)}")
+    return names
+
+
+def _estimate(offset, error, source) -> Estimate | None:
+    if offset is None and error is None and source is None:
+        return None
+    if offset is None or error is None:
+        raise ValueError("a clock estimate without its offset or error")
+    return Estimate(offset, error, 0, source)
+
+
+def _count(row) -> tuple[Outcome, int]:
+    outcome, n = _typed(row, TEXT, INT)
+    return Outcome(outcome), n
+
+
 def _batch(row) -> BatchRecord:
-    (first, last, _, mode, rule, tau_us, slbs, started, finished, activate, spacing, wall,
-     outcome, reason, decided_by, margin) = row
-    return BatchRecord(first, last - first + 1, Mode(mode), rule, tau_us, json.loads(slbs),
+    (first, last, singles, mode, rule, tau_us, slbs, started, finished, activate, spacing,
+     wall, outcome, reason, decided_by, margin) = _typed(
+        row, INT, INT, INT, TEXT, TEXT, INT, TEXT, INT, INT + NONE, INT, INT, REAL, TEXT,
+        TEXT, TEXT, REAL + NONE)
+    if not 1 <= last - first + 1 <= SCHEDULE_MAX or not 0 <= singles <= last - first + 1:
+        raise ValueError(f"a range {first}-{last} with {singles} singles: not a schedule's")
+    return BatchRecord(first, last - first + 1, Mode(mode), rule, tau_us, _names(slbs),
                        started, wall, activate, spacing, finished,
                        verdict=Verdict(Outcome(outcome), reason, decided_by, margin))
 
 
 def _schedule_ack(row) -> ScheduleAck:
     (_, slb, status, attempts, sent, received, before, after, now, slb_id, flags, activate_at,
-     count, spacing, track, late_last, offset, error, source) = row
+     count, spacing, track, late_last, offset, error, source) = _typed(
+        row, INT, TEXT, TEXT, *[INT] * 13, REAL + NONE, REAL + NONE, TEXT + NONE)
     body = ControlBody(0, 0, before, after, now, 0, 0, 0, slb_id, flags, activate_at)
-    clock = Estimate(offset, error, 0, source) if offset is not None else None
     return ScheduleAck(slb, Status[status], body, Batch(count, spacing, 0, track, late_last),
-                       sent, received, attempts, clock)
+                       sent, received, attempts, _estimate(offset, error, source))
 
 
 def _record(row) -> SnapshotRecord:
     (number, _, mode, rule, tau_us, slbs, started, finished, activate, wall, outcome,
-     reason, decided_by, margin, retake_of) = row
-    return SnapshotRecord(number, Mode(mode), rule, tau_us, json.loads(slbs), started, wall,
+     reason, decided_by, margin, retake_of) = _typed(
+        row, INT, INT, TEXT, TEXT, INT, TEXT, INT, INT + NONE, INT + NONE, REAL, TEXT, TEXT,
+        TEXT, REAL + NONE, INT + NONE)
+    return SnapshotRecord(number, Mode(mode), rule, tau_us, _names(slbs), started, wall,
                           finished, verdict=Verdict(Outcome(outcome), reason, decided_by, margin),
                           retake_of=retake_of, activate_us=activate)
 
 
 def _ack(row) -> Ack:
     (_, slb, status, record_id, attempts, sent, received, before, after, now, switched,
-     last_old, count, slb_id, flags, activate_at, offset, error, source) = row
+     last_old, count, slb_id, flags, activate_at, offset, error, source) = _typed(
+        row, INT, TEXT, TEXT, *[INT] * 13, REAL + NONE, REAL + NONE, TEXT + NONE)
     body = ControlBody(0, record_id, before, after, now, switched, last_old, count, slb_id, flags,
                        activate_at)
-    clock = Estimate(offset, error, 0, source) if offset is not None else None
-    return Ack(slb, Status[status], body, sent, received, attempts, clock)
+    return Ack(slb, Status[status], body, sent, received, attempts,
+               _estimate(offset, error, source))
+
+
+def _report_row(row) -> tuple[int, str, Report]:
+    number, process, text = _typed(row, INT, TEXT, TEXT)
+    return number, process, Report.from_message(json.loads(text))

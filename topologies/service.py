@@ -48,13 +48,13 @@ def write_config(network: BeaverNetwork, path: Path, marking: bool = True) -> Se
                                                  "dst_mac": route.dst_mac}, array=True))
     for vip, (service, dips) in plan.vips().items():
         parts.append(_table("vips", {"address": vip, "protocol": service.transport,
-                                     "port": service.port,
-                                     "backends": dips}, array=True))
-    for name, (service, _, _, mgmt_ip) in plan.ingroup.items():
+                                     "port": service.port, "backends": dips,
+                                     "in_snapshots": service.in_snapshots}, array=True))
+    for name, (service, _, address, mgmt_ip) in plan.ingroup.items():
         if not service.in_snapshots:
             continue
         peers = [n for n, (s, _, _, _) in plan.ingroup.items() if s == service and n != name]
         parts.append(_table("processes", {"name": name, "address": f"{mgmt_ip}:{OOB_PORT}",
-                                          "peers": peers}, array=True))
+                                          "peers": peers, "dip": address.ip}, array=True))
     path.write_text("\n".join(parts))
     return load(path)

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from beaver.control.config import ConfigError, ServiceConfig, load
+from beaver.control.config import ELECTION_ID_MAX, ConfigError, ServiceConfig, load
 from beaver.control.slbs.fleet import SlbFleet
 from beaver.control.engine.engine import SettingsError
 from beaver.traffic.oob.links import ProcessFailed
@@ -40,6 +40,14 @@ def common_options() -> argparse.ArgumentParser:
     return common
 
 
+def check_common(args: argparse.Namespace):
+    """The common options' numbers, before anything is opened."""
+    election_id = getattr(args, "election_id", None)
+    if election_id is not None and not 1 <= election_id <= ELECTION_ID_MAX:
+        raise CliError(f"--election-id must be 1 to {ELECTION_ID_MAX} (a P4Runtime election "
+                       f"ID, as in the configuration), got {election_id}")
+
+
 def config_path(args: argparse.Namespace) -> Path:
     return Path(args.config or os.environ.get("BEAVER_CONFIG") or DEFAULT_CONFIG)
 
@@ -49,15 +57,16 @@ def config_of(args: argparse.Namespace) -> ServiceConfig:
 
 
 def open_store(args: argparse.Namespace, config: ServiceConfig | None = None,
-               existing: bool = False) -> SnapshotStore:
-    """The store named by --store, else the configuration's; with existing,
-    a missing file is an error rather than a new empty store."""
+               read_only: bool = False) -> SnapshotStore:
+    """The store named by --store, else the configuration's; read_only (for
+    the commands that only read): a missing file is an error rather than a
+    new empty store, and nothing is written."""
     path = getattr(args, "store", None)
     if path is None:
         path = (config or config_of(args)).controller.store
-    if existing and not Path(path).exists():
+    if read_only and not Path(path).exists():
         raise CliError(f"no snapshot store at {path}")
-    return SnapshotStore(path)
+    return SnapshotStore(path, read_only=read_only)
 
 
 @contextmanager

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import signal
 import sys
+from contextlib import contextmanager
 
 from beaver.control.cli.common import CliError, print_json, table
+from beaver.topologies import lock
 from beaver.topologies.experiments import EXPERIMENTS, load
 
 
@@ -56,9 +59,21 @@ def run_list(args) -> int:
     return 0
 
 
+@contextmanager
+def machine(command: list[str]):
+    """The machine's run lock (topologies/lock.py), held for command; one line
+    if another run holds it."""
+    try:
+        with lock.holding(shlex.join(["beaver", *command])):
+            yield
+    except lock.LockError as e:   # only taking the lock raises it
+        raise CliError(str(e)) from None
+
+
 def run_cleanup(args) -> int:
     from beaver.topologies.cleanup import cleanup
-    processes, links = cleanup()
+    with machine(["experiment", "cleanup"]):
+        processes, links = cleanup()
     print(f"removed {processes} process(es) and {links} link(s)")
     return 0
 
@@ -76,7 +91,14 @@ def missing_requirement() -> str | None:
 
 
 def run_experiment(args) -> int:
+    command = ["experiment", "run", args.name, *args.options]
     args = experiment_parser(args.name).parse_args(args.options, argparse.Namespace(**vars(args)))
+    with machine(command):
+        return _run(args)
+
+
+def _run(args) -> int:
+    """The run itself, the machine's lock held."""
     if (problem := missing_requirement()) is not None:
         raise CliError(problem)
     from beaver.topologies import decap

@@ -18,7 +18,7 @@ from typing import Sequence
 from beaver.control.cli import ctl as cli_ctl
 from beaver.control.cli import experiment as cli_experiment
 from beaver.control.cli import snapshot as cli_snapshot
-from beaver.control.cli.common import USER_ERRORS, CliError, common_options
+from beaver.control.cli.common import USER_ERRORS, CliError, check_common, common_options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
+        check_common(args)
         return args.run(args) or 0
     except (CliError, *USER_ERRORS) as e:
         print(f"beaver: error: {e}", file=sys.stderr)

@@ -31,7 +31,8 @@ from beaver.traffic.runtime import restore
 from beaver.control.cli.common import (CliError, config_of, config_path, connected, open_store, print_json,
                          table)
 from beaver.control.config import ServiceConfig
-from beaver.control.engine.engine import IMMEDIATE, TIMED, Engine, RunSettings, RunSummary
+from beaver.control.engine.engine import (IMMEDIATE, TIMED, Engine, RunSettings, RunSummary,
+                                          SettingsError)
 from beaver.control.engine.record import Mode, Outcome, SnapshotRecord
 from beaver.control.engine.rules import COARSE, FINE
 
@@ -71,11 +72,13 @@ def register(subcommands, common: argparse.ArgumentParser):
     run.add_argument("--count", type=int, required=True, metavar="N")
     run.add_argument("--rate", type=float, metavar="F",
                      help="snapshots started per second (default: as fast as --inflight allows)")
-    run.add_argument("--inflight", type=int, default=1, metavar="K",
-                     help="most snapshots in flight at once (the paper's parallelism)")
+    run.add_argument("--inflight", type=int, metavar="K",
+                     help="most snapshots in flight at once (the paper's parallelism; "
+                          "default: --batch, the least a batch needs)")
     run.add_argument("--batch", type=int, default=1, metavar="B",
-                     help="IDs per schedule, judged by the schedules at once (timed "
-                          "initiation; default 1, unbatched)")
+                     help="IDs per schedule, judged by the schedules at once (default 1, "
+                          "unbatched; a batch defaults to --initiation timed and --rule "
+                          "fine, which it needs)")
     run.add_argument("--each", action="store_true", help="print every verdict once stored")
     run.set_defaults(run=run_run)
 
@@ -111,16 +114,27 @@ def settings_of(args, config: ServiceConfig, count: int = 1, inflight: int = 1,
                 rate: float | None = None, batch: int = 1) -> RunSettings:
     """The run's settings, checked before any switch is contacted."""
     c = config.controller
-    settings = RunSettings(mode=Mode(args.mode), rule=args.rule or c.rule,
+    batched = batch > 1   # the defaults follow the request: a batch is timed, fine
+    initiation = args.initiation or (TIMED if batched else c.initiation)
+    if args.lead_us is not None and initiation != TIMED:
+        raise SettingsError("--lead-us is for --initiation timed: an immediate initiation "
+                            "switches when its INIT arrives")
+    settings = RunSettings(mode=Mode(args.mode), rule=args.rule or (FINE if batched else c.rule),
                            tau_us=c.tau_us if args.tau is None else args.tau,
                            count=count, inflight=inflight, rate=rate, batch=batch,
                            ack_timeout_ms=c.ack_timeout_ms, retries=c.retries,
                            report_timeout_ms=c.report_timeout_ms, retake=args.retake,
-                           clock_interval_s=c.clock_interval_s,
-                           initiation=args.initiation or c.initiation,
+                           clock_interval_s=c.clock_interval_s, initiation=initiation,
                            lead_us=c.lead_us if args.lead_us is None else args.lead_us)
     settings.check(len(config.slbs))
     return settings
+
+
+def run_settings(args, config: ServiceConfig) -> RunSettings:
+    """`run`'s settings: --inflight defaults to --batch, so that a batch asked
+    for is never refused for want of room."""
+    inflight = args.batch if args.inflight is None else args.inflight
+    return settings_of(args, config, args.count, inflight, args.rate, args.batch)
 
 
 def _engine(config, controller, store, settings, on_finished=None) -> Engine:
@@ -146,7 +160,7 @@ def run_take(args) -> int:
 
 def run_run(args) -> int:
     config = config_of(args)
-    settings = settings_of(args, config, args.count, args.inflight, args.rate, args.batch)
+    settings = run_settings(args, config)
     progress = Progress(args.count, sys.stderr)
 
     def on_finished(record: SnapshotRecord):
@@ -174,7 +188,9 @@ def run_run(args) -> int:
 
 
 def run_list(args) -> int:
-    store = open_store(args, existing=True)
+    if args.limit < 1:
+        raise CliError(f"--limit must be at least 1, got {args.limit}")
+    store = open_store(args, read_only=True)
     try:
         outcome = Outcome(args.verdict) if args.verdict else None
         records = store.latest(args.limit, outcome)
@@ -190,7 +206,7 @@ def run_list(args) -> int:
 
 
 def run_show(args) -> int:
-    store = open_store(args, existing=True)
+    store = open_store(args, read_only=True)
     try:
         record = store.get(args.id)
     finally:
@@ -238,7 +254,7 @@ def run_show(args) -> int:
 
 def run_latest(args) -> int:
     config = config_of(args) if args.accepted or args.store is None else None
-    store = open_store(args, config, existing=True)
+    store = open_store(args, config, read_only=True)
     try:
         if args.accepted:
             record = restore.newest_restorable(store, [p.name for p in config.processes])
@@ -289,7 +305,10 @@ def run_restore(args) -> int:
 # -- presentation ----------------------------------------------------------------
 
 def when(wall_time: float) -> str:
-    return datetime.fromtimestamp(wall_time).isoformat(sep=" ", timespec="milliseconds")
+    try:
+        return datetime.fromtimestamp(wall_time).isoformat(sep=" ", timespec="milliseconds")
+    except (OverflowError, OSError, ValueError):   # a damaged store's: shown as it is
+        return f"{wall_time!r} (no time)"
 
 
 def duration(record: SnapshotRecord) -> int | None:

@@ -2,10 +2,12 @@
 (RunSummary)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from beaver.p4src.wire import SCHEDULE_MAX
 
+from beaver.control.config import LEAD_MAX_US, TAU_MAX_US
 from beaver.control.engine import rules
 from beaver.control.engine.record import Mode, Outcome
 from beaver.control.engine.window import MAX_SPAN
@@ -54,8 +56,9 @@ class RunSettings:
         if self.batch > 1 and (self.mode is not Mode.OGM or self.initiation != TIMED):
             raise SettingsError("--batch is for mode ogm with --initiation timed: batched "
                                 "IDs activate at their own times")
-        if self.rate is not None and self.rate <= 0:
-            raise SettingsError("--rate must be positive")
+        if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
+            raise SettingsError(f"--rate must be a positive number of snapshots per second, "
+                                f"got {self.rate:g}")
         if self.rate and self.batch * 1e6 / self.rate >= SCHEDULE_SPAN_US:
             raise SettingsError(f"--batch {self.batch} at --rate {self.rate:g} spans "
                                 f"{self.batch / self.rate:.0f} s: a schedule spans at most "
@@ -64,6 +67,9 @@ class RunSettings:
             raise SettingsError("--retake must not be negative")
         if self.tau_us < 0:
             raise SettingsError("--tau must not be negative")
+        if self.tau_us > TAU_MAX_US:
+            raise SettingsError(f"--tau {self.tau_us} us is over {TAU_MAX_US} (an hour), the "
+                                "configuration's bound")
         if self.rule not in (rules.FINE, rules.COARSE):
             raise SettingsError(f"unknown rule {self.rule!r}: fine or coarse")
         if self.batch > 1 and self.rule != rules.FINE:
@@ -80,8 +86,9 @@ class RunSettings:
             raise SettingsError(f"unknown initiation {self.initiation!r}: immediate or timed")
         if self.initiation == TIMED and self.mode is not Mode.OGM:
             raise SettingsError("--initiation timed is for mode ogm")
-        if self.lead_us is not None and self.lead_us <= 0:
-            raise SettingsError("--lead-us must be positive")
+        if self.lead_us is not None and not 0 < self.lead_us <= LEAD_MAX_US:
+            raise SettingsError(f"--lead-us must be 1 to {LEAD_MAX_US} (10 s), the "
+                                "configuration's bound")
 
 
 @dataclass

@@ -60,8 +60,9 @@ def write_config(path, switches, controller="", processes=(), probes=True):
                     f'{probe}'
                     f'routes = [{{prefix = "10.0.2.0/24", port = {BACKEND_PORT}, '
                     f'src_mac = "{SLB_MAC}", dst_mac = "00:00:00:00:00:02"}}]\n')
+    # (the backends are the tests' own packets on veths: no Beaver runtime)
     text.append(f'[[vips]]\naddress = "{VIP}"\nprotocol = "udp"\nport = 80\n'
-                f'backends = ["10.0.2.1", "10.0.2.2"]\n')
+                f'backends = ["10.0.2.1", "10.0.2.2"]\nin_snapshots = false\n')
     for name, address in processes:
         text.append(f'[[processes]]\nname = "{name}"\naddress = "{address}"\n')
     path.write_text("\n".join(text))

@@ -66,7 +66,8 @@ def test_an_invalid_configuration_names_the_field(capsys, config):
 @pytest.mark.parametrize("argv,message", [
     (("snapshot", "run", "--count", 0), "--count must be at least 1"),
     (("snapshot", "run", "--count", 5, "--inflight", 0), "--inflight must be at least 1"),
-    (("snapshot", "run", "--count", 5, "--rate", -3), "--rate must be positive"),
+    (("snapshot", "run", "--count", 5, "--rate", -3),
+     "--rate must be a positive number of snapshots per second, got -3"),
     (("snapshot", "take", "--mode", "mgm"), "mode mgm is for one SLB; the service has 2"),
     (("snapshot", "run", "--count", 5, "--mode", "blocking", "--inflight", 4),
      "mode blocking holds traffic until all SLBs commit: it takes one snapshot at a time "

@@ -117,6 +117,9 @@ SLB = '[[slbs]]\nname = "s1"\naddress = "127.0.0.1:1"\ndevice_id = 1\nslb_id = 1
     (SLB + 'ingroup_ports = [600]\n', "slbs[0].ingroup_ports[0]", "0..511"),
     (SLB + '[controller]\ninitiation = "soon"\n', "controller.initiation",
      "expected one of immediate, timed"),
+    (SLB.replace('name = "s1"', 'name = "s\\n1"'), "slbs[0].name",
+     "'s\\n1' holds a character that cannot be shown"),
+    (SLB + '"odd\\nkey" = 1\n', "slbs[0].'odd\\nkey'", "unknown field"),
 ])
 def test_errors_name_the_file_the_field_and_the_problem(tmp_path, text, field, problem):
     path = write(tmp_path, text)
@@ -134,3 +137,53 @@ def test_unreadable_undecodable_and_unknown_files(tmp_path):
         load(write(tmp_path, "[[slbs]\n"))
     with pytest.raises(ConfigError, match="expected a .toml file"):
         load(write(tmp_path, SLB, "service.yaml"))
+    with pytest.raises(ConfigError, match="not valid TOML: arrays or tables nested too deeply"):
+        load(write(tmp_path, SLB + "x = " + "[" * 3000 + "]" * 3000 + "\n"))
+
+
+# -- across sections: each refused in one line that names the offender, the file untouched
+
+@pytest.mark.parametrize("old, new, field, problem", [
+    ('backends = ["10.0.2.1", "10.0.2.2"]', 'backends = ["10.0.2.1", "10.0.3.9"]',
+     "vips[0].backends[1]", "10.0.3.9 is outside the in-group prefixes (service.ingroup: "
+                            "10.0.2.0/24)"),
+    ('backends = ["10.0.2.1", "10.0.2.2"]', 'backends = ["10.0.2.1", "10.0.2.2", "10.0.2.3"]',
+     "vips[0].backends[2]", "10.0.2.3 is no listed process's dip, so it would be in no cut "
+                            "(in_snapshots = false marks a pool outside every snapshot)"),
+    ('address = "10.10.0.1"', 'address = "10.0.2.2"',
+     "vips[0].address", "10.0.2.2 is also a backend: a VIP must be an address of its own"),
+    ('address = "10.0.2.2:4791"', 'address = "10.0.2.1:4791"',
+     "processes[1].address", "'10.0.2.1:4791' appears twice"),
+    ('peers = ["p2"]', 'peers = ["p2", "p2"]', "processes[0].peers[1]", "'p2' appears twice"),
+    ('peers = ["p2"]', 'peers = [["p2"]]', "processes[0].peers[0]",
+     "expected a process name, got ['p2']"),
+    ('name = "p1"', 'name = ""', "processes[0].name", "must not be empty"),
+    ('name = "p1"\naddress = "10.0.2.1:4791"', 'name = "p1"\naddress = "10.0.2.1:4791"\n'
+                                              'dip = "10.0.2.300"',
+     "processes[0].dip", "'10.0.2.300' is not an IPv4 address"),
+])
+def test_sections_that_contradict_each_other_are_refused(tmp_path, old, new, field, problem):
+    assert old in VALID
+    path = write(tmp_path, VALID.replace(old, new, 1))
+    before = path.read_bytes(), path.stat().st_mtime_ns
+    with pytest.raises(ConfigError) as e:
+        load(path)
+    assert str(e.value) == f"{path}: {field}: {problem}"
+    assert (path.read_bytes(), path.stat().st_mtime_ns) == before
+
+
+def test_a_pool_outside_snapshots_and_processes_reported_elsewhere(tmp_path):
+    """Processes whose reports come on a management address name the backend
+    they serve as; a pool of hosts without the runtime says so."""
+    text = (VALID.replace('address = "10.0.2.1:4791"', 'address = "192.168.100.11:4791"\n'
+                          'dip = "10.0.2.1"')
+            .replace('address = "10.0.2.2:4791"', 'address = "192.168.100.12:4791"\n'
+                     'dip = "10.0.2.2"')
+            + '[[vips]]\naddress = "10.10.0.2"\nprotocol = "tcp"\nport = 5201\n'
+              'backends = ["10.0.2.9"]\nin_snapshots = false\n')
+    config = load(write(tmp_path, text))
+    assert [(p.host, p.dip) for p in config.processes] == [("192.168.100.11", "10.0.2.1"),
+                                                          ("192.168.100.12", "10.0.2.2")]
+    assert config.vips[1].backends == ("10.0.2.9",)
+    with pytest.raises(ConfigError, match=r"vips\[1\]\.backends\[0\]: 10.0.2.9 is no listed"):
+        load(write(tmp_path, text.replace("in_snapshots = false\n", "")))

@@ -1,6 +1,4 @@
 """control/store.py: what is saved comes back, numbers survive a restart."""
-import sqlite3
-
 import pytest
 
 from beaver.control.slbs.clock import Estimate
@@ -48,7 +46,7 @@ def test_latest_and_counts(tmp_path):
 def test_a_batch_is_all_or_nothing(tmp_path):
     store = SnapshotStore(tmp_path / "s.db")
     store.save([record(1)])
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(StoreError, match="UNIQUE constraint failed: snapshots.id"):
         store.save([record(2), record(1)])   # 1 exists: the batch must not half-land
     assert store.get(2) is None and store.counts()[Outcome.ACCEPTED] == 1
 

@@ -401,6 +401,17 @@ def check(trace: Trace, snapshot_ids: Iterable[int] | None = None,
     return [trace.judge(i, by_key) for i in ids]
 
 
+def wire_ids(text: str) -> list[int]:
+    """--ids: snapshot IDs as sent on the wire; ValueError for one that is not."""
+    ids = []
+    for item in text.split(","):
+        item = item.strip()
+        if not (item.isascii() and item.isdigit()) or int(item) >= ID_SPACE:
+            raise ValueError(f"--ids: {item!r} is not a snapshot ID (0 to {ID_SPACE - 1})")
+        ids.append(int(item))
+    return ids
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
     p = argparse.ArgumentParser(description="Judge snapshots against the ground-truth logs.")
@@ -412,12 +423,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", help="write the verdicts here as JSON")
     args = p.parse_args(argv)
     try:
+        ids = wire_ids(args.ids) if args.ids else None
         trace = Trace.load(args.logs)
         reports = None
         if args.reports:
             with open(args.reports) as f:
                 reports = [Report.from_message(json.loads(line)) for line in f if line.strip()]
-        ids = [int(i) for i in args.ids.split(",")] if args.ids else None
         verdicts = check(trace, ids, reports)
     except (OSError, LogError, ValueError) as e:
         print(f"checker: {e}", file=sys.stderr)

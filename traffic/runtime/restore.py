@@ -103,7 +103,7 @@ def open_existing(path: Path) -> SnapshotStore:
     if not path.is_file():
         raise RestoreRefused(f"no snapshot store at {path}")
     try:
-        return SnapshotStore(path, durable=False)
+        return SnapshotStore(path, read_only=True)
     except StoreError as e:
         raise RestoreRefused(str(e)) from None
 
@@ -138,6 +138,8 @@ def load(store: Path, number: int, process: str, peers: Iterable[str],
     try:
         record = snapshots.get(number)
         resume_number = max(snapshots.reserved_through, number)
+    except StoreError as e:
+        raise RestoreRefused(str(e)) from None
     finally:
         snapshots.close()
     refuse(record, number, store, [process, *peers], force)
