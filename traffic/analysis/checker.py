@@ -57,7 +57,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, NamedTuple
 
-from beaver.traffic.oob.protocol import Report
+from beaver.traffic.boundedjson import loads
+from beaver.traffic.oob.protocol import MAX_DEPTH, Report
 from beaver.p4src.ids import ID_SPACE, ahead
 
 from beaver.traffic.runtime.eventlog import LogError, read_log
@@ -416,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         reports = None
         if args.reports:
             with open(args.reports) as f:
-                reports = [Report.from_message(json.loads(line)) for line in f if line.strip()]
+                reports = [Report.from_message(loads(line, MAX_DEPTH)) for line in f if line.strip()]
         ids = [int(i) for i in args.ids.split(",")] if args.ids else None
         verdicts = check(trace, ids, reports)
     except (OSError, LogError, ValueError) as e:

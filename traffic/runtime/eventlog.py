@@ -28,9 +28,14 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+from beaver.p4src.ids import ID_SPACE
+from beaver.traffic.boundedjson import JsonError, loads
+
 FORMAT = "beaver-events"
 VERSION = 1
 EVENT_KINDS = ("send", "recv", "snapshot", "end")
+MAX_LINE = 1 << 16   # bytes; a record is far shorter: message ids are bounded (messages.py)
+MAX_DEPTH = 4        # records are flat objects
 
 
 class LogError(ValueError):
@@ -85,36 +90,44 @@ def read_log(path: str | Path) -> tuple[dict[str, Any], Iterator[dict[str, Any]]
     """The log's header line and an iterator over its events (checked as read),
     the closing "end" record included if the log has it.  A torn last line
     (no newline: the process died mid-write) ends the events."""
-    lines = open(path)
+    lines = open(path, "rb")
     try:
-        header = json.loads(lines.readline())
-    except json.JSONDecodeError as e:
-        raise LogError(f"{path}: first line is not JSON: {e}") from None
+        header = loads(lines.readline(MAX_LINE), MAX_DEPTH)
+    except JsonError as e:
+        lines.close()
+        raise LogError(f"{path}: first line: {e}") from None
     if not (isinstance(header, dict) and header.get("log") == FORMAT
             and header.get("version") == VERSION and isinstance(header.get("process"), str)):
+        lines.close()
         raise LogError(f"{path}: not a {FORMAT} log of version {VERSION}")
     return header, _events(path, lines)
 
 
 def _events(path, lines) -> Iterator[dict[str, Any]]:
     with lines:
-        for number, line in enumerate(lines, start=2):
-            if not line.endswith("\n"):
+        number = 1
+        while line := lines.readline(MAX_LINE + 1):
+            number += 1
+            if not line.endswith(b"\n"):
+                if len(line) > MAX_LINE:
+                    raise LogError(f"{path}:{number}: a line longer than {MAX_LINE} bytes")
                 return
             try:
-                event = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise LogError(f"{path}:{number}: not JSON: {e}") from None
+                event = loads(line, MAX_DEPTH)
+            except JsonError as e:
+                raise LogError(f"{path}:{number}: {e}") from None
             kind = event.get("kind") if isinstance(event, dict) else None
             if kind not in EVENT_KINDS:
                 raise LogError(f"{path}:{number}: unknown event kind {kind!r}")
             if type(event.get("t_us")) is not int:
                 raise LogError(f"{path}:{number}: {kind} without an integer t_us")
             if kind == "snapshot":
-                if not (isinstance(event.get("first"), int) and isinstance(event.get("last"), int)):
-                    raise LogError(f"{path}:{number}: snapshot without integer first/last")
-            elif kind != "end" and not isinstance(event.get("msg"), str):
-                raise LogError(f"{path}:{number}: {kind} without a message id")
+                if not all(type(event.get(k)) is int and 0 <= event[k] < ID_SPACE
+                           for k in ("first", "last")):
+                    raise LogError(f"{path}:{number}: snapshot without IDs first/last")
+            elif kind != "end" and not (isinstance(event.get("msg"), str)
+                                        and isinstance(event.get("peer", ""), str)):
+                raise LogError(f"{path}:{number}: {kind} without a message id and peer")
             yield event
 
 
