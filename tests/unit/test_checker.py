@@ -318,6 +318,24 @@ def test_a_hostile_log_line_is_one_clear_line_and_no_verdict(tmp_path, capsys, l
     assert error in err
 
 
+def test_a_message_received_twice_is_counted_and_named(tmp_path, capsys):
+    """The cut is consistent, and says so; the summary and a warning show
+    that the run delivered a message twice, which no channel does."""
+    twice = {"p0": FIGURE_2["p0"],
+             "p1": (True, [("recv", "a"), ("send", "c", "p0"), ("snap", 1), ("recv", "b"),
+                           ("recv", "a")])}
+    paths = write_trace(tmp_path, twice)
+    trace = Trace.load(paths)
+    assert trace.repeated == {"a": 2}
+    assert main([str(p) for p in paths]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == "1 consistent"
+    summary = json.loads(out.splitlines()[-1])
+    assert (summary["consistent"], summary["repeated_receives"]) == (1, 1)
+    assert one_line(err) == "messages received more than once: a (2 times)"
+    assert Trace.load(write_trace(tmp_path, FIGURE_2)).repeated == {}
+
+
 def test_a_reports_line_nested_5000_deep_is_one_clear_line(tmp_path, capsys):
     reports = tmp_path / "reports.jsonl"
     reports.write_text('{"v":1,"op":"report","x":' + "[" * 5000 + "]" * 5000 + "}\n")
