@@ -24,6 +24,13 @@ class MessageError(ValueError):
     reason = "bad message"
 
 
+class Refused(MessageError):
+    """A message the application's own rules refuse (a negative amount, a
+    message applied before): the runtime counts it, and nothing changed."""
+
+    reason = "refused by the application"
+
+
 def message_id(process: str, number: int) -> str:
     return f"{process}:{number}"
 

@@ -67,7 +67,11 @@ class _Server(socketserver.ThreadingTCPServer):
 
 class OobServer:
     def __init__(self, address: tuple[str, int], answer: Answer, drop: Drop):
-        self._server = _Server(address, answer, drop)
+        try:
+            self._server = _Server(address, answer, drop)
+        except OSError as e:
+            raise OSError(f"cannot listen on TCP {address[0]}:{address[1]} (out of "
+                          f"band): {e.strerror or e}") from None
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                         name="oob", daemon=True)
 

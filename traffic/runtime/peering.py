@@ -60,6 +60,10 @@ class PeerHandling:
     def _deliver(self, handler: Callable[[Message, Any], None], message: Message, source: Any):
         try:
             handler(message, source)
+        except MessageError as e:   # the application's own rules: counted, one line
+            self.drops[e.reason] += 1
+            log.warning("%s: the application refused %s from %s: %s", self.name,
+                        message["id"], source, e)
         except Exception:   # counted and logged: one bad message must not stop the process
             self.drops["app error"] += 1
             log.exception("%s: the application failed on %r", self.name, message)

@@ -30,6 +30,7 @@ with its traceback and source; the listeners go on accepting.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import socket
 import threading
@@ -102,15 +103,23 @@ class TcpRuntime(PeerHandling):
         self._connections: set[socket.socket] = set()
         self._to_peer: dict[str, socket.socket] = {}
 
-        self._listeners = {tuple(vip): self._listen(tuple(vip)) for vip in vips}
-        self._peer_listener = self._listen((dip, PEER_PORT))
-        self._oob = OobServer(mgmt or (dip, OOB_PORT), self._answer, self._drop)
+        with contextlib.ExitStack() as bound:   # closed again if a later bind fails
+            self._listeners = {tuple(vip): bound.enter_context(self._listen(tuple(vip)))
+                               for vip in vips}
+            self._peer_listener = bound.enter_context(self._listen((dip, PEER_PORT)))
+            self._oob = OobServer(mgmt or (dip, OOB_PORT), self._answer, self._drop)
+            bound.pop_all()
 
     @staticmethod
     def _listen(address: Address) -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
+        try:
+            sock.bind(address)
+        except OSError as e:
+            sock.close()
+            raise OSError(f"cannot listen on TCP {address_text(address)}: "
+                          f"{e.strerror or e}") from None
         sock.listen(128)
         return sock
 

@@ -27,6 +27,7 @@ its traceback and the datagram's source.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import socket
 import threading
@@ -117,9 +118,11 @@ class Runtime(PeerHandling):
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
 
-        self._sock = self._bind((dip, BEAVER_UDP_PORT))
-        self._dsr = {vip: self._bind(vip, shared=True) for vip in vips}
-        self._oob = OobServer(mgmt or (dip, OOB_PORT), self._answer, self._drop)
+        with contextlib.ExitStack() as bound:   # closed again if a later bind fails
+            self._sock = bound.enter_context(self._bind((dip, BEAVER_UDP_PORT)))
+            self._dsr = {vip: bound.enter_context(self._bind(vip, shared=True)) for vip in vips}
+            self._oob = OobServer(mgmt or (dip, OOB_PORT), self._answer, self._drop)
+            bound.pop_all()
 
     @staticmethod
     def _bind(address: Address, shared: bool = False) -> socket.socket:
@@ -129,7 +132,12 @@ class Runtime(PeerHandling):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
         if shared:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind(address)
+        try:
+            sock.bind(address)
+        except OSError as e:
+            sock.close()
+            raise OSError(f"cannot bind UDP {address_text(address)}: "
+                          f"{e.strerror or e}") from None
         return sock
 
     @property
