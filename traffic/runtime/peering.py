@@ -16,6 +16,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
+from beaver.p4src.ids import ID_SPACE
 from beaver.traffic.oob import protocol as oob
 
 from beaver.traffic.oob import answers as oob_answers
@@ -42,8 +43,10 @@ class PeerHandling:
         message = decode(payload)
         if peer.kind is PeerKind.COUNT:
             first, sent_before = message.get("first"), message.get("sent_before")
-            if not (type(first) is int and type(sent_before) is int):
-                raise MessageError(f"COUNT without integer first/sent_before: {message}")
+            if not (type(first) is int and 0 <= first < ID_SPACE
+                    and type(sent_before) is int and sent_before >= 0):
+                raise MessageError(f"COUNT without a snapshot ID first and a count "
+                                   f"sent_before: {message}")
         with self._lock:
             if self.snapshots:
                 self._took(self.snapshots.stamp(stamp))
