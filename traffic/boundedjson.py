@@ -18,18 +18,19 @@ class JsonError(ValueError):
 
 
 def loads(data: bytes | str, max_depth: int) -> Any:
-    """The JSON value in data, nested at most max_depth levels ("[]" is one)."""
+    """The JSON value in data (bytes: UTF-8), nested at most max_depth levels
+    ("[]" is one)."""
     try:
-        value = json.loads(data)
+        # Decoded here: json.loads would first guess among UTF-8, -16 and -32.
+        text = data if isinstance(data, str) else data.decode()
+        value = json.loads(text)
     except RecursionError:
         raise JsonError(f"nested deeper than {max_depth} levels") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise JsonError(f"not JSON: {e}") from None
     # Each level opens a bracket, so text with few brackets is shallow: counted
     # in C, this spares the walk below to nearly every message.
-    brackets = ("[", "{") if isinstance(data, str) else (b"[", b"{")
-    if data.count(brackets[0]) + data.count(brackets[1]) > max_depth \
-            and _deeper_than(value, max_depth):
+    if text.count("[") + text.count("{") > max_depth and _deeper_than(value, max_depth):
         raise JsonError(f"nested deeper than {max_depth} levels")
     return value
 

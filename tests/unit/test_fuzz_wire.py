@@ -1,7 +1,7 @@
 """Fuzzing the wire formats (issue 25): the Beaver header, the client packet
-a MARK carries, the peer header a STAMP carries, and the control plane's
-bodies.  Whatever the bytes, a reader returns what they hold or raises its
-module's own error, with a reason for the drop counters."""
+a MARK carries, the peer header a STAMP carries, TCP frames, and the control
+plane's bodies.  Whatever the bytes, a reader returns what they hold or
+raises its module's own error, with a reason for the drop counters."""
 from __future__ import annotations
 
 import struct
@@ -10,6 +10,7 @@ from hypothesis import given, strategies as st
 
 from beaver.p4src.wire import (BEAVER_VERSION, Batch, BeaverHeader, ControlBody, Kind, Probe,
                                Record, WireError)
+from beaver.traffic.frames import MAX_FRAME, FrameError, FrameReader, frame
 from beaver.traffic.runtime.datagrams import (DatagramError, PeerKind, pack_peer, parse_inner,
                                               parse_peer)
 
@@ -85,3 +86,19 @@ def test_control_plane_bodies_are_read_or_refused_with_a_wire_error(data):
             assert len(data) < layout.SIZE
     records = Record.unpack_all(data)
     assert len(records) == len(data) // Record.SIZE
+
+
+@fuzz
+@given(st.lists(st.binary(max_size=12) | st.builds(
+    lambda n, body: struct.pack("!I", n) + body,
+    st.sampled_from([0, 3, MAX_FRAME + 1, 2**32 - 1]), st.binary(max_size=6)), max_size=6))
+def test_a_stream_is_cut_into_frames_or_refused_with_a_frame_error(chunks):
+    reader, frames = FrameReader(), []
+    try:
+        for chunk in chunks:
+            frames += reader.feed(chunk)
+    except FrameError as e:
+        assert e.reason == "bad frame"
+        return
+    stream, rebuilt = b"".join(chunks), b"".join(frame(f) for f in frames)
+    assert stream.startswith(rebuilt) and len(stream) - len(rebuilt) < 4 + MAX_FRAME

@@ -188,3 +188,13 @@ def test_a_count_out_of_range_is_refused_and_changes_nothing(runtimes, count):
     assert all(not counts for record in runtime.snapshots.records
                for counts in record.counts.values())
     assert oob_request(runtime, {"op": "status"})["finished_id"] == 0
+
+
+def test_a_tcp_frame_announcing_2_gib_hangs_up_at_once_and_the_runtime_serves_on(tcp):
+    runtime, app = tcp("p", 1, flow_ids=FedIds(default=0))
+    with connect() as sock:
+        sock.sendall(struct.pack("!I", 1 << 31))   # nothing buffered towards it
+        assert sock.recv(100) == b"", "hung up"
+    assert runtime.drops["bad frame"] == 1 and app.requests == []
+    with connect() as sock:
+        assert call(sock, {"id": "c:1"})["ok"]
