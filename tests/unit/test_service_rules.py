@@ -42,7 +42,7 @@ def credit(message_id: str, account, amount) -> bytes:
                                          "amount": amount})
 
 
-def test_a_peer_credit_of_a_negative_amount_is_refused_and_changes_nothing(beaver):
+def test_a_peer_credit_of_a_negative_amount_is_refused_and_changes_nothing(beaver, caplog):
     bank_pair(beaver)
     b1, runtime = beaver.apps["b1"], beaver.runtimes["b1"]
     before = b1.local_state()
@@ -51,6 +51,8 @@ def test_a_peer_credit_of_a_negative_amount_is_refused_and_changes_nothing(beave
                    credit("b2:904", "a99", 5)])
     eventually(lambda: runtime.drops[REFUSED] == 5)
     assert b1.local_state() == before and runtime.drops == {REFUSED: 5}
+    assert ("b1: the application refused b2:900 from b2: a credit of -1000000 to 'a0'"
+            in caplog.text)
 
 
 def test_a_repeated_message_id_counts_once(beaver):

@@ -20,7 +20,8 @@ from beaver.p4src.ids import ID_SPACE
 from beaver.traffic.oob import protocol as oob
 
 from beaver.traffic.oob import answers as oob_answers
-from beaver.traffic.runtime.datagrams import Address, DatagramError, PeerHeader, PeerKind
+from beaver.traffic.runtime.datagrams import (Address, DatagramError, PeerHeader, PeerKind,
+                                              address_text)
 from beaver.traffic.messages import Message, MessageError, decode, message_id
 from beaver.traffic.runtime.snapshots import Mode, Snapshots, Taken
 
@@ -65,8 +66,9 @@ class PeerHandling:
             handler(message, source)
         except MessageError as e:   # the application's own rules: counted, one line
             self.drops[e.reason] += 1
+            sender = address_text(source.address) if hasattr(source, "address") else source
             log.warning("%s: the application refused %s from %s: %s", self.name,
-                        message["id"], source, e)
+                        message["id"], sender, e)
         except Exception:   # counted and logged: one bad message must not stop the process
             self.drops["app error"] += 1
             log.exception("%s: the application failed on %r", self.name, message)
