@@ -7,13 +7,19 @@ In-group applications share the runtime's flags (`in_group_parser`, then
 However a process stops (a signal, the end of its work, an error), its log
 is closed with its closing record: only a SIGKILL or a crash of the
 interpreter leaves a short log, which the checker counts.
+
+A bad argument, or an address that cannot be bound (in use, not this
+host's), ends the process with one line on stderr: argparse's own for what
+it checks (status 2), "<name>: <why>" for the rest (status 1).
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import json
 import logging
+import math
 import signal
 import sys
 import threading
@@ -29,20 +35,64 @@ from beaver.traffic.runtime.snapshots import Mode
 from beaver.traffic.runtime.tcp import TcpRuntime
 
 
+class Parser(argparse.ArgumentParser):
+    """Says what is wrong in one line, without the usage (--help shows it)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def ipv4(text: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 address") from None
+
+
+def port(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and int(text) < 65536):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535)")
+    return int(text)
+
+
 def address(text: str) -> tuple[str, int]:
     """ip:port"""
-    ip, sep, port = text.rpartition(":")
-    if not sep or not ip or not port.isdigit() or not 0 <= int(port) < 65536:
+    ip, sep, number = text.rpartition(":")
+    if not sep:
         raise argparse.ArgumentTypeError(f"{text!r} is not ip:port")
-    return ip, int(port)
+    return ipv4(ip), port(number)
 
 
 def peer(text: str) -> tuple[str, str]:
     """name=ip"""
     name, sep, ip = text.partition("=")
-    if not sep or not name or not ip:
+    if not sep or not name:
         raise argparse.ArgumentTypeError(f"{text!r} is not name=ip")
-    return name, ip
+    return name, ipv4(ip)
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An integer argument's type: minimum or more."""
+    def number(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= {minimum}")
+        return value
+    return number
+
+
+def seconds(text: str) -> float:
+    """A positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
 
 
 def stop_on_signals() -> threading.Event:
@@ -59,25 +109,25 @@ def setup_logging():
 
 
 def in_group_parser(description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description)
+    p = Parser(description=description)
     p.add_argument("--name", required=True, help="this process's name, unique in the run")
-    p.add_argument("--dip", required=True, help="data address: binds UDP DIP:4790")
+    p.add_argument("--dip", type=ipv4, required=True, help="data address: binds UDP DIP:4790")
     p.add_argument("--vip", type=address, action="append", default=[],
                    help="ip:port of a VIP this process serves (replies leave from it)")
-    p.add_argument("--slb", action="append", default=[],
+    p.add_argument("--slb", type=ipv4, action="append", default=[],
                    help="ip an SLB encapsulates from: MARKs are accepted only from these (repeat)")
     p.add_argument("--peer", type=peer, action="append", default=[],
                    help="name=ip of an in-group peer (repeat)")
     p.add_argument("--mode", choices=[m.value for m in Mode], default=Mode.BEAVER.value)
-    p.add_argument("--mgmt", default=None, help="management address for the OOB server "
-                   "(default: the DIP)")
-    p.add_argument("--oob-port", type=int, default=OOB_PORT)
-    p.add_argument("--poll-interval", type=float, default=None,
+    p.add_argument("--mgmt", type=ipv4, default=None, help="management address for the OOB "
+                   "server (default: the DIP)")
+    p.add_argument("--oob-port", type=port, default=OOB_PORT)
+    p.add_argument("--poll-interval", type=seconds, default=None,
                    help="seconds between snapshots in polling mode")
     p.add_argument("--transport", choices=["udp", "tcp"], default="udp",
                    help="udp: the runtime decapsulates MARKs itself; tcp: the host's kernel "
                         "program does (traffic/runtime/bpf/decap.c)")
-    p.add_argument("--flow-map", type=int, default=None,
+    p.add_argument("--flow-map", type=at_least(0), default=None,
                    help="tcp: id of the kernel program's flow_ids map (the snapshot IDs)")
     p.add_argument("--log", default=None, help="ground-truth event log (JSON lines)")
     p.add_argument("--restore", type=snapshot, default=None, metavar="STORE:ID",
@@ -122,7 +172,10 @@ def run_in_group(args: argparse.Namespace,
         except restore.RestoreRefused as e:
             sys.exit(f"{args.name}: refused to restore: {e}")
     with event_log(args, in_group=True) as log:
-        runtime = make_runtime(args, log)
+        try:
+            runtime = make_runtime(args, log)
+        except (OSError, ValueError) as e:   # an address in use or not this host's, say
+            sys.exit(f"{args.name}: {e}")
         app = make_app(runtime)
         if from_snapshot is not None:
             try:
@@ -156,7 +209,7 @@ def make_runtime(args: argparse.Namespace, log) -> Runtime | TcpRuntime:
 
 
 def out_group_parser(description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description)
+    p = Parser(description=description)
     p.add_argument("--name", required=True, help="this process's name, unique in the run")
     p.add_argument("--bind", default="0.0.0.0", help="ip or ip:port to send from")
     p.add_argument("--log", default=None, help="ground-truth event log (JSON lines)")

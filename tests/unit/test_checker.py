@@ -286,3 +286,59 @@ def test_an_in_group_process_without_a_log_makes_every_snapshot_incomplete(tmp_p
     assert trace.short_logs == ["p3"]
     verdict = only(check(trace, snapshot_ids=[1]))
     assert (verdict.status, verdict.missing) == ("incomplete", ["p3"])
+
+
+def one_line(err: str) -> str:
+    assert err.startswith("checker: ") and err.count("\n") == 1, err
+    return err[len("checker: "):].strip()
+
+
+def with_line(tmp_path, line: str) -> list:
+    """FIGURE_2's logs, p0's with line appended before its closing record."""
+    paths = write_trace(tmp_path, FIGURE_2)
+    p0 = tmp_path / "p0.jsonl"
+    lines = p0.read_text().splitlines(keepends=True)
+    p0.write_text("".join(lines[:-1]) + line + "\n" + lines[-1], errors="surrogateescape")
+    return paths
+
+
+@pytest.mark.parametrize("line, error", [
+    ('{"seq":9,"t_us":1,"kind":"recv","msg":' + "[" * 5000 + "]" * 5000 + ',"peer":"x"}',
+     "nested deeper than 4 levels"),
+    ('{"seq":9,"t_us":1,"kind":"recv","msg":"m","peer":["p1"]}', "recv without a message id and peer"),
+    ('{"seq":9,"t_us":1,"kind":"snapshot","first":-5,"last":2}', "snapshot without IDs first/last"),
+    ('{"seq":9,"t_us":1,"kind":"recv","msg":"' + "m" * 70000 + '"}', "a line longer than 65536 bytes"),
+    ('{"seq":9,"t_us":1,"kind":"recv","msg":"\udcff"}', "not JSON"),   # written as 0xff
+], ids=["5000 deep", "peer not a string", "negative ID", "70,000 bytes", "not UTF-8"])
+def test_a_hostile_log_line_is_one_clear_line_and_no_verdict(tmp_path, capsys, line, error):
+    paths = with_line(tmp_path, line)
+    assert main([str(p) for p in paths]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and one_line(err).startswith(f"{tmp_path / 'p0.jsonl'}:")
+    assert error in err
+
+
+def test_a_message_received_twice_is_counted_and_named(tmp_path, capsys):
+    """The cut is consistent, and says so; the summary and a warning show
+    that the run delivered a message twice, which no channel does."""
+    twice = {"p0": FIGURE_2["p0"],
+             "p1": (True, [("recv", "a"), ("send", "c", "p0"), ("snap", 1), ("recv", "b"),
+                           ("recv", "a")])}
+    paths = write_trace(tmp_path, twice)
+    trace = Trace.load(paths)
+    assert trace.repeated == {"a": 2}
+    assert main([str(p) for p in paths]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == "1 consistent"
+    summary = json.loads(out.splitlines()[-1])
+    assert (summary["consistent"], summary["repeated_receives"]) == (1, 1)
+    assert one_line(err) == "messages received more than once: a (2 times)"
+    assert Trace.load(write_trace(tmp_path, FIGURE_2)).repeated == {}
+
+
+def test_a_reports_line_nested_5000_deep_is_one_clear_line(tmp_path, capsys):
+    reports = tmp_path / "reports.jsonl"
+    reports.write_text('{"v":1,"op":"report","x":' + "[" * 5000 + "]" * 5000 + "}\n")
+    assert main([*map(str, write_trace(tmp_path, FIGURE_2)), "--reports", str(reports)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and one_line(err) == "nested deeper than 256 levels"

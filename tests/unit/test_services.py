@@ -176,8 +176,9 @@ def log_ends(path) -> bool:
 
 
 def wait_for(path, process: subprocess.Popen):
-    """Until the process has opened its log (its signal handlers come first)."""
-    eventually(lambda: path.exists() or process.poll() is not None, timeout=20)
+    """Until the process has named itself in its log (its signal handlers come first)."""
+    eventually(lambda: (path.exists() and b"}\n" in path.read_bytes()[:4096])
+               or process.poll() is not None, timeout=20)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])

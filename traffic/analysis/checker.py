@@ -15,6 +15,10 @@ the controller's verdict:
   the cut cannot be proven consistent;
 * incomplete: some in-group process never took a snapshot covering the ID.
 
+A message received more than once is no channel's doing (a duplicated or
+replayed datagram): the verdicts judge causality all the same, and the
+summary counts such messages and names them.
+
 How: one pass of vector clocks over in-group events (out-group events carry
 clocks but add no component).  The cut is inconsistent exactly when q's clock
 at its snapshot counts more of p's events than p had before its own.  Two
@@ -57,7 +61,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, NamedTuple
 
-from beaver.traffic.oob.protocol import Report
+from beaver.traffic.boundedjson import loads
+from beaver.traffic.oob.protocol import MAX_DEPTH, Report
 from beaver.p4src.ids import ID_SPACE, ahead
 
 from beaver.traffic.runtime.eventlog import LogError, read_log
@@ -156,6 +161,12 @@ class Trace:
         self.unmatched = 0    # receives of messages no log sent
         self.chains: list[Chain] = []
         self._clocks()
+        # No channel delivers a message twice: a message received more than
+        # once (by one process or by several) is a fault of the run (a
+        # duplicated or replayed datagram) that no verdict shows.
+        receives = collections.Counter(msg for p in self.processes
+                                       for kind, msg in zip(p.kinds, p.msgs) if kind == "recv")
+        self.repeated = {msg: times for msg, times in receives.items() if times > 1}
 
     @classmethod
     def load(cls, paths: Iterable[str | Path], in_group: Iterable[str] = ()) -> "Trace":
@@ -428,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
         reports = None
         if args.reports:
             with open(args.reports) as f:
-                reports = [Report.from_message(json.loads(line)) for line in f if line.strip()]
+                reports = [Report.from_message(loads(line, MAX_DEPTH)) for line in f if line.strip()]
         verdicts = check(trace, ids, reports)
     except (OSError, LogError, ValueError) as e:
         print(f"checker: {e}", file=sys.stderr)
@@ -439,11 +450,18 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"snapshots": len(verdicts), **summary,
                       "channel_errors": sum(bool(v.channel_errors) for v in verdicts),
                       "unmatched_receives": trace.unmatched,
+                      "repeated_receives": len(trace.repeated),
                       "short_logs": len(trace.short_logs),
                       **chain_summary(trace.chains, args.tau_us)}))
     if trace.short_logs:
         print(f"checker: logs cut short (no closing record): {', '.join(trace.short_logs)}",
               file=sys.stderr)
+    if trace.repeated:
+        named = [f"{msg} ({times} times)" for msg, times in itertools.islice(
+            trace.repeated.items(), 10)]
+        more = len(trace.repeated) - len(named)
+        print(f"checker: messages received more than once: {', '.join(named)}"
+              + (f" and {more} more" if more else ""), file=sys.stderr)
     if args.json:
         Path(args.json).write_text(json.dumps([asdict(v) for v in verdicts], indent=1))
     return 0

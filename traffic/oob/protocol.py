@@ -69,11 +69,14 @@ import struct
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from beaver.p4src.ids import ID_SPACE
+from beaver.traffic.boundedjson import JsonError, loads
 from beaver.traffic.oob import deltas
 
 OOB_PORT = 4791
 VERSION = 1
 MAX_MESSAGE = 16 * 1024 * 1024
+MAX_DEPTH = 256   # a report holds local states and in-flight messages a few levels down
 MAX_IDS = 1024    # snapshot IDs in one "snapshot" or "report" request: a ring's worth
 _LENGTH = struct.Struct("!I")
 
@@ -151,9 +154,31 @@ class Report:
                         if k in message}
             channels = {peer: ChannelState(**state)
                         for peer, state in message.get("channels", {}).items()}
-        except (KeyError, TypeError) as e:
+        except (KeyError, TypeError, AttributeError) as e:
             raise ProtocolError(f"bad report: {e}") from None
-        return cls(**fields, **optional, channels=channels)
+        report = cls(**fields, **optional, channels=channels)
+        if problem := report._malformed():
+            raise ProtocolError(f"bad report: {problem}")
+        return report
+
+    def _malformed(self) -> str | None:
+        """What in a report just received has the wrong type, if anything."""
+        for name in ("snapshot_id", "current_id", "finished_id"):
+            value = getattr(self, name)
+            if not (type(value) is int and 0 <= value < ID_SPACE):
+                return f"{name} {value!r} is no snapshot ID"
+        if not (isinstance(self.process, str) and type(self.taken) is bool
+                and isinstance(self.trigger, str) and type(self.taken_at_us) is int
+                and isinstance(self.delta, (dict, type(None)))):
+            return "process, taken, trigger, taken_at_us or delta of the wrong type"
+        for peer, channel in self.channels.items():
+            if not (type(channel.sent_before) is int and channel.sent_before >= 0
+                    and type(channel.received_before) is int and channel.received_before >= 0
+                    and isinstance(channel.in_flight, list)
+                    and all(isinstance(item, dict) and isinstance(item.get("id"), str)
+                            for item in channel.in_flight)):
+                return f"channel {peer!r}: counts must be integers >= 0, in_flight messages"
+        return None
 
 
 def check(message: Any, op: str | None = None) -> dict[str, Any]:
@@ -194,9 +219,9 @@ def receive(sock: socket.socket) -> dict[str, Any]:
     if length > MAX_MESSAGE:
         raise ProtocolError(f"message of {length} bytes exceeds {MAX_MESSAGE}")
     try:
-        message = json.loads(_read_exactly(sock, length))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ProtocolError(f"not JSON: {e}") from None
+        message = loads(_read_exactly(sock, length), MAX_DEPTH)
+    except JsonError as e:
+        raise ProtocolError(str(e)) from None
     return check(message)
 
 

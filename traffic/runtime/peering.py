@@ -16,10 +16,12 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
+from beaver.p4src.ids import ID_SPACE
 from beaver.traffic.oob import protocol as oob
 
 from beaver.traffic.oob import answers as oob_answers
-from beaver.traffic.runtime.datagrams import Address, DatagramError, PeerHeader, PeerKind
+from beaver.traffic.runtime.datagrams import (Address, DatagramError, PeerHeader, PeerKind,
+                                              address_text)
 from beaver.traffic.messages import Message, MessageError, decode, message_id
 from beaver.traffic.runtime.snapshots import Mode, Snapshots, Taken
 
@@ -42,8 +44,10 @@ class PeerHandling:
         message = decode(payload)
         if peer.kind is PeerKind.COUNT:
             first, sent_before = message.get("first"), message.get("sent_before")
-            if not (type(first) is int and type(sent_before) is int):
-                raise MessageError(f"COUNT without integer first/sent_before: {message}")
+            if not (type(first) is int and 0 <= first < ID_SPACE
+                    and type(sent_before) is int and sent_before >= 0):
+                raise MessageError(f"COUNT without a snapshot ID first and a count "
+                                   f"sent_before: {message}")
         with self._lock:
             if self.snapshots:
                 self._took(self.snapshots.stamp(stamp))
@@ -60,6 +64,11 @@ class PeerHandling:
     def _deliver(self, handler: Callable[[Message, Any], None], message: Message, source: Any):
         try:
             handler(message, source)
+        except MessageError as e:   # the application's own rules: counted, one line
+            self.drops[e.reason] += 1
+            sender = address_text(source.address) if hasattr(source, "address") else source
+            log.warning("%s: the application refused %s from %s: %s", self.name,
+                        message["id"], sender, e)
         except Exception:   # counted and logged: one bad message must not stop the process
             self.drops["app error"] += 1
             log.exception("%s: the application failed on %r", self.name, message)

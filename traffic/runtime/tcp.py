@@ -22,10 +22,15 @@ counted per channel and each snapshot is followed by a COUNT to every peer.
 A peer frame is accepted only from that peer's address.
 
 As in runtime.py, every handler and every snapshot runs under one lock.
+What a connection sends cannot stop the runtime: bad frames and messages
+are counted in `drops` and the connection is closed; an error no check
+foresaw ends that connection only, counted ("internal error") and logged
+with its traceback and source; the listeners go on accepting.
 """
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import socket
 import threading
@@ -98,15 +103,23 @@ class TcpRuntime(PeerHandling):
         self._connections: set[socket.socket] = set()
         self._to_peer: dict[str, socket.socket] = {}
 
-        self._listeners = {tuple(vip): self._listen(tuple(vip)) for vip in vips}
-        self._peer_listener = self._listen((dip, PEER_PORT))
-        self._oob = OobServer(mgmt or (dip, OOB_PORT), self._answer)
+        with contextlib.ExitStack() as bound:   # closed again if a later bind fails
+            self._listeners = {tuple(vip): bound.enter_context(self._listen(tuple(vip)))
+                               for vip in vips}
+            self._peer_listener = bound.enter_context(self._listen((dip, PEER_PORT)))
+            self._oob = OobServer(mgmt or (dip, OOB_PORT), self._answer, self._drop)
+            bound.pop_all()
 
     @staticmethod
     def _listen(address: Address) -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
+        try:
+            sock.bind(address)
+        except OSError as e:
+            sock.close()
+            raise OSError(f"cannot listen on TCP {address_text(address)}: "
+                          f"{e.strerror or e}") from None
         sock.listen(128)
         return sock
 
@@ -152,18 +165,31 @@ class TcpRuntime(PeerHandling):
         while not self._stopped.is_set():
             try:
                 conn, source = listener.accept()
-            except OSError:
-                return   # shut down by stop()
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError as e:
+                if self._stopped.is_set():
+                    return   # shut down by stop()
+                # Out of descriptors, say: counted, and tried again after a pause.
+                self._drop("accept failed", e, listener.getsockname())
+                self._stopped.wait(0.1)
+                continue
             with self._lock:
                 self._connections.add(conn)
-            self._thread(self._connection, conn, source, serve, name=address_text(source))
+            try:
+                self._thread(self._connection, conn, source, serve, name=address_text(source))
+            except RuntimeError as e:   # no thread to spare: this connection only is refused
+                with self._lock:
+                    self._connections.discard(conn)
+                conn.close()
+                self._drop("accept failed", e, source)
 
     def _connection(self, conn: socket.socket, source: Address, serve: Callable):
         try:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             serve(conn, source)
         except OSError:
             pass   # reset by the other end, or shut down by stop()
+        except Exception as e:   # a bug: this connection ends, the others go on
+            self._drop("internal error", e, source, trace=True)
         finally:
             with self._lock:
                 self._connections.discard(conn)
@@ -278,13 +304,16 @@ class TcpRuntime(PeerHandling):
         peer, body = parse_peer(payload[BeaverHeader.SIZE:])
         self._peer_message(peer, header.snapshot_id, body, source)
 
-    def _drop(self, reason: str, error: Exception, source: Address):
+    def _drop(self, reason: str, error: Exception, source: Address, trace: bool = False):
+        """Counts what was refused by reason; logs the first few of each,
+        with the traceback if trace (an error no check foresaw)."""
         with self._lock:
             self.drops[reason] += 1
             count = self.drops[reason]
         if count & (count - 1) == 0:   # the 1st, 2nd, 4th, 8th, ... of each reason
-            log.warning("%s: hung up on %s (%s: %s; %d so far)", self.name,
-                        address_text(source), reason, error, count)
+            log.warning("%s: dropped what %s sent (%s: %s; %d so far)", self.name,
+                        address_text(source), reason, error, count,
+                        exc_info=error if trace else None)
 
 
 def _shutdown(sock: socket.socket):

@@ -20,11 +20,14 @@ Every handler runs under one lock, and so does every snapshot: a local state
 is always recorded between two handlers, never in the middle of one.
 Malformed or unexpected datagrams are counted in `drops` by reason (also in
 the OOB status answer and the process's exit summary), logged, and never
-touch the snapshot state.
+touch the snapshot state.  Nothing that arrives stops the receive loop: an
+error no check foresaw is counted too ("internal error"), and logged with
+its traceback and the datagram's source.
 """
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import socket
 import threading
@@ -115,9 +118,11 @@ class Runtime(PeerHandling):
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
 
-        self._sock = self._bind((dip, BEAVER_UDP_PORT))
-        self._dsr = {vip: self._bind(vip, shared=True) for vip in vips}
-        self._oob = OobServer(mgmt or (dip, OOB_PORT), self._answer)
+        with contextlib.ExitStack() as bound:   # closed again if a later bind fails
+            self._sock = bound.enter_context(self._bind((dip, BEAVER_UDP_PORT)))
+            self._dsr = {vip: bound.enter_context(self._bind(vip, shared=True)) for vip in vips}
+            self._oob = OobServer(mgmt or (dip, OOB_PORT), self._answer, self._drop)
+            bound.pop_all()
 
     @staticmethod
     def _bind(address: Address, shared: bool = False) -> socket.socket:
@@ -127,7 +132,12 @@ class Runtime(PeerHandling):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
         if shared:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind(address)
+        try:
+            sock.bind(address)
+        except OSError as e:
+            sock.close()
+            raise OSError(f"cannot bind UDP {address_text(address)}: "
+                          f"{e.strerror or e}") from None
         return sock
 
     @property
@@ -163,7 +173,13 @@ class Runtime(PeerHandling):
 
     def _receive_loop(self):
         while True:
-            data, source = self._sock.recvfrom(65535)
+            try:
+                data, source = self._sock.recvfrom(65535)
+            except OSError as e:
+                if self._stopped.is_set():
+                    return
+                self._drop("receive failed", e, self.data_address)
+                continue
             if self._stopped.is_set():
                 return
             self._handle(data, source)
@@ -223,13 +239,19 @@ class Runtime(PeerHandling):
             self._drop("bad Beaver header", e, source)
         except (DatagramError, MessageError) as e:
             self._drop(e.reason, e, source)
+        except Exception as e:   # a bug: one datagram must not stop the receive loop
+            self._drop("internal error", e, source, trace=True)
 
-    def _drop(self, reason: str, error: Exception, source: Address):
-        self.drops[reason] += 1
-        count = self.drops[reason]
+    def _drop(self, reason: str, error: Exception, source: Address, trace: bool = False):
+        """Counts what was refused by reason; logs the first few of each,
+        with the traceback if trace (an error no check foresaw)."""
+        with self._lock:   # the OOB server's threads count here too
+            self.drops[reason] += 1
+            count = self.drops[reason]
         if count & (count - 1) == 0:   # the 1st, 2nd, 4th, 8th, ... of each reason
-            log.warning("%s: dropped a datagram from %s (%s: %s; %d so far)", self.name,
-                        address_text(source), reason, error, count)
+            log.warning("%s: dropped what %s sent (%s: %s; %d so far)", self.name,
+                        address_text(source), reason, error, count,
+                        exc_info=error if trace else None)
 
     def _from_slb(self, mark: int, body: bytes):
         inbound = parse_inner(body)

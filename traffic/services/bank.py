@@ -16,6 +16,13 @@ Requests (JSON, via the VIP):                  replies (DSR, from the owner):
     {"op":"transfer","src":"a3","dst":"a8","amount":n}   {"ok":true} or
                                                    {"ok":false,"error":"insufficient funds"}
 
+The bank checks what its peers send it, as it checks its clients:
+- a credit's amount is an integer above 0, for an account of this shard;
+- each peer message (a credit, a request handed on) is applied once, by its
+  ID (services/once.py): a repeated ID is refused.
+A refused message changes nothing; the runtime counts it ("refused by the
+application", in the OOB status and the exit summary).
+
 An injected bug for the integration tests (--lose-every N): one credit in N
 to another shard is never sent, though the source was debited.  The shard
 keeps the money it lost so in its state's "faults", as the ground truth;
@@ -38,8 +45,9 @@ from typing import Any, Iterable
 from beaver.traffic.oob.protocol import Report
 
 from beaver.traffic.runtime.datagrams import Address
-from beaver.traffic.messages import Message
+from beaver.traffic.messages import Message, Refused
 from beaver.traffic.runtime.udp import Client, Runtime
+from beaver.traffic.services.once import AppliedOnce
 
 STATE_VERSION = 1   # of local_state's shape: a restore needs the same
 
@@ -65,18 +73,25 @@ class BankShard:
         self.credits = 0          # sent to other shards, the lost ones included
         self.credited = 0         # the money they carried
         self.lost = 0             # money the bug lost
+        self.applied = AppliedOnce()
 
     def owner(self, name: Any) -> str | None:
-        if not (isinstance(name, str) and name[:1] == "a" and name[1:].isdigit()):
+        digits = name[1:] if isinstance(name, str) and name[:1] == "a" else ""
+        if not (digits.isascii() and digits.isdigit() and len(digits) <= len(str(self.accounts))):
             return None
-        index = int(name[1:])
+        index = int(digits)
         return self.shards[index % len(self.shards)] if index < self.accounts else None
+
+    @staticmethod
+    def key(request: Message) -> Any:
+        """The account a request is about, which its owner executes."""
+        return request.get("account") if request.get("op") == "balance" else request.get("src")
 
     def on_request(self, message: Message, client: Client):
         who = message.get("client")
         if isinstance(who, str):
             self.activity[who] = self.activity.get(who, 0) + 1
-        key = message.get("account") if message.get("op") == "balance" else message.get("src")
+        key = self.key(message)
         owner = self.owner(key)
         if owner is None:
             return self.runtime.reply(client, {"ok": False, "error": f"no account {key!r}"})
@@ -86,12 +101,21 @@ class BankShard:
                                   "client": client.to_json()})
 
     def on_peer(self, message: Message, sender: str):
-        if message["op"] == "execute":
-            self.execute(message["request"], Client.from_json(message["client"]))
-        elif message["op"] == "credit":
-            self.balances[message["account"]] += message["amount"]
+        op = message.get("op")
+        if op == "execute":
+            request, client = message.get("request"), Client.from_json(message.get("client"))
+            if not (isinstance(request, dict) and self.owner(self.key(request)) == self.name):
+                raise Refused(f"a request for no account of {self.name}'s")
+            self.applied.check(message["id"], sender)
+            self.execute(request, client)
+        elif op == "credit":
+            account, amount = message.get("account"), message.get("amount")
+            if self.owner(account) != self.name or type(amount) is not int or amount <= 0:
+                raise Refused(f"a credit of {amount!r} to {account!r}")
+            self.applied.check(message["id"], sender)
+            self.balances[account] += amount
         else:
-            raise ValueError(f"unknown op {message['op']!r} from {sender}")
+            raise Refused(f"unknown op {op!r}")
 
     def execute(self, request: Message, client: Client):
         """A request for an account of this shard."""
@@ -155,15 +179,16 @@ def snapshot_total(reports: Iterable[Report]) -> int:
 
 
 def main():
-    from beaver.traffic.cli import address, in_group_parser, run_in_group
+    from beaver.traffic.cli import address, at_least, in_group_parser, run_in_group
     p = in_group_parser("A shard of the bank (in-group).")
     p.add_argument("--shards", required=True, help="every shard's name, in order, comma-separated")
-    p.add_argument("--accounts", type=int, default=100)
-    p.add_argument("--initial", type=int, default=1000, help="each account's opening balance")
+    p.add_argument("--accounts", type=at_least(1), default=100)
+    p.add_argument("--initial", type=at_least(0), default=1000,
+                   help="each account's opening balance")
     p.add_argument("--notify", type=address, default=None, help="third-party service ip:port")
     p.add_argument("--audit", type=address, default=None,
                    help="VIP ip:port of the key-value store the third party writes audits to")
-    p.add_argument("--lose-every", type=int, default=0,
+    p.add_argument("--lose-every", type=at_least(0), default=0,
                    help="injected bug: lose one credit to another shard in N (default 0: none)")
     args = p.parse_args()
     shards = args.shards.split(",")

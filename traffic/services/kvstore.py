@@ -11,6 +11,13 @@ Requests (JSON, via the VIP):   replies (DSR):
     {"op":"incr","key":k,"by":n}    {"ok":true,"value":total}
 anything else                       {"ok":false,"error":".."}
 
+A replica checks the updates its peers send: a register's is a key, a value
+and a version [clock, replica]; a counter's a key, a replica and a count of
+0 or more.  Anything else is refused, changes nothing, and the runtime counts
+it ("refused by the application").  Updates need no rule against repeats:
+a register keeps its newest version and a counter its largest count, so an
+update applied twice changes nothing.
+
 An injected bug for the integration tests (--drop-every N): the replica
 ignores one replication update in N it receives.  It keeps the ones a later
 update has not yet superseded in its state's "faults", as the ground truth
@@ -29,7 +36,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from beaver.traffic.messages import Message
+from beaver.traffic.messages import Message, Refused
 from beaver.traffic.runtime.udp import Client, Runtime
 from beaver.traffic.runtime.tcp import TcpClient, TcpRuntime
 
@@ -52,6 +59,21 @@ def merge(registers: Registers, counters: Counters, update: Message):
         counts[update["replica"]] = max(counts.get(update["replica"], 0), update["count"])
     else:
         raise ValueError(f"unknown replication op {op!r}")
+
+
+def check(update: Message):
+    """Refused unless update is a replication update merge() can apply."""
+    key, version = update.get("key"), update.get("version")
+    if update.get("op") == "put":
+        well_formed = (isinstance(version, list) and len(version) == 2
+                       and type(version[0]) is int and isinstance(version[1], str))
+    elif update.get("op") == "counter":
+        count = update.get("count")
+        well_formed = isinstance(update.get("replica"), str) and type(count) is int and count >= 0
+    else:
+        well_formed = False
+    if not (well_formed and isinstance(key, str)):
+        raise Refused(f"not a replication update: {update!r}")
 
 
 def superseded(registers: Registers, counters: Counters, update: Message) -> bool:
@@ -115,6 +137,7 @@ class KvReplica:
             self.runtime.send(replica, dict(update))
 
     def on_peer(self, message: Message, sender: str):
+        check(message)
         self.updates += 1
         if self.drop_every and self.updates % self.drop_every == 0:
             self.dropped.append(message)
@@ -155,9 +178,9 @@ class KvReplica:
 
 
 def main():
-    from beaver.traffic.cli import in_group_parser, run_in_group
+    from beaver.traffic.cli import at_least, in_group_parser, run_in_group
     p = in_group_parser("A replica of the replicated key-value store (in-group).")
-    p.add_argument("--drop-every", type=int, default=0,
+    p.add_argument("--drop-every", type=at_least(0), default=0,
                    help="injected bug: ignore one replication update in N (default 0: none)")
     args = p.parse_args()
     run_in_group(args, lambda runtime: KvReplica(runtime, [name for name, _ in args.peer],
