@@ -32,7 +32,8 @@ any switch is touched.
     marking = true
     routes = [{prefix = "10.0.2.1/32", port = 2, src_mac = "00:00:00:00:00:fe",
                dst_mac = "00:00:00:00:00:02"}]
-    ingroup_ports = [2]               # ports STAMPs may be learned from; default: the
+    ingroup_ports = [2]               # ports facing the in-group, the only ones a Beaver
+                                      # header (MARK, STAMP) may arrive on; default: the
                                       # ports of routes inside the in-group prefixes
     probe = {port = 3, iface = "s1-probe"}   # optional clock-probe port, and the
                                       # controller's interface linked to it

@@ -7,7 +7,8 @@
  *   VipLookup      inbound VIP traffic -> backend pool      (load_balancer.p4)
  *   BackendChoice  5-tuple hash -> DIP                      (load_balancer.p4)
  *   Encapsulate    IPv4/UDP/Beaver towards the DIP, marked  (load_balancer.p4)
- *   InGroup        STAMPs from in-group sources on in-group ports -> learning
+ *   Edge           Beaver headers only from in-group-facing ports
+ *   InGroup        STAMPs from in-group sources -> learning
  *   Epoch          snapshot ID registers: the mark action,  (epoch.p4)
  *                  timed activation, learning, control requests
  *   ClockProbe     probe frames reflected with both stamps  (clock_probe.p4)
@@ -48,17 +49,50 @@ control Config(inout metadata_t meta) {
     }
 }
 
+/* Where the in-group begins: Beaver's own headers (MARK, STAMP) cross no
+ * other port.  The in-group runtime trusts a MARK by its outer source and a
+ * STAMP by its sender's address, and learning trusts a STAMP's source: all
+ * forgeable by anyone who can send a packet.  So the SLB, the router between
+ * the out-group and the in-group, keeps them out.
+ *
+ * Input:  the ingress port of a packet carrying a Beaver header (UDP to
+ *         BEAVER_UDP_PORT); its own MARKs, pushed here, are not received.
+ * Output: DROP_OUTGROUP_BEAVER unless the controller declared the port
+ *         in-group facing.
+ * Postcondition: no Beaver header from an out-group-facing port reaches an
+ *   in-group host or this SLB's learning, whatever address it claims (nor
+ *   a VIP on UDP BEAVER_UDP_PORT: that port is Beaver's).
+ */
+control Edge(inout metadata_t meta, in bit<9> ingress_port) {
+    action inside() {
+    }
+
+    action outside() {
+        meta.drop_reason = DROP_OUTGROUP_BEAVER;
+    }
+
+    table ingroup_ports {
+        key = { ingress_port: exact; }
+        actions = { inside; outside; }
+        default_action = outside();
+        size = 512;   // every port
+    }
+
+    apply {
+        ingroup_ports.apply();
+    }
+}
+
 /* Which STAMPed packets may move this SLB's ID forward.
  *
- * Input:  ingress port and IPv4 source of a packet carrying a Beaver STAMP.
- * Output: meta.epoch_op = EPOCH_LEARN for an in-group source arriving on a
- *         port the controller declared in-group facing; REFUSED_SOURCE
+ * Input:  IPv4 source of a packet carrying a Beaver STAMP, on an in-group-
+ *         facing port (Edge dropped the others).
+ * Output: meta.epoch_op = EPOCH_LEARN for an in-group source; REFUSED_SOURCE
  *         otherwise.
  * Postcondition: packets from anyone else are forwarded but never learned
- *   from, so an outsider cannot push the SLB's ID, even with a forged
- *   in-group source address.
+ *   from.
  */
-control InGroup(in headers_t hdr, inout metadata_t meta, in bit<9> ingress_port) {
+control InGroup(in headers_t hdr, inout metadata_t meta) {
     action learn() {
         meta.epoch_op = EPOCH_LEARN;
     }
@@ -68,10 +102,7 @@ control InGroup(in headers_t hdr, inout metadata_t meta, in bit<9> ingress_port)
     }
 
     table ingroup_sources {
-        key = {
-            ingress_port: exact;
-            hdr.ipv4.src_addr: lpm;
-        }
+        key = { hdr.ipv4.src_addr: lpm; }
         actions = { learn; refuse; }
         default_action = refuse();
         size = 1024;
@@ -90,6 +121,7 @@ control BeaverIngress(inout headers_t hdr,
     Config() config;
     VipLookup() vip_lookup;
     BackendChoice() backend_choice;
+    Edge() edge;
     InGroup() in_group;
     Epoch() epoch;
     ClockProbe() clock_probe;
@@ -99,8 +131,8 @@ control BeaverIngress(inout headers_t hdr,
     apply {
         config.apply(meta);
 
-        // 1. Classify: control request, malformed, probe, VIP, in-group
-        //    STAMP, other.
+        // 1. Classify: control request, malformed, probe, Beaver header from
+        //    the out-group, VIP, in-group STAMP, other.
         if (std.ingress_port == CPU_PORT) {
             bool batched = hdr.packet_out.opcode == OP_INIT_BATCH ||
                            hdr.packet_out.opcode == OP_READ_BATCH ||
@@ -130,11 +162,16 @@ control BeaverIngress(inout headers_t hdr,
         } else if (std.checksum_error == 1) {
             meta.drop_reason = DROP_BAD_CHECKSUM;
         } else {
-            vip_lookup.apply(hdr, meta);
-            if (meta.is_vip == 1) {
-                backend_choice.apply(hdr, meta);
-            } else if (hdr.beaver.isValid() && hdr.beaver.kind == BEAVER_KIND_STAMP) {
-                in_group.apply(hdr, meta, std.ingress_port);
+            if (hdr.beaver.isValid()) {   // a lookup only for Beaver headers
+                edge.apply(meta, std.ingress_port);
+            }
+            if (meta.drop_reason == 0) {
+                vip_lookup.apply(hdr, meta);
+                if (meta.is_vip == 1) {
+                    backend_choice.apply(hdr, meta);
+                } else if (hdr.beaver.isValid() && hdr.beaver.kind == BEAVER_KIND_STAMP) {
+                    in_group.apply(hdr, meta);
+                }
             }
         }
 

@@ -82,10 +82,12 @@ const bit<32> DROP_TTL = 7;           // TTL expired
 const bit<32> DROP_HOLD = 8;          // VIP traffic held by the blocking strawman
 const bit<32> DROP_NO_BACKEND = 9;    // VIP pool empty or member missing
 const bit<32> DROP_PROBE = 10;        // clock probe on a port that is not a probe port
+const bit<32> DROP_OUTGROUP_BEAVER = 11;  // a Beaver header on a port that is not in-group
+                                          // facing: forged by the out-group, or astray
 const bit<32> DROP_REASONS = 16;
 
 /* Why a STAMP did not move the ID: index into the learn_refused counter. */
-const bit<32> REFUSED_SOURCE = 1;     // not from an in-group source on an in-group port
+const bit<32> REFUSED_SOURCE = 1;     // not from an in-group source
 const bit<32> REFUSED_AHEAD = 2;      // further ahead than LEARN_WINDOW
 const bit<32> REFUSED_REASONS = 4;
 

@@ -14,7 +14,8 @@
  *   - fragments after the first: no L4 header is parsed, so they are routed
  *     by address and never load-balanced;
  *   - UDP to BEAVER_UDP_PORT: a Beaver header follows; an unknown version or
- *     kind is dropped (DROP_BAD_BEAVER);
+ *     kind is dropped (DROP_BAD_BEAVER), and so is any on a port that is not
+ *     in-group facing (DROP_OUTGROUP_BEAVER, beaver.p4's Edge);
  *   - a header cut short: dropped (DROP_TRUNCATED).
  */
 #ifndef BEAVER_PARSER_P4

@@ -80,11 +80,12 @@ class DropReason(enum.IntEnum):
     HOLD = 8
     NO_BACKEND = 9
     PROBE = 10      # a clock probe on a port that is not a probe port
+    OUTGROUP_BEAVER = 11   # a Beaver header on a port that is not in-group facing
 
 
 class RefusedReason(enum.IntEnum):
     """Indexes of the learn_refused counter: why a STAMP moved no ID."""
-    SOURCE = 1      # not an in-group source on an in-group-facing port
+    SOURCE = 1      # not an in-group source
     AHEAD = 2       # further ahead than LEARN_WINDOW
 
 

@@ -10,6 +10,7 @@ from mininet.net import Mininet
 from mininet.node import Host
 
 from beaver.control.slbs.program import Route
+from beaver.p4src.wire import BEAVER_UDP_PORT
 
 from beaver.topologies import decap, firewall
 from beaver.topologies.nodes import BeaverHost, Bmv2Node, KernelBridge, no_forwarding
@@ -153,6 +154,7 @@ class BeaverNetwork:
         plan = self.plan
         border = self.host("bvbr")
         border.cmd("sysctl -qw net.ipv4.ip_forward=1")
+        self._guard_border(border)
         for host in [border] + [self.host(n) for n in (*plan.ingroup, *plan.outgroup)]:
             host.cmd("sysctl -qw net.ipv4.conf.all.rp_filter=0")
             host.cmd("sysctl -qw net.ipv4.conf.default.rp_filter=0")
@@ -213,6 +215,26 @@ class BeaverNetwork:
                 peer = slb.intfs[port].link.intf2
                 slb.cmd("bridge fdb replace", addr.mac, "dev", peer.name, "master static")
                 slb.cmd("bridge link set dev", peer.name, "flood off")
+
+    def _guard_border(self, border: Host):
+        """The border router drops UDP to the Beaver port arriving from the
+        internet side.  It routes between the internet and the fabric (the
+        DIPs' Direct Server Return replies leave through it) for anyone: an
+        out-group host that routes a DIP through it could send a forged MARK
+        (claiming an SLB's address) or STAMP (a peer's) past the SLBs' edge
+        (Edge in p4src/beaver.p4), which in-group processes would trust.
+        Nothing legitimate enters there on that port: the out-group reaches
+        the in-group only through the SLBs.  The rule lives in the router's
+        namespace, and goes with it."""
+        iface = next(i.name for i in border.intfList() if i.IP() == BORDER_INTERNET_IP)
+        rule = ["-i", iface, "-p", "udp", "--dport", str(BEAVER_UDP_PORT), "-j", "DROP"]
+        proc = border.popen(["iptables", "-w", "5", "-A", "FORWARD", *rule],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out, err = proc.communicate(timeout=30)
+        if proc.returncode != 0:
+            raise NetworkError(f"bvbr: cannot keep Beaver headers from the internet out of the "
+                               f"fabric (iptables -A FORWARD {' '.join(rule)}): "
+                               f"{(err or out).strip() or f'exit {proc.returncode}'}")
 
     # -- checking -----------------------------------------------------------------
 

@@ -9,8 +9,11 @@
 Out-group hosts reach a VIP only through an SLB (per VIP, per client, or by
 kernel ECMP over all SLBs); the SLB encapsulates to a DIP on the fabric.
 Replies go back by Direct Server Return through the border router, never
-through an SLB.  In-group hosts talk to each other on the fabric, and to the
-controller on a management network that no data traffic crosses.
+through an SLB.  Beaver's own headers (UDP to port 4790) from the out-group
+cross neither: the SLBs take them only on their fabric ports, the border
+router drops them from the internet side.  In-group hosts talk to each other
+on the fabric, and to the controller on a management network that no data
+traffic crosses.
 """
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ from beaver.control.p4runtime.tables import sync
 
 log = logging.getLogger(__name__)
 
-BASE_TABLES = ("routes", "ingroup_sources", "probe_ports")
+BASE_TABLES = ("routes", "ingroup_ports", "ingroup_sources", "probe_ports")
 VIP_TABLES = ("vips", "pool_members")   # written only once the SLB's ID is restored
 REQUEST_TIMEOUT = 0.5                   # s, for one-off requests outside a snapshot
 PROBE_SAMPLES = 500                     # probe answers an estimate needs before a run

@@ -2,8 +2,8 @@
 
 One SLB is programmed from plain values: its id and address, the VIPs it
 balances with their backend pools, its routes, the in-group prefixes it may
-learn snapshot IDs from and the ports they arrive on, and its clock-probe
-port.
+learn snapshot IDs from, the ports that face the in-group (the only ones a
+Beaver header may arrive on), and its clock-probe port.
 """
 from __future__ import annotations
 
@@ -61,13 +61,14 @@ def slb_updates(ctx: Context, slb_id: int, address: str, vips: Sequence[Vip],
             params={"port": route.port, "src_mac": route.src_mac, "dst_mac": route.dst_mac}),
             INSERT))
     for port in ingroup_ports:
-        for prefix in ingroup:
-            net = ipaddress.IPv4Network(prefix)
-            out.append(entries.update(entries.table_entry(
-                ctx, "ingroup_sources",
-                match={"ingress_port": port,
-                       "hdr.ipv4.src_addr": (str(net.network_address), net.prefixlen)},
-                action="learn"), INSERT))
+        out.append(entries.update(entries.table_entry(
+            ctx, "ingroup_ports", match={"ingress_port": port}, action="inside"), INSERT))
+    for prefix in ingroup:
+        net = ipaddress.IPv4Network(prefix)
+        out.append(entries.update(entries.table_entry(
+            ctx, "ingroup_sources",
+            match={"hdr.ipv4.src_addr": (str(net.network_address), net.prefixlen)},
+            action="learn"), INSERT))
     if probe_port is not None:
         out.append(entries.update(entries.table_entry(
             ctx, "probe_ports", match={"std.ingress_port": probe_port}, action="reflect"),

@@ -26,8 +26,9 @@ from beaver.control.p4runtime.session import NotPrimary
 from beaver.control.store import SnapshotStore
 from beaver.p4src.wire import Op, Status
 
-from tests.support.bmv2_service import (PROBE_ERROR_US, config_path, controller, run_engine,
-                           stopped_until_the_resend, switches, vip_traffic, write_config)
+from tests.support.bmv2_service import (BACKEND_PORT, PROBE_ERROR_US, config_path, controller,
+                           run_engine, stopped_until_the_resend, switches, vip_traffic,
+                           write_config)
 from tests.support.runtimes import runtimes
 
 
@@ -54,9 +55,12 @@ def test_apply_pushes_where_missing_and_a_second_apply_changes_no_entry(config_p
     try:
         vips = c.slbs[0].session.table_entries("vips")
         members = c.slbs[1].session.table_entries("pool_members")
+        edge = c.slbs[0].session.table_entries("ingroup_ports")
     finally:
         c.close()
     assert len(vips) == 1 and len(members) == 2
+    assert [int.from_bytes(e.match[0].exact.value, "big") for e in edge] == [BACKEND_PORT], \
+        "Beaver headers come in on the backend port only (the route into the in-group)"
 
 
 def test_status_reports_ids_and_clock_offsets(config_path, controller, tmp_path, capsys):
