@@ -27,6 +27,14 @@ class CliError(Exception):
     """A mistake in how the command was called."""
 
 
+class Parser(argparse.ArgumentParser):
+    """Says what is wrong in one line; --help shows the usage.  Subcommands'
+    parsers are of the same class."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def common_options() -> argparse.ArgumentParser:
     """Options every command that reaches the service accepts."""
     common = argparse.ArgumentParser(add_help=False)

@@ -19,7 +19,7 @@ import signal
 import sys
 from contextlib import contextmanager
 
-from beaver.control.cli.common import CliError, print_json, table
+from beaver.control.cli.common import CliError, Parser, print_json, table
 from beaver.topologies import lock
 from beaver.topologies.experiments import EXPERIMENTS, load
 
@@ -45,8 +45,7 @@ def experiment_parser(name: str):
         module = load(name)
     except ImportError as e:
         raise CliError(f"experiments need Mininet (apt-get install mininet): {e}") from None
-    p = argparse.ArgumentParser(prog=f"beaver experiment run {name}",
-                                description=EXPERIMENTS[name])
+    p = Parser(prog=f"beaver experiment run {name}", description=EXPERIMENTS[name])
     p.add_argument("--out", default="results", help="results root (default ./results)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     module.add_arguments(p)

@@ -18,13 +18,13 @@ from typing import Sequence
 from beaver.control.cli import ctl as cli_ctl
 from beaver.control.cli import experiment as cli_experiment
 from beaver.control.cli import snapshot as cli_snapshot
-from beaver.control.cli.common import USER_ERRORS, CliError, check_common, common_options
+from beaver.control.cli.common import USER_ERRORS, CliError, Parser, check_common, common_options
 
 
 def build_parser() -> argparse.ArgumentParser:
     groups = [cli_ctl.register, cli_snapshot.register, cli_experiment.register]
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="beaver", description="Beaver partial snapshots on P4 software load balancers.")
     parser.add_argument("--version", action="version",
                         version=f"beaver {metadata.version('beaver-p4')}")

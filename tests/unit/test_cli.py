@@ -114,3 +114,18 @@ def test_show_of_an_unknown_snapshot_or_store_is_an_error(capsys, config, tmp_pa
     assert code == 1 and one_error_line(err) == f"no snapshot 42 in {tmp_path / 'snapshots.db'}"
     code, _, err = run(capsys, "snapshot", "list", "--store", tmp_path / "absent.db")
     assert code == 1 and one_error_line(err) == f"no snapshot store at {tmp_path / 'absent.db'}"
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["snapshot", "run", "--election-id", "1e23"],
+     "beaver snapshot run: error: argument --election-id: invalid int value: '1e23'"),
+    (["nosuch"], "beaver: error: argument GROUP: invalid choice: 'nosuch'"),
+    (["snapshot", "list", "--limit", "many"],
+     "beaver snapshot list: error: argument --limit: invalid int value: 'many'"),
+], ids=["not an integer", "no such group", "not a count"])
+def test_a_mistyped_argument_is_one_line_that_points_to_help(capsys, argv, said):
+    with pytest.raises(SystemExit) as exit:
+        main(argv)
+    _, err = capsys.readouterr()
+    assert exit.value.code == 2
+    assert err.count("\n") == 1 and err.startswith(said) and err.endswith("(see --help)\n"), err
