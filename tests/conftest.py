@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,13 @@ def missing_for_mininet() -> str | None:
     if shutil.which("mn") is None:
         return "Mininet is not installed (apt-get install mininet)"
     return missing_for_bmv2() or missing_for_bpf()
+
+
+def pytest_configure(config):
+    """Hypothesis keeps its caches outside the checkout: a test run writes
+    nothing where it was not asked to."""
+    from hypothesis.configuration import set_hypothesis_home_dir
+    set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "beaver-hypothesis")
 
 
 FOLDER_MARKS = {"bmv2": "bmv2", "mininet": "mininet", "docker": "docker"}   # tests/<folder>
