@@ -29,7 +29,7 @@ import pytest
 
 from beaver.topologies import firewall
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]   # the checkout
 
 
 def _missing() -> str | None:

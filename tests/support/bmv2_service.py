@@ -202,8 +202,9 @@ def send_stamp(switch, snapshot_id: int):
 
 
 @contextmanager
-def vip_traffic(switches, gap_s=0.0002):
-    """VIP packets into every SLB's client port, one SLB after the other."""
+def vip_traffic(switches, gap_s=0.0002, start: threading.Event | None = None):
+    """VIP packets into every SLB's client port, one SLB after the other;
+    from the moment `start` is set, if one is given."""
     senders = []
     for _, veths in switches:
         sender = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
@@ -216,6 +217,9 @@ def vip_traffic(switches, gap_s=0.0002):
 
     def send():
         i = 0
+        while start is not None and not start.wait(0.01):
+            if not flowing.is_set():
+                return
         while flowing.is_set():
             senders[i % len(senders)].send(frames[i % len(frames)])
             i += 1

@@ -46,7 +46,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]   # the checkout
 DEBIAN_IMAGE = "beaver-test/debian12:minbase"
 STANDIN_REPO = "beaver-test/p4lang-standin"
 TOOLS = ("simple_switch_grpc", "p4c-bm2-ss")
