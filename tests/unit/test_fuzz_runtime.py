@@ -12,7 +12,7 @@ import struct
 import pytest
 from hypothesis import given, strategies as st
 
-from beaver.p4src.wire import BeaverHeader, Kind
+from beaver.p4src.wire import Kind
 from beaver.traffic.runtime.datagrams import PeerKind, pack_peer
 from beaver.traffic.runtime.udp import Runtime
 
