@@ -52,8 +52,12 @@ def test_fig5_over_tcp_beaver_rejects_the_late_slb_and_lai_yang_accepts(tmp_path
                  "--clean-count", "6"]) == 0
     phases = by_phase(summary(tmp_path, "fig5tcp"))
     late = phases["beaver-fine"]
-    assert late["rejected"] == late["taken"] == 6, late
-    assert late["inconsistent"] >= 4 and late["false_accepts"] == 0, late
+    # The late SLB makes cuts inconsistent, and Beaver rejects every one.  It
+    # may accept a cut whose late SLB forwarded no old-ID packet after the
+    # first switch (an idle TCP connection then): the checker must prove it.
+    assert late["taken"] == 6 and late["accepted_unchecked"] == 0, late
+    assert late["false_accepts"] == 0 and late["inconsistent"] >= 4, late
+    assert late["rejected"] >= late["inconsistent"], late
     lai_yang = phases["lai-yang"]
     assert lai_yang["accepted"] == 6 and lai_yang["false_accepts"] >= 1, lai_yang
     clean = phases["beaver-on-time"]
