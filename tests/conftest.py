@@ -51,12 +51,14 @@ def pytest_configure(config):
     set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "beaver-hypothesis")
 
 
-FOLDER_MARKS = {"bmv2": "bmv2", "mininet": "mininet", "docker": "docker"}   # tests/<folder>
+FOLDER_MARKS = {"bmv2": "bmv2", "mininet": "mininet", "kernel": "root",
+                "docker": "docker"}   # tests/<folder>
 
 
 def pytest_collection_modifyitems(config, items):
     reasons = {"bmv2": missing_for_bmv2(), "mininet": missing_for_mininet(),
-               "bpf": missing_for_bpf()}
+               "bpf": missing_for_bpf(),
+               "root": "needs root" if os.geteuid() != 0 else None}
     tests = Path(__file__).parent
     for item in items:
         folder = item.path.relative_to(tests).parts[0]
