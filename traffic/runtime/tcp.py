@@ -304,17 +304,6 @@ class TcpRuntime(PeerHandling):
         peer, body = parse_peer(payload[BeaverHeader.SIZE:])
         self._peer_message(peer, header.snapshot_id, body, source)
 
-    def _drop(self, reason: str, error: Exception, source: Address, trace: bool = False):
-        """Counts what was refused by reason; logs the first few of each,
-        with the traceback if trace (an error no check foresaw)."""
-        with self._lock:
-            self.drops[reason] += 1
-            count = self.drops[reason]
-        if count & (count - 1) == 0:   # the 1st, 2nd, 4th, 8th, ... of each reason
-            log.warning("%s: dropped what %s sent (%s: %s; %d so far)", self.name,
-                        address_text(source), reason, error, count,
-                        exc_info=error if trace else None)
-
 
 def _shutdown(sock: socket.socket):
     try:

@@ -242,17 +242,6 @@ class Runtime(PeerHandling):
         except Exception as e:   # a bug: one datagram must not stop the receive loop
             self._drop("internal error", e, source, trace=True)
 
-    def _drop(self, reason: str, error: Exception, source: Address, trace: bool = False):
-        """Counts what was refused by reason; logs the first few of each,
-        with the traceback if trace (an error no check foresaw)."""
-        with self._lock:   # the OOB server's threads count here too
-            self.drops[reason] += 1
-            count = self.drops[reason]
-        if count & (count - 1) == 0:   # the 1st, 2nd, 4th, 8th, ... of each reason
-            log.warning("%s: dropped what %s sent (%s: %s; %d so far)", self.name,
-                        address_text(source), reason, error, count,
-                        exc_info=error if trace else None)
-
     def _from_slb(self, mark: int, body: bytes):
         inbound = parse_inner(body)
         if inbound.vip not in self._dsr:
