@@ -40,9 +40,10 @@ def compiler_release(version: str) -> str:
     return match.group(1) if match else version
 
 
-def compile_p4(out_dir: Path = BUILD_DIR) -> tuple[Path, Path]:
+def compile_p4(out_dir: Path = BUILD_DIR, source: Path = P4_DIR) -> tuple[Path, Path]:
     """Returns (bmv2 json, p4info) and records the compiler's version beside
-    them.  Warnings are errors: the program has none."""
+    them.  Warnings are errors: the program has none.  source is the folder
+    of beaver.p4 (another than p4src/ only for a variant a benchmark measures)."""
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / "beaver.json"
@@ -51,7 +52,7 @@ def compile_p4(out_dir: Path = BUILD_DIR) -> tuple[Path, Path]:
     # references do not depend on where the checkout lives.
     cmd = [COMPILER, "--arch", "v1model", "--std", "p4-16", "--Werror",
            "--p4runtime-files", str(p4info_path), "-o", str(json_path), P4_MAIN.name]
-    result = subprocess.run(cmd, cwd=P4_DIR, capture_output=True, text=True)
+    result = subprocess.run(cmd, cwd=source, capture_output=True, text=True)
     if result.returncode != 0:
         raise CompileError(f"{COMPILER} failed:\n{result.stderr.strip()}")
     # Written compact: p4c indents, and the unrolled batch steps (epoch.p4)
