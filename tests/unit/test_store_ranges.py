@@ -9,6 +9,7 @@ import pytest
 from beaver.control.engine.record import Outcome, ReportRange
 from beaver.control.store import SCHEMA_VERSION, SnapshotStore, StoreError
 from beaver.traffic.oob.protocol import ChannelState, Report
+from beaver.traffic.runtime import restore
 
 from tests.unit.test_store import batch, record
 
@@ -110,4 +111,20 @@ def test_a_damaged_range_is_one_line(tmp_path, damage, problem):
     with pytest.raises(StoreError, match=problem) as e:
         store.get(7)
     assert "\n" not in str(e.value)
+    store.close()
+
+
+def test_a_restore_reads_a_batch_numbers_state_from_its_range(tmp_path):
+    path = tmp_path / "s.db"
+    store = SnapshotStore(path)
+    store.save([], [ranged_batch()])
+    store.reserve(64)
+    got = restore.load(path, 7, "p1", ["p2"])
+    assert (got.state, got.in_flight, got.outcome) == ({"x": 1}, {"p2": [{"id": "m1"}]},
+                                                       Outcome.ACCEPTED)
+    assert restore.load(path, 5, "p1", ["p2"]).in_flight == {"p2": []}
+    newest = restore.newest_restorable(store, ["p1", "p2"])
+    assert newest.number == 11 and newest.reports["p2"].local_state == {"y": [3]}
+    with pytest.raises(restore.RestoreRefused, match="^snapshot 9 holds no in-group state"):
+        restore.load(path, 9, "p1", ["p2"])
     store.close()
