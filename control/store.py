@@ -548,10 +548,13 @@ class SnapshotStore:
                 "WHERE outcome = ?", (outcome.value,))}
             if self._ranges:   # a batch's numbers with its verdict, in a range of reports
                 for first, last in self.db.execute(
-                        "SELECT DISTINCT reports.snapshot, reports.last FROM reports JOIN "
-                        "batches ON reports.snapshot BETWEEN batches.first AND batches.last "
-                        "WHERE reports.last IS NOT NULL AND batches.outcome = ?",
-                        (outcome.value,)).fetchall():
+                        "SELECT DISTINCT snapshot, last FROM reports WHERE last IS NOT NULL "
+                        "AND (SELECT outcome FROM batches WHERE batches.first <= snapshot "
+                        "ORDER BY batches.first DESC LIMIT 1) = ?", (outcome.value,)).fetchall():
+                    if not (type(first) is int and type(last) is int
+                            and 0 <= last - first < SCHEDULE_MAX):
+                        raise StoreError(f"{self.path}: damaged row {_short(first)} of reports: "
+                                         f"a range to {_short(last)}, not a batch's")
                     numbers.update(range(first, last + 1))   # never a single's: save keeps
                                                             # ranges to the batch's verdict
             return sorted(numbers, reverse=True)

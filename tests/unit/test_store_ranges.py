@@ -128,3 +128,14 @@ def test_a_restore_reads_a_batch_numbers_state_from_its_range(tmp_path):
     with pytest.raises(restore.RestoreRefused, match="^snapshot 9 holds no in-group state"):
         restore.load(path, 9, "p1", ["p2"])
     store.close()
+
+
+@pytest.mark.parametrize("last", ["'x'", str(10 ** 12)])
+def test_a_damaged_range_is_one_line_when_listing_what_can_be_restored(tmp_path, last):
+    store = SnapshotStore(tmp_path / "s.db")
+    store.save([], [ranged_batch()])
+    store.db.execute(f"UPDATE reports SET last = {last} WHERE snapshot = 2 AND process = 'p2'")
+    with pytest.raises(StoreError, match="damaged row 2 of reports: a range to") as e:
+        store.with_reports(Outcome.ACCEPTED)
+    assert "\n" not in str(e.value)
+    store.close()
