@@ -91,6 +91,14 @@ def test_a_quiet_run_is_one_cut_and_each_message_stamp_cuts_it_once():
     cuts = s.cuts(1, 1000)
     assert [(c.first, c.count) for c in cuts] == [(1, 300), (301, 400), (701, 300)]
     assert [len(c.answer.channels["q"].in_flight) for c in cuts] == [0, 1, 2]
+    message = by_cut.encode(1, 1000, cuts, lambda r: r.to_message())
+    assert [item["id"] for item in message["items"]] == ["q:1", "q:2"], "each message once"
+    assert ["same_state" in c["report"] for c in message["cuts"]] == [False, True, True]
+    assert "local_state" not in message["cuts"][1]["report"]
+    assert [c["report"]["channels"]["q"]["in_flight"] for c in message["cuts"]] == \
+        [[], [0], [0, 1]]
+    assert by_cut.decode(json.loads(json.dumps(message)), 1, 1000) == \
+        [Cut(c.first, c.count, on_the_wire(c.answer)) for c in cuts]
 
 
 def test_ids_not_reached_and_not_kept_are_one_cut_each():
@@ -132,6 +140,13 @@ def cut(first, count, **extra) -> dict:
     (answer_of([{"first": 10, "count": 10}]), "the cut from 10 holds no report and no error"),
     (answer_of([{"first": 10, "count": 10, "error": 5}]), "a cut's error must be text"),
     (answer_of(["x"]), "a cut must be a JSON object"),
+    (answer_of([{"first": 10, "count": 10, "report": {**report(10), "same_state": True}}]),
+     "a cut with the previous cut's state, after none"),
+    (answer_of([{"first": 10, "count": 10, "report": {
+        **report(10), "channels": {"p2": {"sent_before": 1, "received_before": 0,
+                                          "in_flight": [0]}}}}]),
+     "channel 'p2': in_flight must index the answer's 0 items"),
+    ({**answer_of([cut(10, 10)]), "items": {"a": 1}}, "an answer's items must be a list"),
     ({"v": 1, "op": "reports", "reports": []}, "expected op 'cuts', got 'reports'"),
 ])
 def test_a_hostile_answer_is_refused_with_one_line(answer, problem):

@@ -8,8 +8,12 @@ stretch, first .. first + count - 1, with the report of its first ID; the
 report of any other ID of it is the same with that ID (`report_of`).
 
     {"v":1,"op":"snapshot"|"report","first":F,"count":C[,"base":M]}
-    -> {"v":1,"op":"cuts","first":F,"count":C,"cuts":[
+    -> {"v":1,"op":"cuts","first":F,"count":C,"items":[in-flight message, ..],"cuts":[
           {"first":F,"count":n,"report":{..}} | {"first":F,"count":n,"error":".."}, ..]}
+
+A report's channels list their in-flight messages as indexes into "items",
+and a cut whose local state is the previous cut's says "same_state": true
+in place of its local_state or delta (`encode`).
 
 The cuts of an answer lie end to end from F and cover exactly C IDs.
 Every byte is hostile: `decode` refuses anything else (overlapping, outside
@@ -59,11 +63,69 @@ def requested_run(message: dict[str, Any]) -> tuple[int, int]:
 
 def encode(first: int, count: int, cuts: list[Cut],
            to_message: Callable[[Report], dict[str, Any]]) -> dict[str, Any]:
-    """The answer message; to_message encodes a report (with its base)."""
-    return {"v": oob.VERSION, "op": "cuts", "first": first, "count": count,
-            "cuts": [{"first": c.first, "count": c.count,
-                      **({"error": c.answer} if isinstance(c.answer, str)
-                         else {"report": to_message(c.answer)})} for c in cuts]}
+    """The answer message; to_message encodes a report (with its base).
+
+    Nothing goes twice: an in-flight message is in "items" once, and each
+    channel's in_flight lists its indexes; a cut whose local state is the
+    previous cut's (one record, cut where a stamp falls) says "same_state"
+    in its place."""
+    items: dict[int, int] = {}   # id(item) -> its index in the answer's items
+    table: list[dict] = []
+    entries, previous = [], None
+    for c in cuts:
+        if isinstance(c.answer, str):
+            entries.append({"first": c.first, "count": c.count, "error": c.answer})
+            previous = None
+            continue
+        same = (previous is not None and c.answer.taken
+                and c.answer.local_state is previous.local_state)
+        bare = replace(c.answer, channels={})   # its channels go by index, below
+        message = bare.to_message() if same else to_message(bare)
+        if same:
+            del message["local_state"]
+            message["same_state"] = True
+        message["channels"] = {
+            peer: {"sent_before": channel.sent_before,
+                   "received_before": channel.received_before,
+                   "in_flight": [_index(item, items, table) for item in channel.in_flight]}
+            for peer, channel in c.answer.channels.items()}
+        entries.append({"first": c.first, "count": c.count, "report": message})
+        previous = c.answer if c.answer.taken else None
+    return {"v": oob.VERSION, "op": "cuts", "first": first, "count": count, "items": table,
+            "cuts": entries}
+
+
+def _index(item: dict, items: dict[int, int], table: list[dict]) -> int:
+    if id(item) not in items:
+        items[id(item)] = len(table)
+        table.append(item)
+    return items[id(item)]
+
+
+def _resolved(message: Any, table: list, previous: dict | None) -> dict:
+    """A cut's report message as Report.from_message reads it: its in-flight
+    indexes made messages, its "same_state" the previous cut's state."""
+    if not isinstance(message, dict):
+        raise ProtocolError("a cut's report must be a JSON object")
+    message = dict(message)
+    if message.pop("same_state", False) is True:
+        if previous is None:
+            raise ProtocolError("a cut with the previous cut's state, after none")
+        for name in ("local_state", "delta"):
+            if name in previous:
+                message[name] = previous[name]
+    channels = message.get("channels", {})
+    if not isinstance(channels, dict):
+        raise ProtocolError("a cut's channels must be a JSON object")
+    message["channels"] = {}
+    for peer, channel in channels.items():
+        indexes = channel.get("in_flight") if isinstance(channel, dict) else None
+        if not (isinstance(indexes, list) and all(
+                type(i) is int and 0 <= i < len(table) for i in indexes)):
+            raise ProtocolError(f"channel {peer!r}: in_flight must index the answer's "
+                                f"{len(table)} items")
+        message["channels"][peer] = {**channel, "in_flight": [table[i] for i in indexes]}
+    return message
 
 
 def decode(answer: dict[str, Any], first: int, count: int) -> list[Cut]:
@@ -77,7 +139,10 @@ def decode(answer: dict[str, Any], first: int, count: int) -> list[Cut]:
                             f"{answer.get('count')!r} from {answer.get('first')!r}")
     if not 1 <= len(entries) <= count:
         raise ProtocolError(f"{len(entries)} cuts for {count} IDs")
-    cuts, at, left = [], first, count
+    table = answer.get("items", [])
+    if not isinstance(table, list):
+        raise ProtocolError("an answer's items must be a list")
+    cuts, at, left, previous = [], first, count, None
     for entry in entries:
         if not isinstance(entry, dict):
             raise ProtocolError("a cut must be a JSON object")
@@ -90,11 +155,13 @@ def decode(answer: dict[str, Any], first: int, count: int) -> list[Cut]:
         if "error" in entry:
             if not isinstance(entry["error"], str):
                 raise ProtocolError("a cut's error must be text")
-            answer_ = entry["error"]
+            answer_, previous = entry["error"], None
         else:
             if not isinstance(entry.get("report"), dict):
                 raise ProtocolError(f"the cut from {at} holds no report and no error")
-            answer_ = Report.from_message(entry["report"])
+            message = _resolved(entry["report"], table, previous)
+            answer_ = Report.from_message(message)
+            previous = message if answer_.taken else None
             if answer_.snapshot_id != at:
                 raise ProtocolError(f"the cut from {at} reports {answer_.snapshot_id}")
         cuts.append(Cut(at, cut_count, answer_))

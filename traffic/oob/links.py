@@ -17,7 +17,7 @@ import logging
 import queue
 import socket
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from beaver.p4src.ids import is_newer
@@ -91,7 +91,8 @@ class ProcessLink:
         where = f"{self.name} ({self.process.host}:{self.process.port})"
         try:
             answer = self._ask({"v": oob.VERSION, "op": op, "first": first, "count": count})
-            cuts = [Cut(c.first, c.count, self._rebuilt(c.answer)) for c in
+            states: dict[int, Any] = {}   # id(delta) -> its state: one state rebuilt once
+            cuts = [Cut(c.first, c.count, self._rebuilt(c.answer, states)) for c in
                     by_cut.decode(answer, first, count)]
             self._hold([c.answer for c in cuts])
         except (OSError, oob.ProtocolError) as e:
@@ -99,8 +100,14 @@ class ProcessLink:
             return
         self._on_answer(Answered(self.name, token, None, cuts=cuts))
 
-    def _rebuilt(self, answer: Report | str) -> Report | str:
-        return answer.rebuilt(self._held) if isinstance(answer, Report) else answer
+    def _rebuilt(self, answer: Report | str, states: dict[int, Any]) -> Report | str:
+        """answer with its whole local state; the cuts of one state share
+        their changes (cuts.py's "same_state"), and so their rebuilt state."""
+        if not isinstance(answer, Report) or answer.delta is None:
+            return answer
+        if id(answer.delta) not in states:
+            states[id(answer.delta)] = answer.rebuilt(self._held).local_state
+        return replace(answer, local_state=states[id(answer.delta)], delta=None)
 
     def _ask(self, request: dict[str, Any]) -> dict[str, Any]:
         """One exchange on this link's connection (made if need be), from the
