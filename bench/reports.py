@@ -1,31 +1,39 @@
-"""The cost of in-group reports: reports per second from one runtime, asked
-one ID per exchange against many IDs per exchange (traffic/oob/protocol.py's "ids"),
-measured in the same run, and their ratio.
+"""The cost of a batch's in-group reports: snapshots whose reports are
+collected per second, the old path (every ID asked on its own, the link
+coalescing them into "ids" exchanges, one report per ID) against reports by
+distinct state (one run per batch, one report per distinct cut,
+traffic/oob/cuts.py), measured in the same run, and their ratio.
 
 One key-value replica runs as its own process (`python -m
-beaver.traffic.services.kvstore`), holding --keys keys (put through its VIP, as the
-SLB would deliver them) and --snapshots snapshots taken one at a time out
-of band, so that each report carries a real local state and the records
-are many.  This process plays the controller on one TCP connection: in
-each round it asks --reports reports, cycling over the kept IDs, either
-one "report" per ID or --batch IDs per "report".  Rounds come in pairs,
-in alternating order (single first, then many first), and the figure is
-each pair's ratio, with their median, min and max.  Beside the rate, the
-replica's CPU time per report (from /proc/PID/task/*/schedstat).
+beaver.traffic.services.kvstore`), holding --keys keys (put through its VIP,
+as the SLB would deliver them).  This process plays the controller through
+the controller's own link (traffic/oob/links.py: its thread, its base
+states, its decoding): each round takes --batches batches of --batch fresh
+IDs out of band ("snapshot"), every report of each batch collected before
+the next starts, one way or the other.  Before each batch --puts puts
+arrive marked with IDs inside it, so that the replica's state changes
+within the batch (--puts + 1 distinct cuts; 0: fig10's quiet replica).
+Rounds come in pairs in alternating order, and the figure is each pair's
+ratio (runs over per-ID), with their median, min and max; beside the rate,
+the replica's CPU time per snapshot (from /proc/PID/task/*/schedstat).
 
-Run: python bench/reports.py [--reports 5000] [--rounds 5] [--batch 64]
+Run: python bench/reports.py [--batch 255] [--batches 40] [--rounds 5] [--puts 0]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import queue
 import socket
 import subprocess
 import sys
 import time
 
+from beaver.control.config import ProcessConfig
+from beaver.p4src.ids import next_id
+from beaver.p4src.wire import BEAVER_UDP_PORT, SCHEDULE_MAX, BeaverHeader, Kind
 from beaver.traffic.oob import protocol as oob
-from beaver.p4src.wire import BEAVER_UDP_PORT, RING_SIZE, BeaverHeader, Kind
+from beaver.traffic.oob.links import ProcessLink
 
 from runtime import cpu_ns, spread
 from runtime_instructions import inner_packet
@@ -43,80 +51,98 @@ def start_replica() -> subprocess.Popen:
     return process
 
 
-def put_keys(count: int):
-    """Puts through the VIP, marked 0 as the SLB would send them, each answered."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((SLB, 0))
-        sock.settimeout(2)
-        for i in range(count):
-            message = {"id": f"b:{i}", "op": "put", "key": f"k{i}", "value": "v" * 20}
-            sock.sendto(BeaverHeader(Kind.MARK, 0, origin=1).pack()
-                        + inner_packet(json.dumps(message).encode(), sock.getsockname(), VIP),
-                        (DIP, BEAVER_UDP_PORT))
-            sock.recv(2048)   # the DSR reply, to the client address this socket is
+class Client:
+    """Puts through the VIP, marked as the SLB would send them, each answered."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((SLB, 0))
+        self.sock.settimeout(2)
+        self.sent = 0
+
+    def put(self, mark: int):
+        self.sent += 1
+        message = {"id": f"b:{self.sent}", "op": "put", "key": f"k{self.sent % 100}",
+                   "value": "v" * 20}
+        self.sock.sendto(BeaverHeader(Kind.MARK, mark, origin=1).pack()
+                         + inner_packet(json.dumps(message).encode(), self.sock.getsockname(),
+                                        VIP), (DIP, BEAVER_UDP_PORT))
+        self.sock.recv(2048)   # the DSR reply, to the client address this socket is
 
 
-def ask(sock: socket.socket, ids: list[int], batch: int) -> int:
-    """Asks the reports of ids, batch IDs per exchange (1: the single-ID form)."""
-    for start in range(0, len(ids), batch):
-        chunk = ids[start:start + batch]
-        request = ({"v": oob.VERSION, "op": "report", "id": chunk[0]} if batch == 1
-                   else {"v": oob.VERSION, "op": "report", "ids": chunk})
-        answer = oob.request(sock, request)
-        reports = [answer] if batch == 1 else answer["reports"]
-        if [r.get("snapshot_id") for r in reports] != chunk:
-            raise SystemExit(f"asked for {chunk[:3]}..., answered {str(answer)[:200]}")
-    return len(ids)
+def per_id(link: ProcessLink, answers: queue.SimpleQueue, first: int, count: int) -> int:
+    """The old path: each ID asked on its own; returns the reports taken."""
+    for i in range(count):
+        link.ask("snapshot", next_id(first, i), i)
+    got = [answers.get(timeout=10) for _ in range(count)]
+    return sum(1 for a in got if a.report is not None and a.report.taken)
+
+
+def by_run(link: ProcessLink, answers: queue.SimpleQueue, first: int, count: int) -> int:
+    """One run: returns the IDs its cuts report taken."""
+    link.ask_run("snapshot", first, count, None)
+    answered = answers.get(timeout=10)
+    if answered.cuts is None:
+        raise SystemExit(f"the run failed: {answered.error}")
+    return sum(c.count for c in answered.cuts if not isinstance(c.answer, str)
+               and c.answer.taken)
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--reports", type=int, default=5000, help="reports asked per round")
+    p.add_argument("--batch", type=int, default=255, help=f"IDs per batch (fig10's; at most "
+                                                          f"{SCHEDULE_MAX})")
+    p.add_argument("--batches", type=int, default=40, help="batches per round")
     p.add_argument("--rounds", type=int, default=5, help="pairs of rounds counted")
-    p.add_argument("--batch", type=int, default=min(RING_SIZE, oob.MAX_IDS),
-                   help="IDs per exchange in the many-IDs rounds")
-    p.add_argument("--snapshots", type=int, default=RING_SIZE, help="kept snapshot IDs")
+    p.add_argument("--puts", type=int, default=0, help="puts marked inside each batch")
     p.add_argument("--keys", type=int, default=100, help="keys in the replica's state")
     args = p.parse_args()
 
     replica = start_replica()
+    client = Client()
+    answers: queue.SimpleQueue = queue.SimpleQueue()
+    link = ProcessLink(ProcessConfig("kv1", DIP, oob.OOB_PORT), 10, answers.put)
     try:
-        put_keys(args.keys)
-        sock = socket.create_connection((DIP, oob.OOB_PORT), timeout=5)
-        for snapshot_id in range(1, args.snapshots + 1):
-            oob.request(sock, {"v": oob.VERSION, "op": "snapshot", "id": snapshot_id})
-        kept = list(range(1, args.snapshots + 1))
-        ids = [kept[i % len(kept)] for i in range(args.reports)]
-        report_bytes = len(oob.encode(oob.request(sock, {"v": oob.VERSION, "op": "report",
-                                                          "id": kept[-1]})))
-        ratios, cpu_ratios = [], []
+        for _ in range(args.keys):
+            client.put(0)
+        at = 1
+        ratios, cpu_ratios, cuts_seen = [], [], []
         for round_ in range(args.rounds + 1):   # round 0 warms up and is not counted
-            sides = {"single": 1, "many": args.batch}
+            sides = {"per ID": per_id, "runs": by_run}
             order = list(sides) if round_ % 2 else list(reversed(sides))
             rate, cpu = {}, {}
             for side in order:
-                cpu_before = cpu_ns([replica])
+                cpu_before, taken = cpu_ns([replica]), 0
                 started = time.perf_counter()
-                answered = ask(sock, ids, sides[side])
-                rate[side] = answered / (time.perf_counter() - started)
-                cpu[side] = (cpu_ns([replica]) - cpu_before) / 1000 / answered
+                for _ in range(args.batches):
+                    for i in range(args.puts):   # the state changes inside the batch
+                        client.put(next_id(at, (i + 1) * args.batch // (args.puts + 1)))
+                    taken += sides[side](link, answers, at, args.batch)
+                    at = next_id(at, args.batch)
+                elapsed = time.perf_counter() - started
+                if taken != args.batches * args.batch:
+                    raise SystemExit(f"{side}: {taken} of {args.batches * args.batch} taken")
+                rate[side] = taken / elapsed
+                cpu[side] = (cpu_ns([replica]) - cpu_before) / 1000 / taken
             if round_:
-                ratios.append(rate["many"] / rate["single"])
-                cpu_ratios.append(cpu["single"] / cpu["many"])
+                ratios.append(rate["runs"] / rate["per ID"])
+                cpu_ratios.append(cpu["per ID"] / cpu["runs"])
             print(f"pair {round_} ({order[0]} first): "
-                  + ", ".join(f"{side} {rate[side]:7.0f} reports/s {cpu[side]:6.1f} us CPU/report"
-                              for side in sides)
-                  + (f"; many/single {ratios[-1]:.2f}, CPU single/many {cpu_ratios[-1]:.2f}"
+                  + ", ".join(f"{side} {rate[side]:8.0f} snapshots/s {cpu[side]:6.2f} us CPU "
+                              "each" for side in sides)
+                  + (f"; runs/per ID {ratios[-1]:.1f}, CPU per ID/runs {cpu_ratios[-1]:.1f}"
                      if round_ else " (warm-up)"), flush=True)
-        sock.close()
+        link.ask_run("report", next_id(at, -args.batch), args.batch, None)
+        cuts_seen = len(answers.get(timeout=10).cuts)
     finally:
+        link.close()
         replica.terminate()
         replica.communicate(timeout=10)
     print(json.dumps({
-        "reports_per_round": args.reports, "pairs": args.rounds, "batch": args.batch,
-        "kept_snapshots": args.snapshots, "keys": args.keys, "report_bytes": report_bytes,
-        "rate_ratio_many_over_single": spread(ratios),
-        "cpu_ratio_single_over_many": spread(cpu_ratios)}, indent=1))
+        "batch": args.batch, "batches_per_round": args.batches, "pairs": args.rounds,
+        "puts_per_batch": args.puts, "cuts_in_the_last_batch": cuts_seen, "keys": args.keys,
+        "rate_ratio_runs_over_per_id": spread(ratios),
+        "cpu_ratio_per_id_over_runs": spread(cpu_ratios)}, indent=1))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,10 @@ snapshots.  The numbers of a batch judged on their own records have rows of
 their own in `snapshots`, which take precedence; `get` answers for any
 number either way.
 
+A process's reports of a batch's numbers are kept by distinct state: one row
+for the numbers first..last whose report is the same but for its ID
+(traffic/oob/cuts.py), `get` and `records` give each number its own.
+
 A process's report is kept as what changed since its report in the snapshot
 saved before (traffic/oob/deltas.py), and whole every CHAIN_MOST-th time and
 at the first of each store object: reading one rebuilds it from at most
@@ -39,10 +43,12 @@ from beaver.p4src.wire import SCHEDULE_MAX, Batch, ControlBody, Status
 
 from beaver.control.slbs.clock import Estimate
 from beaver.traffic.oob.protocol import ProtocolError, Report
-from beaver.control.engine.record import Ack, BatchRecord, Mode, Outcome, ScheduleAck, SnapshotRecord, Verdict
+from beaver.control.engine.record import (Ack, BatchRecord, Mode, Outcome, ReportRange,
+                                          ScheduleAck, SnapshotRecord, Verdict)
 
-SCHEMA_VERSION = 4   # 2: timed initiation and clock sources; 3: batches as ranges;
-                     # 4: reports as changes from an earlier one (a 3 would misread them)
+SCHEMA_VERSION = 5   # 2: timed initiation and clock sources; 3: batches as ranges;
+                     # 4: reports as changes from an earlier one (a 3 would misread them);
+                     # 5: a report for a range of a batch's numbers (a 4 would lose them)
 CHAIN_MOST = 16      # reports of a process kept as changes in a row, at most
 NUMBER_MAX = (1 << 63) - 1   # SQLite's largest integer: no snapshot is numbered higher
 TABLES = ("meta", "snapshots", "acks", "batches", "batch_acks", "reports")
@@ -137,6 +143,8 @@ CREATE TABLE IF NOT EXISTS reports (
     process  TEXT NOT NULL,
     report   TEXT NOT NULL,            -- the out-of-band report message, JSON; its
                                        -- "delta" base is a snapshot number here
+    last     INTEGER,                  -- NULL: snapshot's own; else the report of
+                                       -- every number snapshot..last of its batch
     PRIMARY KEY (snapshot, process)
 );
 """
@@ -172,8 +180,14 @@ class SnapshotStore:
                                           f"('schema_version', {SCHEMA_VERSION}); COMMIT;")
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-                if version == 3:   # 3's tables are 4's, its reports whole
-                    self._set_meta("schema_version", SCHEMA_VERSION)
+                if version in (3, 4):   # their tables are 5's but for reports' `last`
+                    add = "" if self._has_ranges() else \
+                        "ALTER TABLE reports ADD COLUMN last INTEGER;"
+                    self.db.executescript(f"BEGIN; {add} UPDATE meta SET value = "
+                                          f"{SCHEMA_VERSION} WHERE key = 'schema_version'; "
+                                          "COMMIT;")
+            # an old store opened to read only: its reports are each a snapshot's own
+            self._ranges = self._has_ranges()
             self._reserved = self._meta("reserved_through") or 0
             if not isinstance(self._reserved, int) or self._reserved < 0:
                 raise StoreError(f"{self.path}: damaged store: reserved_through is "
@@ -239,10 +253,14 @@ class SnapshotStore:
             raise StoreError(f"{self.path}: not a snapshot store: no table {missing[0]} "
                              f"({held}); nothing was written")
         version = self._meta("schema_version")
-        if version not in (3, SCHEMA_VERSION):
+        if version not in (3, 4, SCHEMA_VERSION):
             raise StoreError(f"{self.path}: store schema {_short(version)}, this controller "
                              f"reads {SCHEMA_VERSION}")
         return version
+
+    def _has_ranges(self) -> bool:
+        """Whether reports have the column `last` (from schema 5)."""
+        return "last" in {row[1] for row in self.db.execute("PRAGMA table_info(reports)")}
 
     def close(self):
         self.db.close()
@@ -310,7 +328,7 @@ class SnapshotStore:
         """Commits finished snapshots, and batches with their own, in one
         transaction."""
         records = list(records) + [r for b in batches for r in b.singles.values()]
-        reports, last = self._report_rows(records)
+        reports, last = self._report_rows(records, batches)
         with self._sqlite(), self.db:
             self.db.execute("BEGIN")
             self.db.executemany(
@@ -327,7 +345,7 @@ class SnapshotStore:
                   a.body.last_old_time, a.body.count, a.body.slb_id, a.body.flags,
                   a.body.activate_at, *_clock(a.clock))
                  for r in records for a in r.acks.values()])
-            self.db.executemany("INSERT INTO reports VALUES (?,?,?)", reports)
+            self.db.executemany("INSERT INTO reports VALUES (?,?,?,?)", reports)
             self.db.executemany(
                 "INSERT INTO batches VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(b.first, b.first + b.count - 1, len(b.singles), b.mode.value, b.rule,
@@ -343,23 +361,28 @@ class SnapshotStore:
                  for b in batches for a in b.acks.values()])
         self._last = last   # only once committed: a base must be a row that is there
 
-    def _report_rows(self, records: list[SnapshotRecord]) -> tuple[list[tuple], dict]:
-        """The reports' rows, each as changes from its process's last report
-        saved before it when the chain allows; and the last ones then."""
-        last, rows = dict(self._last), []
-        for r in sorted(records, key=lambda r: r.number):
-            for name, report in r.reports.items():
-                before = last.get(name)
-                if not report.taken:
-                    rows.append((r.number, name, json.dumps(report.to_message())))
-                    continue
-                if before is not None and before[0] < r.number and before[2] < CHAIN_MOST:
-                    message, chain = report.to_message(before[:2]), before[2] + 1
-                else:
-                    message, chain = report.to_message(), 0
-                rows.append((r.number, name, json.dumps(message)))
-                last[name] = (r.number, report.local_state, chain)
-        return rows, last
+    def _report_rows(self, records: list[SnapshotRecord], batches: list[BatchRecord]
+                     ) -> tuple[list[tuple], dict]:
+        """The reports' rows (a batch's as ranges), each as changes from its
+        process's last report saved before it when the chain allows; and the
+        last ones then."""
+        rows = [(r.number, name, report, None) for r in records
+                for name, report in r.reports.items()]
+        rows += [(span.first, name, span.report, span.last) for b in batches
+                 for name, spans in b.reports.items() for span in spans]
+        last, out = dict(self._last), []
+        for number, name, report, through in sorted(rows, key=lambda row: row[0]):
+            before = last.get(name)
+            if not report.taken:
+                out.append((number, name, json.dumps(report.to_message()), through))
+                continue
+            if before is not None and before[0] < number and before[2] < CHAIN_MOST:
+                message, chain = report.to_message(before[:2]), before[2] + 1
+            else:
+                message, chain = report.to_message(), 0
+            out.append((number, name, json.dumps(message), through))
+            last[name] = (number, report.local_state, chain)
+        return out, last
 
     def _report(self, row: tuple, read: dict, chain: int = 0) -> Report:
         """A stored report with its whole local state, rebuilt from its base
@@ -396,14 +419,16 @@ class SnapshotStore:
             row = self.db.execute("SELECT * FROM snapshots WHERE id = ?", (number,)).fetchone()
             if row is None:
                 batch = self._batch_of(number)
-                return batch.record(number) if batch is not None else None
+                if batch is None:
+                    return None
+                return self._with_reports(batch, number, number, {}).record(number)
             record = self._decode("snapshots", _record, row)
             for a in self.db.execute("SELECT * FROM acks WHERE snapshot = ? ORDER BY slb",
                                      (number,)):
                 ack = self._decode("acks", _ack, a)
                 record.acks[ack.slb] = ack
             read = {}
-            for r in self.db.execute("SELECT * FROM reports WHERE snapshot = ? "
+            for r in self.db.execute(f"SELECT * FROM reports WHERE snapshot = ? {self._own} "
                                      "ORDER BY process", (number,)).fetchall():
                 report = self._report(r, read)
                 record.reports[r[1]] = report
@@ -426,17 +451,44 @@ class SnapshotStore:
                 ack = self._decode("acks", _ack, a)
                 self._owner(found, a[0], "acks").acks[ack.slb] = ack
             read = {}   # in number order, so a base in the range is rebuilt first
-            for r in self.db.execute("SELECT * FROM reports WHERE snapshot BETWEEN ? AND ? "
-                                     "ORDER BY snapshot, process", (first, last)).fetchall():
+            for r in self.db.execute(f"SELECT * FROM reports WHERE snapshot BETWEEN ? AND ? "
+                                     f"{self._own} ORDER BY snapshot, process",
+                                     (first, last)).fetchall():
                 self._owner(found, r[0], "reports").reports[r[1]] = self._report(r, read)
             for row in self.db.execute("SELECT * FROM batches WHERE last >= ? AND first <= ?",
                                        (first, last)).fetchall():
                 batch = self._with_acks(self._decode("batches", _batch, row))
+                self._with_reports(batch, first, last, read)
                 for number in range(max(first, batch.first),
                                     min(last, batch.numbers[-1]) + 1):
                     if number not in found:
                         found[number] = batch.record(number)
         return [found[n] for n in sorted(found)]
+
+    @property
+    def _own(self) -> str:
+        """The condition on reports for a snapshot's own rows (not a range's)."""
+        return "AND last IS NULL" if self._ranges else ""
+
+    def _with_reports(self, batch: BatchRecord, first: int, last: int, read: dict
+                      ) -> BatchRecord:
+        """batch with the report ranges that hold any of its numbers first..last."""
+        if not self._ranges:
+            return batch
+        for r in self.db.execute("SELECT * FROM reports WHERE snapshot BETWEEN ? AND ? AND "
+                                 "last >= ? ORDER BY snapshot, process",
+                                 (batch.first, min(last, batch.numbers[-1]), first)).fetchall():
+            through = r[3]
+            if not (isinstance(through, int) and r[0] <= through <= batch.numbers[-1]):
+                raise StoreError(f"{self.path}: damaged row {_short(r[0])} of reports: a range "
+                                 f"to {_short(through)}, not within batch {batch.first}-"
+                                 f"{batch.numbers[-1]}")
+            spans = batch.reports.setdefault(r[1], [])
+            if spans and spans[-1].last >= r[0]:
+                raise StoreError(f"{self.path}: damaged row {_short(r[0])} of reports: "
+                                 f"{_short(r[1])}'s ranges overlap")
+            spans.append(ReportRange(r[0], through, self._report(r, read)))
+        return batch
 
     def _owner(self, found: dict[int, SnapshotRecord], number, table: str) -> SnapshotRecord:
         """The snapshot a row of table belongs to, which must be stored."""
@@ -491,9 +543,21 @@ class SnapshotStore:
         """The numbers of the snapshots with that verdict that hold in-group
         reports, newest first (what a restore needs)."""
         with self._sqlite():
-            return [number for (number,) in self.db.execute(
+            numbers = {number for (number,) in self.db.execute(
                 "SELECT DISTINCT id FROM snapshots JOIN reports ON reports.snapshot = id "
-                "WHERE outcome = ? ORDER BY id DESC", (outcome.value,))]
+                "WHERE outcome = ?", (outcome.value,))}
+            if self._ranges:   # a batch's numbers with its verdict, in a range of reports
+                for first, last in self.db.execute(
+                        "SELECT DISTINCT snapshot, last FROM reports WHERE last IS NOT NULL "
+                        "AND (SELECT outcome FROM batches WHERE batches.first <= snapshot "
+                        "ORDER BY batches.first DESC LIMIT 1) = ?", (outcome.value,)).fetchall():
+                    if not (type(first) is int and type(last) is int
+                            and 0 <= last - first < SCHEDULE_MAX):
+                        raise StoreError(f"{self.path}: damaged row {_short(first)} of reports: "
+                                         f"a range to {_short(last)}, not a batch's")
+                    numbers.update(range(first, last + 1))   # never a single's: save keeps
+                                                            # ranges to the batch's verdict
+            return sorted(numbers, reverse=True)
 
     def counts(self) -> dict[Outcome, int]:
         counts = dict.fromkeys(Outcome, 0)
@@ -598,5 +662,5 @@ def _ack(row) -> Ack:
 
 
 def _report_row(row) -> tuple[int, str, Report]:
-    number, process, text = _typed(row, INT, TEXT, TEXT)
+    number, process, text = _typed(row[:3], INT, TEXT, TEXT)   # then `last`, from schema 5
     return number, process, Report.from_message(json.loads(text))

@@ -203,9 +203,9 @@ class Batches:
         record.verdict = judgement.verdict
         unclear = [record.first + i for i in judgement.unclear]
         if self.reports.links and judgement.verdict.outcome is Outcome.ACCEPTED:
-            for number in record.numbers:   # each collects its reports on its own
-                if number - record.first not in judgement.unclear:
-                    self.reports.ask(self._apart(flight, record.record(number), judgement.verdict))
+            clear = [n for n in record.numbers if n - record.first not in judgement.unclear]
+            for first, count in _runs(clear, record.count):   # by distinct state
+                self.reports.ask_run(flight, first, count)
         if unclear:
             self._read_records(flight, unclear)
         if flight.settled():

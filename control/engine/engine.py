@@ -373,6 +373,7 @@ class Engine:
         for batch in list(self.batched.flights.values()):
             for apart in list(batch.apart.values()):
                 self.finish(apart, unfinished)
+            self.reports.abandon(batch, unfinished)
             if batch.record.verdict is None:
                 batch.record.verdict = unfinished
             self.finish_batch(batch)

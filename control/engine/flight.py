@@ -6,6 +6,7 @@ from beaver.p4src.wire import Op, Record
 
 from beaver.control.engine.record import BatchRecord, SnapshotRecord, Verdict
 from beaver.control.slbs.requests import Pending
+from beaver.traffic.oob.cuts import Cut
 
 
 class Flight:
@@ -29,7 +30,9 @@ class BatchFlight:
     schedule (INIT_BATCH), then answers for it once its last time has come
     (READ_BATCH); the snapshots its schedules do not clear are read and
     judged one by one (READ_RECORDS, as Flights); with in-group processes,
-    the accepted ones then collect their reports as Flights too."""
+    those then collect their reports as Flights too, and the IDs the
+    schedules accepted collect theirs by distinct state, a ReportRun for
+    each run of consecutive ones."""
 
     def __init__(self, record: BatchRecord, retakes_left: int):
         self.record = record
@@ -43,7 +46,21 @@ class BatchFlight:
         self.apart: dict[int, Flight] = {}      # numbers finishing on their own, unfinished
         self.passed: dict[tuple[str, int], Record] = {}   # READ_RECORDS: (SLB, number) -> the
                                                           # record of an ID it passed
+        self.runs: set[ReportRun] = set()       # report runs unfinished
         self.done = False
 
     def settled(self) -> bool:
-        return self.record.verdict is not None and not self.apart
+        return self.record.verdict is not None and not self.apart and not self.runs
+
+
+class ReportRun:
+    """The reports of snapshots first .. first + count - 1 of a batch, asked
+    of every process in one exchange, answered by distinct state."""
+
+    def __init__(self, batch: BatchFlight, first: int, count: int):
+        self.batch = batch
+        self.first = first                   # a snapshot number
+        self.count = count
+        self.waiting: set[str] = set()       # processes still to answer
+        self.cuts: dict[str, list[Cut]] = {}   # each process's answer, by distinct state
+        self.done = False

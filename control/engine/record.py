@@ -3,6 +3,7 @@ reports and the verdict.  The engine fills it, the rules judge it, the store
 keeps it, the CLI shows it."""
 from __future__ import annotations
 
+import bisect
 import enum
 from dataclasses import dataclass, field, replace
 
@@ -99,12 +100,27 @@ class ScheduleAck:
         return self.body.activate_at + index * self.schedule.spacing
 
 
+@dataclass(frozen=True)
+class ReportRange:
+    """A process's one report for the snapshots first .. last of a batch: the
+    same cut for each (traffic/oob/cuts.py), kept once; `report` is first's."""
+    first: int
+    last: int
+    report: Report
+
+    def of(self, number: int) -> Report:
+        return replace(self.report, snapshot_id=wire_id(number))
+
+
 @dataclass
 class BatchRecord:
     """Consecutive snapshots scheduled together, one schedule per SLB, and
     judged by them: `verdict` is the verdict of every number of the batch
     but those in `singles`, which were judged on their own records (or
-    failed on their own).  The store keeps a batch as one range."""
+    failed on their own).  The store keeps a batch as one range, and each
+    process's reports as ranges of the numbers they stand for (`reports`,
+    in number order): every number the verdict accepts is in one range of
+    every process when reports were collected."""
     first: int                  # the first snapshot number
     count: int
     mode: Mode
@@ -119,6 +135,7 @@ class BatchRecord:
     acks: dict[str, ScheduleAck] = field(default_factory=dict)
     verdict: Verdict | None = None
     singles: dict[int, SnapshotRecord] = field(default_factory=dict)
+    reports: dict[str, list[ReportRange]] = field(default_factory=dict)
 
     @property
     def numbers(self) -> range:
@@ -142,4 +159,8 @@ class BatchRecord:
                            activate_at=at)
             record.acks[name] = Ack(name, a.status, body, a.sent_us, a.received_us,
                                     a.attempts, a.clock)
+        for process, ranges in self.reports.items():
+            index = bisect.bisect_right(ranges, number, key=lambda r: r.first) - 1
+            if index >= 0 and ranges[index].last >= number:
+                record.reports[process] = ranges[index].of(number)
         return record

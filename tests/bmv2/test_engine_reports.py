@@ -6,14 +6,17 @@ that has since restarted.
 """
 from __future__ import annotations
 
+import dataclasses
 import signal
 import threading
 
 import pytest
 
 from beaver.control.config import ProcessConfig
+from beaver.control.engine.engine import TIMED
 from beaver.control.engine.record import Outcome
 from beaver.control.store import SnapshotStore
+from beaver.traffic.oob.links import channel_gaps
 from beaver.traffic.runtime.udp import Runtime
 
 from tests.support.bmv2_service import (config_path, controller, frozen_from_first_init, run_engine,
@@ -136,3 +139,41 @@ def test_a_process_that_does_not_answer_makes_the_snapshot_incomplete(controller
     assert verdict.outcome is Outcome.INCOMPLETE
     assert verdict.reason in ("no report from p1 within 200 ms",
                               f"p1 ({host}:{port}): timed out"), verdict.reason
+
+
+def test_a_batch_collects_its_reports_by_distinct_state(controller, switches, runtimes, store):
+    """Batched, with peer messages between the two processes all along: each
+    process answers one run per batch, cut where its state changes; every
+    stored number's reports are exactly what its runtime reports for that
+    ID, and a state is stored once for the IDs it stands for."""
+    p1, _ = runtimes("p1", 1, peers={"p2": dip(2)})
+    p2, _ = runtimes("p2", 2, peers={"p1": dip(1)})
+    talking = threading.Event()
+
+    def talk():
+        while not talking.wait(0.003):
+            p1.send("p2", {"op": "tick"})
+            p2.send("p1", {"op": "tock"})
+    talker = threading.Thread(target=talk)
+    talker.start()
+    try:
+        summary, finished = run_engine(controller, store, configured(p1, p2), count=240,
+                                       inflight=240, batch=120, initiation=TIMED, rate=4000,
+                                       tau_us=1000)
+    finally:
+        talking.set()
+        talker.join()
+    accepted = [r for r in finished if r.verdict.outcome is Outcome.ACCEPTED]
+    assert len(accepted) > 200, [r.verdict.reason for r in finished][:3]
+    assert summary.reports_asked - summary.reasked == 2 * 2, "one run per batch and process"
+    for record in accepted:
+        stored = store.get(record.number)
+        assert set(stored.reports) == {"p1", "p2"} and not channel_gaps(stored.reports)
+        for name, runtime in (("p1", p1), ("p2", p2)):
+            with runtime._lock:   # as the runtime's own answers read it
+                own = runtime.snapshots.report(record.snapshot_id)
+            assert stored.reports[name].to_message() == \
+                dataclasses.replace(own, current_id=stored.reports[name].current_id,
+                                    finished_id=stored.reports[name].finished_id).to_message()
+    rows = store.db.execute("SELECT COUNT(*) FROM reports").fetchone()[0]
+    assert rows < len(accepted), "a state stored once for the IDs it stands for"

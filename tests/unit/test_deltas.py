@@ -238,7 +238,7 @@ def test_the_store_keeps_changes_and_gives_back_every_whole_state(tmp_path):
     store.close()
 
 
-def test_a_store_of_schema_3_is_read_and_becomes_4_so_no_older_reader_misreads_it(tmp_path):
+def test_a_store_of_schema_3_is_read_and_becomes_5_so_no_older_reader_misreads_it(tmp_path):
     store = SnapshotStore(tmp_path / "s.db")
     store.save([record(1, reports={"p1": stored_report("p1", 1, {"x": 1})})])
     store.db.execute("UPDATE meta SET value = 3 WHERE key = 'schema_version'")
@@ -248,5 +248,5 @@ def test_a_store_of_schema_3_is_read_and_becomes_4_so_no_older_reader_misreads_i
     store.save([record(2, reports={"p1": stored_report("p1", 2, {"x": 2})})])
     assert store.get(2).reports["p1"].local_state == {"x": 2}
     assert store.db.execute("SELECT value FROM meta WHERE key = 'schema_version'"
-                            ).fetchone() == (4,)
+                            ).fetchone() == (5,)
     store.close()

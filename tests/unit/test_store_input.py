@@ -108,7 +108,7 @@ def test_a_store_of_another_schema_is_refused_unchanged(capsys, folder):
     before = store_files(folder)
     code, _, err = run(capsys, "snapshot", "list", "--store", folder / "s.db")
     assert code == 1
-    assert one_error_line(err) == f"{folder / 's.db'}: store schema 9, this controller reads 4"
+    assert one_error_line(err) == f"{folder / 's.db'}: store schema 9, this controller reads 5"
     assert store_files(folder) == before
 
 

@@ -38,9 +38,25 @@ def add_arguments(p):
                    help="snapshots per batched series (default 20000)")
     p.add_argument("--inflight", type=int, default=64,
                    help="k for the parallel series (default 64)")
+    p.add_argument("--series", default=",".join(map(_slug, SERIES)),
+                   help="the series to run, comma-separated (default all: "
+                        f"{', '.join(map(_slug, SERIES))})")
     p.add_argument("--batch", type=int, default=BATCH,
                    help=f"IDs per schedule when batched (default {BATCH}, at most "
                         f"{SCHEDULE_MAX})")
+
+
+def _slug(label: str) -> str:
+    """A series' name on the command line and in its phase's folder."""
+    return label.replace(" ", "-").replace(",", "")
+
+
+def _series(args) -> list[str]:
+    by_slug = {_slug(label): label for label in SERIES}
+    chosen = [name.strip() for name in args.series.split(",")]
+    if unknown := [name for name in chosen if name not in by_slug]:
+        raise SystemExit(f"fig10: no series {unknown[0]!r}; the series: {', '.join(by_slug)}")
+    return [by_slug[name] for name in chosen]
 
 
 def settings_for(series: str, args) -> RunSettings:
@@ -58,9 +74,9 @@ def run(args, results: Results) -> list[dict]:
     rows = []
     for slbs in [int(g) for g in args.slbs.split(",")]:
         spec = Spec(slbs=slbs, services=(Service("kv", "kv", 1, 7000),), outgroup=())
-        for label in SERIES:
+        for label in _series(args):
             settings = settings_for(label, args)
-            phase = snapshot_phase(results, f"g{slbs}-{label.replace(' ', '-').replace(',', '')}",
+            phase = snapshot_phase(results, f"g{slbs}-{_slug(label)}",
                                    spec, settings, reports=label == REPORTED, warmup=0,
                                    judge=False)
             finished = phase.summary.finished
@@ -79,8 +95,9 @@ def run(args, results: Results) -> list[dict]:
                          "by_records": phase.summary.by_records,
                          "bmv2": bmv2_build()})
     for row in rows:
-        base = next(r for r in rows if r["slbs"] == row["slbs"] and r["series"] == ONE)
-        row["vs_one_at_a_time"] = round(row["snapshots_per_s"] / base["snapshots_per_s"], 2)
+        base = next((r for r in rows if r["slbs"] == row["slbs"] and r["series"] == ONE), None)
+        if base is not None:
+            row["vs_one_at_a_time"] = round(row["snapshots_per_s"] / base["snapshots_per_s"], 2)
     results.write_csv(rows)
     plot(results, rows)
     return rows

@@ -14,7 +14,7 @@ snapshot is judged again by both rules at each tau of --taus (larger ones
 stand for out-groups farther away than this emulation's), and by the
 checker from the logs: a false accept is an accepted snapshot the checker
 did not prove consistent (inconsistent or unjudged; reports are not
-collected here, so there is no channel state to err).  Each |G|'s run also
+collected here unless --reports, so there is no channel state to err).  Each |G|'s run also
 states its external causal chains against each tau.
 """
 from __future__ import annotations
@@ -60,6 +60,9 @@ def add_arguments(p):
                         "and one READ per snapshot")
     p.add_argument("--outgroup-delay-ms", type=float, default=0.0,
                    help="delay on what out-group hosts send (default 0)")
+    p.add_argument("--reports", action="store_true",
+                   help="collect every in-group report (a batch's by distinct state), and "
+                        "let the checker judge their channel state too")
     p.add_argument("--host-nice", type=int, default=HOST_NICE,
                    help="nice value of the hosts' processes, so that the switches and the "
                         f"controller come first on a shared CPU (default {HOST_NICE}; 0: "
@@ -87,7 +90,7 @@ def run(args, results: Results) -> list[dict]:
         label = f"g{slbs}"
         results.progress(f"{label}: {slbs} SLBs under traffic, out-group delay {delay} us")
         with Run(spec(slbs, delay, args.host_nice), results.run_dir(label), Workload(),
-                 reports=False) as run:
+                 reports=args.reports) as run:
             run.start_traffic(warmup=1.0)
             series = {}
             for initiation in initiations:

@@ -1,6 +1,7 @@
 """What an in-group process answers the controller's out-of-band requests
 (traffic/oob/protocol.py), whichever transport its runtime speaks: status, and
-snapshot or report for one ID ("id") or many ("ids", answered in order),
+snapshot or report for one ID ("id"), many ("ids", answered in order) or a
+run ("first", "count": one report per distinct cut, traffic/oob/cuts.py),
 each local state as its changes from the "base" the controller holds, if
 this process still keeps that one."""
 from __future__ import annotations
@@ -9,8 +10,9 @@ import functools
 import threading
 from typing import Any, Callable, Mapping
 
+from beaver.traffic.oob import cuts as by_cut
 from beaver.traffic.oob import protocol as oob
-from beaver.p4src.ids import ID_SPACE, newest
+from beaver.p4src.ids import ID_SPACE, newest, next_id
 
 from beaver.traffic.oob.server import error
 from beaver.traffic.runtime.snapshots import Snapshots, Taken
@@ -30,12 +32,23 @@ def answer(message: dict[str, Any], process: str, snapshots: Snapshots | None,
                 "current_id": current, "finished_id": finished, "drops": dropped}
     if op not in ("snapshot", "report"):
         raise oob.ProtocolError(f"unknown op {op!r}")
-    ids = requested_ids(message)
+    run = "first" in message
+    if run and ("id" in message or "ids" in message):
+        raise oob.ProtocolError('a request carries "id", "ids" or "first", only one')
+    first, count = by_cut.requested_run(message) if run else (None, None)
+    ids = [] if run else requested_ids(message)
     base_id = message.get("base")
     if base_id is not None and not (type(base_id) is int and 0 <= base_id < ID_SPACE):
         raise oob.ProtocolError(f"bad base {base_id!r}")
     if snapshots is None:
         raise oob.ProtocolError(f"{process} runs without snapshots (mode off)")
+    if run:
+        with lock:
+            if op == "snapshot":   # one local state for the run, as a jump to its last
+                took(snapshots.oob(next_id(first, count - 1)))
+            cuts = snapshots.cuts(first, count)
+            base = _base(snapshots, base_id)
+        return by_cut.encode(first, count, cuts, lambda report: report.to_message(base))
     with lock:
         if op == "snapshot":   # one local state serves them all, as a jump does
             took(snapshots.oob(functools.reduce(newest, ids)))

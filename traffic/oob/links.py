@@ -4,9 +4,10 @@ in-group process, and the check that a snapshot's channel state is whole.
 Each link owns a TCP connection and a thread that serves its requests, so a
 slow or dead process delays only its own answers.  The requests that queue
 while an exchange is outstanding go out together: one exchange per op, its
-IDs in the order asked (oob.MAX_IDS at most in all).  Every ID's answer, or
-the reason there is none, goes to the callback given at construction, with
-its whole local state: each request names as its "base" the newest state
+IDs in the order asked (oob.MAX_IDS at most in all); a run of IDs asked by
+distinct state (traffic/oob/cuts.py) is an exchange of its own.  Every ID's
+answer (a run's cuts), or the reason there is none, goes to the callback
+given at construction, with its whole local state: each request names as its "base" the newest state
 the link holds from this connection, the process sends what changed since
 (traffic/oob/deltas.py), and the link rebuilds the state before anyone sees it.
 """
@@ -16,13 +17,15 @@ import logging
 import queue
 import socket
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from beaver.p4src.ids import is_newer
 
+from beaver.traffic.oob import cuts as by_cut
 from beaver.traffic.oob import protocol as oob
 from beaver.control.config import ProcessConfig
+from beaver.traffic.oob.cuts import Cut
 from beaver.traffic.oob.protocol import Report
 
 log = logging.getLogger(__name__)
@@ -36,8 +39,9 @@ class ProcessFailed(Exception):
 class Answered:
     process: str
     token: Any                           # what the asker passed along
-    report: Report | None                # None when the request failed
+    report: Report | None                # None when the request failed, or for a run
     error: ProcessFailed | None = None
+    cuts: list[Cut] | None = None        # a run's answer: its IDs by distinct state
 
 
 class ProcessLink:
@@ -64,6 +68,11 @@ class ProcessLink:
         of its op that queued meanwhile."""
         self._requests.put((op, snapshot_id, token))
 
+    def ask_run(self, op: str, first: int, count: int, token: Any):
+        """Queues the run first .. first + count - 1, answered by distinct
+        state in one exchange of its own."""
+        self._requests.put(((op, count), first, token))
+
     def close(self):
         self._requests.put(None)
         self._thread.join(self.timeout + 1)
@@ -71,8 +80,49 @@ class ProcessLink:
     def _serve(self):
         while not self._closing:
             for op, asked in self._by_op(self._take_queued()).items():
-                self._serve_op(op, asked)
+                if isinstance(op, tuple):
+                    for first, token in asked:
+                        self._serve_run(*op, first, token)
+                else:
+                    self._serve_op(op, asked)
         self._disconnect()
+
+    def _serve_run(self, op: str, count: int, first: int, token: Any):
+        where = f"{self.name} ({self.process.host}:{self.process.port})"
+        try:
+            answer = self._ask({"v": oob.VERSION, "op": op, "first": first, "count": count})
+            states: dict[int, Any] = {}   # id(delta) -> its state: one state rebuilt once
+            cuts = [Cut(c.first, c.count, self._rebuilt(c.answer, states)) for c in
+                    by_cut.decode(answer, first, count)]
+            self._hold([c.answer for c in cuts])
+        except (OSError, oob.ProtocolError) as e:
+            self._on_answer(Answered(self.name, token, None, self._failed(where, e)))
+            return
+        self._on_answer(Answered(self.name, token, None, cuts=cuts))
+
+    def _rebuilt(self, answer: Report | str, states: dict[int, Any]) -> Report | str:
+        """answer with its whole local state; the cuts of one state share
+        their changes (cuts.py's "same_state"), and so their rebuilt state."""
+        if not isinstance(answer, Report) or answer.delta is None:
+            return answer
+        if id(answer.delta) not in states:
+            states[id(answer.delta)] = answer.rebuilt(self._held).local_state
+        return replace(answer, local_state=states[id(answer.delta)], delta=None)
+
+    def _ask(self, request: dict[str, Any]) -> dict[str, Any]:
+        """One exchange on this link's connection (made if need be), from the
+        state held as its base."""
+        if self._sock is None:
+            self._sock = socket.create_connection((self.process.host, self.process.port),
+                                                  timeout=self.timeout)
+        if self._held is not None:
+            request["base"] = self._held[0]
+        return oob.request(self._sock, request)
+
+    def _failed(self, where: str, e: Exception) -> ProcessFailed:
+        self._disconnect()   # the stream may be out of step; start afresh
+        what = "timed out" if isinstance(e, socket.timeout) else str(e) or type(e).__name__
+        return ProcessFailed(f"{where}: {what}")
 
     def _take_queued(self) -> list[tuple[str, int, Any]]:
         """The next request (waiting for it), then every one already queued."""
@@ -114,12 +164,7 @@ class ProcessLink:
         request = ({"v": oob.VERSION, "op": op, "id": ids[0]} if len(ids) == 1
                    else {"v": oob.VERSION, "op": op, "ids": ids})
         try:
-            if self._sock is None:
-                self._sock = socket.create_connection((self.process.host, self.process.port),
-                                                      timeout=self.timeout)
-            if self._held is not None:
-                request["base"] = self._held[0]
-            answer = oob.request(self._sock, request)
+            answer = self._ask(request)
             if len(ids) == 1:
                 answers = [Report.from_message(answer)]
             else:
@@ -129,9 +174,7 @@ class ProcessLink:
             answers = [a.rebuilt(self._held) if isinstance(a, Report) else a for a in answers]
             self._hold(answers)
         except (OSError, oob.ProtocolError) as e:
-            self._disconnect()   # the stream may be out of step; start afresh
-            what = "timed out" if isinstance(e, socket.timeout) else str(e) or type(e).__name__
-            raise ProcessFailed(f"{where}: {what}") from None
+            raise self._failed(where, e) from None
         return [ProcessFailed(f"{self.name}: asked for {snapshot_id}, "
                               f"reported {answer.snapshot_id}")
                 if isinstance(answer, Report) and answer.snapshot_id != snapshot_id else answer

@@ -15,7 +15,13 @@ and reads one answer; a connection may carry many.
                                                 the Report or the error above; a
                                                 "snapshot" records at most one local
                                                 state, for the newest N still ahead
-    either, with "base":M                       each Report taken carries, in place of
+    {"v":1,"op":"snapshot"|"report",            {"v":1,"op":"cuts","first":F,"count":C,
+     "first":F,"count":C}                        "cuts":[{"first":..,"count":..,"report":..}]}:
+                                                one report per distinct cut of the run F ..
+                                                F+C-1, each with the IDs it stands for
+                                                (traffic/oob/cuts.py); a "snapshot" records
+                                                one local state, for F+C-1
+    any, with "base":M                          each Report taken carries, in place of
                                                 its local_state, "delta": {"base":M,
                                                 "changes":..}: what changed since its state
                                                 at M (traffic/oob/deltas.py), while it keeps M

@@ -24,6 +24,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from beaver.traffic.oob.cuts import Cut
 from beaver.traffic.oob.protocol import ChannelState, Report
 from beaver.p4src.ids import ID_SPACE, ID_WINDOW, ahead, is_newer, next_id
 from beaver.p4src.wire import RING_SIZE
@@ -326,3 +327,31 @@ class Snapshots:
                       taken_at_us=local.taken_at_us, local_state=local.state,
                       channels=channels, current_id=self.current_id,
                       finished_id=self.finished_id())
+
+    def cuts(self, first: int, count: int) -> list[Cut]:
+        """The reports of IDs first .. first + count - 1 as they stand, one
+        per distinct state (traffic/oob/cuts.py): within a record the report
+        changes only where an in-flight message's stamp falls, so the run is
+        cut there, at the records' edges, at the newest ID reached and at the
+        oldest kept; the IDs not kept share one error."""
+        cuts, at, left = [], first, count
+        while left:
+            if is_newer(at, self.current_id):   # so is every later ID of the run
+                cuts.append(Cut(at, left, self.report(at)))
+                break
+            record = self._record(at)
+            if record is None:   # older than every ID kept
+                kept_from = self.records[0].first if self.records else next_id(self.current_id)
+                size = min(left, ahead(kept_from, at))
+                cuts.append(Cut(at, size, f"snapshots {at}..{next_id(at, size - 1)} are not "
+                                          f"kept (the newest {self.window} IDs are)"))
+            else:
+                size = min(left, ahead(record.last, at) + 1)
+                starts = {0} | {offset for items in record.in_flight.values() for item in items
+                                if 0 < (offset := ahead(next_id(item["stamp"]), at)) < size}
+                bounds = sorted(starts) + [size]
+                cuts.extend(Cut(next_id(at, start), stop - start,
+                                self.report(next_id(at, start)))
+                            for start, stop in zip(bounds, bounds[1:]))
+            at, left = next_id(at, size), left - size
+        return cuts
