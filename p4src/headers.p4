@@ -51,10 +51,10 @@ const bit<8> FLAG_MARKING = 2;   // reply: marking is enabled
 /* Rings of per-ID epoch records and of schedules, indexed by the ID's low
  * bits (a schedule by its first ID's).  The controller never has more IDs
  * in flight than the ring holds, so a record is read before it is reused. */
-#define RING_BITS 10
-const bit<32> RING_SIZE = 1024;
+#define RING_BITS 13
+const bit<32> RING_SIZE = 8192;
 /* The most IDs one INIT_BATCH schedules: a whole ring. */
-const bit<16> SCHEDULE_MAX = 1023;
+const bit<16> SCHEDULE_MAX = 8191;
 /* The most records one READ_RECORDS reads (the records stack).  Every
  * header, valid or not, costs BMv2 about 1.5 us on every packet (measured:
  * a READ round trip took 183 us of switch CPU with no stack, 228 us with 16

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 CPU_PORT = 255
 BEAVER_UDP_PORT = 4790
 BEAVER_VERSION = 1
-RING_SIZE = 1024        # epoch records kept per SLB, indexed by ID mod RING_SIZE
+RING_SIZE = 8192        # epoch records kept per SLB, indexed by ID mod RING_SIZE
 LEARN_WINDOW = RING_SIZE - 1   # the furthest ahead an SLB learns an ID from a STAMP
 ETHERTYPE_PROBE = 0x88B5
 SCHEDULE_MAX = RING_SIZE - 1   # the most IDs one INIT_BATCH schedules

@@ -118,21 +118,78 @@ def test_schedules_wrap_around(slb):
 
 def test_a_schedule_the_size_of_the_ring(slb):
     """SCHEDULE_MAX IDs in one request, 1 us apart: the READ after the last
-    time finds the SLB at the last, every ID passed at or after its time."""
-    assert SCHEDULE_MAX == RING_SIZE - 1
+    time finds the SLB at the last, every ID passed at or after its time,
+    and the records of the first and the last ID are there to read, with
+    the ID before them (the ring keeps RING_SIZE IDs)."""
+    assert SCHEDULE_MAX == RING_SIZE - 1 == 8191
     slb.init(1)
+    slb.mark_of_next_vip()   # one packet under ID 1, to tell its record from a blank one
     at = slb.now() + LEAD
-    assert schedule(slb, 2, SCHEDULE_MAX, at, spacing=1).status == Status.SCHEDULED
     assert schedule(slb, 2, SCHEDULE_MAX + 1, at, spacing=1).status == Status.BAD_BATCH
+    assert schedule(slb, 2, SCHEDULE_MAX, at, spacing=1).status == Status.SCHEDULED
     wait_past(slb, at + 500)
     mark = slb.mark_of_next_vip()
     assert 2 + 500 <= mark <= 1 + SCHEDULE_MAX, "a packet mid-way carries the ID due then"
+    last = 1 + SCHEDULE_MAX   # 8192: slot 0
     wait_past(slb, at + SCHEDULE_MAX)
     answer = described(slb, 2)
-    assert answer.status == Status.OK and answer.body.id_after == 1 + SCHEDULE_MAX
+    assert answer.status == Status.OK and answer.body.id_after == last
     assert answer.batch.count == SCHEDULE_MAX and answer.batch.track == Track.FINAL
-    record = slb.read(mark).body
-    assert record.switch_time >= at + (mark - 2), "not before its time"
+    assert answer.batch.late_last == 0 and answer.body.activate_at == at
+    assert slb.read(mark).body.switch_time >= at + (mark - 2), "not before its time"
+    first = slb.read(2)
+    assert first.status == Status.OK and first.body.snapshot_id == 2
+    assert first.body.activate_at == at, "the schedule starts at 2"
+    assert at + 500 <= first.body.switch_time == slb.read(mark).body.switch_time, \
+        "passed by the packet mid-way"
+    final = slb.read(last)
+    assert final.status == Status.OK and final.body.snapshot_id == last
+    assert final.body.switch_time >= at + SCHEDULE_MAX - 1 and final.body.count == 0
+    assert final.body.activate_at == 0, "no schedule starts at it"
+    before = slb.read(1)
+    assert before.status == Status.OK and before.body.count == 1, "8,191 back: still kept"
+
+
+def test_the_ring_wraps_after_ring_size_ids(slb):
+    """ID n's record and schedule stay until ID n + RING_SIZE takes their
+    slot: ID 1's record and the schedule from 2 outlive IDs 1,025 (a ring of
+    1,024 would have lost them there) and 8,185; past the ring's end (slot
+    8,191, then 0) IDs 8,193 and 8,194 take them, and the reused slots hold
+    the new IDs' own records and schedule."""
+    slb.init(1)
+    slb.mark_of_next_vip()
+    at = slb.now() + LEAD
+    assert schedule(slb, 2, 4, at, spacing=10).status == Status.SCHEDULED
+    wait_past(slb, at + 40)
+    assert described(slb, 2).body.id_after == 5
+    for n in (1 + 1024, RING_SIZE - 7):
+        assert slb.init(n).status == Status.OK
+        kept = slb.read(1)
+        assert kept.status == Status.OK and kept.body.snapshot_id == 1, n
+        assert kept.body.count == 1, n
+        held = described(slb, 2)
+        assert held.status == Status.OK and held.batch.count == 4, n
+    wrapping = range(RING_SIZE - 6, RING_SIZE + 2)   # 8,186..8,193: slots 8,186..8,191, 0, 1
+    for i, n in enumerate(wrapping):
+        assert slb.init(n).status == Status.OK
+        for _ in range(i % 3):
+            assert slb.mark_of_next_vip() == n
+    gone = slb.read(1)
+    assert gone.status == Status.STALE, "ID 8,193 took ID 1's slot"
+    assert gone.body.snapshot_id == RING_SIZE + 1, "the current ID's record instead"
+    at = slb.now() + LEAD
+    assert schedule(slb, RING_SIZE + 2, 8, at, spacing=10).status == Status.SCHEDULED
+    assert described(slb, 2).status == Status.STALE, "ID 8,194's schedule took its slot"
+    wait_past(slb, at + 80)
+    answer = described(slb, RING_SIZE + 2)
+    assert answer.status == Status.OK and answer.body.id_after == RING_SIZE + 9
+    assert answer.batch.count == 8 and answer.batch.track == Track.FINAL
+    assert answer.body.activate_at == at
+    per_id = records(slb, RING_SIZE - 6, RECORDS_MAX).records   # 8,186..8,201
+    assert [r.status for r in per_id] == [Status.OK] * RECORDS_MAX
+    assert [r.snapshot_id for r in per_id] == list(range(RING_SIZE - 6, RING_SIZE + 10))
+    assert [r.count for r in per_id] == [i % 3 for i in range(8)] + [0] * 8, \
+        "each ID's own packets, across the ring's end"
 
 
 def test_a_schedule_reaching_the_ring_reuse_is_refused(slb):
@@ -143,6 +200,27 @@ def test_a_schedule_reaching_the_ring_reuse_is_refused(slb):
     assert described(slb, far).status == Status.STALE, "nothing was scheduled"
     assert schedule(slb, far - 1, 16, at).status == Status.SCHEDULED, \
         "RING_SIZE - 1 ahead still fits"
+
+
+def test_a_ring_sized_schedule_one_too_far_changes_nothing(slb):
+    """From ID 1, SCHEDULE_MAX IDs from 3 end RING_SIZE ahead (8,193, ID 1's
+    slot): TOO_FAR, nothing planned; from 2 they end RING_SIZE - 1 ahead and
+    fit.  A later TOO_FAR whose first ID shares that schedule's slot (8,194)
+    leaves the schedule as it was."""
+    slb.init(1)
+    at = slb.now() + LEAD
+    refused = schedule(slb, 3, SCHEDULE_MAX, at, spacing=1)
+    assert refused.status == Status.TOO_FAR and refused.body.id_after == 1
+    assert described(slb, 3).status == Status.STALE, "nothing was scheduled"
+    assert schedule(slb, 2, SCHEDULE_MAX, at, spacing=1).status == Status.SCHEDULED
+    assert schedule(slb, RING_SIZE + 2, 1, at + LEAD).status == Status.TOO_FAR
+    assert slb.current_id() == 1
+    wait_past(slb, at + SCHEDULE_MAX)
+    answer = described(slb, 2)
+    assert answer.status == Status.OK and answer.body.id_after == RING_SIZE
+    assert answer.batch.count == SCHEDULE_MAX and answer.batch.spacing == 1
+    assert answer.body.activate_at == at and answer.batch.track == Track.FINAL
+    assert described(slb, RING_SIZE + 2).status == Status.STALE
 
 
 def test_bad_schedules_change_nothing(slb):

@@ -33,6 +33,13 @@ def test_a_batch_gets_room_timed_initiation_and_the_fine_rule(config):
     assert (s.batch, s.inflight) == (8, 64)
 
 
+def test_a_batch_may_be_the_whole_ring(config):
+    """SCHEDULE_MAX (8,191) IDs in one schedule, all of them in flight: the
+    SLBs' ring of 8,192 records holds them and the ID before them."""
+    s = settings(config, "--count", 10000, "--batch", 8191)
+    assert (s.batch, s.inflight) == (8191, 8191)
+
+
 def test_without_a_batch_the_configuration_s_defaults_hold(config):
     s = settings(config, "--count", 10)
     assert (s.batch, s.inflight, s.initiation, s.rule) == (1, 1, "immediate", "coarse")
@@ -40,8 +47,14 @@ def test_without_a_batch_the_configuration_s_defaults_hold(config):
 
 @pytest.mark.parametrize("argv, message", [
     (("--batch", 255, "--inflight", 10),
-     "--batch must be 1 to 1023 (one schedule's IDs) and no more than --inflight (10): a batch "
+     "--batch must be 1 to 8191 (one schedule's IDs) and no more than --inflight (10): a batch "
      "is in flight whole"),
+    (("--batch", 8192),
+     "--inflight 8192 could overwrite SLB records before they are read: the ring keeps the "
+     "last 8192 IDs, so at most 8191 may be in flight"),
+    (("--batch", 8192, "--inflight", 8191),
+     "--batch must be 1 to 8191 (one schedule's IDs) and no more than --inflight (8191): a "
+     "batch is in flight whole"),
     (("--batch", 255, "--initiation", "immediate"),
      "--batch is for mode ogm with --initiation timed: batched IDs "
      "activate at their own times"),

@@ -28,7 +28,7 @@ from beaver.topologies.experiments.common.results import Results
 ONE, PARALLEL, BATCHED, REPORTED, BLOCKING = ("one at a time", "parallel", "batched",
                                               "batched, reports", "blocking")
 SERIES = (ONE, PARALLEL, BATCHED, REPORTED, BLOCKING)
-BATCH = 255   # IDs per schedule: four schedules fit the window (the ring's 1,023)
+BATCH = 255   # IDs per schedule: 32 schedules fit the window (the ring's 8,191)
 
 
 def add_arguments(p):

@@ -77,7 +77,7 @@ OOB_PORT = 4791
 VERSION = 1
 MAX_MESSAGE = 16 * 1024 * 1024
 MAX_DEPTH = 256   # a report holds local states and in-flight messages a few levels down
-MAX_IDS = 1024    # snapshot IDs in one "snapshot" or "report" request: a ring's worth
+MAX_IDS = 1024    # snapshot IDs in one "snapshot" or "report" request (links split larger batches)
 _LENGTH = struct.Struct("!I")
 
 
