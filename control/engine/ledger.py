@@ -103,6 +103,7 @@ class Ledger:
         if isinstance(saved, BaseException):
             raise saved
         (records, batches), saved_us = saved
+        self.summary.saved.append((saved_us, len(records) + sum(b.count for b in batches)))
         latencies = self.summary.latencies
         latencies.extend((saved_us - r.started_us, 1) for r in records)
         for b in batches:

@@ -50,3 +50,12 @@ def test_a_cleared_history_is_not_read_stale():
     rtts.clear()
     timing.observe(1_000)
     assert timing.lead_us() == LEAD_RTTS * 1_000
+
+
+def test_the_steady_rate_leaves_out_the_start_and_the_drain():
+    from beaver.control.engine.settings import RunSummary
+    summary = RunSummary()
+    summary.saved = [(0, 100)] + [(1_000_000 + 10_000 * i, 1000) for i in range(100)] + \
+        [(5_000_000, 100)]   # a slow first and last commit
+    assert summary.steady_rate() == (89_000 - 10_000) / ((89 - 10) * 10_000 / 1e6)
+    assert RunSummary().steady_rate() is None

@@ -8,10 +8,12 @@ Each |G| is a fresh network whose SLBs are real BMv2 switches driven over
 P4Runtime; a snapshot finishes when every SLB acknowledged it (the
 slbs' share of the protocol, as in the paper's figure).  The batched
 series is run a second time with every in-group report collected, the
-cost of the whole snapshot.  Rate = snapshots finished / time of the series;
-every snapshot is judged by its rule and stored.  Beside the rates, how far
-behind the batched runs fell (back-pressure: the window full) and the
-controller's CPU per snapshot.
+cost of the whole snapshot.  Rate = snapshots finished / time of the series,
+and the rate held: between the commits that stored the first and the last
+tenth of them (RunSummary.steady_rate: no start-up, no drain; give a count
+that lasts 10 s or more); every snapshot is judged by its rule and stored.
+Beside the rates, how far behind the batched runs fell (back-pressure: the
+window full) and the controller's CPU per snapshot.
 """
 from __future__ import annotations
 
@@ -38,9 +40,25 @@ def add_arguments(p):
                    help="snapshots per batched series (default 20000)")
     p.add_argument("--inflight", type=int, default=64,
                    help="k for the parallel series (default 64)")
+    p.add_argument("--series", default=",".join(map(_slug, SERIES)),
+                   help="the series to run, comma-separated (default all: "
+                        f"{', '.join(map(_slug, SERIES))})")
     p.add_argument("--batch", type=int, default=BATCH,
                    help=f"IDs per schedule when batched (default {BATCH}, at most "
                         f"{SCHEDULE_MAX})")
+
+
+def _slug(label: str) -> str:
+    """A series' name on the command line and in its phase's folder."""
+    return label.replace(" ", "-").replace(",", "")
+
+
+def _series(args) -> list[str]:
+    by_slug = {_slug(label): label for label in SERIES}
+    chosen = [name.strip() for name in args.series.split(",")]
+    if unknown := [name for name in chosen if name not in by_slug]:
+        raise SystemExit(f"fig10: no series {unknown[0]!r}; the series: {', '.join(by_slug)}")
+    return [by_slug[name] for name in chosen]
 
 
 def settings_for(series: str, args) -> RunSettings:
@@ -58,11 +76,12 @@ def run(args, results: Results) -> list[dict]:
     rows = []
     for slbs in [int(g) for g in args.slbs.split(",")]:
         spec = Spec(slbs=slbs, services=(Service("kv", "kv", 1, 7000),), outgroup=())
-        for label in SERIES:
+        for label in _series(args):
             settings = settings_for(label, args)
-            phase = snapshot_phase(results, f"g{slbs}-{label.replace(' ', '-').replace(',', '')}",
+            phase = snapshot_phase(results, f"g{slbs}-{_slug(label)}",
                                    spec, settings, reports=label == REPORTED, warmup=0,
-                                   judge=False)
+                                   judge=False, keep=False)
+            steady = phase.summary.steady_rate()
             finished = phase.summary.finished
             rows.append({"slbs": slbs, "series": label, "inflight": settings.inflight,
                          "batch": settings.batch, "finished": finished,
@@ -70,6 +89,7 @@ def run(args, results: Results) -> list[dict]:
                          "incomplete": phase.tally["incomplete"],
                          "seconds": round(phase.summary.elapsed_s, 3),
                          "snapshots_per_s": round(phase.summary.rate, 1),
+                         "steady_per_s": round(steady, 1) if steady else None,
                          "behind_ms": round(phase.summary.behind_us / 1000, 1),
                          "controller_cpu_us": round(phase.summary.cpu_s / max(finished, 1)
                                                     * 1e6, 1),
@@ -78,9 +98,16 @@ def run(args, results: Results) -> list[dict]:
                          "lead_ms": phase.tally["lead_ms"],
                          "by_records": phase.summary.by_records,
                          "bmv2": bmv2_build()})
+            r = rows[-1]
+            results.progress(f"g{slbs} {label}: held {r['steady_per_s']}/s (the first and last "
+                             f"tenth left out), {r['snapshots_per_s']}/s over "
+                             f"{r['seconds']} s, controller {r['controller_cpu_us']} us a "
+                             f"snapshot, lead {r['lead_ms']} ms, latency p50 "
+                             f"{r['latency_p50_ms']} p99 {r['latency_p99_ms']} ms")
     for row in rows:
-        base = next(r for r in rows if r["slbs"] == row["slbs"] and r["series"] == ONE)
-        row["vs_one_at_a_time"] = round(row["snapshots_per_s"] / base["snapshots_per_s"], 2)
+        base = next((r for r in rows if r["slbs"] == row["slbs"] and r["series"] == ONE), None)
+        if base is not None:
+            row["vs_one_at_a_time"] = round(row["snapshots_per_s"] / base["snapshots_per_s"], 2)
     results.write_csv(rows)
     plot(results, rows)
     return rows
