@@ -110,12 +110,13 @@ class Run:
             self.processes.start_outgroup(roles)
         time.sleep(warmup)
 
-    def snapshots(self, settings: RunSettings) -> RunSummary:
+    def snapshots(self, settings: RunSettings, keep: bool = True) -> RunSummary:
         """Takes the snapshots; then self.records holds them, from the store
-        (a batch's many are built only now, off the controller's hot path)."""
+        (a batch's many are built only now, off the controller's hot path).
+        keep=False: only the store holds them (millions in a held-rate run)."""
         processes = self.config.processes if self.reports else ()
         summary = Engine(self.controller, self.store, settings, processes).run()
-        if summary.first is not None:
+        if keep and summary.first is not None:
             self.records += self.store.records(summary.first, summary.last)
         return summary
 

@@ -108,6 +108,7 @@ class RunSummary:
                                     # polling timer not yet fired)
     by_records: int = 0             # batched: snapshots its schedules left to their records
     latencies: list[tuple[int, int]] = field(default_factory=list)   # (us, snapshots)
+    saved: list[tuple[int, int]] = field(default_factory=list)   # (when committed, snapshots)
 
     @property
     def finished(self) -> int:
@@ -116,6 +117,24 @@ class RunSummary:
     @property
     def rate(self) -> float:
         return self.finished / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def steady_rate(self, edge: float = 0.1) -> float | None:
+        """Snapshots per second between the commits that saw the first
+        `edge` and all but the last `edge` of them stored: the rate held,
+        without the first batches' start nor the last ones' drain (None if
+        too few commits to tell)."""
+        total = sum(n for _, n in self.saved)
+        begin = end = None
+        done = 0
+        for at_us, n in sorted(self.saved):
+            done += n
+            if begin is None and done >= edge * total:
+                begin, begun = at_us, done
+            if done <= (1 - edge) * total:
+                end, ended = at_us, done
+        if begin is None or end is None or end <= begin:
+            return None
+        return (ended - begun) / ((end - begin) / 1e6)
 
     def latency_us(self, quantile: float) -> int | None:
         """Start (the first request sent) to verdict (stored), at a quantile

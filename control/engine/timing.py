@@ -4,9 +4,12 @@ round trips, and the spacing, from the rate.
 Every SLB is told one moment, `lead` ahead, so it switches within its clock
 error of the others however late the INIT travels; an INIT that arrives
 after its moment costs the snapshot.  Snapshots are pipelined, so a longer
-lead costs latency, not rate: the lead covers the slowest round trip
-measured lately, twice over (an INIT that came late shows there as soon as
-its answer does).  "Lately" spans runs: the round trips are the
+lead costs latency, not rate, until the window fills: the lead covers the
+tail (LEAD_QUANTILE) of the round trips measured lately, twice over (an
+INIT that came late shows there as soon as its answer does).  The tail, not
+the slowest: one stall (another process on the core) once set the lead to
+70 ms for the next thousand round trips, and a window that turns over once
+per lead then carried a sixth of the rate.  "Lately" spans runs: the round trips are the
 controller's, so a run's first snapshots have the tail its last run saw, not
 only the unloaded clock measurements.  At a rate it stops short of holding
 more snapshots in flight than the window allows.
@@ -19,8 +22,10 @@ from beaver.control.engine.settings import RunSettings
 from beaver.control.slbs.requests import now_us
 
 LEAD_FLOOR_US = 1_000      # the least lead time
-LEAD_RTTS = 2.0            # the lead: this many times the slowest recent round trip
-RECENT_RTTS = 1024         # round trips the lead looks back on
+LEAD_RTTS = 2.0            # the lead: this many times the tail of the recent round trips
+LEAD_QUANTILE = 0.999      # the tail: the round trip that this share of them beat
+RECENT_RTTS = 4096         # round trips the lead looks back on
+TAIL_EVERY = 64            # the tail is sorted anew after this many new round trips
 WINDOW_SHARE = 0.8         # at a rate, the lead holds at most this share of the window
 
 
@@ -35,13 +40,32 @@ class Timing:
         self._rtts = rtts
         self._last_activation = 0   # the latest activation time handed out
         self.leads: list[int] = []  # the least and the most lead used
+        self._sorted: list[int] | None = None   # the recent round trips, until TAIL_EVERY
+        self._fresh = 0                          # more came
 
     def observe(self, rtt_us: int):
         self._rtts.append(rtt_us)
+        self._fresh += 1
+        if self._fresh >= TAIL_EVERY:
+            self._sorted = None
+
+    def _recent(self) -> list[int]:
+        """The recent round trips in order, sorted once per TAIL_EVERY new
+        ones, not per batch."""
+        if self._sorted is None or len(self._sorted) > len(self._rtts):   # or cleared
+            self._sorted = sorted(self._rtts)
+            self._fresh = 0
+        return self._sorted
 
     def tail_us(self) -> int:
+        """The LEAD_QUANTILE of the recent round trips (0 if none yet)."""
+        recent = self._recent()
+        return recent[int(LEAD_QUANTILE * (len(recent) - 1))] if recent else 0
+
+    def slowest_us(self) -> int:
         """The slowest recent round trip (0 if none yet)."""
-        return max(self._rtts, default=0)
+        recent = self._recent()
+        return recent[-1] if recent else 0
 
     def lead_us(self) -> int:
         s = self.settings
@@ -69,4 +93,4 @@ class Timing:
         """How long to wait for an answer: the configured time, or longer
         while the switches answer slower (an early resend only adds to
         their queue)."""
-        return max(int(self.settings.ack_timeout_ms * 1000), 2 * self.tail_us())
+        return max(int(self.settings.ack_timeout_ms * 1000), 2 * self.slowest_us())

@@ -8,10 +8,12 @@ Each |G| is a fresh network whose SLBs are real BMv2 switches driven over
 P4Runtime; a snapshot finishes when every SLB acknowledged it (the
 slbs' share of the protocol, as in the paper's figure).  The batched
 series is run a second time with every in-group report collected, the
-cost of the whole snapshot.  Rate = snapshots finished / time of the series;
-every snapshot is judged by its rule and stored.  Beside the rates, how far
-behind the batched runs fell (back-pressure: the window full) and the
-controller's CPU per snapshot.
+cost of the whole snapshot.  Rate = snapshots finished / time of the series,
+and the rate held: between the commits that stored the first and the last
+tenth of them (RunSummary.steady_rate: no start-up, no drain; give a count
+that lasts 10 s or more); every snapshot is judged by its rule and stored.
+Beside the rates, how far behind the batched runs fell (back-pressure: the
+window full) and the controller's CPU per snapshot.
 """
 from __future__ import annotations
 
@@ -78,7 +80,8 @@ def run(args, results: Results) -> list[dict]:
             settings = settings_for(label, args)
             phase = snapshot_phase(results, f"g{slbs}-{_slug(label)}",
                                    spec, settings, reports=label == REPORTED, warmup=0,
-                                   judge=False)
+                                   judge=False, keep=False)
+            steady = phase.summary.steady_rate()
             finished = phase.summary.finished
             rows.append({"slbs": slbs, "series": label, "inflight": settings.inflight,
                          "batch": settings.batch, "finished": finished,
@@ -86,6 +89,7 @@ def run(args, results: Results) -> list[dict]:
                          "incomplete": phase.tally["incomplete"],
                          "seconds": round(phase.summary.elapsed_s, 3),
                          "snapshots_per_s": round(phase.summary.rate, 1),
+                         "steady_per_s": round(steady, 1) if steady else None,
                          "behind_ms": round(phase.summary.behind_us / 1000, 1),
                          "controller_cpu_us": round(phase.summary.cpu_s / max(finished, 1)
                                                     * 1e6, 1),
@@ -94,6 +98,12 @@ def run(args, results: Results) -> list[dict]:
                          "lead_ms": phase.tally["lead_ms"],
                          "by_records": phase.summary.by_records,
                          "bmv2": bmv2_build()})
+            r = rows[-1]
+            results.progress(f"g{slbs} {label}: held {r['steady_per_s']}/s (the first and last "
+                             f"tenth left out), {r['snapshots_per_s']}/s over "
+                             f"{r['seconds']} s, controller {r['controller_cpu_us']} us a "
+                             f"snapshot, lead {r['lead_ms']} ms, latency p50 "
+                             f"{r['latency_p50_ms']} p99 {r['latency_p99_ms']} ms")
     for row in rows:
         base = next((r for r in rows if r["slbs"] == row["slbs"] and r["series"] == ONE), None)
         if base is not None:

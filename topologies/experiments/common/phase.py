@@ -30,19 +30,24 @@ class PhaseResult:
 def snapshot_phase(results: Results, label: str, spec: Spec, settings: RunSettings,
                    workload: Workload = Workload(), reports: bool = True,
                    marking: bool = True, warmup: float = 1.0, judge: bool = True,
-                   **labels) -> PhaseResult:
+                   keep: bool = True, **labels) -> PhaseResult:
+    """keep=False (unjudged runs): the records stay in the store, and the
+    tally counts the run's outcomes."""
     results.progress(f"{label}: {spec.slbs} SLB(s), {settings.count} snapshot(s), "
                      f"mode {settings.mode.value}")
     with Run(spec, results.run_dir(label), workload, reports=reports,
              marking=marking) as run:
         run.start_traffic(warmup)
-        summary = run.snapshots(settings)
+        summary = run.snapshots(settings, keep)
         run.stop_traffic()
     truth = run.check() if judge else None
     rows = snapshot_rows(run.records, truth.verdicts if truth else {}, phase=label, **labels)
     tau = settings.tau_us if settings.mode is Mode.OGM else None   # only OGM assumes one
+    counted = {} if keep else {"taken": summary.finished,
+                               **{o.value: n for o, n in summary.outcomes.items()}}
     result = PhaseResult(label, summary, run.records, rows,
-                         {**tally(rows), **timing(summary), **(truth.logs(tau) if truth else {})},
+                         {**tally(rows), **counted, **timing(summary),
+                          **(truth.logs(tau) if truth else {})},
                          truth, run.processes.summaries)
     t = result.tally
     checked = (f"; checker: {t['consistent']} consistent, {t['inconsistent']} inconsistent, "
