@@ -88,7 +88,8 @@ def run(args, results: Results) -> list[dict]:
     results.write_csv(rows)
     goals = impact.goals(args.rates)
     summary = [{**row, "placement": args.placement}
-               for row in paired.judge(rows, "throughput", "p99_us", goals, per="request")]
+               for row in paired.judge(rows, "throughput", "p99_us", goals, per="request",
+                                           apart=impact.apart(args.placement))]
     plot(results, rows, goals, args.placement)
     return summary
 

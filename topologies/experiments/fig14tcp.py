@@ -182,7 +182,8 @@ def run(args, results: Results) -> list[dict]:
         mine = [r for r in rows if r["workload"] == workload]
         throughput, latency, per = JUDGED[family(workload)]
         goals = impact.goals(args.rates, p99=family(workload) == "ycsb")
-        for row in paired.judge(mine, throughput, latency, goals, per):
+        for row in paired.judge(mine, throughput, latency, goals, per,
+                                impact.apart(args.placement)):
             ns = {kind: statistics.median(r["decap_ns_per_packet"] for r in mine
                                           if r["kind"] == kind)
                   for kind in (row["phase"], paired.BASELINE)}

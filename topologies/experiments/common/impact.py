@@ -48,6 +48,11 @@ def add_arguments(p, rates: str = "50,1000"):
                         "batch as often, with as many more IDs)")
 
 
+def apart(where: str) -> tuple[str, ...]:
+    """The parties on a core of their own, whose CPU takes none from the traffic."""
+    return ("controller",) if where == "pinned" else ()
+
+
 def phase_name(rate: float) -> str:
     return f"{SNAPSHOTS}{rate:g}"
 
