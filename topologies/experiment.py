@@ -110,14 +110,21 @@ class Run:
             self.processes.start_outgroup(roles)
         time.sleep(warmup)
 
-    def snapshots(self, settings: RunSettings) -> RunSummary:
+    def snapshots(self, settings: RunSettings, collect: bool = True) -> RunSummary:
         """Takes the snapshots; then self.records holds them, from the store
-        (a batch's many are built only now, off the controller's hot path)."""
+        (a batch's many are built only now, off the controller's hot path),
+        or, collect False, once collect(summary) is called: after a
+        measurement, which building them would otherwise be part of."""
         processes = self.config.processes if self.reports else ()
         summary = Engine(self.controller, self.store, settings, processes).run()
+        if collect:
+            self.collect(summary)
+        return summary
+
+    def collect(self, summary: RunSummary):
+        """Adds the snapshots summary took, from the store, to self.records."""
         if summary.first is not None:
             self.records += self.store.records(summary.first, summary.last)
-        return summary
 
     def stop_traffic(self):
         self.processes.stop_outgroup()

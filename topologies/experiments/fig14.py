@@ -58,11 +58,13 @@ def phase(results: Results, round_no: int, kind: str, args) -> dict:
         time.sleep(1.0)   # warm-up, placed
         taken = None
         if (rate := impact.rate_of(kind)) is not None:
-            taken = run.snapshots(impact.snapshot_settings(rate, args))
+            taken = run.snapshots(impact.snapshot_settings(rate, args), collect=False)
         else:
             time.sleep(args.seconds)
         run.stop_traffic()
         cpu = meter.read()
+        if taken:   # the records are built for the count, not measured
+            run.collect(taken)
     clients = [s for n, s in run.processes.summaries.items() if n in run.network.plan.outgroup]
     requests = sum(c["replies"] for c in clients)
     row = {"phase": label, "round": round_no, "kind": kind, "snapshots": len(run.records),

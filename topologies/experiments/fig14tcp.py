@@ -105,7 +105,7 @@ def phase(results: Results, workload: str, round_no: int, kind: str, args,
         started = time.monotonic()
         summary = None
         if (rate := impact.rate_of(kind)) is not None:
-            summary = run.snapshots(impact.snapshot_settings(rate, args))
+            summary = run.snapshots(impact.snapshot_settings(rate, args), collect=False)
         time.sleep(max(0.0, args.seconds - (time.monotonic() - started)))
         if role == "iperf":
             for name, proc in list(run.processes.running.items()):
@@ -115,6 +115,8 @@ def phase(results: Results, workload: str, round_no: int, kind: str, args,
         cpu = meter.read()
         after = [(d.counters()["decapsulated"], *flowmap.run_stats(d.prog_id)) for d in decaps]
         counters = [d.counters() for d in decaps]
+        if summary:   # the records are built for the count, not measured
+            run.collect(summary)
     decapsulated, decap_ns, decap_runs = (sum(a[i] - b[i] for a, b in zip(after, before))
                                           for i in range(3))
     clients = [s for n, s in run.processes.summaries.items() if n in run.network.plan.outgroup]
