@@ -54,7 +54,7 @@ def phase(results: Results, round_no: int, kind: str, args) -> dict:
     with Run(SPEC, results.run_dir(label), workload, marking=beaver) as run:
         meter = CpuMeter(run.parties())
         run.start_traffic(warmup=0.0)
-        placement.apply(args.placement)
+        placed = placement.apply(args.placement)
         time.sleep(1.0)   # warm-up, placed
         taken = None
         if (rate := impact.rate_of(kind)) is not None:
@@ -68,6 +68,7 @@ def phase(results: Results, round_no: int, kind: str, args) -> dict:
     clients = [s for n, s in run.processes.summaries.items() if n in run.network.plan.outgroup]
     requests = sum(c["replies"] for c in clients)
     row = {"phase": label, "round": round_no, "kind": kind, "snapshots": len(run.records),
+           "threads_on_traffic_core": placed.get("traffic", ""),
            "throughput": round(sum(c["throughput"] for c in clients), 1),
            "p50_us": statistics.mean(c["latency_p50_us"] for c in clients),
            "p99_us": statistics.mean(c["latency_p99_us"] for c in clients),

@@ -100,7 +100,7 @@ def phase(results: Results, workload: str, round_no: int, kind: str, args,
         before = [(d.counters()["decapsulated"], *flowmap.run_stats(d.prog_id)) for d in decaps]
         meter = CpuMeter(run.parties())
         run.start_traffic(warmup=0.0, roles=(role,))
-        placement.apply(args.placement)
+        placed = placement.apply(args.placement)
         time.sleep(1.0)     # warm-up, placed; iperf omits that second
         started = time.monotonic()
         summary = None
@@ -128,6 +128,7 @@ def phase(results: Results, workload: str, round_no: int, kind: str, args,
     row = {"phase": label, "workload": workload, "round": round_no, "kind": kind,
            "offered_mbps": round(mbps, 1) if mbps else "",
            "snapshots": len(run.records),
+           "threads_on_traffic_core": placed.get("traffic", ""),
            "snapshot_rate": round(summary.rate, 1) if summary else 0.0,
            "decapsulated": decapsulated,
            "foreign_or_malformed": sum(c["foreign"] + c["malformed"] for c in counters),
