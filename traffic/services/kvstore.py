@@ -183,15 +183,17 @@ class KvReplica:
     def local_state(self) -> dict[str, Any]:
         self.dropped = [u for u in self.dropped
                         if not superseded(self.registers, self.counters, u)]
-        registers, counters = (dict(part) for part in self._captured)
-        for key in self._written:
-            if key in self.registers:
-                value, version = self.registers[key]
-                registers[key] = [value, list(version)]
-            if key in self.counters:
-                counters[key] = dict(self.counters[key])
-        self._written = set()
-        self._captured = (registers, counters)
+        if self._written:   # else the last capture's, unchanged: no copy of the whole store
+            registers, counters = (dict(part) for part in self._captured)
+            for key in self._written:
+                if key in self.registers:
+                    value, version = self.registers[key]
+                    registers[key] = [value, list(version)]
+                if key in self.counters:
+                    counters[key] = dict(self.counters[key])
+            self._written = set()
+            self._captured = (registers, counters)
+        registers, counters = self._captured
         return {"service": "kv", "layout": self.layout(), "registers": registers,
                 "counters": counters, "clock": self.clock, "updates": self.updates,
                 "faults": {"dropped": [dict(u) for u in self.dropped]}}
