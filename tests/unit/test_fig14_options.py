@@ -10,6 +10,7 @@ pytest.importorskip("mininet", reason="the experiments import topologies/network
 from beaver.topologies.experiments import fig14, fig14tcp   # noqa: E402
 from beaver.topologies.experiments.common import impact     # noqa: E402
 from beaver.topologies.experiments.common.paired import Goal   # noqa: E402
+from beaver.control.engine.window import MAX_SPAN                # noqa: E402
 
 
 def parse(module, *argv):
@@ -43,6 +44,10 @@ def test_batches_go_as_often_at_any_rate():
     assert (slow.batch, slow.count, slow.inflight) == (10, 150, 40)
     assert (fast.batch, fast.count, fast.rate) == (200, 3000, 1000)
     assert impact.snapshot_settings(5, args).batch == 10      # never under --batch
+    # 1 s batches at 1,000/s would put 4,000 IDs in flight: capped, and valid
+    wide = impact.snapshot_settings(1000, parse(fig14, "--batch", "50"))
+    assert wide.batch == MAX_SPAN // 4 and wide.inflight <= MAX_SPAN
+    wide.check(slbs=2)
 
 
 @pytest.mark.parametrize("argv", [("--rates", "50,x"), ("--rates", "0"), ("--rates", ""),

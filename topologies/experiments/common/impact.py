@@ -13,6 +13,7 @@ import argparse
 from beaver.control.engine import rules
 from beaver.control.engine.engine import TIMED, RunSettings
 from beaver.control.engine.record import Mode
+from beaver.control.engine.window import MAX_SPAN
 
 from beaver.topologies import placement
 from beaver.topologies.experiments.common.paired import BASELINE, Goal
@@ -75,8 +76,9 @@ def goals(rates, p99: bool = True) -> dict[str, Goal]:
 
 
 def batch_for(rate: float, args) -> int:
-    """IDs per control message: --batch at 50/s, as often at any rate."""
-    return max(args.batch, round(args.batch * rate / NEAR_ZERO_RATE))
+    """IDs per control message: --batch at 50/s, as often at any rate, but
+    no more than four batches in flight may span (the SLBs' record ring)."""
+    return min(max(args.batch, round(args.batch * rate / NEAR_ZERO_RATE)), MAX_SPAN // 4)
 
 
 def snapshot_settings(rate: float, args) -> RunSettings:
