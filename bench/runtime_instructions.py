@@ -16,7 +16,13 @@ is the count per request: start-up and imports drop out.  A third mode,
 "none", builds the same datagrams and hands them to no one: its count,
 the driver's own, is taken off the other two.
 
+--reports: the driver also asks for each snapshot's report once the next
+one starts, as the controller does (one "report" for the finished ID, its
+changes from the one before), and encodes the answer, in the main thread,
+so the count holds what the replica's OOB thread does for it.
+
 Run: python bench/runtime_instructions.py [--requests 400] [--snapshot-every 50]
+         [--reports]
 (each driver run takes some seconds under valgrind).
 """
 from __future__ import annotations
@@ -46,12 +52,13 @@ def inner_packet(payload: bytes, client=CLIENT, vip=VIP) -> bytes:
     return ip + udp + payload
 
 
-def drive(mode: str, requests: int, snapshot_every: int):
+def drive(mode: str, requests: int, snapshot_every: int, reports: bool = False):
     from beaver.p4src.wire import BeaverHeader, Kind
     from beaver.traffic.runtime.datagrams import PeerKind, pack_peer, peer_name
     from beaver.traffic.services.kvstore import KvReplica
     from beaver.traffic.runtime.udp import Runtime
     from beaver.traffic.runtime.snapshots import Mode
+    from beaver.traffic.oob import protocol as oob
 
     runtime = Runtime("kv1", DIP, vips=[VIP], slbs=[SLB], peers={"kv2": PEER},
                       mode=Mode("off" if mode == "none" else mode), mgmt=(DIP, 0))
@@ -70,6 +77,14 @@ def drive(mode: str, requests: int, snapshot_every: int):
             snapshot_id += 1
             from_kv2(snapshot_id, PeerKind.COUNT, 0, {"id": f"kv2:c{i}", "first": snapshot_id,
                                                       "sent_before": sent_by_kv2})
+            if reports and mode == "beaver" and snapshot_id > 1:
+                ask = {"v": oob.VERSION, "op": "report", "ids": [snapshot_id - 1]}
+                if snapshot_id > 2:
+                    ask["base"] = snapshot_id - 2
+                answered = runtime._answer(ask)
+                if answered["op"] != "reports" or "error" in answered["reports"][0]:
+                    raise SystemExit(f"the driver's report was refused: {answered}")
+                oob.encode(answered)
         key = f"k{i % 100}"
         message = ({"id": f"g:{i}", "op": "put", "key": key, "value": i} if i % 2
                    else {"id": f"g:{i}", "op": "get", "key": key})
@@ -86,12 +101,14 @@ def drive(mode: str, requests: int, snapshot_every: int):
         raise SystemExit(f"the driver's traffic was not handled: drops {dict(runtime.drops)}")
 
 
-def instructions(mode: str, requests: int, snapshot_every: int, out: Path) -> int:
+def instructions(mode: str, requests: int, snapshot_every: int, out: Path,
+                 reports: bool = False) -> int:
     """The main thread's instruction count for one driver run under callgrind."""
     prefix = out / f"{mode}-{requests}"
     subprocess.run(["valgrind", "--tool=callgrind", "--separate-threads=yes",
                     f"--callgrind-out-file={prefix}", sys.executable, __file__, "--drive", mode,
-                    "--requests", str(requests), "--snapshot-every", str(snapshot_every)],
+                    "--requests", str(requests), "--snapshot-every", str(snapshot_every),
+                    *(["--reports"] if reports else [])],
                    check=True, capture_output=True, env={**os.environ, "PYTHONHASHSEED": "0"})
     main_thread = Path(f"{prefix}-01")
     return int(re.search(r"^summary: (\d+)", main_thread.read_text(), re.M).group(1))
@@ -102,15 +119,17 @@ def main():
     p.add_argument("--requests", type=int, default=400)
     p.add_argument("--snapshot-every", type=int, default=50,
                    help="a new snapshot ID every this many requests (0: never)")
+    p.add_argument("--reports", action="store_true",
+                   help="answer each snapshot's report too, as the OOB thread does")
     p.add_argument("--drive", choices=MODES, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.drive:
-        return drive(args.drive, args.requests, args.snapshot_every)
+        return drive(args.drive, args.requests, args.snapshot_every, args.reports)
 
     per_request = {}
     with tempfile.TemporaryDirectory() as out:
         for mode in MODES:
-            counts = [instructions(mode, n, args.snapshot_every, Path(out))
+            counts = [instructions(mode, n, args.snapshot_every, Path(out), args.reports)
                       for n in (args.requests, 5 * args.requests)]
             per_request[mode] = (counts[1] - counts[0]) / (4 * args.requests)
             print(f"{mode:>6}: {counts[0]} and {counts[1]} instructions for {args.requests} and "
@@ -119,6 +138,7 @@ def main():
     off, beaver = (per_request[mode] - per_request["none"] for mode in ("off", "beaver"))
     print(json.dumps({
         "requests": [args.requests, 5 * args.requests], "snapshot_every": args.snapshot_every,
+        "reports": args.reports,
         "driver_instructions_per_request": round(per_request["none"]),
         "off_instructions_per_request": round(off),
         "beaver_instructions_per_request": round(beaver),

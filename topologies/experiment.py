@@ -110,15 +110,22 @@ class Run:
             self.processes.start_outgroup(roles)
         time.sleep(warmup)
 
-    def snapshots(self, settings: RunSettings, keep: bool = True) -> RunSummary:
+    def snapshots(self, settings: RunSettings, collect: bool = True) -> RunSummary:
         """Takes the snapshots; then self.records holds them, from the store
-        (a batch's many are built only now, off the controller's hot path).
-        keep=False: only the store holds them (millions in a held-rate run)."""
+        (a batch's many are built only now, off the controller's hot path),
+        or, collect False, once collect(summary) is called: after a
+        measurement, which building them would otherwise be part of, or never
+        (a held-rate run's millions stay in the store)."""
         processes = self.config.processes if self.reports else ()
         summary = Engine(self.controller, self.store, settings, processes).run()
-        if keep and summary.first is not None:
-            self.records += self.store.records(summary.first, summary.last)
+        if collect:
+            self.collect(summary)
         return summary
+
+    def collect(self, summary: RunSummary):
+        """Adds the snapshots summary took, from the store, to self.records."""
+        if summary.first is not None:
+            self.records += self.store.records(summary.first, summary.last)
 
     def stop_traffic(self):
         self.processes.stop_outgroup()

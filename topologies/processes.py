@@ -75,6 +75,7 @@ class Workload:
     # extra arguments by service app (in-group) or by role (out-group)
     app_args: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     iperf_seconds: float = 10.0        # how long an iperf role sends
+    iperf_mbps: float | None = None    # an iperf role's offered load (None: as fast as it can)
 
 
 class Processes:
@@ -180,14 +181,16 @@ class Processes:
                    "--b", self._vip_of_service("fb"), "--queue", queue]
         elif role == "ycsb":
             cmd = ["-m", "beaver.traffic.outgroup.ycsb", "--target", self._vip_of("kv"),
-                   "--read-ratio", str(1 - w.write_ratio), "--seed", seed]
+                   "--read-ratio", str(1 - w.write_ratio), "--seed", seed,
+                   *w.app_args.get(role, ())]
         elif role == "relay-tcp":
             cmd = ["-m", "beaver.traffic.outgroup.tcp_relay", "--first", self._vip_of("kv"),
                    "--then", self._vip_of("kv", 1), "--seed", seed]
         elif role == "iperf":
             vip, port = self._vip_of("iperf").split(":")
             return ["iperf3", "--client", vip, "--port", port, "--bind", addr.ip,
-                    "--time", str(w.iperf_seconds), "--omit", "1", "--json"]
+                    "--time", str(w.iperf_seconds), "--omit", "1", "--json",
+                    *(["--bitrate", f"{w.iperf_mbps:.3f}M"] if w.iperf_mbps else [])]
         else:
             raise ProcessError(f"unknown out-group role {role!r}: one of {', '.join(ROLES)}")
         bind = (f"{addr.ip}:{SERVER_PORTS[role]}" if role in SERVER_PORTS else

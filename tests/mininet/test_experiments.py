@@ -102,3 +102,28 @@ def test_cleanup_removes_what_a_killed_run_left(tmp_path, capsys):
     assert main(["experiment", "cleanup"]) == 0
     assert "removed" in capsys.readouterr().out
     assert not leftover_links() and not leftover_processes()
+
+
+@pytest.mark.bpf
+def test_fig14_over_tcp_pinned_at_a_load_and_with_scans(tmp_path, capsys):
+    assert main(["experiment", "run", "fig14tcp", "--out", str(tmp_path), "--rounds", "1",
+                 "--seconds", "2", "--rates", "50", "--placement", "pinned",
+                 "--workloads", "iperf,ycsb-e", "--loads", "50"]) == 0
+    rows = summary(tmp_path, "fig14tcp")
+    assert {(r["workload"], r["phase"]) for r in rows} == {
+        (w, p) for w in ("iperf@50%", "ycsb-e") for p in ("marking", "snapshots-50")}
+    assert {r["placement"] for r in rows} == {"pinned"}
+    (csv_path,) = tmp_path.glob("fig14tcp-*/fig14tcp.csv")
+    import csv
+    phases = list(csv.DictReader(csv_path.open()))
+    assert len(phases) == 6
+    for phase in phases:
+        # BMv2, the in-group processes and the clients were put on the traffic core
+        assert int(phase["threads_on_traffic_core"]) >= 10, phase
+        if phase["workload"] == "iperf@50%":
+            offered = float(phase["offered_mbps"])
+            assert offered > 0 and 0.7 * offered < float(phase["throughput_mbps"]) < 1.1 * offered
+        else:
+            assert float(phase["throughput"]) > 100 and phase["timeouts"] == "0", phase
+        assert int(phase["snapshots"]) == (100 if phase["kind"] == "snapshots-50" else 0)
+    assert not leftover_links() and not leftover_processes()

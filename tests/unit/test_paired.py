@@ -4,9 +4,10 @@ from beaver.topologies.experiments.common import paired
 from beaver.topologies.experiments.common.paired import Goal, Spread
 
 
-def row(round_no, kind, throughput, p99=100.0, slb=10.0, controller=1.0):
+def row(round_no, kind, throughput, p99=100.0, slb=10.0, controller=1.0, **costs):
     return {"round": round_no, "kind": kind, "throughput": throughput, "p99_us": p99,
-            "cost_slb": slb, "cost_controller": controller}
+            "cost_slb": slb, "cost_controller": controller,
+            **{f"cost_{party}": cost for party, cost in costs.items()}}
 
 
 def test_every_other_round_runs_the_phases_in_reverse():
@@ -38,7 +39,7 @@ def test_a_verdict_says_by_how_much_and_which_cost_rose_most():
                             Spread(1.3, 1.2, 1.4, 1.2, 1.4, 5),
                             Goal(0.95, p99=1.2), rises, 500)
     assert missed.startswith("missed: throughput 0.020 under 0.95, p99 0.10x over 1.2x")
-    assert missed.endswith("largest CPU rise: controller +40.0 us; all +55.0 us, "
+    assert missed.endswith("largest CPU rise on the traffic's cores: controller +40.0 us; all +55.0 us, "
                            "on busy cores a ratio of 0.901")
 
 
@@ -60,3 +61,17 @@ def test_judge_gives_each_phase_its_ratios_costs_and_verdict():
     assert snapshots["controller"] == "23.0 vs 1.0"
     assert snapshots["verdict"].endswith("controller +22.0 us; all +23.0 us, on busy cores a "
                                          "ratio of 0.324"), snapshots["verdict"]
+
+
+def test_a_party_on_a_core_of_its_own_is_shown_but_takes_no_part_in_the_verdict():
+    rows = []
+    for n in (1, 2, 3):
+        rows += [row(n, "without", 1000, p99=100, slb=10, ingroup=10, controller=1),
+                 row(n, "snapshots-50", 900, p99=130, slb=12, ingroup=13, controller=30)]
+    goals = {"snapshots-50": Goal(0.98, 1.1)}
+    pinned = paired.judge(rows, "throughput", "p99_us", goals, "request", apart=("controller",))
+    shared = paired.judge(rows, "throughput", "p99_us", goals, "request")
+    assert pinned[0]["controller"] == shared[0]["controller"] == "30.0 vs 1.0"
+    assert pinned[0]["verdict"].endswith("on the traffic's cores: ingroup +3.0 us; all +5.0 us, "
+                                         "on busy cores a ratio of 0.800"), pinned[0]["verdict"]
+    assert "controller +29.0 us; all +34.0 us" in shared[0]["verdict"]

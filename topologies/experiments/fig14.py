@@ -8,34 +8,32 @@ Each round runs three phases, each a fresh network with the same clients
                snapshots: a plain SLB and plain services;
   marking      marking on and the Beaver runtime, no snapshot taken: the
                cost on the data path;
-  snapshots    as marking, and the controller taking OGM snapshots at
-               --rate with every in-group report collected: timed
-               initiation, --batch IDs per control message (1: one INIT
-               and one READ per snapshot and SLB, as before batching).
+  snapshots-R  as marking, and the controller taking OGM snapshots at R
+               per second (one phase for each of --rates, default 50 and
+               1000) with every in-group report collected: timed
+               initiation, IDs batched (common/impact.py).
 
 Throughput is the clients' replies per second (summed), latency their p99
 (averaged over clients); each round's phase is divided by that round's
 without, and the summary gives the median ratio with its quartiles and
 range, against the goals, and beside it each party's CPU per request (the
 SLBs, the in-group processes, the controller), measured over the clients'
-lifetime. The controller shares this machine's cores with the switches and
-every process, so the last phase also measures that contention.
+lifetime. --placement pinned puts the controller on a core of its own and
+every other process on the other, in every phase (topologies/placement.py);
+shared (default) lets them contend for both cores.
 """
 from __future__ import annotations
 
 import statistics
 import time
 
-from beaver.control.engine import rules
-from beaver.control.engine.engine import TIMED, RunSettings
-from beaver.control.engine.record import Mode
-
+from beaver.topologies import placement
 from beaver.topologies.cpu import CpuMeter
 from beaver.topologies.experiment import Run
 from beaver.topologies.processes import Workload
 from beaver.topologies.spec import Service, Spec
 from beaver.topologies.experiments.common import paired
-from beaver.topologies.experiments.common.paired import Goal
+from beaver.topologies.experiments.common import impact
 from beaver.topologies.experiments.common.results import Results
 
 SPEC = Spec(slbs=2, services=(Service("kv", "kv", 2, 7000), Service("bank", "bank", 2, 7100)),
@@ -46,15 +44,7 @@ SPEC = Spec(slbs=2, services=(Service("kv", "kv", 2, 7000), Service("bank", "ban
 def add_arguments(p):
     p.add_argument("--rounds", type=int, default=5, help="rounds of the three phases (default 5)")
     p.add_argument("--seconds", type=float, default=5.0, help="per phase (default 5)")
-    p.add_argument("--rate", type=float, default=50.0,
-                   help="snapshots per second while with Beaver (default 50)")
-    p.add_argument("--batch", type=int, default=10,
-                   help="IDs per control message in the snapshots phase (default 10: "
-                        "one INIT_BATCH and one READ_BATCH per SLB every 0.2 s at 50/s)")
-
-
-PHASES = ("without", "marking", "snapshots")
-GOALS = {"marking": Goal(0.98), "snapshots": Goal(0.95, p99=1.2)}   # the paper's near-zero
+    impact.add_arguments(p)
 
 
 def phase(results: Results, round_no: int, kind: str, args) -> dict:
@@ -63,19 +53,22 @@ def phase(results: Results, round_no: int, kind: str, args) -> dict:
     label = f"{kind}-{round_no}"
     with Run(SPEC, results.run_dir(label), workload, marking=beaver) as run:
         meter = CpuMeter(run.parties())
-        run.start_traffic(warmup=1.0)
+        run.start_traffic(warmup=0.0)
+        placed = placement.apply(args.placement)
+        time.sleep(1.0)   # warm-up, placed
         taken = None
-        if kind == "snapshots":
-            taken = run.snapshots(RunSettings(Mode.OGM, rules.FINE, 1000, inflight=4 * args.batch,
-                                      rate=args.rate, count=int(args.rate * args.seconds),
-                                      batch=args.batch, initiation=TIMED))
+        if (rate := impact.rate_of(kind)) is not None:
+            taken = run.snapshots(impact.snapshot_settings(rate, args), collect=False)
         else:
             time.sleep(args.seconds)
         run.stop_traffic()
         cpu = meter.read()
+        if taken:   # the records are built for the count, not measured
+            run.collect(taken)
     clients = [s for n, s in run.processes.summaries.items() if n in run.network.plan.outgroup]
     requests = sum(c["replies"] for c in clients)
     row = {"phase": label, "round": round_no, "kind": kind, "snapshots": len(run.records),
+           "threads_on_traffic_core": placed.get("traffic", ""),
            "throughput": round(sum(c["throughput"] for c in clients), 1),
            "p50_us": statistics.mean(c["latency_p50_us"] for c in clients),
            "p99_us": statistics.mean(c["latency_p99_us"] for c in clients),
@@ -92,15 +85,20 @@ def phase(results: Results, round_no: int, kind: str, args) -> dict:
 
 
 def run(args, results: Results) -> list[dict]:
-    rows = [phase(results, n, kind, args) for n, kind in paired.rounds(PHASES, args.rounds)]
+    results.progress(f"placement {placement.describe(args.placement)}")
+    rows = [phase(results, n, kind, args)
+            for n, kind in paired.rounds(impact.phases(args.rates), args.rounds)]
     results.write_csv(rows)
-    summary = paired.judge(rows, "throughput", "p99_us", GOALS, per="request")
-    plot(results, rows)
+    goals = impact.goals(args.rates)
+    summary = [{**row, "placement": args.placement}
+               for row in paired.judge(rows, "throughput", "p99_us", goals, per="request",
+                                           apart=impact.apart(args.placement))]
+    plot(results, rows, goals, args.placement)
     return summary
 
 
-def plot(results: Results, rows: list[dict]):
+def plot(results: Results, rows: list[dict], goals, where: str):
     fig, (ratios, costs) = results.figure(2)
-    paired.draw(ratios, costs, rows, ("throughput", "p50_us", "p99_us"), GOALS, "request",
-                "Figure 14: user traffic with Beaver")
+    paired.draw(ratios, costs, rows, ("throughput", "p50_us", "p99_us"), goals, "request",
+                f"Figure 14: user traffic with Beaver ({where})")
     results.save_figure(fig)

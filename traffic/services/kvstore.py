@@ -9,7 +9,14 @@ Requests (JSON, via the VIP):   replies (DSR):
     {"op":"get","key":k}            {"ok":true,"value":v}   (null if unset)
     {"op":"put","key":k,"value":v}  {"ok":true}
     {"op":"incr","key":k,"by":n}    {"ok":true,"value":total}
+    {"op":"scan","key":k,"count":n} {"ok":true,"items":[[key,value],..]}
 anything else                       {"ok":false,"error":".."}
+
+A scan (YCSB's workload E) returns the first n keys, in order, from k on
+(k itself included if set), registers and counters alike; n is 1 to
+MAX_SCAN, so one reply stays small whatever a client asks.  The keys are
+kept sorted as they are first written (a state change), so a scan costs
+its own length and a log search, never a sort of the whole store.
 
 A replica checks the updates its peers send: a register's is a key, a value
 and a version [clock, replica]; a counter's a key, a replica and a count of
@@ -34,6 +41,7 @@ STORE:ID): its state names the replicas it was taken with and its version.
 """
 from __future__ import annotations
 
+import bisect
 from typing import Any
 
 from beaver.traffic.messages import Message, Refused
@@ -42,6 +50,7 @@ from beaver.traffic.runtime.tcp import TcpClient, TcpRuntime
 
 
 STATE_VERSION = 1   # of local_state's shape: a restore needs the same
+MAX_SCAN = 100      # keys in one scan's reply at most (YCSB's default longest scan)
 
 Registers = dict[str, tuple[Any, tuple[int, str]]]   # key -> (value, version)
 Counters = dict[str, dict[str, int]]                  # key -> replica -> count
@@ -99,6 +108,7 @@ class KvReplica:
         # never changed, and the keys written since: a capture copies only those.
         self._captured: tuple[dict, dict] = ({}, {})
         self._written: set[str] = set()
+        self._keys: list[str] = []                         # every key set, in order, for scans
 
     def value(self, key: str) -> Any:
         if key in self.counters:
@@ -106,13 +116,30 @@ class KvReplica:
         register = self.registers.get(key)
         return None if register is None else register[0]
 
+    def scan(self, start: str, count: int) -> list[list]:
+        """[key, value] of the first count keys from start on, in order."""
+        first = bisect.bisect_left(self._keys, start)
+        return [[key, self.value(key)] for key in self._keys[first:first + count]]
+
+    def _known(self, key: str):
+        """Keeps key in the scans' order, the first time it is written."""
+        if key not in self.registers and key not in self.counters:
+            bisect.insort(self._keys, key)
+
     def on_request(self, message: Message, client: Client | TcpClient):
         op, key = message.get("op"), message.get("key")
         if not isinstance(key, str):
             return self.runtime.reply(client, {"ok": False, "error": "key must be a string"})
         if op == "get":
             return self.runtime.reply(client, {"ok": True, "value": self.value(key)})
+        if op == "scan":
+            count = message.get("count")
+            if type(count) is not int or not 1 <= count <= MAX_SCAN:
+                return self.runtime.reply(client, {"ok": False,
+                                                   "error": f"count must be 1 to {MAX_SCAN}"})
+            return self.runtime.reply(client, {"ok": True, "items": self.scan(key, count)})
         if op == "put":
+            self._known(key)
             self.clock += 1
             version = (self.clock, self.name)
             self.registers[key] = (message.get("value"), version)
@@ -124,6 +151,7 @@ class KvReplica:
             by = message.get("by", 1)
             if type(by) is not int or by < 1:
                 return self.runtime.reply(client, {"ok": False, "error": "by must be >= 1"})
+            self._known(key)
             counts = self.counters.setdefault(key, {})
             counts[self.name] = counts.get(self.name, 0) + by
             self._written.add(key)
@@ -142,6 +170,7 @@ class KvReplica:
         if self.drop_every and self.updates % self.drop_every == 0:
             self.dropped.append(message)
             return
+        self._known(message["key"])
         merge(self.registers, self.counters, message)
         self._written.add(message["key"])
         if message["op"] == "put":
@@ -154,15 +183,17 @@ class KvReplica:
     def local_state(self) -> dict[str, Any]:
         self.dropped = [u for u in self.dropped
                         if not superseded(self.registers, self.counters, u)]
-        registers, counters = (dict(part) for part in self._captured)
-        for key in self._written:
-            if key in self.registers:
-                value, version = self.registers[key]
-                registers[key] = [value, list(version)]
-            if key in self.counters:
-                counters[key] = dict(self.counters[key])
-        self._written = set()
-        self._captured = (registers, counters)
+        if self._written:   # else the last capture's, unchanged: no copy of the whole store
+            registers, counters = (dict(part) for part in self._captured)
+            for key in self._written:
+                if key in self.registers:
+                    value, version = self.registers[key]
+                    registers[key] = [value, list(version)]
+                if key in self.counters:
+                    counters[key] = dict(self.counters[key])
+            self._written = set()
+            self._captured = (registers, counters)
+        registers, counters = self._captured
         return {"service": "kv", "layout": self.layout(), "registers": registers,
                 "counters": counters, "clock": self.clock, "updates": self.updates,
                 "faults": {"dropped": [dict(u) for u in self.dropped]}}
@@ -175,6 +206,7 @@ class KvReplica:
         self.clock, self.updates = state["clock"], state["updates"]
         self.dropped = [dict(u) for u in state["faults"]["dropped"]]
         self._captured, self._written = ({}, {}), set(self.registers) | set(self.counters)
+        self._keys = sorted(self._written)
 
 
 def main():

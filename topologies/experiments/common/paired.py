@@ -74,7 +74,8 @@ def verdict(throughput: Spread, p99: Spread | None, goal: Goal,
     """"met", or by how much the goal is missed, which party's cost per
     request rose most over the baseline (the one that accounts for it), and
     the ratio all the rises give where the cores are what limits throughput
-    (baseline_cpu: every party's per request in the baseline)."""
+    (rises and baseline_cpu: of the parties on the traffic's cores, every
+    party's per request in the baseline)."""
     misses = []
     if throughput.median < goal.throughput:
         misses.append(f"throughput {goal.throughput - throughput.median:.3f} under "
@@ -87,17 +88,18 @@ def verdict(throughput: Spread, p99: Spread | None, goal: Goal,
         return "met" + note
     party = max(rises, key=rises.get)
     rise = sum(rises.values())
-    return (f"missed: {', '.join(misses)}{note}; largest CPU rise: "
+    return (f"missed: {', '.join(misses)}{note}; largest CPU rise on the traffic's cores: "
             f"{party} {rises[party]:+.1f} us; all {rise:+.1f} us, on busy cores a ratio of "
             f"{baseline_cpu / (baseline_cpu + rise):.3f}")
 
 
 def judge(rows: Sequence[Mapping], throughput: str, p99: str | None,
-          goals: Mapping[str, Goal], per: str) -> list[dict]:
+          goals: Mapping[str, Goal], per: str, apart: Sequence[str] = ()) -> list[dict]:
     """One summary row per phase with a goal: its ratios over the baseline
     (median and range of the rounds) of `throughput` and of the latency
     `p99`, each party's CPU per `per` in that phase and in the baseline
-    (medians), and the verdict, from the parties' median rises."""
+    (medians), and the verdict, from the median rises of the parties that
+    share the traffic's cores (all but those `apart`: on a core of their own)."""
     parties = sorted({k[len(COST):] for r in rows for k in r if k.startswith(COST)})
     summary = []
     for kind, goal in goals.items():
@@ -113,9 +115,10 @@ def judge(rows: Sequence[Mapping], throughput: str, p99: str | None,
         for party in parties:
             pairs = paired(rows, COST + party, kind)
             mine, base = (statistics.median(side) for side in zip(*pairs))
-            rises[party] = statistics.median(a - b for a, b in pairs)
             row[party] = f"{mine:.1f} vs {base:.1f}"
-            baseline_cpu += base
+            if party not in apart:
+                rises[party] = statistics.median(a - b for a, b in pairs)
+                baseline_cpu += base
         row["goal"] = f">= {goal.throughput}" + (f", p99 <= {goal.p99}x"
                                                  if goal.p99 is not None and lat else "")
         row["verdict"] = verdict(tp, lat, goal, rises, baseline_cpu)

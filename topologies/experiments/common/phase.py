@@ -38,7 +38,7 @@ def snapshot_phase(results: Results, label: str, spec: Spec, settings: RunSettin
     with Run(spec, results.run_dir(label), workload, reports=reports,
              marking=marking) as run:
         run.start_traffic(warmup)
-        summary = run.snapshots(settings, keep)
+        summary = run.snapshots(settings, collect=keep)
         run.stop_traffic()
     truth = run.check() if judge else None
     rows = snapshot_rows(run.records, truth.verdicts if truth else {}, phase=label, **labels)

@@ -1,0 +1,74 @@
+"""Fig. 14's options (topologies/experiments/common/impact.py, fig14.py,
+fig14tcp.py): placements, the snapshot rates and their phases and goals,
+the offered loads and the YCSB workloads, and what each phase runs."""
+import argparse
+
+import pytest
+
+pytest.importorskip("mininet", reason="the experiments import topologies/network.py")
+
+from beaver.topologies.experiments import fig14, fig14tcp   # noqa: E402
+from beaver.topologies.experiments.common import impact     # noqa: E402
+from beaver.topologies.experiments.common.paired import Goal   # noqa: E402
+from beaver.control.engine.window import MAX_SPAN                # noqa: E402
+
+
+def parse(module, *argv):
+    p = argparse.ArgumentParser(exit_on_error=False)
+    module.add_arguments(p)
+    return p.parse_args(list(argv))
+
+
+def test_defaults_are_today_s_placement_and_both_rates():
+    for module in (fig14, fig14tcp):
+        args = parse(module)
+        assert args.placement == "shared" and args.rates == [50.0, 1000.0]
+    assert parse(fig14tcp).loads is None
+    assert parse(fig14tcp).workloads == ["iperf", "ycsb-a", "ycsb-b", "ycsb-c", "ycsb-e"]
+
+
+def test_each_rate_is_a_phase_with_the_goal_of_its_rate():
+    args = parse(fig14, "--rates", "50,1000", "--placement", "pinned")
+    assert args.placement == "pinned"
+    assert impact.phases(args.rates) == ("without", "marking", "snapshots-50", "snapshots-1000")
+    assert impact.goals(args.rates) == {"marking": Goal(0.98, 1.1),
+                                        "snapshots-50": Goal(0.98, 1.1),
+                                        "snapshots-1000": Goal(0.95)}
+    assert impact.goals([20.0], p99=False) == {"marking": Goal(0.98), "snapshots-20": Goal(0.98)}
+    assert [impact.rate_of(k) for k in impact.phases([2.5])] == [None, None, 2.5]
+
+
+def test_batches_go_as_often_at_any_rate():
+    args = parse(fig14, "--batch", "10", "--seconds", "3")
+    slow, fast = impact.snapshot_settings(50, args), impact.snapshot_settings(1000, args)
+    assert (slow.batch, slow.count, slow.inflight) == (10, 150, 40)
+    assert (fast.batch, fast.count, fast.rate) == (200, 3000, 1000)
+    assert impact.snapshot_settings(5, args).batch == 10      # never under --batch
+    # 1 s batches at 1,000/s would put 4,000 IDs in flight: capped, and valid
+    wide = impact.snapshot_settings(1000, parse(fig14, "--batch", "50"))
+    assert wide.batch == MAX_SPAN // 4 and wide.inflight <= MAX_SPAN
+    wide.check(slbs=2)
+
+
+@pytest.mark.parametrize("argv", [("--rates", "50,x"), ("--rates", "0"), ("--rates", ""),
+                                  ("--placement", "spread")])
+def test_bad_options_are_refused(argv):
+    with pytest.raises(argparse.ArgumentError):
+        parse(fig14, *argv)
+
+
+def test_loads_and_workloads_of_the_tcp_figure():
+    args = parse(fig14tcp, "--loads", "20,40,60,80", "--workloads", "iperf,ycsb-e")
+    assert args.loads == [20.0, 40.0, 60.0, 80.0] and args.workloads == ["iperf", "ycsb-e"]
+    for bad in (("--loads", "0"), ("--workloads", "ycsb-d")):
+        with pytest.raises(argparse.ArgumentError):
+            parse(fig14tcp, *bad)
+
+
+def test_a_phase_s_processes_get_their_workload_and_offered_load():
+    args = parse(fig14tcp, "--seconds", "4")
+    e = fig14tcp.settings("ycsb-e", True, args, None)
+    assert e.app_args == {"ycsb": ("--workload", "E")} and e.runtime_mode == "beaver"
+    iperf = fig14tcp.settings("iperf@40%", False, args, 123.4)
+    assert (iperf.iperf_mbps, iperf.runtime_mode, iperf.app_args) == (123.4, "off", {})
+    assert fig14tcp.family("iperf@40%") == "iperf" and fig14tcp.family("ycsb-b") == "ycsb"

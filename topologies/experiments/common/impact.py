@@ -1,0 +1,89 @@
+"""What Fig. 14 over UDP and TCP share: where the processes run
+(--placement), the snapshot rates (--rates: one phase each), the phases
+and their goals, and the controller's settings for a snapshot phase.
+
+    for round_no, kind in paired.rounds(phases(args.rates), args.rounds):
+        if (rate := rate_of(kind)) is not None:
+            run.snapshots(snapshot_settings(rate, args))
+"""
+from __future__ import annotations
+
+import argparse
+
+from beaver.control.engine import rules
+from beaver.control.engine.engine import TIMED, RunSettings
+from beaver.control.engine.record import Mode
+from beaver.control.engine.window import MAX_SPAN
+
+from beaver.topologies import placement
+from beaver.topologies.experiments.common.paired import BASELINE, Goal
+
+SNAPSHOTS = "snapshots-"     # a phase f"snapshots-{rate:g}": snapshots at that rate
+BATCH_SECONDS = 0.2          # one batch of IDs per SLB this often, at any rate
+NEAR_ZERO_RATE = 50.0        # snapshots per second at most, to be judged as near-zero
+
+
+def numbers(kind: type, least: float):
+    """An argument type: a comma-separated list of kind, each at least least."""
+    def parse(text: str) -> list:
+        try:
+            values = [kind(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: not a comma-separated list of "
+                                             f"{kind.__name__}") from None
+        if not values or min(values) < least:
+            raise argparse.ArgumentTypeError(f"{text!r}: each must be at least {least:g}")
+        return values
+    return parse
+
+
+def add_arguments(p, rates: str = "50,1000"):
+    p.add_argument("--placement", choices=placement.PLACEMENTS, default="shared",
+                   help="pinned: the controller on a core of its own, every other process "
+                        "on the other, in every phase; shared (default): the kernel's choice")
+    p.add_argument("--rates", type=numbers(float, 0.1), default=numbers(float, 0.1)(rates),
+                   help=f"snapshots per second, one snapshots phase each (default {rates})")
+    p.add_argument("--batch", type=int, default=10,
+                   help="IDs per control message at 50/s (default 10: one INIT_BATCH and "
+                        f"one READ_BATCH per SLB every {BATCH_SECONDS} s; higher rates "
+                        "batch as often, with as many more IDs)")
+
+
+def apart(where: str) -> tuple[str, ...]:
+    """The parties on a core of their own, whose CPU takes none from the traffic."""
+    return ("controller",) if where == "pinned" else ()
+
+
+def phase_name(rate: float) -> str:
+    return f"{SNAPSHOTS}{rate:g}"
+
+
+def phases(rates) -> tuple[str, ...]:
+    return (BASELINE, "marking", *(phase_name(r) for r in rates))
+
+
+def rate_of(kind: str) -> float | None:
+    """The snapshot rate of a phase, None for one without snapshots."""
+    return float(kind[len(SNAPSHOTS):]) if kind.startswith(SNAPSHOTS) else None
+
+
+def goals(rates, p99: bool = True) -> dict[str, Goal]:
+    """The paper's near-zero: marking and snapshots up to 50/s at 0.98
+    throughput (p99 at most 1.1x, where p99 is measured); above, 0.95."""
+    near = Goal(0.98, p99=1.1 if p99 else None)
+    return {"marking": near,
+            **{phase_name(r): near if r <= NEAR_ZERO_RATE else Goal(0.95) for r in rates}}
+
+
+def batch_for(rate: float, args) -> int:
+    """IDs per control message: --batch at 50/s, as often at any rate, but
+    no more than four batches in flight may span (the SLBs' record ring)."""
+    return min(max(args.batch, round(args.batch * rate / NEAR_ZERO_RATE)), MAX_SPAN // 4)
+
+
+def snapshot_settings(rate: float, args) -> RunSettings:
+    """OGM, fine rule, timed initiation, every report collected (unless the
+    run says otherwise), for args.seconds."""
+    batch = batch_for(rate, args)
+    return RunSettings(Mode.OGM, rules.FINE, 1000, inflight=4 * batch, rate=rate,
+                       count=max(1, int(rate * args.seconds)), batch=batch, initiation=TIMED)
