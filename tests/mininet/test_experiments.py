@@ -107,12 +107,12 @@ def test_cleanup_removes_what_a_killed_run_left(tmp_path, capsys):
 @pytest.mark.bpf
 def test_fig14_over_tcp_pinned_at_a_load_and_with_scans(tmp_path, capsys):
     assert main(["experiment", "run", "fig14tcp", "--out", str(tmp_path), "--rounds", "1",
-                 "--seconds", "2", "--rates", "50", "--placement", "pinned",
+                 "--seconds", "2", "--rates", "50", "--cores", "pinned",
                  "--workloads", "iperf,ycsb-e", "--loads", "50"]) == 0
     rows = summary(tmp_path, "fig14tcp")
     assert {(r["workload"], r["phase"]) for r in rows} == {
         (w, p) for w in ("iperf@50%", "ycsb-e") for p in ("marking", "snapshots-50")}
-    assert {r["placement"] for r in rows} == {"pinned"}
+    assert {r["cores"] for r in rows} == {"pinned"}
     (csv_path,) = tmp_path.glob("fig14tcp-*/fig14tcp.csv")
     import csv
     phases = list(csv.DictReader(csv_path.open()))

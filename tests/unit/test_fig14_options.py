@@ -1,5 +1,5 @@
 """Fig. 14's options (topologies/experiments/common/impact.py, fig14.py,
-fig14tcp.py): placements, the snapshot rates and their phases and goals,
+fig14tcp.py): --cores, the snapshot rates and their phases and goals,
 the offered loads and the YCSB workloads, and what each phase runs."""
 import argparse
 
@@ -19,17 +19,17 @@ def parse(module, *argv):
     return p.parse_args(list(argv))
 
 
-def test_defaults_are_today_s_placement_and_both_rates():
+def test_defaults_are_shared_cores_and_both_rates():
     for module in (fig14, fig14tcp):
         args = parse(module)
-        assert args.placement == "shared" and args.rates == [50.0, 1000.0]
+        assert args.cores == "shared" and args.rates == [50.0, 1000.0]
     assert parse(fig14tcp).loads is None
     assert parse(fig14tcp).workloads == ["iperf", "ycsb-a", "ycsb-b", "ycsb-c", "ycsb-e"]
 
 
 def test_each_rate_is_a_phase_with_the_goal_of_its_rate():
-    args = parse(fig14, "--rates", "50,1000", "--placement", "pinned")
-    assert args.placement == "pinned"
+    args = parse(fig14, "--rates", "50,1000", "--cores", "pinned")
+    assert args.cores == "pinned"
     assert impact.phases(args.rates) == ("without", "marking", "snapshots-50", "snapshots-1000")
     assert impact.goals(args.rates) == {"marking": Goal(0.98, 1.1),
                                         "snapshots-50": Goal(0.98, 1.1),
@@ -44,14 +44,14 @@ def test_batches_go_as_often_at_any_rate():
     assert (slow.batch, slow.count, slow.inflight) == (10, 150, 40)
     assert (fast.batch, fast.count, fast.rate) == (200, 3000, 1000)
     assert impact.snapshot_settings(5, args).batch == 10      # never under --batch
-    # 1 s batches at 1,000/s would put 4,000 IDs in flight: capped, and valid
-    wide = impact.snapshot_settings(1000, parse(fig14, "--batch", "50"))
+    # 1 s batches at 10,000/s would put 40,000 IDs in flight: capped, and valid
+    wide = impact.snapshot_settings(10_000, parse(fig14, "--batch", "50"))
     assert wide.batch == MAX_SPAN // 4 and wide.inflight <= MAX_SPAN
     wide.check(slbs=2)
 
 
 @pytest.mark.parametrize("argv", [("--rates", "50,x"), ("--rates", "0"), ("--rates", ""),
-                                  ("--placement", "spread")])
+                                  ("--cores", "spread")])
 def test_bad_options_are_refused(argv):
     with pytest.raises(argparse.ArgumentError):
         parse(fig14, *argv)

@@ -18,8 +18,8 @@ Throughput is the clients' replies per second (summed), latency their p99
 without, and the summary gives the median ratio with its quartiles and
 range, against the goals, and beside it each party's CPU per request (the
 SLBs, the in-group processes, the controller), measured over the clients'
-lifetime. --placement pinned puts the controller on a core of its own and
-every other process on the other, in every phase (topologies/placement.py);
+lifetime. --cores pinned puts the controller on a core of its own and
+every other process on the other, in every phase (topologies/cores.py);
 shared (default) lets them contend for both cores.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from beaver.topologies import placement
+from beaver.topologies import cores
 from beaver.topologies.cpu import CpuMeter
 from beaver.topologies.experiment import Run
 from beaver.topologies.processes import Workload
@@ -54,7 +54,7 @@ def phase(results: Results, round_no: int, kind: str, args) -> dict:
     with Run(SPEC, results.run_dir(label), workload, marking=beaver) as run:
         meter = CpuMeter(run.parties())
         run.start_traffic(warmup=0.0)
-        placed = placement.apply(args.placement)
+        placed = cores.apply(args.cores)
         time.sleep(1.0)   # warm-up, placed
         taken = None
         if (rate := impact.rate_of(kind)) is not None:
@@ -85,15 +85,15 @@ def phase(results: Results, round_no: int, kind: str, args) -> dict:
 
 
 def run(args, results: Results) -> list[dict]:
-    results.progress(f"placement {placement.describe(args.placement)}")
+    results.progress(f"cores {cores.describe(args.cores)}")
     rows = [phase(results, n, kind, args)
             for n, kind in paired.rounds(impact.phases(args.rates), args.rounds)]
     results.write_csv(rows)
     goals = impact.goals(args.rates)
-    summary = [{**row, "placement": args.placement}
+    summary = [{**row, "cores": args.cores}
                for row in paired.judge(rows, "throughput", "p99_us", goals, per="request",
-                                           apart=impact.apart(args.placement))]
-    plot(results, rows, goals, args.placement)
+                                           apart=impact.apart(args.cores))]
+    plot(results, rows, goals, args.cores)
     return summary
 
 

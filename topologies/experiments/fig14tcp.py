@@ -31,7 +31,7 @@ beside it each party's CPU per request (YCSB-like) or per packet the SLB
 forwarded (iperf3: the MARKs the hosts decapsulated): the SLBs, the
 in-group processes, the controller, and the kernel decapsulation (its run time
 as the kernel counts it, BPF_ENABLE_STATS while the phase runs; also per
-packet it ran on). --placement as fig14.py.
+packet it ran on). --cores as fig14.py.
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ import time
 
 from beaver.traffic.runtime import flowmap
 
-from beaver.topologies import placement
+from beaver.topologies import cores
 from beaver.topologies.cpu import CpuMeter
 from beaver.topologies.experiment import Run
 from beaver.topologies.processes import Workload
@@ -100,7 +100,7 @@ def phase(results: Results, workload: str, round_no: int, kind: str, args,
         before = [(d.counters()["decapsulated"], *flowmap.run_stats(d.prog_id)) for d in decaps]
         meter = CpuMeter(run.parties())
         run.start_traffic(warmup=0.0, roles=(role,))
-        placed = placement.apply(args.placement)
+        placed = cores.apply(args.cores)
         time.sleep(1.0)     # warm-up, placed; iperf omits that second
         started = time.monotonic()
         summary = None
@@ -174,7 +174,7 @@ def offered(args, results: Results) -> dict[str, float | None]:
 
 
 def run(args, results: Results) -> list[dict]:
-    results.progress(f"placement {placement.describe(args.placement)}")
+    results.progress(f"cores {cores.describe(args.cores)}")
     rows = [phase(results, workload, n, kind, args, mbps)
             for workload, mbps in offered(args, results).items()
             for n, kind in paired.rounds(impact.phases(args.rates), args.rounds)]
@@ -186,7 +186,7 @@ def run(args, results: Results) -> list[dict]:
         throughput, latency, per = JUDGED[family(workload)]
         goals = impact.goals(args.rates, p99=family(workload) == "ycsb")
         for row in paired.judge(mine, throughput, latency, goals, per,
-                                impact.apart(args.placement)):
+                                impact.apart(args.cores)):
             ns = {kind: statistics.median(r["decap_ns_per_packet"] for r in mine
                                           if r["kind"] == kind)
                   for kind in (row["phase"], paired.BASELINE)}
@@ -199,7 +199,7 @@ def run(args, results: Results) -> list[dict]:
             summary.append({"workload": workload, **row, "latency is": latency, **extra,
                             "decap ns/packet": f"{ns[row['phase']]:.0f} vs "
                                                f"{ns[paired.BASELINE]:.0f}",
-                            "placement": args.placement})
+                            "cores": args.cores})
     plot(results, rows, workloads, args)
     return summary
 
@@ -210,5 +210,5 @@ def plot(results: Results, rows: list[dict], workloads: list[str], args):
         role = family(workload)
         paired.draw(axes[2 * i], axes[2 * i + 1], [r for r in rows if r["workload"] == workload],
                     PLOTTED[role], impact.goals(args.rates, p99=role == "ycsb"), JUDGED[role][2],
-                    f"Fig. 14 over TCP: {workload} ({args.placement})")
+                    f"Fig. 14 over TCP: {workload} ({args.cores})")
     results.save_figure(fig)

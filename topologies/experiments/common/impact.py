@@ -1,5 +1,5 @@
 """What Fig. 14 over UDP and TCP share: where the processes run
-(--placement), the snapshot rates (--rates: one phase each), the phases
+(--cores), the snapshot rates (--rates: one phase each), the phases
 and their goals, and the controller's settings for a snapshot phase.
 
     for round_no, kind in paired.rounds(phases(args.rates), args.rounds):
@@ -15,7 +15,7 @@ from beaver.control.engine.engine import TIMED, RunSettings
 from beaver.control.engine.record import Mode
 from beaver.control.engine.window import MAX_SPAN
 
-from beaver.topologies import placement
+from beaver.topologies import cores
 from beaver.topologies.experiments.common.paired import BASELINE, Goal
 
 SNAPSHOTS = "snapshots-"     # a phase f"snapshots-{rate:g}": snapshots at that rate
@@ -38,7 +38,7 @@ def numbers(kind: type, least: float):
 
 
 def add_arguments(p, rates: str = "50,1000"):
-    p.add_argument("--placement", choices=placement.PLACEMENTS, default="shared",
+    p.add_argument("--cores", choices=cores.CHOICES, default="shared",
                    help="pinned: the controller on a core of its own, every other process "
                         "on the other, in every phase; shared (default): the kernel's choice")
     p.add_argument("--rates", type=numbers(float, 0.1), default=numbers(float, 0.1)(rates),

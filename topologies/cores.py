@@ -6,7 +6,7 @@ thread: engine, receive, probe) on one core, every process it started
 (the SLBs' BMv2, the Mininet hosts' in-group processes, the clients, iperf3)
 on the other.
 
-    placement.apply("pinned")     # after starting processes, before measuring
+    cores.apply("pinned")     # after starting processes, before measuring
 
 Threads and children inherit their creator's affinity, so apply it again
 after starting more processes: it sets every thread of every descendant.
@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-PLACEMENTS = ("shared", "pinned")
+CHOICES = ("shared", "pinned")
 CONTROLLER_CPU = 1
 TRAFFIC_CPU = 0
 
@@ -57,24 +57,24 @@ def pin(pid: int, cpus: set[int]) -> int:
     return pinned
 
 
-def apply(placement: str, controller: int | None = None) -> dict[str, int]:
+def apply(choice: str, controller: int | None = None) -> dict[str, int]:
     """Places the controller (default: this process) and its descendants;
     how many threads went on each side ("shared" moves nothing: the
-    kernel's choice, as every run before placements)."""
-    if placement not in PLACEMENTS:
-        raise ValueError(f"unknown placement {placement!r}: one of {', '.join(PLACEMENTS)}")
+    kernel's choice, as every run before --cores)."""
+    if choice not in CHOICES:
+        raise ValueError(f"unknown --cores {choice!r}: one of {', '.join(CHOICES)}")
     controller = os.getpid() if controller is None else controller
-    if placement == "shared":
+    if choice == "shared":
         return {}
-    cores = os.cpu_count() or 1
-    if max(CONTROLLER_CPU, TRAFFIC_CPU) >= cores:
-        raise ValueError(f"pinned placement needs 2 cores; this machine has {cores}")
+    count = os.cpu_count() or 1
+    if max(CONTROLLER_CPU, TRAFFIC_CPU) >= count:
+        raise ValueError(f"--cores pinned needs 2 cores; this machine has {count}")
     traffic = sum(pin(pid, {TRAFFIC_CPU}) for pid in descendants(controller))
     return {"controller": pin(controller, {CONTROLLER_CPU}), "traffic": traffic}
 
 
-def describe(placement: str) -> str:
-    if placement == "pinned":
+def describe(choice: str) -> str:
+    if choice == "pinned":
         return (f"pinned: controller on CPU {CONTROLLER_CPU}; SLBs, in-group, clients "
                 f"on CPU {TRAFFIC_CPU}")
     return "shared: every process on any core"

@@ -1,4 +1,4 @@
-"""topologies/placement.py: "pinned" puts the controller's every thread on
+"""topologies/cores.py: "pinned" puts the controller's every thread on
 its core and every process it started (children's children too) on the
 other; "shared" moves nothing.  Tried on a stand-in controller, a child
 process of the test with a thread and a grandchild, so the test's own
@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from beaver.topologies import placement
+from beaver.topologies import cores
 
 CONTROLLER = """
 import subprocess, sys, threading, time
@@ -42,28 +42,28 @@ def threads(pid: int) -> list[int]:
 
 def test_pinned_splits_the_controller_from_what_it_started(controller):
     pid, grandchild = controller
-    assert placement.descendants(pid) == [grandchild]
+    assert cores.descendants(pid) == [grandchild]
 
-    counts = placement.apply("pinned", controller=pid)
+    counts = cores.apply("pinned", controller=pid)
 
     assert counts == {"controller": len(threads(pid)), "traffic": 1}
     assert counts["controller"] >= 2, "every thread, not only the main one"
     for tid in threads(pid):
-        assert os.sched_getaffinity(tid) == {placement.CONTROLLER_CPU}
-    assert os.sched_getaffinity(grandchild) == {placement.TRAFFIC_CPU}
-    assert placement.describe("pinned").startswith("pinned: controller on CPU 1")
+        assert os.sched_getaffinity(tid) == {cores.CONTROLLER_CPU}
+    assert os.sched_getaffinity(grandchild) == {cores.TRAFFIC_CPU}
+    assert cores.describe("pinned").startswith("pinned: controller on CPU 1")
 
 
-def test_shared_moves_nothing_and_an_unknown_placement_is_refused(controller):
+def test_shared_moves_nothing_and_an_unknown_choice_is_refused(controller):
     pid, grandchild = controller
     before = {tid: os.sched_getaffinity(tid) for tid in [*threads(pid), grandchild]}
-    assert placement.apply("shared", controller=pid) == {}
+    assert cores.apply("shared", controller=pid) == {}
     assert {tid: os.sched_getaffinity(tid) for tid in before} == before
-    with pytest.raises(ValueError, match="unknown placement 'spread'"):
-        placement.apply("spread", controller=pid)
+    with pytest.raises(ValueError, match="unknown --cores 'spread'"):
+        cores.apply("spread", controller=pid)
 
 
 def test_a_process_that_ended_is_passed_over():
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
-    assert placement.pin(proc.pid, {0}) == 0
+    assert cores.pin(proc.pid, {0}) == 0
