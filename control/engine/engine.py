@@ -92,7 +92,7 @@ class Engine:
         self.processes = list(processes)
         self.summary = RunSummary()
         self.loop = Loop(settings.delays_us)
-        self.timing = Timing(settings, controller.round_trips)
+        self.timing = Timing(settings, controller.round_trips, self._waiting_us)
         self.ledger = Ledger(store, self.summary, on_finished, self.loop.put)
         self.singles = Singles(self, self.loop, settings, self.timing, self.by_name)
         # What a run opens (links to the processes) or numbers from the store:
@@ -211,6 +211,11 @@ class Engine:
             self._on_down(*event[1:])
         elif kind == SAVED:
             self.ledger.on_saved()
+
+    def _waiting_us(self) -> int:
+        """How long the oldest request any SLB has not answered has waited."""
+        now = now_us()
+        return max((gw.control.waiting_us(now) for gw in self.slbs), default=0)
 
     def _all_up(self) -> bool:
         """Every SLB connected (a DOWN event is on its way otherwise); raises

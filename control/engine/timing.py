@@ -11,12 +11,16 @@ the slowest: one stall (another process on the core) once set the lead to
 70 ms for the next thousand round trips, and a window that turns over once
 per lead then carried a sixth of the rate.  "Lately" spans runs: the round trips are the
 controller's, so a run's first snapshots have the tail its last run saw, not
-only the unloaded clock measurements.  At a rate it stops short of holding
-more snapshots in flight than the window allows.
+only the unloaded clock measurements.  And the round trips under way count
+as soon as they are sent: a request unanswered for X means a round trip of
+at least X now, before its answer can say so (a run's first batches under
+load were late by the time the tail learned it).  At a rate it stops short
+of holding more snapshots in flight than the window allows.
 """
 from __future__ import annotations
 
 import collections
+from typing import Callable
 
 from beaver.control.engine.settings import RunSettings
 from beaver.control.slbs.requests import now_us
@@ -35,9 +39,11 @@ def round_trips() -> collections.deque[int]:
 
 
 class Timing:
-    def __init__(self, settings: RunSettings, rtts: collections.deque[int]):
+    def __init__(self, settings: RunSettings, rtts: collections.deque[int],
+                 waiting: Callable[[], int] = lambda: 0):
         self.settings = settings
         self._rtts = rtts
+        self._waiting = waiting     # how long the oldest unanswered request has waited
         self._last_activation = 0   # the latest activation time handed out
         self.leads: list[int] = []  # the least and the most lead used
         self._sorted: list[int] | None = None   # the recent round trips, until TAIL_EVERY
@@ -71,7 +77,7 @@ class Timing:
         s = self.settings
         if s.lead_us:
             return s.lead_us
-        lead = max(LEAD_FLOOR_US, int(LEAD_RTTS * self.tail_us()))
+        lead = max(LEAD_FLOOR_US, int(LEAD_RTTS * max(self.tail_us(), self._waiting())))
         if s.rate:
             lead = min(lead, max(LEAD_FLOOR_US, int(WINDOW_SHARE * s.inflight / s.rate * 1e6)))
         return lead

@@ -112,6 +112,13 @@ class SlbRequests:
         """Requests sent and neither answered nor forgotten."""
         return len(self._pending)
 
+    def waiting_us(self, now: int) -> int:
+        """How long the oldest unanswered request has waited (0: none): a
+        round trip at least that long is under way now."""
+        with self._lock:
+            oldest = next(iter(self._pending.values()), None)
+        return now - oldest.sent_us if oldest is not None and oldest.sent_us else 0
+
     def send(self, op: Op, snapshot_id: int = 0, flags: int = 0,
              callback: Callable[[Answer], None] | None = None,
              activate_at: int = 0, batch: bytes = b"") -> Pending:

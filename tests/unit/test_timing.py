@@ -52,6 +52,19 @@ def test_a_cleared_history_is_not_read_stale():
     assert timing.lead_us() == LEAD_RTTS * 1_000
 
 
+def test_a_request_still_unanswered_lengthens_the_lead_before_its_answer_comes():
+    rtts = round_trips()
+    waiting = [0]
+    timing = Timing(RunSettings(), rtts, lambda: waiting[0])
+    for _ in range(100):
+        timing.observe(2_000)
+    assert timing.lead_us() == LEAD_RTTS * 2_000
+    waiting[0] = 30_000          # an INIT sent 30 ms ago, not answered yet
+    assert timing.lead_us() == LEAD_RTTS * 30_000
+    waiting[0] = 500             # shorter than the tail: the tail rules
+    assert timing.lead_us() == LEAD_RTTS * 2_000
+
+
 def test_the_steady_rate_leaves_out_the_start_and_the_drain():
     from beaver.control.engine.settings import RunSummary
     summary = RunSummary()
