@@ -276,7 +276,8 @@ class SnapshotStore:
         try:
             yield
         except sqlite3.Error as e:
-            raise StoreError(f"{self.path}: {e}") from None
+            # one line: SQLite quotes the damaged text it could not decode
+            raise StoreError(f"{self.path}: {' '.join(str(e).split())[:200]}") from None
         except UnicodeDecodeError as e:
             raise StoreError(f"{self.path}: damaged store: text that is not UTF-8 ({e.reason} "
                              f"at byte {e.start})") from None

@@ -172,6 +172,10 @@ class _Control:
                                      None) for life in self.lives]
         gw.clock.current = self.first_estimates[0]
 
+    def waiting_us(self, now: int) -> int:
+        """Nothing waits on a recording: its answers come as requests go."""
+        return 0
+
     def left(self) -> list:
         return [key for life in self.lives for key, q in life.items() if q]
 
