@@ -27,6 +27,8 @@ from beaver.control.store import SnapshotStore
 from beaver.traffic.analysis.checker import Chain, Trace, Verdict, chain_summary, check
 
 from beaver.topologies.network import BeaverNetwork
+from beaver.topologies import servers
+from beaver.topologies.network import NetworkError
 from beaver.topologies.processes import Processes, Workload
 from beaver.topologies.service import write_config
 from beaver.topologies.spec import Spec
@@ -66,6 +68,7 @@ class Run:
         self.workload = workload
         self.marking = marking
         self.reports = reports
+        self.servers = servers.chosen()   # one, unless `--servers` said more
         self.network = BeaverNetwork(spec, self.run_dir / "switches")
         self.processes: Processes | None = None
         self.config: ServiceConfig | None = None
@@ -76,6 +79,8 @@ class Run:
     def __enter__(self) -> "Run":
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "spec.json").write_text(json.dumps(asdict(self.spec), indent=1))
+        if not self.servers.single:
+            self._across_servers()
         try:
             self.network.start()
             self.config = write_config(self.network, self.run_dir / "beaver.toml",
@@ -90,6 +95,21 @@ class Run:
             self.__exit__(None, None, None)
             raise
         return self
+
+    def _across_servers(self):
+        """Writes where each node would go (placement.json); the network
+        itself is built on one server only so far (docs/servers.md says what
+        is missing), so a run over several stops here, before anything starts."""
+        try:
+            where = self.servers.place(self.network.plan)
+        except servers.ServersError as e:
+            raise NetworkError(str(e)) from None
+        (self.run_dir / "placement.json").write_text(json.dumps(where, indent=1))
+        remote = sorted(node for node, server in where.items() if server != self.servers.first)
+        raise NetworkError(f"{len(remote)} node(s) placed off {self.servers.first} "
+                           f"({', '.join(remote)}; {self.run_dir / 'placement.json'}), but "
+                           f"remote BMv2 nodes, bridges and hosts are not built yet: "
+                           f"see docs/servers.md")
 
     def __exit__(self, *exc):
         if self.processes is not None:
