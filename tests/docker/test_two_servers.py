@@ -1,0 +1,89 @@
+"""Two servers here: this machine and a container of the project's image
+with sshd (tests/support/container_server.py).  The pieces a network
+across servers is built of (topologies/cluster.py), each on the container:
+a host whose shell is there, a Linux bridge there joined to one here by an
+SSH Ethernet tunnel, a BMv2 whose gRPC port the controller reaches, and a
+process stopped by its pid there.  Needs root, Mininet, BMv2 and p4c (for
+the stand-in image) and a Docker engine (started here if none runs).
+The whole experiments across servers are not built yet (docs/servers.md)."""
+from __future__ import annotations
+
+import shutil
+import signal
+import time
+
+import pytest
+
+from tests.support import docker_support
+from tests.support.container_server import ContainerServer, server_image
+from tests.support.docker_support import Unavailable
+
+ECHO = ("import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "s.bind(('0.0.0.0', 9999))\nwhile True:\n    d, a = s.recvfrom(2000)\n    s.sendto(d, a)")
+PROBE = ("import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+         "s.settimeout(2)\nfor i in range(50):\n    s.sendto(b'%d' % i, ('{ip}', 9999))\n"
+         "    assert s.recvfrom(2000)[0] == b'%d' % i\nprint('echoed 50')")
+
+
+@pytest.fixture(scope="module")
+def server(request):
+    if (reason := docker_support.toolchain_missing()) is not None:
+        pytest.skip(f"docker: {reason}")
+    if shutil.which("mn") is None:
+        pytest.skip("Mininet is not installed")
+    request.getfixturevalue("docker_engine")
+    try:
+        standin = docker_support.standin_image()
+    except Unavailable as e:
+        pytest.skip(f"docker: {e}")
+    if (problem := docker_support.privileged_problem(standin.image)) is not None:
+        pytest.skip(f"docker: {problem}")
+    with ContainerServer.started(server_image(standin)) as started:
+        yield started
+
+
+def test_hosts_bridges_bmv2_and_processes_on_the_container(server, tmp_path):
+    from mininet.net import Mininet
+
+    from beaver.topologies import firewall
+    from beaver.topologies.bmv2 import port_open
+    from beaver.topologies.cluster import (RemoteBeaverHost, RemoteBmv2Node,
+                                           RemoteKernelBridge, TunnelLink)
+    from beaver.topologies.nodes import BeaverHost, KernelBridge
+
+    there = dict(server=server.address, serverIP=server.address,
+                 ssh_config=str(server.ssh_config))
+    net = Mininet(controller=None, host=BeaverHost, link=TunnelLink, build=False,
+                  autoSetMacs=False)
+    here_bridge = net.addSwitch("bvt1", cls=KernelBridge, dpid="c1")
+    there_bridge = net.addSwitch("bvt2", cls=RemoteKernelBridge, dpid="c2", **there)
+    here = net.addHost("bvth1", ip=None)
+    remote = net.addHost("bvth2", cls=RemoteBeaverHost, ip=None, **there)
+    switch = net.addSwitch("bvts1", cls=RemoteBmv2Node, grpc_port=50151, device_id=1,
+                           log_dir=tmp_path, **there)
+    net.addLink(here, here_bridge, params1={"ip": "10.9.0.1/24"})
+    net.addLink(remote, there_bridge, params1={"ip": "10.9.0.2/24"})
+    net.addLink(here_bridge, there_bridge)   # the trunk: an SSH Ethernet tunnel
+    net.addLink(switch, there_bridge, port1=1)
+    allowance = firewall.allow_bridges(("bvt1",))
+    try:
+        net.build()
+        net.start()
+        assert remote.cmd("hostname").strip() == server.container
+        assert port_open(server.address, 50151), "BMv2's gRPC port on the container"
+        assert switch.grpc_address == f"{server.address}:50151"
+        echo = remote.popen(["python3", "-c", ECHO])
+        assert echo.pid > 0 and echo.poll() is None
+        time.sleep(1)
+        probe = here.popen(["python3", "-c", PROBE.format(ip="10.9.0.2")])
+        out, err = probe.communicate(timeout=30)
+        assert out.decode().strip() == "echoed 50", err.decode()[-500:]
+        echo.send_signal(signal.SIGTERM)
+        echo.wait(10)
+        left = server.ssh("ps", "-o", "pid=", "-p", str(echo.pid))
+        assert left.stdout.strip() == "", "the echo server still runs on the container"
+    finally:
+        net.stop()
+        allowance.close()
+    links = server.ssh("ip", "-o", "link", "show").stdout
+    assert "bvt" not in links, links
