@@ -31,6 +31,7 @@ from beaver.topologies import servers
 from beaver.topologies.network import NetworkError
 from beaver.topologies.processes import Processes, Workload
 from beaver.topologies.service import write_config
+from beaver.topologies.spread import SpreadNetwork
 from beaver.topologies.spec import Spec
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,10 @@ class Run:
         self.marking = marking
         self.reports = reports
         self.servers = servers.chosen()   # one, unless `--servers` said more
-        self.network = BeaverNetwork(spec, self.run_dir / "switches")
+        if self.servers.single:
+            self.network = BeaverNetwork(spec, self.run_dir / "switches")
+        else:
+            self.network = SpreadNetwork(spec, self.run_dir / "switches", self.servers)
         self.processes: Processes | None = None
         self.config: ServiceConfig | None = None
         self.controller: SlbFleet | None = None
@@ -97,19 +101,12 @@ class Run:
         return self
 
     def _across_servers(self):
-        """Writes where each node would go (placement.json); the network
-        itself is built on one server only so far (docs/servers.md says what
-        is missing), so a run over several stops here, before anything starts."""
+        """Writes where each node goes (placement.json) before anything starts."""
         try:
             where = self.servers.place(self.network.plan)
         except servers.ServersError as e:
             raise NetworkError(str(e)) from None
         (self.run_dir / "placement.json").write_text(json.dumps(where, indent=1))
-        remote = sorted(node for node, server in where.items() if server != self.servers.first)
-        raise NetworkError(f"{len(remote)} node(s) placed off {self.servers.first} "
-                           f"({', '.join(remote)}; {self.run_dir / 'placement.json'}), but "
-                           f"remote BMv2 nodes, bridges and hosts are not built yet: "
-                           f"see docs/servers.md")
 
     def __exit__(self, *exc):
         if self.processes is not None:

@@ -62,15 +62,19 @@ class ContainerServer:
 
     @classmethod
     @contextmanager
-    def started(cls, image: str, timeout: float = 60):
+    def started(cls, image: str, shares=(), timeout: float = 60):
+        """shares: folders of this machine the container sees at the same paths
+        (the checkout and its venv, whose python the processes run, and the
+        results folder, where their logs land)."""
         work = Path(tempfile.mkdtemp(prefix="beaver-server-ssh-"))
         name = f"beaver-test-server-{os.getpid()}"
         try:
             key = work / "id_ed25519"
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
                            check=True)
+            mounts = [f"-v{Path(share).resolve()}:{Path(share).resolve()}" for share in shares]
             docker("run", "-d", "--privileged", "--name", name, "--hostname", name,
-                   "-v", f"{key}.pub:/root/.ssh/authorized_keys:ro", image)
+                   "-v", f"{key}.pub:/root/.ssh/authorized_keys:ro", *mounts, image)
             address = docker("inspect", "-f",
                              "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
                              name).stdout.strip()

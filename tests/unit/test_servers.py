@@ -9,6 +9,7 @@ from beaver.topologies.experiment import Run
 from beaver.topologies.experiments import fig5
 from beaver.topologies.network import BeaverNetwork, NetworkError
 from beaver.topologies.spec import Plan, Service, Spec
+from beaver.topologies.spread import SpreadNetwork
 
 from tests.unit.test_cli import one_error_line, run
 
@@ -36,16 +37,26 @@ def test_no_option_is_one_server_and_the_plain_network(tmp_path, monkeypatch):
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["spec.json"]
 
 
-def test_two_servers_stop_before_anything_starts_and_say_where_nodes_go(tmp_path, monkeypatch):
+def test_two_servers_write_the_placement_first_and_spread_the_network(tmp_path, monkeypatch):
     with servers.using(servers.parse(",".join(TWO), None)):
         two = Run(fig5.SPEC, tmp_path / "run")
+    assert type(two.network) is SpreadNetwork and two.network.spread.names == TWO
     _reach_start(two, monkeypatch)
-    with pytest.raises(NetworkError, match=r"^3 node\(s\) placed off localhost \(bvi2, bvi4, bvs2; ") as caught:
+    with pytest.raises(Started):
         two.__enter__()
-    assert "\n" not in str(caught.value)
     placed = json.loads((tmp_path / "run" / "placement.json").read_text())
     assert placed == fig5_on_two()
     assert servers.chosen() is servers.ONE   # the context is left as it was found
+
+
+def test_a_misplaced_node_is_one_line_before_anything_starts(tmp_path, monkeypatch):
+    with servers.using(servers.parse(",".join(TWO), "bvs7=box2")):
+        two = Run(fig5.SPEC, tmp_path / "run")
+    _reach_start(two, monkeypatch)
+    with pytest.raises(NetworkError, match="^--placement names bvs7, which this network has "
+                                           "not") as caught:
+        two.__enter__()
+    assert "\n" not in str(caught.value)
 
 
 def fig5_on_two() -> dict:
