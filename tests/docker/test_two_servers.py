@@ -3,20 +3,28 @@ with sshd (tests/support/container_server.py).  The pieces a network
 across servers is built of (topologies/cluster.py), each on the container:
 a host whose shell is there, a Linux bridge there joined to one here by an
 SSH Ethernet tunnel, a BMv2 whose gRPC port the controller reaches, and a
-process stopped by its pid there.  Needs root, Mininet, BMv2 and p4c (for
-the stand-in image) and a Docker engine (started here if none runs).
-The whole experiments across servers are not built yet (docs/servers.md)."""
+process stopped by its pid there; then fig5 and clean with
+`--servers localhost,<container>`, an SLB and two in-group hosts on the
+container (docs/servers.md).  The container sees the checkout, the venv and
+the results folder at their own paths.  Needs root, Mininet, BMv2 and p4c
+(for the stand-in image) and a Docker engine (started here if none runs)."""
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import signal
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
 from tests.support import docker_support
 from tests.support.container_server import ContainerServer, server_image
-from tests.support.docker_support import Unavailable
+from tests.support.docker_support import ROOT, Unavailable
 
 ECHO = ("import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
         "s.bind(('0.0.0.0', 9999))\nwhile True:\n    d, a = s.recvfrom(2000)\n    s.sendto(d, a)")
@@ -26,7 +34,14 @@ PROBE = ("import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
 
 
 @pytest.fixture(scope="module")
-def server(request):
+def results():
+    folder = Path(tempfile.mkdtemp(prefix="beaver-two-servers-", dir="/var/tmp"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def server(request, results):
     if (reason := docker_support.toolchain_missing()) is not None:
         pytest.skip(f"docker: {reason}")
     if shutil.which("mn") is None:
@@ -38,7 +53,8 @@ def server(request):
         pytest.skip(f"docker: {e}")
     if (problem := docker_support.privileged_problem(standin.image)) is not None:
         pytest.skip(f"docker: {problem}")
-    with ContainerServer.started(server_image(standin)) as started:
+    shares = {ROOT, Path(sys.prefix).resolve(), results}
+    with ContainerServer.started(server_image(standin), shares=sorted(shares)) as started:
         yield started
 
 
@@ -87,3 +103,39 @@ def test_hosts_bridges_bmv2_and_processes_on_the_container(server, tmp_path):
         allowance.close()
     links = server.ssh("ip", "-o", "link", "show").stdout
     assert "bvt" not in links, links
+
+
+def experiment(server, results: Path, name: str, phase: str, *options: str) -> list[dict]:
+    """`beaver experiment run name --servers localhost,<container>`: its summary rows."""
+    env = dict(os.environ, BEAVER_SSH_CONFIG=str(server.ssh_config))
+    done = subprocess.run([sys.executable, "-m", "beaver.control.cli.main", "experiment", "run",
+                           name, "--servers", f"localhost,{server.address}",
+                           "--out", str(results), "--json", *options],
+                          env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (folder,) = [p for p in results.glob(f"{name}-*") if p.is_dir()]
+    placed = json.loads((folder / "runs" / phase / "placement.json").read_text())
+    remote = sorted(n for n, where in placed.items() if where == server.address)
+    assert remote == ["bvi2", "bvi4", "bvs2"], placed
+    return json.loads((folder / f"{name}-summary.json").read_text())
+
+
+def test_fig5_across_two_servers_rejects_the_late_slb(server, results):
+    rows = {row["phase"]: row for row in experiment(server, results, "fig5", "beaver-fine",
+                                                    "--count", "5")}
+    for phase, row in rows.items():   # soundness first: every accepted cut proven consistent
+        if phase.startswith("beaver"):
+            assert row["false_accepts"] == 0 and row["accepted_unchecked"] == 0, row
+            assert row["consistent"] >= row["accepted"], row
+    for phase in ("beaver-fine", "beaver-coarse"):   # immediate: the late SLB always seen
+        assert rows[phase]["rejected"] == 5, rows[phase]
+    for phase in ("beaver-fine-timed", "beaver-coarse-timed"):
+        assert rows[phase]["rejected"] >= 1, rows[phase]
+    assert rows["lai-yang"]["false_accepts"] == 5   # Lai-Yang cannot see the late SLB
+    assert rows["beaver-on-time-timed"]["accepted"] >= 1, rows["beaver-on-time-timed"]
+
+
+def test_clean_across_two_servers_accepts_consistent_snapshots_only(server, results):
+    (row,) = experiment(server, results, "clean", "run", "--count", "20")
+    assert row["accepted"] >= 1 and row["consistent"] == row["accepted"], row
+    assert row["false_accepts"] == 0 and row["short_logs"] == 0, row
