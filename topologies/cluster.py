@@ -18,7 +18,6 @@ import shlex
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 from mininet.examples.cluster import RemoteLink, RemoteMixin
 
@@ -77,6 +76,7 @@ class RemoteProcess:
         self.pid = self._remote_pid()
 
     def _remote_pid(self, timeout: float = 10.0) -> int:
+        """Its pid on its server, once its shell wrote it (-1: not yet, or gone)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             out = self.node.rcmd(f"cat {self.pidfile} 2>/dev/null").strip()
@@ -98,6 +98,8 @@ class RemoteProcess:
         return self.local.wait(timeout)
 
     def send_signal(self, sig: int):
+        if self.pid <= 0 and self.local.poll() is None:   # slow to start: ask again
+            self.pid = self._remote_pid(timeout=2.0)
         if self.pid > 0 and self.local.poll() is None:
             self.node.rcmd(f"kill -{int(sig)} {self.pid} 2>/dev/null")
 
@@ -138,9 +140,8 @@ class RemoteBmv2Node(ServerShell, Bmv2Node):
         switch = Bmv2Switch(self.name, ports, self.grpc_port, self.device_id, self.log_dir)
         command = [("0.0.0.0:%d" % self.grpc_port) if word == switch.grpc_address else word
                    for word in switch.command()]
-        self.cmd("mkdir -p", shlex.quote(str(self.log_dir)))
-        self.process = self.popen(command, stdout=open(Path(os.devnull), "w"),
-                                  stderr=subprocess.STDOUT)
+        self.process = self.popen(command, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.STDOUT)   # (its log is not kept)
         deadline = time.monotonic() + 15
         while not port_open(self.serverIP, self.grpc_port):
             if self.process.poll() is not None or time.monotonic() > deadline:
