@@ -27,8 +27,11 @@ from beaver.control.store import SnapshotStore
 from beaver.traffic.analysis.checker import Chain, Trace, Verdict, chain_summary, check
 
 from beaver.topologies.network import BeaverNetwork
+from beaver.topologies import servers
+from beaver.topologies.network import NetworkError
 from beaver.topologies.processes import Processes, Workload
 from beaver.topologies.service import write_config
+from beaver.topologies.spread import SpreadNetwork
 from beaver.topologies.spec import Spec
 
 log = logging.getLogger(__name__)
@@ -66,7 +69,11 @@ class Run:
         self.workload = workload
         self.marking = marking
         self.reports = reports
-        self.network = BeaverNetwork(spec, self.run_dir / "switches")
+        self.servers = servers.chosen()   # one, unless `--servers` said more
+        if self.servers.single:
+            self.network = BeaverNetwork(spec, self.run_dir / "switches")
+        else:
+            self.network = SpreadNetwork(spec, self.run_dir / "switches", self.servers)
         self.processes: Processes | None = None
         self.config: ServiceConfig | None = None
         self.controller: SlbFleet | None = None
@@ -76,6 +83,8 @@ class Run:
     def __enter__(self) -> "Run":
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "spec.json").write_text(json.dumps(asdict(self.spec), indent=1))
+        if not self.servers.single:
+            self._across_servers()
         try:
             self.network.start()
             self.config = write_config(self.network, self.run_dir / "beaver.toml",
@@ -90,6 +99,14 @@ class Run:
             self.__exit__(None, None, None)
             raise
         return self
+
+    def _across_servers(self):
+        """Writes where each node goes (placement.json) before anything starts."""
+        try:
+            where = self.servers.place(self.network.plan)
+        except servers.ServersError as e:
+            raise NetworkError(str(e)) from None
+        (self.run_dir / "placement.json").write_text(json.dumps(where, indent=1))
 
     def __exit__(self, *exc):
         if self.processes is not None:

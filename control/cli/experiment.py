@@ -20,7 +20,7 @@ import sys
 from contextlib import contextmanager
 
 from beaver.control.cli.common import CliError, Parser, print_json, table
-from beaver.topologies import lock
+from beaver.topologies import lock, servers
 from beaver.topologies.experiments import EXPERIMENTS, load
 
 
@@ -48,6 +48,12 @@ def experiment_parser(name: str):
     p = Parser(prog=f"beaver experiment run {name}", description=EXPERIMENTS[name])
     p.add_argument("--out", default="results", help="results root (default ./results)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--servers", metavar="A,B,...",
+                   help="spread the network over these servers, this machine first "
+                        "(default: this machine only; docs/servers.md)")
+    p.add_argument("--placement", metavar="NODE=SERVER,...",
+                   help="put these SLBs (bvsN) and hosts (bviN, bvoN) on these servers "
+                        "(default: SLBs and in-group hosts round-robin)")
     module.add_arguments(p)
     p.set_defaults(module=module)
     return p
@@ -92,6 +98,10 @@ def missing_requirement() -> str | None:
 def run_experiment(args) -> int:
     command = ["experiment", "run", args.name, *args.options]
     args = experiment_parser(args.name).parse_args(args.options, argparse.Namespace(**vars(args)))
+    try:
+        args.spread = servers.parse(args.servers, args.placement)
+    except servers.ServersError as e:
+        raise CliError(str(e)) from None
     with machine(command):
         return _run(args)
 
@@ -119,7 +129,8 @@ def _run(args) -> int:
     try:
         if decap.stale():   # an installed wheel ships the source only
             results.progress(f"built the kernel decapsulation program: {decap.build()}")
-        summary = args.module.run(args, results)
+        with servers.using(args.spread):
+            summary = args.module.run(args, results)
     except (NetworkError, ProcessError, Bmv2Error, decap.DecapError) as e:   # one line, as any user error
         raise CliError(f"{args.name}: {e}") from None
     finally:

@@ -1,0 +1,168 @@
+"""Two servers here: this machine and a container of the project's image
+with sshd (tests/support/container_server.py).  The pieces a network
+across servers is built of (topologies/cluster.py), each on the container:
+a host whose shell is there, a Linux bridge there joined to one here by an
+SSH Ethernet tunnel, a BMv2 whose gRPC port the controller reaches, and a
+process stopped by its pid there; then fig5 and clean with
+`--servers localhost,<container>`, an SLB and two in-group hosts on the
+container (docs/servers.md).  The container sees the checkout, the venv and
+the results folder at their own paths.  Needs root, Mininet, BMv2 and p4c
+(for the stand-in image) and a Docker engine (started here if none runs)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support import docker_support
+from tests.support.container_server import ContainerServer, server_image
+from tests.support.docker_support import ROOT, Unavailable
+
+ECHO = ("import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "s.bind(('0.0.0.0', 9999))\nwhile True:\n    d, a = s.recvfrom(2000)\n    s.sendto(d, a)")
+PROBE = ("import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+         "s.settimeout(2)\nfor i in range(50):\n    s.sendto(b'%d' % i, ('{ip}', 9999))\n"
+         "    assert s.recvfrom(2000)[0] == b'%d' % i\nprint('echoed 50')")
+
+
+@pytest.fixture(scope="module")
+def results():
+    folder = Path(tempfile.mkdtemp(prefix="beaver-two-servers-", dir="/var/tmp"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def server(request, results):
+    if (reason := docker_support.toolchain_missing()) is not None:
+        pytest.skip(f"docker: {reason}")
+    if shutil.which("mn") is None:
+        pytest.skip("Mininet is not installed")
+    request.getfixturevalue("docker_engine")
+    try:
+        standin = docker_support.standin_image()
+    except Unavailable as e:
+        pytest.skip(f"docker: {e}")
+    if (problem := docker_support.privileged_problem(standin.image)) is not None:
+        pytest.skip(f"docker: {problem}")
+    shares = {ROOT, Path(sys.prefix).resolve(), results}
+    with ContainerServer.started(server_image(standin), shares=sorted(shares)) as started:
+        yield started
+
+
+def test_hosts_bridges_bmv2_and_processes_on_the_container(server, tmp_path):
+    from mininet.net import Mininet
+
+    from beaver.topologies import firewall
+    from beaver.topologies.bmv2 import port_open
+    from beaver.topologies.cluster import (RemoteBeaverHost, RemoteBmv2Node,
+                                           RemoteKernelBridge, TunnelLink)
+    from beaver.topologies.nodes import BeaverHost, KernelBridge
+
+    there = dict(server=server.address, serverIP=server.address,
+                 ssh_config=str(server.ssh_config))
+    net = Mininet(controller=None, host=BeaverHost, link=TunnelLink, build=False,
+                  autoSetMacs=False)
+    here_bridge = net.addSwitch("bvt1", cls=KernelBridge, dpid="c1")
+    there_bridge = net.addSwitch("bvt2", cls=RemoteKernelBridge, dpid="c2", **there)
+    here = net.addHost("bvth1", ip=None)
+    remote = net.addHost("bvth2", cls=RemoteBeaverHost, ip=None, **there)
+    switch = net.addSwitch("bvts1", cls=RemoteBmv2Node, grpc_port=50151, device_id=1,
+                           log_dir=tmp_path, **there)
+    net.addLink(here, here_bridge, params1={"ip": "10.9.0.1/24"})
+    net.addLink(remote, there_bridge, params1={"ip": "10.9.0.2/24"})
+    net.addLink(here_bridge, there_bridge)   # the trunk: an SSH Ethernet tunnel
+    net.addLink(switch, there_bridge, port1=1)
+    allowance = firewall.allow_bridges(("bvt1",))
+    try:
+        net.build()
+        net.start()
+        assert remote.cmd("hostname").strip() == server.container
+        assert port_open(server.address, 50151), "BMv2's gRPC port on the container"
+        assert switch.grpc_address == f"{server.address}:50151"
+        echo = remote.popen(["python3", "-c", ECHO])
+        assert echo.pid > 0 and echo.poll() is None
+        time.sleep(1)
+        probe = here.popen(["python3", "-c", PROBE.format(ip="10.9.0.2")])
+        out, err = probe.communicate(timeout=30)
+        assert out.decode().strip() == "echoed 50", err.decode()[-500:]
+        echo.send_signal(signal.SIGTERM)
+        echo.wait(10)
+        left = server.ssh("ps", "-o", "pid=", "-p", str(echo.pid))
+        assert left.stdout.strip() == "", "the echo server still runs on the container"
+    finally:
+        net.stop()
+        allowance.close()
+    links = server.ssh("ip", "-o", "link", "show").stdout
+    assert "bvt" not in links, links
+
+
+def experiment(server, results: Path, name: str, phase: str, *options: str) -> list[dict]:
+    """`beaver experiment run name --servers localhost,<container>`: its summary rows."""
+    env = dict(os.environ, BEAVER_SSH_CONFIG=str(server.ssh_config))
+    done = subprocess.run([sys.executable, "-m", "beaver.control.cli.main", "experiment", "run",
+                           name, "--servers", f"localhost,{server.address}",
+                           "--out", str(results), "--json", *options],
+                          env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (folder,) = [p for p in results.glob(f"{name}-*") if p.is_dir()]
+    placed = json.loads((folder / "runs" / phase / "placement.json").read_text())
+    remote = sorted(n for n, where in placed.items() if where == server.address)
+    assert remote == ["bvi2", "bvi4", "bvs2"], placed
+    return json.loads((folder / f"{name}-summary.json").read_text())
+
+
+# Seen across servers and not on one host (docs/servers.md, "not explained yet"):
+# on a loaded machine a late snapshot is sometimes accepted (the checker
+# finds it consistent), and a remote process's log sometimes lacks its
+# closing record.  Soundness held in every run; these two stay marked.
+LATE_ACCEPTED = "across servers, a late snapshot was sometimes accepted (consistent)"
+SHORT_LOG = "across servers, a remote process's log was sometimes cut short"
+
+
+@pytest.fixture(scope="module")
+def fig5_rows(server, results) -> dict:
+    return {row["phase"]: row for row in experiment(server, results, "fig5", "beaver-fine",
+                                                    "--count", "5")}
+
+
+@pytest.fixture(scope="module")
+def clean_row(server, results) -> dict:
+    (row,) = experiment(server, results, "clean", "run", "--count", "20")
+    return row
+
+
+def test_fig5_across_two_servers_accepts_no_inconsistent_cut(fig5_rows):
+    for phase, row in fig5_rows.items():
+        if phase.startswith("beaver"):
+            assert row["false_accepts"] == 0 and row["accepted_unchecked"] == 0, row
+            assert row["consistent"] >= row["accepted"], row
+    for phase in ("beaver-fine-timed", "beaver-coarse-timed", "beaver-fine", "beaver-coarse"):
+        assert fig5_rows[phase]["rejected"] >= 1, fig5_rows[phase]
+    assert fig5_rows["lai-yang"]["false_accepts"] == 5   # Lai-Yang cannot see the late SLB
+    assert fig5_rows["beaver-on-time-timed"]["accepted"] >= 1, fig5_rows["beaver-on-time-timed"]
+
+
+@pytest.mark.xfail(reason=LATE_ACCEPTED, strict=False)
+def test_fig5_across_two_servers_rejects_every_late_snapshot(fig5_rows):
+    for phase in ("beaver-fine", "beaver-coarse", "beaver-fine-timed", "beaver-coarse-timed"):
+        assert fig5_rows[phase]["rejected"] == 5, fig5_rows[phase]
+
+
+def test_clean_across_two_servers_accepts_consistent_snapshots_only(clean_row):
+    assert clean_row["accepted"] >= 1, clean_row
+    assert clean_row["consistent"] == clean_row["accepted"], clean_row
+    assert clean_row["false_accepts"] == 0, clean_row
+
+
+@pytest.mark.xfail(reason=SHORT_LOG, strict=False)
+def test_clean_across_two_servers_keeps_every_log_whole(clean_row):
+    assert clean_row["short_logs"] == 0, clean_row
