@@ -120,11 +120,9 @@ def experiment(server, results: Path, name: str, phase: str, *options: str) -> l
     return json.loads((folder / f"{name}-summary.json").read_text())
 
 
-# Seen across servers and not on one host (docs/servers.md, "not explained yet"):
-# on a loaded machine a late snapshot is sometimes accepted (the checker
-# finds it consistent), and a remote process's log sometimes lacks its
-# closing record.  Soundness held in every run; these two stay marked.
-LATE_ACCEPTED = "across servers, a late snapshot was sometimes accepted (consistent)"
+# Seen across servers and not on one host (docs/servers.md, "not explained
+# yet"): on a loaded machine a remote process's log sometimes lacks its
+# closing record.  Its snapshots are then unjudged, never accepted unproven.
 SHORT_LOG = "across servers, a remote process's log was sometimes cut short"
 
 
@@ -145,16 +143,12 @@ def test_fig5_across_two_servers_accepts_no_inconsistent_cut(fig5_rows):
         if phase.startswith("beaver"):
             assert row["false_accepts"] == 0 and row["accepted_unchecked"] == 0, row
             assert row["consistent"] >= row["accepted"], row
+    # A late SLB's cut is rejected unless no old-ID packet left it late, when
+    # it is consistent and may be accepted (as on one host): most are rejected.
     for phase in ("beaver-fine-timed", "beaver-coarse-timed", "beaver-fine", "beaver-coarse"):
-        assert fig5_rows[phase]["rejected"] >= 1, fig5_rows[phase]
+        assert fig5_rows[phase]["rejected"] >= 3, fig5_rows[phase]
     assert fig5_rows["lai-yang"]["false_accepts"] == 5   # Lai-Yang cannot see the late SLB
     assert fig5_rows["beaver-on-time-timed"]["accepted"] >= 1, fig5_rows["beaver-on-time-timed"]
-
-
-@pytest.mark.xfail(reason=LATE_ACCEPTED, strict=False)
-def test_fig5_across_two_servers_rejects_every_late_snapshot(fig5_rows):
-    for phase in ("beaver-fine", "beaver-coarse", "beaver-fine-timed", "beaver-coarse-timed"):
-        assert fig5_rows[phase]["rejected"] == 5, fig5_rows[phase]
 
 
 def test_clean_across_two_servers_accepts_consistent_snapshots_only(clean_row):
