@@ -147,7 +147,10 @@ def test_fig5_across_two_servers_accepts_no_inconsistent_cut(fig5_rows):
     # it is consistent and may be accepted (as on one host): most are rejected.
     for phase in ("beaver-fine-timed", "beaver-coarse-timed", "beaver-fine", "beaver-coarse"):
         assert fig5_rows[phase]["rejected"] >= 3, fig5_rows[phase]
-    assert fig5_rows["lai-yang"]["false_accepts"] == 5   # Lai-Yang cannot see the late SLB
+    # Lai-Yang cannot see the late SLB: it accepts every cut, and some are
+    # inconsistent (on a loaded machine a cut may happen to be consistent)
+    assert fig5_rows["lai-yang"]["accepted"] == 5, fig5_rows["lai-yang"]
+    assert fig5_rows["lai-yang"]["false_accepts"] >= 3, fig5_rows["lai-yang"]
     assert fig5_rows["beaver-on-time-timed"]["accepted"] >= 1, fig5_rows["beaver-on-time-timed"]
 
 

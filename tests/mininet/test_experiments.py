@@ -122,7 +122,8 @@ def test_fig14_over_tcp_pinned_at_a_load_and_with_scans(tmp_path, capsys):
         assert int(phase["threads_on_traffic_core"]) >= 10, phase
         if phase["workload"] == "iperf@50%":
             offered = float(phase["offered_mbps"])
-            assert offered > 0 and 0.7 * offered < float(phase["throughput_mbps"]) < 1.1 * offered
+            # held to its offered load: bulk would reach the capacity, twice it
+            assert offered > 0 and 0.7 * offered < float(phase["throughput_mbps"]) < 1.5 * offered
         else:
             assert float(phase["throughput"]) > 100 and phase["timeouts"] == "0", phase
         assert int(phase["snapshots"]) == (100 if phase["kind"] == "snapshots-50" else 0)
