@@ -13,7 +13,7 @@ def record(outcome: Outcome | None):
 def test_lost_counts_each_outcome_but_accepted():
     records = ([record(Outcome.ACCEPTED)] * 5 + [record(Outcome.REJECTED)] * 3
                + [record(Outcome.INCOMPLETE)] * 2 + [record(None)])
-    assert fig11.lost(records, None) == {"lost_rejected": 3, "lost_incomplete": 2}
+    assert fig11.lost(records) == {"lost_rejected": 3, "lost_incomplete": 2}
 
 
 def test_a_cell_at_the_goal_says_met_and_one_below_says_by_how_much_and_why():

@@ -121,7 +121,7 @@ def run(args, results: Results) -> list[dict]:
                                 "latency_p50_ms": _ms(done.latency_us(0.5)),
                                 "latency_p99_ms": _ms(done.latency_us(0.99)),
                                 "by_records": done.by_records,
-                                **clock_bounds(records), **lost(records, done),
+                                **clock_bounds(records), **lost(records),
                                 **rejudge(records, judged_rows, tau), **truth.logs(tau)})
             results.progress(f"{label} {initiation} at {rate:g}/s: " + ", ".join(
                 f"tau {r['tau_us']}: fine {r['fine_effective']:.4f} coarse "
@@ -181,9 +181,8 @@ def rejudge(records, rows, tau: int) -> dict:
             "channel_errors": sum(row["channel_errors"] > 0 for row in rows)}
 
 
-def lost(records, done) -> dict:
-    """What took the snapshots not accepted: each outcome, and how many of
-    the rejected ones were late at an SLB."""
+def lost(records) -> dict:
+    """The snapshots not accepted, by outcome."""
     counts = {o.value: 0 for o in (Outcome.REJECTED, Outcome.INCOMPLETE)}
     for r in records:
         if r.verdict is not None and r.verdict.outcome.value in counts:
