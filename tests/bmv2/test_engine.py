@@ -221,15 +221,19 @@ def mapped(ack, dp_us):
 def test_timed_snapshots_schedule_every_slb_for_one_moment(controller, switches, store):
     """Each SLB is told the same controller moment on its own clock, and
     switches on its first VIP packet at or after it.  (A lead longer than any
-    round trip here, so no INIT is late; the default lead is the
-    experiments' to measure.)"""
+    round trip on an idle machine; on a loaded one an INIT can still stall past
+    it, and that snapshot must then be rejected for it, never accepted.  The
+    default lead is the experiments' to measure.)"""
     with vip_traffic(switches):
         summary, finished = run_engine(controller, store, count=20, inflight=4,
                                        initiation=TIMED, tau_us=3000, lead_us=50_000)
-    assert summary.outcomes[Outcome.ACCEPTED] == 20 and summary.late_inits == 0, \
-        [r.verdict.reason for r in finished if r.verdict.outcome is not Outcome.ACCEPTED]
+    accepted = [r for r in finished if r.verdict.outcome is Outcome.ACCEPTED]
+    refused = [r.verdict.reason for r in finished if r.verdict.outcome is not Outcome.ACCEPTED]
+    assert all("INIT arrived after it" in reason for reason in refused), refused
+    assert len(refused) <= summary.late_inits, "only a late INIT costs a snapshot"
+    assert len(accepted) >= 15 and len(finished) == 20, refused
     assert summary.lead_us == [50_000, 50_000]
-    for r in finished:
+    for r in accepted:
         s1, s2 = r.acks["s1"], r.acks["s2"]
         for a in (s1, s2):
             assert a.status is Status.OK and a.clock.source == "probe"
@@ -241,9 +245,9 @@ def test_timed_snapshots_schedule_every_slb_for_one_moment(controller, switches,
         low1, high1 = mapped(s1, s1.body.activate_at)
         low2, high2 = mapped(s2, s2.body.activate_at)
         assert low1 <= high2 and low2 <= high1, "one moment, within the two clock errors"
-    stored = store.get(finished[0].number)
-    assert stored.activate_us == finished[0].activate_us
-    assert stored.acks["s1"].body.activate_at == finished[0].acks["s1"].body.activate_at
+    stored = store.get(accepted[0].number)
+    assert stored.activate_us == accepted[0].activate_us
+    assert stored.acks["s1"].body.activate_at == accepted[0].acks["s1"].body.activate_at
     assert stored.acks["s1"].clock.source == "probe"
 
 

@@ -77,10 +77,12 @@ def config_path(tmp_path, switches):
 @pytest.fixture
 def controller(config_path):
     c = SlbFleet(load(config_path))
-    c.connect()
-    c.apply()
-    yield c
-    c.close()
+    try:   # closed even when set-up fails, or the next test's election ID is taken
+        c.connect()
+        c.apply()
+        yield c
+    finally:
+        c.close()
 
 
 @contextmanager
