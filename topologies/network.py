@@ -111,6 +111,21 @@ class BeaverNetwork:
 
     # -- building ---------------------------------------------------------------
 
+    def add_border_and_controller(self, internet, fabric, mgmt) -> Host:
+        """The border router between the internet and the fabric, and the
+        controller's end of the management network and of the probe ports,
+        in the root namespace; the controller's node."""
+        net = self.net
+        border = net.addHost("bvbr")
+        net.addLink(border, fabric, params1={"ip": f"{BORDER_FABRIC_IP}/{_prefix_len(FABRIC)}"},
+                    addr1=mac(5, 1))
+        net.addLink(border, internet,
+                    params1={"ip": f"{BORDER_INTERNET_IP}/{_prefix_len(INTERNET)}"},
+                    addr1=mac(5, 2))
+        ctl = net.addHost("bvctl", cls=Host, inNamespace=False, ip=None)
+        net.addLink(ctl, mgmt, params1={"ip": f"{CONTROLLER_MGMT_IP}/{_prefix_len(MANAGEMENT)}"})
+        return ctl
+
     def _add_nodes(self):
         net, plan = self.net, self.plan
         # (a Mininet switch needs a datapath id; bridges have no digits to derive it)
@@ -118,17 +133,7 @@ class BeaverNetwork:
         fabric = net.addSwitch(FABRIC_BRIDGE, cls=KernelBridge, dpid="b2")
         mgmt = net.addSwitch(MGMT_BRIDGE, cls=KernelBridge, dpid="b3")
 
-        border = net.addHost("bvbr")
-        net.addLink(border, fabric, params1={"ip": f"{BORDER_FABRIC_IP}/{_prefix_len(FABRIC)}"},
-                    addr1=mac(5, 1))
-        net.addLink(border, internet,
-                    params1={"ip": f"{BORDER_INTERNET_IP}/{_prefix_len(INTERNET)}"},
-                    addr1=mac(5, 2))
-
-        # The controller's end of the management network and of the probe
-        # ports, in the root namespace.
-        ctl = net.addHost("bvctl", cls=Host, inNamespace=False, ip=None)
-        net.addLink(ctl, mgmt, params1={"ip": f"{CONTROLLER_MGMT_IP}/{_prefix_len(MANAGEMENT)}"})
+        ctl = self.add_border_and_controller(internet, fabric, mgmt)
 
         for g, name in enumerate(plan.slb_fabric, start=1):
             slb = net.addSwitch(name, cls=Bmv2Node, grpc_port=self.spec.grpc_base_port + g,

@@ -20,10 +20,8 @@ from beaver.topologies.cluster import (RemoteBeaverHost, RemoteBmv2Node, RemoteK
 from beaver.topologies.network import (BRIDGES, BeaverNetwork, NetworkError,
                                        _prefix_len)
 from beaver.topologies.nodes import Bmv2Node, KernelBridge
-from beaver.topologies.spec import (BORDER_FABRIC_IP, BORDER_INTERNET_IP, CONTROLLER_MGMT_IP,
-                                    FABRIC, INTERNET, MANAGEMENT, SLB_PORT_FABRIC,
-                                    SLB_PORT_INTERNET, SLB_PORT_PROBE, mac)
-from mininet.node import Host
+from beaver.topologies.spec import (FABRIC, INTERNET, MANAGEMENT, SLB_PORT_FABRIC,
+                                    SLB_PORT_INTERNET, SLB_PORT_PROBE)
 
 SSH_CONFIG_ENV = "BEAVER_SSH_CONFIG"   # an ssh_config for the servers (default: ~/.ssh's)
 
@@ -69,14 +67,7 @@ def add_nodes(network: SpreadNetwork):
                 net.addLink(bridges[spread.first, kind], bridges[server, kind])   # a trunk
     internet, fabric, mgmt = (bridges[spread.first, kind] for kind in range(3))
 
-    border = net.addHost("bvbr")
-    net.addLink(border, fabric, params1={"ip": f"{BORDER_FABRIC_IP}/{_prefix_len(FABRIC)}"},
-                addr1=mac(5, 1))
-    net.addLink(border, internet,
-                params1={"ip": f"{BORDER_INTERNET_IP}/{_prefix_len(INTERNET)}"},
-                addr1=mac(5, 2))
-    ctl = net.addHost("bvctl", cls=Host, inNamespace=False, ip=None)
-    net.addLink(ctl, mgmt, params1={"ip": f"{CONTROLLER_MGMT_IP}/{_prefix_len(MANAGEMENT)}"})
+    ctl = network.add_border_and_controller(internet, fabric, mgmt)
 
     for g, name in enumerate(plan.slb_fabric, start=1):
         server = where[name]
