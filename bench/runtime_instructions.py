@@ -78,11 +78,12 @@ def drive(mode: str, requests: int, snapshot_every: int, reports: bool = False):
             from_kv2(snapshot_id, PeerKind.COUNT, 0, {"id": f"kv2:c{i}", "first": snapshot_id,
                                                       "sent_before": sent_by_kv2})
             if reports and mode == "beaver" and snapshot_id > 1:
-                ask = {"v": oob.VERSION, "op": "report", "ids": [snapshot_id - 1]}
+                # As the controller asks (traffic/oob/links.py): a run of one ID.
+                ask = {"v": oob.VERSION, "op": "report", "first": snapshot_id - 1, "count": 1}
                 if snapshot_id > 2:
                     ask["base"] = snapshot_id - 2
                 answered = runtime._answer(ask)
-                if answered["op"] != "reports" or "error" in answered["reports"][0]:
+                if answered["op"] != "cuts" or "error" in answered["cuts"][0]:
                     raise SystemExit(f"the driver's report was refused: {answered}")
                 oob.encode(answered)
         key = f"k{i % 100}"

@@ -72,7 +72,7 @@ from __future__ import annotations
 import json
 import socket
 import struct
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from beaver.p4src.ids import ID_SPACE
@@ -125,8 +125,13 @@ class Report:
         goes as its changes from it."""
         # Shallow: the local state is the process's own copy, JSON encodes it as is.
         message = {"v": VERSION, "op": "report",
-                   **{f.name: getattr(self, f.name) for f in fields(self) if f.name != "delta"}}
-        message["channels"] = {peer: asdict(c) for peer, c in self.channels.items()}
+                   **{name: getattr(self, name) for name in _REPORT_FIELDS}}
+        # Shallow too: asdict would copy every in-flight record, and each
+        # report's in-flight lists are its own (Snapshots builds them).
+        message["channels"] = {peer: {"sent_before": c.sent_before,
+                                      "received_before": c.received_before,
+                                      "in_flight": c.in_flight}
+                               for peer, c in self.channels.items()}
         if self.delta is not None:   # never stored or passed on without its state
             raise ValueError(f"{self.process}'s report of {self.snapshot_id} is not rebuilt")
         if base is not None and self.taken:
@@ -185,6 +190,10 @@ class Report:
                             for item in channel.in_flight)):
                 return f"channel {peer!r}: counts must be integers >= 0, in_flight messages"
         return None
+
+
+# A report's message fields, looked up once: fields() costs on every report.
+_REPORT_FIELDS = tuple(f.name for f in fields(Report) if f.name != "delta")
 
 
 def check(message: Any, op: str | None = None) -> dict[str, Any]:
