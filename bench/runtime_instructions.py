@@ -106,11 +106,15 @@ def instructions(mode: str, requests: int, snapshot_every: int, out: Path,
                  reports: bool = False) -> int:
     """The main thread's instruction count for one driver run under callgrind."""
     prefix = out / f"{mode}-{requests}"
-    subprocess.run(["valgrind", "--tool=callgrind", "--separate-threads=yes",
-                    f"--callgrind-out-file={prefix}", sys.executable, __file__, "--drive", mode,
-                    "--requests", str(requests), "--snapshot-every", str(snapshot_every),
-                    *(["--reports"] if reports else [])],
-                   check=True, capture_output=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+    run = subprocess.run(["valgrind", "--tool=callgrind", "--separate-threads=yes",
+                          f"--callgrind-out-file={prefix}", sys.executable, __file__, "--drive",
+                          mode, "--requests", str(requests), "--snapshot-every",
+                          str(snapshot_every), *(["--reports"] if reports else [])],
+                         capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+    if run.returncode:
+        said = [line for line in run.stderr.splitlines() if not line.startswith("==")]
+        raise SystemExit(f"the {mode} driver ({requests} requests) failed: "
+                         f"{said[-1] if said else f'exit {run.returncode}'}")
     main_thread = Path(f"{prefix}-01")
     return int(re.search(r"^summary: (\d+)", main_thread.read_text(), re.M).group(1))
 
