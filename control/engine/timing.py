@@ -89,10 +89,12 @@ class Timing:
     def activation(self, count: int) -> int:
         """The activation time of the first of count IDs about to start,
         spacing apart; the last is remembered for the next."""
-        lead = self.lead_us()
-        first = max(now_us() + lead, self._last_activation + self.spacing_us())
+        now = now_us()
+        first = max(now + self.lead_us(), self._last_activation + self.spacing_us())
         self._last_activation = first + (count - 1) * self.spacing_us()
-        self.leads = [min(self.leads + [lead]), max(self.leads + [lead])]
+        # The lead the ID had: more than lead_us() when the rate's spacing,
+        # after a run fell behind, puts its time later.
+        self.leads = [min(self.leads + [first - now]), max(self.leads + [first - now])]
         return first
 
     def deadline_us(self) -> int:

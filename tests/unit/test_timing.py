@@ -72,3 +72,13 @@ def test_the_steady_rate_leaves_out_the_start_and_the_drain():
         [(5_000_000, 100)]   # a slow first and last commit
     assert summary.steady_rate() == (89_000 - 10_000) / ((89 - 10) * 10_000 / 1e6)
     assert RunSummary().steady_rate() is None
+
+
+def test_the_lead_reported_is_the_one_each_id_had_spacing_included():
+    """A run that fell behind its rate schedules the next ID a spacing after
+    the last, which is a longer lead than asked: the summary says so."""
+    timing = timing_with([], rate=5, lead_us=3_000)   # a spacing of 200 ms
+    timing.activation(1)
+    timing.activation(1)   # at once, as a run catching up starts its next
+    low, high = timing.leads
+    assert low == 3_000 and 190_000 < high <= 203_000   # the last ID's 3 ms, then 200 ms

@@ -15,7 +15,8 @@ when its INIT arrives, as the paper's) and again with timed initiation
 (-timed: every SLB told one moment ahead; a lead shorter than the delay, a
 tenth of it, so the late INIT reaches bvs2 after that moment and bvs2
 switches late all the same; with a lead longer than the delay bvs2 would
-not be late at all).
+not be late at all, so these two phases take their snapshots back to back
+rather than at --rate, whose spacing could lengthen the lead).
 
 tau is this network's tau_min (measured first) unless --tau-us is given.
 
@@ -62,6 +63,11 @@ def run(args, results: Results) -> list[dict]:
         ogm = dict(initiation=initiation, **common)
         late = dict(ogm, delays_us={BANK_SLB: delay},
                     lead_us=max(1, delay // 10) if initiation == TIMED else None)
+        if initiation == TIMED:
+            # Back to back: at a rate, a run that fell behind schedules its
+            # next IDs a spacing apart, later than the lead, and bvs2's late
+            # INIT would then arrive in time.
+            late["rate"] = None
         phases += [
             (f"beaver-fine{suffix}", Workload(), RunSettings(Mode.OGM, "fine", **late)),
             (f"beaver-coarse{suffix}", Workload(), RunSettings(Mode.OGM, "coarse", **late)),
