@@ -17,6 +17,7 @@ import math
 import pytest
 
 from beaver.control.engine.record import Outcome
+from beaver.p4src.wire import RECORDS_MAX, Op
 from tests.conftest import missing_for_bmv2
 from tests.support import replay
 
@@ -119,3 +120,32 @@ def test_late_inits_not_delayed_on_purpose_keep_their_verdicts(tmp_path):
     records = replay.replay(recording, tmp_path, delays_us={}, lead_us=None)
     assert {str(n): list(v) for n, v in replay.verdicts(records).items()} == \
         recording["verdicts"]
+
+
+def test_a_late_slbs_records_are_judged_alike_in_either_order_of_answers(tmp_path,
+                                                                          monkeypatch):
+    """The batched-late answers with s2's second READ_RECORDS of each batch
+    answered before its first (as when the first answer is lost and resent):
+    an ID s2 passed unrecorded (STALE) takes the record of the ID before it,
+    which the first answer holds, so its verdict must wait for it and be the
+    recorded one (s2's INIT late), not one judged on the STALE bounds."""
+    recording = recorded("batched-late")
+    reply = replay._Control._reply
+    held = []   # s2's first READ_RECORDS answer of a batch, until its second came
+
+    def second_first(control, callback, answer, clock):
+        if control.gw.name != "s2" or answer.op is not Op.READ_RECORDS:
+            return reply(control, callback, answer, clock)
+        if len(answer.records) == RECORDS_MAX:
+            return held.append((callback, answer, clock))
+
+        def then_the_first(second):
+            callback(second)   # on the engine's queue before the first is even due
+            while held:
+                reply(control, *held.pop(0))
+        reply(control, then_the_first, answer, clock)
+
+    monkeypatch.setattr(replay._Control, "_reply", second_first)
+    verdicts = replay.verdicts(replay.replay(recording, tmp_path))
+    assert not held
+    assert {str(n): list(v) for n, v in verdicts.items()} == recording["verdicts"]
