@@ -13,10 +13,13 @@ restarted mid-run, and marking switched off mid-run.
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 
+from beaver.control.engine.loop import Loop
 from beaver.control.engine.record import Outcome
+from beaver.control.slbs.requests import now_us
 from beaver.p4src.wire import RECORDS_MAX, Op
 from tests.conftest import missing_for_bmv2
 from tests.support import replay
@@ -133,19 +136,39 @@ def test_a_late_slbs_records_are_judged_alike_in_either_order_of_answers(tmp_pat
     reply = replay._Control._reply
     held = []   # s2's first READ_RECORDS answer of a batch, until its second came
 
-    def second_first(control, callback, answer, clock):
+    def second_first(control, callback, answer, *when):
         if control.gw.name != "s2" or answer.op is not Op.READ_RECORDS:
-            return reply(control, callback, answer, clock)
+            return reply(control, callback, answer, *when)
         if len(answer.records) == RECORDS_MAX:
-            return held.append((callback, answer, clock))
+            return held.append((callback, answer, *when))
 
         def then_the_first(second):
             callback(second)   # on the engine's queue before the first is even due
             while held:
                 reply(control, *held.pop(0))
-        reply(control, then_the_first, answer, clock)
+        reply(control, then_the_first, answer, *when)
 
     monkeypatch.setattr(replay._Control, "_reply", second_first)
     verdicts = replay.verdicts(replay.replay(recording, tmp_path))
     assert not held
+    assert {str(n): list(v) for n, v in verdicts.items()} == recording["verdicts"]
+
+
+def test_an_answer_recorded_after_its_deadline_comes_after_the_resend(tmp_path, monkeypatch):
+    """lost-ack: s2's answer came back 105 ms after its INIT, after the
+    100 ms deadline that resent it.  With the engine's thread waking 60 ms
+    after each of its deadlines (as under load), the replay still hands it
+    that answer only after the resend, as it came: the recorded resend is
+    sent and the verdict stays (before, the answer waited in the queue when
+    the thread woke, and the engine judged without resending)."""
+    recording = recorded("lost-ack")
+    wait = Loop.wait
+
+    def waking_late(loop, handle, *deadlines_us):
+        if loop._timers:
+            time.sleep(max(0.0, (loop._timers[0][0] - now_us()) / 1e6) + 0.06)
+        return wait(loop, handle, *deadlines_us)
+
+    monkeypatch.setattr(Loop, "wait", waking_late)
+    verdicts = replay.verdicts(replay.replay(recording, tmp_path))
     assert {str(n): list(v) for n, v in verdicts.items()} == recording["verdicts"]
