@@ -8,7 +8,9 @@ stores the recordings anew.
 The cases: accepted timed snapshots under traffic (and the same answers
 judged at tau just below and at the largest gap they show), rejections
 under immediate initiation, a late SLB, a lost acknowledgement, a switch
-restarted mid-run, and marking switched off mid-run.
+restarted mid-run, and marking switched off mid-run.  And the same answers
+in an order, or at a moment, that load can make: a late SLB's READ_RECORDS
+answered out of order, and an engine thread waking late after a deadline.
 """
 from __future__ import annotations
 
