@@ -26,7 +26,7 @@ from dataclasses import replace
 from functools import partial
 from typing import Mapping
 
-from beaver.p4src.wire import RECORDS_MAX, Batch, ControlBody, Op, Status
+from beaver.p4src.wire import RECORDS_MAX, Batch, ControlBody, Op, Record, Status
 
 from beaver.control.engine.calls import EngineCalls
 from beaver.control.engine.flight import BatchFlight, Flight
@@ -245,8 +245,12 @@ class Batches:
         """READ_RECORDS of what each SLB owes, RECORDS_MAX consecutive IDs a
         request; one deadline for them all."""
         flight.round += 1
+        flight.unread.clear()
+        flight.stale.clear()   # still owed: asked again below
         for name, gw in self.by_name.items():
-            for first, count in _runs(self._owed(flight, name), RECORDS_MAX):
+            owed = self._owed(flight, name)
+            flight.unread.update((name, n) for n in owed)
+            for first, count in _runs(owed, RECORDS_MAX):
                 self._send(flight, gw, Op.READ_RECORDS, first, Batch(count))
         self.loop.at(now_us() + self.timing.deadline_us(),
                      partial(self.overdue, flight, Op.READ_RECORDS, flight.round))
@@ -256,38 +260,59 @@ class Batches:
         """READ_RECORDS from first: each record acknowledges its own
         snapshot.  An ID passed unrecorded takes the record of the ID before
         it when that one has one (the same move passed both: epoch.p4 does
-        this within a request, here across them).  A record still SCHEDULED
-        after its time means the SLB never reached it: it answers for its
-        current ID, as a STALE one does."""
-        record = flight.record
-        schedule = record.acks.get(gw.name)
-        held = schedule is not None and schedule.status is Status.OK
+        this within a request, here across them), so it waits while that
+        record is still to come: answers may arrive in any order (a lost one
+        is resent), and judged on its STALE bounds first it would lose the
+        record, and with it why the SLB switched late.  A record still
+        SCHEDULED after its time means the SLB never reached it: it answers
+        for its current ID, as a STALE one does."""
+        count = len(answer.records) if answer.status is Status.OK else (
+            answer.batch.count if answer.batch else RECORDS_MAX)
+        flight.unread.difference_update((gw.name, n) for n in range(first, first + count))
         if answer.status is not Status.OK:
-            count = answer.batch.count if answer.batch else RECORDS_MAX
             for n in range(first, first + count):
                 if (apart := flight.apart.get(n)) is not None and gw.name in apart.waiting:
                     self.engine.fail(apart, f"{gw.name} answered {answer.status.name} to "
                                             "READ_RECORDS")
+        else:
+            for i, r in enumerate(answer.records):
+                self._take(flight, gw, first + i, r, answer, estimate)
+        for n in range(first, first + count):   # no record to wait for any more
+            self._after(flight, gw, n)
+
+    def _take(self, flight: BatchFlight, gw: Slb, number: int, r: Record, answer: Answer,
+              estimate: clock.Estimate | None):
+        """One record of gw for number, unless it must wait for the one before."""
+        before = (gw.name, number - 1)
+        if r.status == Status.STALE:
+            if before in flight.unread or before in flight.stale:
+                flight.stale[gw.name, number] = (r, answer, estimate)
+                return
+            if (passed := flight.passed.get(before)) is not None:
+                r = replace(passed, snapshot_id=wire_id(number), count=0)
+        if r.status == Status.OK:
+            flight.passed[gw.name, number] = r
+        apart = flight.apart.get(number)
+        if apart is None or apart.done or gw.name not in apart.waiting:
             return
-        for i, r in enumerate(answer.records):
-            number = first + i
-            before = flight.passed.get((gw.name, number - 1))
-            if r.status == Status.STALE and before is not None:
-                r = replace(before, snapshot_id=wire_id(number), count=0)
-            if r.status == Status.OK:
-                flight.passed[gw.name, number] = r
-            apart = flight.apart.get(number)
-            if apart is None or apart.done or gw.name not in apart.waiting:
-                continue
-            status = Status.STALE if r.status == Status.SCHEDULED else Status(r.status)
-            at = schedule.time_of(number - record.first) if held else 0
-            body = ControlBody(answer.body.seq, r.snapshot_id, answer.body.id_before,
-                               answer.body.id_after, answer.body.now, r.switch_time,
-                               r.last_old_time, r.count, answer.body.slb_id, answer.body.flags,
-                               at)
-            self.singles.acknowledged(apart, Ack(gw.name, status, body, answer.sent_us,
-                                                        answer.received_us, flight.round,
-                                                        estimate), Op.READ)
+        record = flight.record
+        schedule = record.acks.get(gw.name)
+        held = schedule is not None and schedule.status is Status.OK
+        status = Status.STALE if r.status == Status.SCHEDULED else Status(r.status)
+        at = schedule.time_of(number - record.first) if held else 0
+        body = ControlBody(answer.body.seq, r.snapshot_id, answer.body.id_before,
+                           answer.body.id_after, answer.body.now, r.switch_time,
+                           r.last_old_time, r.count, answer.body.slb_id, answer.body.flags, at)
+        self.singles.acknowledged(apart, Ack(gw.name, status, body, answer.sent_us,
+                                             answer.received_us, flight.round, estimate),
+                                  Op.READ)
+
+    def _after(self, flight: BatchFlight, gw: Slb, number: int):
+        """number's record at gw is in, or will not come: the STALE ones
+        after it that waited for it are taken, in order."""
+        while (waited := flight.stale.pop((gw.name, number + 1), None)) is not None:
+            number += 1
+            self._take(flight, gw, number, *waited)
 
     # -- failures ---------------------------------------------------------------
 

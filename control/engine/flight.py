@@ -46,6 +46,9 @@ class BatchFlight:
         self.apart: dict[int, Flight] = {}      # numbers finishing on their own, unfinished
         self.passed: dict[tuple[str, int], Record] = {}   # READ_RECORDS: (SLB, number) -> the
                                                           # record of an ID it passed
+        self.unread: set[tuple[str, int]] = set()   # READ_RECORDS asked this round, unanswered
+        self.stale: dict[tuple[str, int], tuple] = {}   # a STALE record waiting for the one
+                                                        # before it: (record, answer, estimate)
         self.runs: set[ReportRun] = set()       # report runs unfinished
         self.done = False
 

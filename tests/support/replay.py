@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+import time
 from collections import defaultdict, deque
 from datetime import datetime, timezone
 from pathlib import Path
@@ -153,7 +154,13 @@ class _Control:
     """One SLB's recorded answers.  Each life of the switch (the requests
     between two restarts) is answered on its own, a request matched by its
     op and ID in the order recorded; when a life's requests are used up and
-    the switch restarted in the recording, its stream closes here too."""
+    the switch restarted in the recording, its stream closes here too.
+
+    An answer that came back after the engine's deadline, where the
+    recording holds the resend that deadline made, comes after that resend
+    here too: a timer thread late under load would otherwise hand it to the
+    engine before its deadline fired, and the engine, rightly, would not
+    resend what is answered."""
 
     def __init__(self, replay: "_ReplayController", gw: "_Gateway", requests: list[dict]):
         self.replay = replay
@@ -167,6 +174,7 @@ class _Control:
                                           deque()).append(entry)
         self.life = 0
         self.outstanding = 0                # answers still to come (the engine's back-pressure)
+        self.after_resend: dict[tuple[str, int], list[tuple]] = defaultdict(list)
         self.first_estimates = [next((Estimate(**e["answer"]["clock"]) for q in life.values()
                                       for e in q if e["answer"] and e["answer"]["clock"]),
                                      None) for life in self.lives]
@@ -195,17 +203,25 @@ class _Control:
         if (entry["flags"], entry["activate_at"] != 0) != (flags, activate_at != 0):
             raise ReplayMismatch(f"{self.gw.name}: {key} sent with flags {flags}, "
                                  f"activation {activate_at}; recorded {entry}")
+        for late in self.after_resend.pop(key, ()):   # this is its resend
+            self._reply(*late)
         answer = entry["answer"]
         if answer is not None:   # after its recorded round trip, as the switch answered
-            self._reply(callback, _answer(Op(op), answer), answer["clock"])
+            self.outstanding += 1
+            reply = (callback, _answer(Op(op), answer), answer["clock"], time.monotonic())
+            if entries and answer["received_us"] - answer["sent_us"] > self.replay.deadline_us:
+                self.after_resend[key].append(reply)
+            else:
+                self._reply(*reply)
         self._closed_if_used_up()
         return _Pending(answer["sent_us"] if answer else 0)
 
-    def _reply(self, callback, answer: Answer, clock: dict | None):
-        """After the recorded round trip, as the switch answered."""
+    def _reply(self, callback, answer: Answer, clock: dict | None, sent_s: float):
+        """The recorded round trip after the request was sent (at
+        time.monotonic() sent_s), as the switch answered."""
         estimate = Estimate(**clock) if clock else None
-        self.outstanding += 1
-        self.replay.after_start(answer.body.id_after, answer.rtt_us / 1e6, self._answer,
+        delay_s = max(0.0, answer.rtt_us / 1e6 - (time.monotonic() - sent_s))
+        self.replay.after_start(answer.body.id_after, delay_s, self._answer,
                                 callback, answer, estimate)
 
     def _closed_if_used_up(self):
@@ -233,8 +249,9 @@ class _Gateway:
 class _ReplayController:
     """What the engine needs of an SlbFleet, from a recording."""
 
-    def __init__(self, recording: dict):
+    def __init__(self, recording: dict, deadline_us: int):
         self.recording = recording
+        self.deadline_us = deadline_us   # the engine's least wait for an answer
         self.slbs = [_Gateway(self, name, requests)
                          for name, requests in sorted(recording["requests"].items())]
         self.on_down = None
@@ -302,7 +319,7 @@ def replay(recording: dict, tmp_path: Path, **changes) -> list:
     settings = dict(recording["settings"])
     settings["mode"] = Mode(settings["mode"])
     settings.update(changes)
-    controller = _ReplayController(recording)
+    controller = _ReplayController(recording, int(settings["ack_timeout_ms"] * 1000))
     store = SnapshotStore(tmp_path / f"replay-{recording['label']}-{len(changes)}-"
                                      f"{threading.get_ident()}-{id(changes)}.db")
     finished = []

@@ -8,15 +8,22 @@ stores the recordings anew.
 The cases: accepted timed snapshots under traffic (and the same answers
 judged at tau just below and at the largest gap they show), rejections
 under immediate initiation, a late SLB, a lost acknowledgement, a switch
-restarted mid-run, and marking switched off mid-run.
+restarted mid-run, and marking switched off mid-run.  And the same answers
+in an order, or at a moment, that load can make: a late SLB's READ_RECORDS
+answered out of order, and an engine thread waking late after a deadline.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+import time
 
 import pytest
 
+from beaver.control.engine.loop import Loop
 from beaver.control.engine.record import Outcome
+from beaver.control.slbs.requests import now_us
+from beaver.p4src.wire import RECORDS_MAX, Op, Status
 from tests.conftest import missing_for_bmv2
 from tests.support import replay
 
@@ -119,3 +126,84 @@ def test_late_inits_not_delayed_on_purpose_keep_their_verdicts(tmp_path):
     records = replay.replay(recording, tmp_path, delays_us={}, lead_us=None)
     assert {str(n): list(v) for n, v in replay.verdicts(records).items()} == \
         recording["verdicts"]
+
+
+def s2s_second_read_first(monkeypatch, first=lambda answer: answer) -> list:
+    """s2's second READ_RECORDS of each batch answered before its first
+    (as when the first answer is lost and resent); the first as `first`
+    makes it.  Returns the first answers still held back."""
+    reply = replay._Control._reply
+    held = []
+
+    def second_first(control, callback, answer, *when):
+        if control.gw.name != "s2" or answer.op is not Op.READ_RECORDS:
+            return reply(control, callback, answer, *when)
+        if len(answer.records) == RECORDS_MAX:   # the first: RECORDS_MAX IDs
+            return held.append((callback, first(answer), *when))
+
+        def then_the_first(second):
+            callback(second)   # on the engine's queue before the first is even due
+            while held:
+                reply(control, *held.pop(0))
+        reply(control, then_the_first, answer, *when)
+
+    monkeypatch.setattr(replay._Control, "_reply", second_first)
+    return held
+
+
+def test_a_late_slbs_records_are_judged_alike_in_either_order_of_answers(tmp_path,
+                                                                          monkeypatch):
+    """batched-late: an ID s2 passed unrecorded (STALE) takes the record of
+    the ID before it, which s2's first READ_RECORDS answer holds; answered
+    second, its verdict must wait for it and be the recorded one (s2's INIT
+    late), not one judged on the STALE bounds alone."""
+    recording = recorded("batched-late")
+    held = s2s_second_read_first(monkeypatch)
+    verdicts = replay.verdicts(replay.replay(recording, tmp_path))
+    assert not held
+    assert {str(n): list(v) for n, v in verdicts.items()} == recording["verdicts"]
+
+
+def test_a_stale_record_whose_predecessor_fails_is_judged_on_its_bounds(tmp_path,
+                                                                        monkeypatch):
+    """batched-late with s2's first READ_RECORDS of each batch answered
+    BAD_BATCH after its second: those IDs are incomplete, and the STALE
+    ones that waited for them are judged on their own bounds (rejected),
+    not left waiting for a resend the recording does not hold."""
+    recording = recorded("batched-late")
+    s2s_second_read_first(monkeypatch, lambda answer: dataclasses.replace(
+        answer, status=Status.BAD_BATCH, records=()))
+    verdicts = replay.verdicts(replay.replay(recording, tmp_path))
+    first_reads = {e["snapshot_id"] + i for e in recording["requests"]["s2"]
+                   if e["op"] == "READ_RECORDS" and e["batch"]["count"] == RECORDS_MAX
+                   for i in range(RECORDS_MAX)}
+    waited = {n for n, v in recording["verdicts"].items()
+              if v[0] == "rejected" and int(n) not in first_reads}
+    assert len(first_reads) == 48 and len(waited) == 27
+    for n, (outcome, reason) in verdicts.items():
+        if n in first_reads:
+            assert (outcome, reason) == ("incomplete", "s2 answered BAD_BATCH to READ_RECORDS")
+        elif str(n) in waited:
+            assert outcome == "rejected" and LATE_SWITCH not in reason, reason
+        else:
+            assert [outcome, reason] == recording["verdicts"][str(n)]
+
+
+def test_an_answer_recorded_after_its_deadline_comes_after_the_resend(tmp_path, monkeypatch):
+    """lost-ack: s2's answer came back 105 ms after its INIT, after the
+    100 ms deadline that resent it.  With the engine's thread waking 60 ms
+    after each of its deadlines (as under load), the replay still hands it
+    that answer only after the resend, as it came: the recorded resend is
+    sent and the verdict stays (before, the answer waited in the queue when
+    the thread woke, and the engine judged without resending)."""
+    recording = recorded("lost-ack")
+    wait = Loop.wait
+
+    def waking_late(loop, handle, *deadlines_us):
+        if loop._timers:
+            time.sleep(max(0.0, (loop._timers[0][0] - now_us()) / 1e6) + 0.06)
+        return wait(loop, handle, *deadlines_us)
+
+    monkeypatch.setattr(Loop, "wait", waking_late)
+    verdicts = replay.verdicts(replay.replay(recording, tmp_path))
+    assert {str(n): list(v) for n, v in verdicts.items()} == recording["verdicts"]
