@@ -8,11 +8,13 @@ are here (docs/servers.md), with three changes to its nodes' SSH use:
 - an ssh_config of the run (-F) rather than the user's ~/.ssh;
 - no `sudo` (the run is root on every server, and the first may have none);
 - processes started on another server are stopped by their pid there
-  (a signal to the local ssh client would leave them running).
+  (a signal to the local ssh client would leave them running);
+- the ssh clients are started without a preexec_fn (see ServerShell._popen).
 """
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import shlex
 import signal
@@ -24,8 +26,11 @@ from mininet.examples.cluster import RemoteLink, RemoteMixin
 from beaver.topologies.bmv2 import Bmv2Error, Bmv2Switch, port_open
 from beaver.topologies.nodes import BeaverHost, Bmv2Node, KernelBridge
 
+log = logging.getLogger(__name__)
+
 _tunnels = itertools.count(10)   # tap numbers: one per tunnel, never reused in a run
 _pidfiles = itertools.count(1)
+SIGNAL_TRIES = 3
 
 
 class ServerShell(RemoteMixin):
@@ -49,7 +54,14 @@ class ServerShell(RemoteMixin):
         if self.isRemote:
             ssh = self.sshcmd if tt else [word for word in self.sshcmd if word != "-tt"]
             cmd = ssh + list(cmd)
-        params.update(preexec_fn=os.setpgrp)
+        # Its own process group, as cluster.py's preexec_fn=os.setpgrp (a
+        # Ctrl-C at the terminal is not for it), but with no preexec_fn: with
+        # one, Python forks instead of vforking, the child runs gRPC's fork
+        # handlers (the controller's P4Runtime channels live in this
+        # process), and such a child may hang or die before it execs.  That
+        # lost the `kill` that stops a remote process, which was then killed
+        # at the deadline, its log cut short (docs/servers.md).
+        params.update(process_group=0)
         return super(RemoteMixin, self)._popen(cmd, **params)
 
     def popen(self, *args, **kwargs):
@@ -101,7 +113,12 @@ class RemoteProcess:
         if self.pid <= 0 and self.local.poll() is None:   # slow to start: ask again
             self.pid = self._remote_pid(timeout=2.0)
         if self.pid > 0 and self.local.poll() is None:
-            self.node.rcmd(f"kill -{int(sig)} {self.pid} 2>/dev/null")
+            for _ in range(SIGNAL_TRIES):   # no answer: the ssh that carries it failed
+                if "signalled" in self.node.rcmd(f"kill -{int(sig)} {self.pid} 2>/dev/null;"
+                                                 f" echo signalled $?"):
+                    return
+            log.warning("%s on %s: could not send signal %d to pid %d over ssh",
+                        self.node.name, self.node.server, sig, self.pid)
 
     def terminate(self):
         self.send_signal(signal.SIGTERM)
