@@ -25,7 +25,6 @@ from beaver.topologies.spec import (BORDER_FABRIC_IP, BORDER_INTERNET_IP, CONTRO
                                     SLB_PORT_INTERNET, SLB_PORT_PROBE, mac)
 from mininet.node import Host
 
-SSH_CONFIG_ENV = "BEAVER_SSH_CONFIG"   # an ssh_config for the servers (default: ~/.ssh's)
 
 
 class SpreadNetwork(BeaverNetwork):
@@ -47,7 +46,7 @@ def add_nodes(network: SpreadNetwork):
         raise NetworkError(f"{', '.join(remote_tcp)}: TCP in-group hosts off the first "
                            f"server are not supported yet (their kernel decapsulation "
                            f"is loaded from this machine): place them on {spread.first}")
-    config = os.environ.get(SSH_CONFIG_ENV)
+    config = os.environ.get(servers.SSH_CONFIG_ENV)
 
     def on(server: str) -> dict:
         if server == spread.first:

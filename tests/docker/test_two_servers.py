@@ -180,3 +180,18 @@ def test_clean_across_two_servers_keeps_every_log_whole(clean_row):
     # (a remote process's stop was once lost, and its log cut short: the ssh
     # carrying its kill was forked with gRPC's fork handlers; docs/servers.md)
     assert clean_row["short_logs"] == 0, clean_row
+
+
+def test_cleanup_cleans_the_other_server_too(server):
+    # A link a killed run left on the container, in its own network namespace
+    # (this machine's cleanup cannot see it; its processes it could, from here).
+    made = server.ssh("ip", "link", "add", "bvleft0", "type", "bridge")
+    assert made.returncode == 0, made.stderr
+    env = dict(os.environ, BEAVER_SSH_CONFIG=str(server.ssh_config))
+    done = subprocess.run([sys.executable, "-m", "beaver.control.cli.main", "experiment",
+                           "cleanup", "--servers", f"localhost,{server.address}"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    there = [line for line in done.stdout.splitlines() if line.startswith(f"{server.address}: ")]
+    assert there == [f"{server.address}: removed 0 process(es) and 1 link(s)"], done.stdout
+    assert "bvleft0" not in server.ssh("ip", "-o", "link", "show").stdout
