@@ -88,6 +88,10 @@ def _signal(pid: int, sig: int):
         pass
 
 
+class CleanupError(RuntimeError):
+    """A cleanup on another server that did not run or failed."""
+
+
 def cleanup_server(server: str, timeout: float = 120.0) -> str:
     """This cleanup on another server: `beaver experiment cleanup` there,
     over ssh ($BEAVER_SSH_CONFIG), from this checkout's python (every
@@ -107,7 +111,3 @@ def cleanup_server(server: str, timeout: float = 120.0) -> str:
         raise CleanupError(f"{server}: cleanup failed (status {done.returncode}): "
                            f"{said[-1] if said else 'no output'}")
     return said[-1] if said else ""
-
-
-class CleanupError(RuntimeError):
-    """A cleanup on another server that did not run or failed."""

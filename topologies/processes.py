@@ -26,8 +26,9 @@ restart).  Every stop is a SIGTERM, on which a process closes its log; one
 still running 10 s later is killed, and its log is short (the checker counts
 such logs).  A process on another server (--servers) writes its log at the
 same path there; once it ended, the log is copied back over ssh, and one
-that cannot be is missing here (the checker counts it short too).  In-group processes accept MARKs only from the SLBs' fabric
-addresses, where the SLBs encapsulate from.  The in-group's process table
+that cannot be is missing here (the checker counts it short too).  In-group
+processes accept MARKs only from the SLBs' fabric addresses, where the SLBs
+encapsulate from.  The in-group's process table
 (running.py) lets `beaver snapshot restore` find them; restart and kill are
 what rollback.py and the recovery experiment need.
 """
@@ -51,7 +52,7 @@ from beaver.topologies.cluster import remote
 from beaver.topologies.network import BeaverNetwork
 from beaver.topologies.spec import Service
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 ROLES = ("client-kv", "client-bank", "relay", "human", "bot", "thirdparty", "workflow",
          "deadlock-a", "deadlock-b", "forwarder", "gc-client", "ycsb", "relay-tcp", "iperf")
@@ -310,7 +311,7 @@ class Processes:
         """Copies an ended process's log from its server, if another one."""
         path = self.remote_logs.pop(name, None)
         if path is not None and (problem := self.network.host(name).fetch(path)) is not None:
-            log.warning("%s: its log is missing here: %s", name, problem)
+            logger.warning("%s: its log is missing here: %s", name, problem)
 
     def stop_outgroup(self):
         self.stop([n for n in self.running if n in self.plan.outgroup])
