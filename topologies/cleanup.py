@@ -3,19 +3,25 @@ host shells (and with them their namespaces), its links and bridges, and
 the iptables rules that let its bridges forward (topologies/firewall.py).
 
 Everything an experiment makes is named with NODE_PREFIX (its rules carry
-firewall.COMMENT), so nothing else on the machine is touched.
+firewall.COMMENT), so nothing else on the machine is touched.  A run over
+several servers (--servers) leaves its remote nodes on the others:
+`cleanup_server` runs this same cleanup there, over ssh (not Mininet's
+`mn -c`, which would take every Mininet network of that server down).
 """
 from __future__ import annotations
 
 import logging
 import os
 import re
+import shlex
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 from beaver.topologies import firewall
+from beaver.topologies.servers import SSH_CONFIG_ENV
 from beaver.topologies.spec import NODE_PREFIX
 
 log = logging.getLogger(__name__)
@@ -80,3 +86,28 @@ def _signal(pid: int, sig: int):
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
+
+
+class CleanupError(RuntimeError):
+    """A cleanup on another server that did not run or failed."""
+
+
+def cleanup_server(server: str, timeout: float = 120.0) -> str:
+    """This cleanup on another server: `beaver experiment cleanup` there,
+    over ssh ($BEAVER_SSH_CONFIG), from this checkout's python (every
+    server has it at the same path, as runs across servers need).  What it
+    printed; raises CleanupError, in one line, if it did not run or failed."""
+    config = os.environ.get(SSH_CONFIG_ENV)
+    command = shlex.join([sys.executable, "-m", "beaver.control.cli.main",
+                          "experiment", "cleanup"])
+    try:
+        done = subprocess.run(["ssh", *(["-F", config] if config else []), "-o", "BatchMode=yes",
+                               server, command], stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise CleanupError(f"{server}: cleanup did not finish within {timeout:.0f} s") from None
+    said = (done.stdout + done.stderr).strip().splitlines()
+    if done.returncode != 0:
+        raise CleanupError(f"{server}: cleanup failed (status {done.returncode}): "
+                           f"{said[-1] if said else 'no output'}")
+    return said[-1] if said else ""

@@ -8,24 +8,31 @@ are here (docs/servers.md), with three changes to its nodes' SSH use:
 - an ssh_config of the run (-F) rather than the user's ~/.ssh;
 - no `sudo` (the run is root on every server, and the first may have none);
 - processes started on another server are stopped by their pid there
-  (a signal to the local ssh client would leave them running).
+  (a signal to the local ssh client would leave them running);
+- the ssh clients are started without a preexec_fn (see ServerShell._popen).
 """
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import shlex
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 from mininet.examples.cluster import RemoteLink, RemoteMixin
 
 from beaver.topologies.bmv2 import Bmv2Error, Bmv2Switch, port_open
 from beaver.topologies.nodes import BeaverHost, Bmv2Node, KernelBridge
 
+log = logging.getLogger(__name__)
+
 _tunnels = itertools.count(10)   # tap numbers: one per tunnel, never reused in a run
 _pidfiles = itertools.count(1)
+SIGNAL_TRIES = 3
+FETCH_SECONDS = 120   # to copy one file back (an event log of a long run: tens of MB)
 
 
 class ServerShell(RemoteMixin):
@@ -49,8 +56,43 @@ class ServerShell(RemoteMixin):
         if self.isRemote:
             ssh = self.sshcmd if tt else [word for word in self.sshcmd if word != "-tt"]
             cmd = ssh + list(cmd)
-        params.update(preexec_fn=os.setpgrp)
+        # Its own process group, as cluster.py's preexec_fn=os.setpgrp (a
+        # Ctrl-C at the terminal is not for it), but with no preexec_fn: with
+        # one, Python forks instead of vforking, the child runs gRPC's fork
+        # handlers (the controller's P4Runtime channels live in this
+        # process), and such a child may hang or die before it execs.  That
+        # lost the `kill` that stops a remote process, which was then killed
+        # at the deadline, its log cut short (docs/servers.md).
+        params.update(process_group=0)
         return super(RemoteMixin, self)._popen(cmd, **params)
+
+    def make_folder(self, path: Path):
+        """path (and its parents) on this node's server."""
+        answer = self.rcmd(f"mkdir -p -- {shlex.quote(str(path))} && echo made")
+        if "made" not in answer:
+            raise RuntimeError(f"cannot make {path} on {self.server}: {answer.strip()}")
+
+    def fetch(self, path: Path, timeout: float = FETCH_SECONDS) -> str | None:
+        """Copies path from this node's server to the same path on this one,
+        over its ssh; None once copied, else why not (one line).  The copy
+        lands under another name first: one cut short never stands for the
+        file (and where the folder is shared, the file is copied onto itself)."""
+        part = path.with_name(path.name + ".part")
+        with open(part, "wb") as copy:
+            cat = self._popen(["cat", "--", shlex.quote(str(path))], tt=False,
+                              stdin=subprocess.DEVNULL, stdout=copy, stderr=subprocess.PIPE)
+            try:
+                _, err = cat.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                cat.kill()
+                _, err = cat.communicate()
+                err = f"not copied within {timeout:.0f} s".encode()
+        if cat.returncode != 0:
+            part.unlink()
+            why = err.decode(errors="replace").strip().splitlines()
+            return f"cannot copy {path} from {self.server}: {why[-1] if why else 'ssh failed'}"
+        part.replace(path)
+        return None
 
     def popen(self, *args, **kwargs):
         """A process in this node's namespaces on its server; stopped by its pid there."""
@@ -101,7 +143,12 @@ class RemoteProcess:
         if self.pid <= 0 and self.local.poll() is None:   # slow to start: ask again
             self.pid = self._remote_pid(timeout=2.0)
         if self.pid > 0 and self.local.poll() is None:
-            self.node.rcmd(f"kill -{int(sig)} {self.pid} 2>/dev/null")
+            for _ in range(SIGNAL_TRIES):   # no answer: the ssh that carries it failed
+                if "signalled" in self.node.rcmd(f"kill -{int(sig)} {self.pid} 2>/dev/null;"
+                                                 f" echo signalled $?"):
+                    return
+            log.warning("%s on %s: could not send signal %d to pid %d over ssh",
+                        self.node.name, self.node.server, sig, self.pid)
 
     def terminate(self):
         self.send_signal(signal.SIGTERM)
@@ -167,9 +214,9 @@ class TunnelLink(RemoteLink):
     ssh_config."""
 
     def makeTunnel(self, node1, node2, intfname1, intfname2, addr1=None, addr2=None):
-        if _remote(node1) and not _remote(node2):   # ssh from the first server
+        if remote(node1) and not remote(node2):   # ssh from the first server
             return self.makeTunnel(node2, node1, intfname2, intfname1, addr2, addr1)
-        if _remote(node1):
+        if remote(node1):
             raise RuntimeError(f"{node1.name} ({node1.server}) and {node2.name} "
                                f"({node2.server}): tunnels join the first server to another")
         number = next(_tunnels)
@@ -199,13 +246,14 @@ class TunnelLink(RemoteLink):
         return tunnel
 
 
-def _remote(node) -> bool:
+def remote(node) -> bool:
+    """Whether node is on another server than this one."""
     return getattr(node, "isRemote", False)
 
 
 def _in_root(node, command: str) -> str:
     """command in the root namespace of node's server; what it printed."""
-    if _remote(node):
+    if remote(node):
         return node.rcmd(command).strip()
     done = subprocess.run(command.split(), capture_output=True, text=True)
     return (done.stdout + done.stderr).strip()

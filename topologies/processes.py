@@ -24,14 +24,18 @@ Every process writes its ground-truth event log to logs/NAME.jsonl and its
 output to out/NAME.{json,err} (a restarted one to NAME.K.*, its K-th
 restart).  Every stop is a SIGTERM, on which a process closes its log; one
 still running 10 s later is killed, and its log is short (the checker counts
-such logs).  In-group processes accept MARKs only from the SLBs' fabric
-addresses, where the SLBs encapsulate from.  The in-group's process table
+such logs).  A process on another server (--servers) writes its log at the
+same path there; once it ended, the log is copied back over ssh, and one
+that cannot be is missing here (the checker counts it short too).  In-group
+processes accept MARKs only from the SLBs' fabric addresses, where the SLBs
+encapsulate from.  The in-group's process table
 (running.py) lets `beaver snapshot restore` find them; restart and kill are
 what rollback.py and the recovery experiment need.
 """
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -44,8 +48,11 @@ from beaver.traffic.oob.protocol import OOB_PORT
 
 from beaver.topologies import running
 from beaver.topologies.bmv2 import port_open
+from beaver.topologies.cluster import remote
 from beaver.topologies.network import BeaverNetwork
 from beaver.topologies.spec import Service
+
+logger = logging.getLogger(__name__)
 
 ROLES = ("client-kv", "client-bank", "relay", "human", "bot", "thirdparty", "workflow",
          "deadlock-a", "deadlock-b", "forwarder", "gc-client", "ycsb", "relay-tcp", "iperf")
@@ -92,6 +99,8 @@ class Processes:
         self.summaries: dict[str, dict] = {}
         self.incarnations: dict[str, int] = {}   # restarts so far, by process
         self.table: dict[str, running.Entry] = {}
+        self.remote_logs: dict[str, Path] = {}   # a running process's log on another server
+        self.folders_on: set[str] = set()        # servers where self.logs was made
 
     # -- what runs where --------------------------------------------------------
 
@@ -216,6 +225,11 @@ class Processes:
         log, out_path, err_path = self._paths(name)
         cmd = self._command(args) + (["--log", str(log)] if args[0] == "-m" else [])
         host = self.network.host(name)
+        if remote(host) and args[0] == "-m":
+            if host.server not in self.folders_on:
+                host.make_folder(self.logs)
+                self.folders_on.add(host.server)
+            self.remote_logs[name] = log
         with open(out_path, "w") as out, open(err_path, "w") as err:
             self.running[name] = host.popen(cmd, stdout=out, stderr=err)
         if name in self.plan.ingroup and args[0] == "-m":
@@ -238,6 +252,7 @@ class Processes:
             proc = self.running.pop(name)
             proc.kill()
             proc.wait()
+            self._bring_back(name)
             self.summaries[name] = {"process": name, "error": "killed"}
 
     def failure(self, name: str) -> str | None:
@@ -289,7 +304,14 @@ class Processes:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            self._bring_back(name)
             self.summaries[name] = self._summary(name)
+
+    def _bring_back(self, name: str):
+        """Copies an ended process's log from its server, if another one."""
+        path = self.remote_logs.pop(name, None)
+        if path is not None and (problem := self.network.host(name).fetch(path)) is not None:
+            logger.warning("%s: its log is missing here: %s", name, problem)
 
     def stop_outgroup(self):
         self.stop([n for n in self.running if n in self.plan.outgroup])

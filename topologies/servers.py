@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from beaver.topologies.spec import Plan
 
 LOCAL = "localhost"
+SSH_CONFIG_ENV = "BEAVER_SSH_CONFIG"   # an ssh_config for the servers (default: ~/.ssh's)
 MOST_SERVERS = 64
 # A host name or IPv4 address as ssh takes it (no user@, no options: "-o..." is not a server).
 _SERVER = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")

@@ -23,7 +23,6 @@ from beaver.topologies.nodes import Bmv2Node, KernelBridge
 from beaver.topologies.spec import (FABRIC, INTERNET, MANAGEMENT, SLB_PORT_FABRIC,
                                     SLB_PORT_INTERNET, SLB_PORT_PROBE)
 
-SSH_CONFIG_ENV = "BEAVER_SSH_CONFIG"   # an ssh_config for the servers (default: ~/.ssh's)
 
 
 class SpreadNetwork(BeaverNetwork):
@@ -45,7 +44,7 @@ def add_nodes(network: SpreadNetwork):
         raise NetworkError(f"{', '.join(remote_tcp)}: TCP in-group hosts off the first "
                            f"server are not supported yet (their kernel decapsulation "
                            f"is loaded from this machine): place them on {spread.first}")
-    config = os.environ.get(SSH_CONFIG_ENV)
+    config = os.environ.get(servers.SSH_CONFIG_ENV)
 
     def on(server: str) -> dict:
         if server == spread.first:

@@ -2,7 +2,7 @@
 
     beaver experiment list
     beaver experiment run NAME [--out DIR] [options of NAME]
-    beaver experiment cleanup        what a killed run left behind
+    beaver experiment cleanup [--servers A,B,...]   what a killed run left behind
 
 A run builds its networks, runs the workload while taking snapshots, stops
 everything (also on Ctrl-C or SIGTERM), checks every snapshot against the
@@ -28,8 +28,11 @@ def register(subcommands, common: argparse.ArgumentParser):
     experiment = subcommands.add_parser("experiment", help="run the Mininet experiments")
     commands = experiment.add_subparsers(dest="command", metavar="COMMAND", required=True)
     commands.add_parser("list", help="the experiments").set_defaults(run=run_list)
-    commands.add_parser("cleanup", help="remove what a killed run left behind") \
-        .set_defaults(run=run_cleanup)
+    cleanup = commands.add_parser("cleanup", help="remove what a killed run left behind")
+    cleanup.add_argument("--servers", metavar="A,B,...",
+                         help="the run's --servers: clean each of them too, over ssh "
+                              "(default: this machine only)")
+    cleanup.set_defaults(run=run_cleanup)
     run = commands.add_parser(
         "run", help="run one experiment",
         description="Runs one experiment; `beaver experiment run NAME --help` lists its options.")
@@ -76,10 +79,22 @@ def machine(command: list[str]):
 
 
 def run_cleanup(args) -> int:
-    from beaver.topologies.cleanup import cleanup
+    try:
+        others = servers.parse(args.servers, None).names[1:] if args.servers else ()
+    except servers.ServersError as e:
+        raise CliError(str(e)) from None
+    from beaver.topologies.cleanup import CleanupError, cleanup, cleanup_server
     with machine(["experiment", "cleanup"]):
         processes, links = cleanup()
     print(f"removed {processes} process(es) and {links} link(s)")
+    failed = []
+    for server in others:
+        try:
+            print(f"{server}: {cleanup_server(server)}")
+        except CleanupError as e:
+            failed.append(str(e))
+    if failed:
+        raise CliError("; ".join(failed))
     return 0
 
 

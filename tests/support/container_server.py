@@ -64,8 +64,8 @@ class ContainerServer:
     @contextmanager
     def started(cls, image: str, shares=(), timeout: float = 60):
         """shares: folders of this machine the container sees at the same paths
-        (the checkout and its venv, whose python the processes run, and the
-        results folder, where their logs land)."""
+        (the checkout and its venv, whose python the processes run; their logs
+        are written in the container and copied back by the run)."""
         work = Path(tempfile.mkdtemp(prefix="beaver-server-ssh-"))
         name = f"beaver-test-server-{os.getpid()}"
         try:

@@ -109,3 +109,18 @@ def test_bad_servers_or_placement_is_one_line(capsys, given, placement, message)
     code, _, err = run(capsys, *argv)
     assert code == 1
     assert message in one_error_line(err)
+
+
+def test_cleanup_of_a_server_it_cannot_reach_is_one_line(tmp_path, monkeypatch, capsys):
+    from beaver.control.cli.main import main
+    from beaver.topologies import lock
+    monkeypatch.setattr(lock, "LOCK_PATH", tmp_path / "run.lock")
+    # (the real cleanup would stop every bv* process of this machine)
+    monkeypatch.setattr("beaver.topologies.cleanup.cleanup", lambda: (0, 0))
+    config = tmp_path / "ssh_config"
+    config.write_text("Host *\n  ConnectTimeout 5\n  UserKnownHostsFile /dev/null\n")
+    monkeypatch.setenv(servers.SSH_CONFIG_ENV, str(config))
+    assert main(["experiment", "cleanup", "--servers", "localhost,nowhere.invalid"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "removed 0 process(es) and 0 link(s)\n"
+    assert one_error_line(err).startswith("nowhere.invalid: cleanup failed (status 255): "), err
