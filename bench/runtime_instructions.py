@@ -21,8 +21,12 @@ one starts, as the controller does (one "report" for the finished ID, its
 changes from the one before), and encodes the answer, in the main thread,
 so the count holds what the replica's OOB thread does for it.
 
+--out FILE: the counts also go into FILE's "ingroup" key, one entry per
+--snapshot-every and --reports (other keys kept), where Fig. 14's
+--instructions reads them (topologies/experiments/common/instructions.py).
+
 Run: python bench/runtime_instructions.py [--requests 400] [--snapshot-every 50]
-         [--reports]
+         [--reports] [--out FILE]
 (each driver run takes some seconds under valgrind).
 """
 from __future__ import annotations
@@ -36,7 +40,10 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+
+from beaver.topologies.experiments.common.instructions import ingroup_run
 
 DIP, PEER, SLB, CLIENT = "127.0.5.31", "127.0.5.32", "127.0.5.33", ("127.0.5.34", 40000)
 VIP = ("127.0.5.131", 7000)
@@ -121,6 +128,7 @@ def main():
                    help="a new snapshot ID every this many requests (0: never)")
     p.add_argument("--reports", action="store_true",
                    help="answer each snapshot's report too, as the OOB thread does")
+    p.add_argument("--out", type=Path, help="also write the counts into this JSON file")
     p.add_argument("--drive", choices=MODES, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.drive:
@@ -136,6 +144,14 @@ def main():
                   f"{5 * args.requests} requests: {per_request[mode]:.0f} per request",
                   flush=True)
     off, beaver = (per_request[mode] - per_request["none"] for mode in ("off", "beaver"))
+    if args.out:
+        written = json.loads(args.out.read_text()) if args.out.exists() else {}
+        runs = written.setdefault("ingroup", {})
+        runs[ingroup_run(args.snapshot_every, args.reports)] = {
+            "date": time.strftime("%Y-%m-%d", time.gmtime()),
+            "requests": [args.requests, 5 * args.requests],
+            "off": round(off), "beaver": round(beaver)}
+        args.out.write_text(json.dumps(written, indent=1) + "\n")
     print(json.dumps({
         "requests": [args.requests, 5 * args.requests], "snapshot_every": args.snapshot_every,
         "reports": args.reports,

@@ -1,0 +1,107 @@
+"""Whose instructions per request account for a missed Fig. 14 goal
+(topologies/experiments/common/instructions.py, and paired.judge with it):
+the benchmarks' counts converted to a phase's own request and snapshot
+rates, on hand-made counts whose right answers differ from the wrong ones."""
+import json
+
+import pytest
+
+from beaver.topologies.experiments.common import instructions, paired
+from beaver.topologies.experiments.common.instructions import (InstructionsError, attribution,
+                                                               instruction_rises)
+from beaver.topologies.experiments.common.paired import Goal
+
+COUNTS = {
+    "slb": {"per_packet": {"without": 400_000, "marking": 410_000,
+                           "snapshots-50": 420_000, "snapshots-1000": 430_000},
+            "snapshot_per_second": {"50": 2_000_000, "1000": 3_000_000}},
+    "controller": {"per_snapshot": {"50": 150_000, "1000": 20_000}},
+    "ingroup": {"every-0": {"off": 133_000, "beaver": 138_000},
+                "every-50": {"off": 134_000, "beaver": 999_999},     # no report: not read
+                "every-20-reports": {"off": 136_000, "beaver": 177_000}}}
+
+
+def test_marking_alone_costs_each_party_its_per_request_rise_and_the_controller_nothing():
+    rises = instruction_rises(COUNTS, None, 2800, slbs=2, ingroup=4)
+    assert rises == {"slb": 10_000, "ingroup": 5_000, "controller": 0}
+    assert attribution(rises).startswith(
+        "largest instruction rise per request on the traffic's cores: slb +10,000")
+
+
+def test_a_snapshot_s_cost_is_shared_by_the_requests_served_in_its_time():
+    rises = instruction_rises(COUNTS, 50, 2800, slbs=2, ingroup=4)
+    # Two SLBs each add 2,000,000 a second over 2,800 requests a second.
+    assert rises["slb"] == pytest.approx(10_000 + 2 * 2_000_000 / 2800)
+    # A snapshot costs one process (41,000 - 5,000) x 20 = 720,000 with its
+    # report; four processes, 50 snapshots over 2,800 requests.
+    assert instructions.ingroup_snapshot(COUNTS) == 720_000
+    assert rises["ingroup"] == pytest.approx(5_000 + 4 * 720_000 * 50 / 2800)
+    assert rises["controller"] == pytest.approx(150_000 * 50 / 2800)
+    # Served twice as fast, the same snapshots weigh half as much per request.
+    faster = instruction_rises(COUNTS, 50, 5600, slbs=2, ingroup=4)
+    assert faster["controller"] == pytest.approx(rises["controller"] / 2)
+    assert attribution(rises) == ("largest instruction rise per request on the traffic's "
+                                  "cores: ingroup +56,429 (ingroup +56,429, slb +11,429, "
+                                  "controller +2,679)")
+
+
+def test_a_party_on_its_own_core_is_listed_but_never_named():
+    rises = {"slb": 100.0, "ingroup": 50.0, "controller": 900.0}
+    assert attribution(rises) .startswith("largest instruction rise per request on the "
+                                          "traffic's cores: controller +900")
+    assert attribution(rises, apart=("controller",)) == (
+        "largest instruction rise per request on the traffic's cores: slb +100 "
+        "(controller +900 (own core), slb +100, ingroup +50)")
+
+
+def test_missing_counts_name_what_to_rerun():
+    with pytest.raises(InstructionsError, match="no slb/snapshot_per_second/20"):
+        instruction_rises(COUNTS, 20, 2800, slbs=2, ingroup=4)
+    no_reports = {**COUNTS, "ingroup": {"every-0": {"off": 1, "beaver": 2}}}
+    with pytest.raises(InstructionsError, match="--reports"):
+        instruction_rises(no_reports, 50, 2800, slbs=2, ingroup=4)
+    with pytest.raises(InstructionsError, match="not a number"):
+        instruction_rises({**COUNTS, "controller": {"per_snapshot": {"50": "many"}}}, 50, 2800,
+                          slbs=2, ingroup=4)
+    with pytest.raises(InstructionsError, match="no requests"):
+        instruction_rises(COUNTS, 50, 0, slbs=2, ingroup=4)
+
+
+def test_load_refuses_what_is_not_the_benchmarks_file(tmp_path):
+    path = tmp_path / "counts.json"
+    path.write_text(json.dumps(COUNTS))
+    assert instructions.load(path) == COUNTS
+    path.write_text(json.dumps({"slb": {}}))
+    with pytest.raises(InstructionsError, match="needs the keys slb, ingroup, controller"):
+        instructions.load(path)
+    path.write_text("{not json")
+    with pytest.raises(InstructionsError, match="not a readable JSON"):
+        instructions.load(path)
+    with pytest.raises(InstructionsError, match="not a readable JSON"):
+        instructions.load(tmp_path / "absent.json")
+
+
+def row(round_no, kind, throughput, slb=10.0):
+    return {"round": round_no, "kind": kind, "throughput": throughput, "p99_us": 100.0,
+            "cost_slb": slb}
+
+
+def test_judge_asks_whose_instructions_only_of_a_missed_goal_at_its_own_throughput():
+    rows = []
+    for n, (served_marking, served_snapshots) in enumerate(((995, 700), (990, 800), (985, 900)), 1):
+        rows += [row(n, "without", 1000), row(n, "marking", served_marking),
+                 row(n, "snapshots-50", served_snapshots, slb=12.0)]
+    asked = []
+
+    def attribute(kind, served):
+        asked.append((kind, served))
+        return "largest instruction rise per request on the traffic's cores: slb +7"
+
+    summary = {r["phase"]: r for r in paired.judge(
+        rows, "throughput", None, {"marking": Goal(0.98), "snapshots-50": Goal(0.98)},
+        "request", instructions=attribute)}
+    assert summary["marking"]["verdict"] == "met"
+    assert asked == [("snapshots-50", 800)], "the phase's median throughput, not the baseline's"
+    assert summary["snapshots-50"]["verdict"].startswith("missed: throughput 0.180 under 0.98")
+    assert summary["snapshots-50"]["verdict"].endswith(
+        "; largest instruction rise per request on the traffic's cores: slb +7")
