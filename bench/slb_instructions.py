@@ -4,7 +4,7 @@ callgrind: the same count whatever else the machine does, so work tells
 apart from contention on shared cores.
 
     sudo .venv/bin/python bench/slb_instructions.py [--packets 300] [--pace 100]
-        [--rates 50,1000] [--out instructions.json]
+        [--rates 50,1000] [--out instructions.json] [--keep DIR]
 
 The switch runs under callgrind, counting only once its pipeline is in
 (callgrind_control -i on), every thread.  The same packets (512 flows to
@@ -27,10 +27,11 @@ after the packets; the controller's from a dump after its run, before it
 closes.  No in-group process runs: the controller collects no reports here.
 
 A snapshot's cost at the switch comes per batch, at any packet rate: its
-rise per packet holds at --pace only.  The JSON (--out; its "slb" and
-"controller" keys replaced, others kept) therefore gives the switch's rise
-as instructions per second too, which common/instructions.py divides by a
-run's own request rate.  BEAVER_BMV2 names the BMv2 binary to run.
+rise per packet holds at --pace (and the rate the controller held) only.
+The JSON (--out; its "slb" and "controller" keys replaced, others kept)
+therefore gives the switch's rise as instructions per snapshot too (beyond
+marking's per packet), which common/instructions.py spreads over a run's
+own requests.  BEAVER_BMV2 names the BMv2 binary to run.
 """
 from __future__ import annotations
 
@@ -188,11 +189,12 @@ class Controller:
 
     def __init__(self, out: Path, config_path: Path, rate: float, seconds: float, batch: int):
         self.out = out
+        self.log = out.with_suffix(".log")
         self.process = subprocess.Popen(
             callgrind(out) + [sys.executable, __file__, "--drive-controller", str(config_path),
                               "--rate", str(rate), "--seconds", str(seconds),
                               "--batch", str(batch)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log.open("w"), text=True,
             env={**os.environ, "PYTHONHASHSEED": "0"})
         self.expect("ready")
         control(self.process.pid, "-i", "on")
@@ -202,7 +204,9 @@ class Controller:
         line = self.process.stdout.readline() if ready else ""
         if what not in line:
             self.process.kill()
-            raise SystemExit(f"the controller under callgrind did not say {what!r}: {line!r}")
+            errors = self.log.read_text(errors="replace").strip().splitlines()[-3:]
+            raise SystemExit(f"the controller under callgrind did not say {what!r}: {line!r}; "
+                             + " | ".join(errors))
         return line
 
     def go(self):
@@ -252,8 +256,21 @@ def per_unit(short: dict, long: dict, count: str, units: str) -> float:
 def per_packet(short: dict, long: dict, idle_per_second: float) -> float:
     """The switch's instructions per packet delivered, the longer run less
     the shorter, without what the switch does idle for as long."""
-    extra = long["slb"] - short["slb"] - idle_per_second * (long["seconds"] - short["seconds"])
-    return extra / (long["delivered"] - short["delivered"])
+    return switch_extra(short, long, idle_per_second) / (long["delivered"] - short["delivered"])
+
+
+def switch_extra(short: dict, long: dict, idle_per_second: float) -> float:
+    """What the switch counted in the longer run beyond the shorter, less
+    its idle work over the extra seconds."""
+    return long["slb"] - short["slb"] - idle_per_second * (long["seconds"] - short["seconds"])
+
+
+def per_snapshot(short: dict, long: dict, idle_per_second: float, marking: float) -> float:
+    """The switch's instructions per snapshot the controller finished:
+    beyond its idle work and marking's per packet."""
+    packets = long["delivered"] - short["delivered"]
+    return ((switch_extra(short, long, idle_per_second) - marking * packets)
+            / (long["outcome"]["finished"] - short["outcome"]["finished"]))
 
 
 def main() -> int:
@@ -269,6 +286,8 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=10,
                         help="IDs per control message at 50/s, as fig14's --batch")
     parser.add_argument("--out", type=Path, help="write the counts into this JSON file")
+    parser.add_argument("--keep", type=Path,
+                        help="keep callgrind's dumps in this folder (for callgrind_annotate)")
     parser.add_argument("--drive-controller", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--rate", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, help=argparse.SUPPRESS)
@@ -293,6 +312,9 @@ def main() -> int:
     counts: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         folder = Path(tmp)
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            folder = args.keep
         veths = stack.enter_context(VethPairs("bslbi", 4))
         switch = CallgrindSwitch(folder / "switch", "slbi", veths.switch_ends, GRPC_PORT, 1,
                                  folder, thrift_port=THRIFT_PORT)
@@ -319,34 +341,36 @@ def main() -> int:
     idle = per_unit(*counts.pop(IDLE), "slb", "seconds")
     del modes[IDLE]
     slb = {k: per_packet(*c, idle) for k, c in counts.items()}
-    controller = {}
+    controller, switch = {}, {}
     for kind, rate in modes.items():
         if rate is not None:
             short, long = ({**c, "finished": c["outcome"]["finished"]} for c in counts[kind])
-            controller[f"{rate:g}"] = per_unit(short, long, "controller", "finished")
+            controller[f"{rate:g}"] = round(per_unit(short, long, "controller", "finished"))
+            switch[f"{rate:g}"] = round(per_snapshot(short, long, idle, slb["marking"]))
     print(f"\nswitch idle: {idle:.0f} instructions per second, taken off below")
     print(f"switch instructions per VIP packet delivered, at {args.pace:g} packets/s:")
     for kind, value in slb.items():
         print(f"{kind:>15}: {value:9.0f}  / without {value / slb['without']:.3f}  "
               f"/ marking {value / slb['marking']:.3f}")
-    for rate, value in controller.items():
-        print(f"controller instructions per snapshot at {rate}/s: {value:.0f}")
+    for kind, rate in modes.items():
+        if rate is not None:
+            achieved = [c["outcome"]["rate"] for c in counts[kind]]
+            print(f"snapshots at {rate:g}/s (held {achieved[0]:g} and {achieved[1]:g}/s): per "
+                  f"snapshot, switch {switch[f'{rate:g}']} and controller "
+                  f"{controller[f'{rate:g}']} instructions")
     result = {
         "build": build, "date": time.strftime("%Y-%m-%d", time.gmtime()),
         "pace": args.pace, "packets": [args.packets, LONGER * args.packets],
         "idle_per_second": round(idle),
         "per_packet": {k: round(v) for k, v in slb.items()},
-        # what snapshots add at the switch each second, above marking alone
-        "snapshot_per_second": {f"{r:g}": round((slb[f"snapshots-{r:g}"] - slb["marking"])
-                                                * args.pace) for r in rates}}
-    print(json.dumps({"slb": result, "controller": {"per_snapshot": {
-        r: round(v) for r, v in controller.items()}}}, indent=1))
+        # beyond marking's per packet: what a snapshot adds at the switch
+        "per_snapshot": switch}
+    print(json.dumps({"slb": result, "controller": {"per_snapshot": controller}}, indent=1))
     if args.out:
         written = json.loads(args.out.read_text()) if args.out.exists() else {}
         written["slb"] = result
         written["controller"] = {"build": build, "date": result["date"],
-                                 "per_snapshot": {r: round(v) for r, v in controller.items()},
-                                 "reports": False}
+                                 "per_snapshot": controller, "reports": False}
         args.out.write_text(json.dumps(written, indent=1) + "\n")
     return 0
 

@@ -77,10 +77,11 @@ def test_a_phase_s_processes_get_their_workload_and_offered_load():
 
 def test_instructions_are_read_when_parsed_and_checked_for_every_phase_before_the_run(tmp_path):
     counts = {"slb": {"per_packet": {"without": 400, "marking": 410},
-                      "snapshot_per_second": {"50": 2000}},
+                      "per_snapshot": {"50": 40}},
               "controller": {"per_snapshot": {"50": 150}},
-              "ingroup": {"every-0": {"off": 100, "beaver": 104},
-                          "every-20-reports": {"off": 100, "beaver": 110}}}
+              "ingroup": {"every-0": {"snapshot_every": 0, "off": 100, "beaver": 104},
+                          "every-5-reports-batch-10": {"snapshot_every": 5, "reports": True,
+                                                       "batch": 10, "off": 100, "beaver": 110}}}
     path = tmp_path / "counts.json"
     path.write_text(json.dumps(counts))
     args = parse(fig14, "--instructions", str(path), "--rates", "50", "--cores", "pinned")
@@ -92,7 +93,7 @@ def test_instructions_are_read_when_parsed_and_checked_for_every_phase_before_th
     assert "controller +8 (own core)" in attribute("snapshots-50", 1000.0)
     assert parse(fig14).instructions is None and impact.attributor(parse(fig14), 2, 4) is None
     # A rate the benchmarks did not run fails before the experiment does.
-    with pytest.raises(SystemExit, match="no slb/snapshot_per_second/1000"):
+    with pytest.raises(SystemExit, match="no slb/per_snapshot/1000"):
         impact.attributor(parse(fig14, "--instructions", str(path)), slbs=2, ingroup=4)
     path.write_text("[]")
     with pytest.raises(argparse.ArgumentError, match="needs the keys"):

@@ -11,14 +11,22 @@ from beaver.topologies.experiments.common.instructions import (InstructionsError
                                                                instruction_rises)
 from beaver.topologies.experiments.common.paired import Goal
 
+def ingroup(every, off, beaver, reports=False, batch=1):
+    return {instructions.ingroup_run(every, reports, batch): {
+        "snapshot_every": every, "reports": reports, "batch": batch,
+        "off": off, "beaver": beaver}}
+
+
 COUNTS = {
     "slb": {"per_packet": {"without": 400_000, "marking": 410_000,
                            "snapshots-50": 420_000, "snapshots-1000": 430_000},
-            "snapshot_per_second": {"50": 2_000_000, "1000": 3_000_000}},
+            "per_snapshot": {"50": 40_000, "1000": 3_000}},
     "controller": {"per_snapshot": {"50": 150_000, "1000": 20_000}},
-    "ingroup": {"every-0": {"off": 133_000, "beaver": 138_000},
-                "every-50": {"off": 134_000, "beaver": 999_999},     # no report: not read
-                "every-20-reports": {"off": 136_000, "beaver": 177_000}}}
+    "ingroup": {**ingroup(0, 133_000, 138_000),
+                **ingroup(14, 136_000, 160_000, reports=True, batch=10),
+                **ingroup(50, 134_000, 144_000, reports=True, batch=10),
+                **ingroup(14, 136_000, 999_000, reports=True),          # a report an ID
+                **ingroup(1, 150_000, 400_000, reports=True, batch=200)}}
 
 
 def test_marking_alone_costs_each_party_its_per_request_rise_and_the_controller_nothing():
@@ -29,20 +37,24 @@ def test_marking_alone_costs_each_party_its_per_request_rise_and_the_controller_
 
 
 def test_a_snapshot_s_cost_is_shared_by_the_requests_served_in_its_time():
-    rises = instruction_rises(COUNTS, 50, 2800, slbs=2, ingroup=4)
-    # Two SLBs each add 2,000,000 a second over 2,800 requests a second.
-    assert rises["slb"] == pytest.approx(10_000 + 2 * 2_000_000 / 2800)
-    # A snapshot costs one process (41,000 - 5,000) x 20 = 720,000 with its
-    # report; four processes, 50 snapshots over 2,800 requests.
-    assert instructions.ingroup_snapshot(COUNTS) == 720_000
-    assert rises["ingroup"] == pytest.approx(5_000 + 4 * 720_000 * 50 / 2800)
+    rises = instruction_rises(COUNTS, 50, 2800, slbs=2, ingroup=4, batch=10)
+    # Two SLBs each add 40,000 a snapshot, 50 a second over 2,800 requests a second.
+    assert rises["slb"] == pytest.approx(10_000 + 2 * 40_000 * 50 / 2800)
     assert rises["controller"] == pytest.approx(150_000 * 50 / 2800)
-    # Served twice as fast, the same snapshots weigh half as much per request.
-    faster = instruction_rises(COUNTS, 50, 5600, slbs=2, ingroup=4)
+    # Each of 4 processes sees 700 requests a second, a snapshot every 14:
+    # the run counted so, with a report a batch of 10 (not the one an ID).
+    assert rises["ingroup"] == 160_000 - 136_000
+    # Served twice as fast, the same snapshots weigh half as much per
+    # request, and the in-group run nearest a snapshot every 28 is the 50's.
+    faster = instruction_rises(COUNTS, 50, 5600, slbs=2, ingroup=4, batch=10)
     assert faster["controller"] == pytest.approx(rises["controller"] / 2)
+    assert faster["ingroup"] == 144_000 - 134_000
     assert attribution(rises) == ("largest instruction rise per request on the traffic's "
-                                  "cores: ingroup +56,429 (ingroup +56,429, slb +11,429, "
+                                  "cores: ingroup +24,000 (ingroup +24,000, slb +11,429, "
                                   "controller +2,679)")
+    # At 1,000/s a process sees fewer requests than IDs: a new ID with each.
+    assert instruction_rises(COUNTS, 1000, 2800, slbs=2, ingroup=4,
+                             batch=200)["ingroup"] == 250_000
 
 
 def test_a_party_on_its_own_core_is_listed_but_never_named():
@@ -55,16 +67,18 @@ def test_a_party_on_its_own_core_is_listed_but_never_named():
 
 
 def test_missing_counts_name_what_to_rerun():
-    with pytest.raises(InstructionsError, match="no slb/snapshot_per_second/20"):
-        instruction_rises(COUNTS, 20, 2800, slbs=2, ingroup=4)
-    no_reports = {**COUNTS, "ingroup": {"every-0": {"off": 1, "beaver": 2}}}
-    with pytest.raises(InstructionsError, match="--reports"):
-        instruction_rises(no_reports, 50, 2800, slbs=2, ingroup=4)
+    with pytest.raises(InstructionsError, match="no slb/per_snapshot/20"):
+        instruction_rises(COUNTS, 20, 2800, slbs=2, ingroup=4, batch=10)
+    with pytest.raises(InstructionsError, match="no in-group a run with --reports --batch 7"):
+        instruction_rises(COUNTS, 50, 2800, slbs=2, ingroup=4, batch=7)
+    no_baseline = {**COUNTS, "ingroup": ingroup(14, 1, 2, reports=True, batch=10)}
+    with pytest.raises(InstructionsError, match="--snapshot-every 0"):
+        instruction_rises(no_baseline, None, 2800, slbs=2, ingroup=4)
     with pytest.raises(InstructionsError, match="not a number"):
         instruction_rises({**COUNTS, "controller": {"per_snapshot": {"50": "many"}}}, 50, 2800,
-                          slbs=2, ingroup=4)
+                          slbs=2, ingroup=4, batch=10)
     with pytest.raises(InstructionsError, match="no requests"):
-        instruction_rises(COUNTS, 50, 0, slbs=2, ingroup=4)
+        instruction_rises(COUNTS, 50, 0, slbs=2, ingroup=4, batch=10)
 
 
 def test_load_refuses_what_is_not_the_benchmarks_file(tmp_path):

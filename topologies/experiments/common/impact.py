@@ -69,8 +69,9 @@ def attributor(args, slbs: int, ingroup: int):
         return None
 
     def attribute(kind: str, requests_per_second: float) -> str:
-        rises = instructions.instruction_rises(counts, rate_of(kind), requests_per_second,
-                                               slbs, ingroup)
+        rate = rate_of(kind)
+        rises = instructions.instruction_rises(counts, rate, requests_per_second, slbs, ingroup,
+                                               batch_for(rate, args) if rate else 1)
         return instructions.attribution(rises, apart(args.cores))
 
     for kind in phases(args.rates)[1:]:

@@ -6,32 +6,34 @@ converted to a run's own request and snapshot rates.
 The benchmarks write one JSON file (--out of each):
 
   "slb"         bench/slb_instructions.py: a BMv2 switch's instructions per
-                VIP packet "without" and with "marking", and what snapshots
-                at each rate add each second (their control messages come
-                per batch, whatever the packet rate);
+                VIP packet "without" and with "marking", and what each
+                snapshot adds, at each rate (its control messages come per
+                batch, whatever the packet rate);
   "controller"  the same run: the controller's instructions per snapshot at
                 each rate;
-  "ingroup"     bench/runtime_instructions.py: the runtime's instructions
-                per request, Beaver layer "off" and "beaver", for each
-                --snapshot-every (and --reports): runs ingroup_run(0) (no
-                snapshot) and ingroup_run(S, reports=True) (a snapshot every
-                S requests, its report answered) are read.
+  "ingroup"     bench/runtime_instructions.py: one replica's instructions
+                per request, Beaver layer "off" and "beaver", each run with
+                its settings: a snapshot every "snapshot_every" requests (0:
+                none), with "reports" asked one a "batch" of IDs.
 
-A phase with snapshots at R per second and q requests per second then
-costs, per request, above the baseline:
+A phase with snapshots at R per second, q requests per second and IDs
+batched B a time then costs, per request, above the baseline:
 
-  slb         marking - without  +  slbs x added per second / q
-  ingroup     (beaver - off at no snapshot)  +  processes x per snapshot x R / q,
-              a snapshot's own cost being S x the rise of the run with one
-              every S requests over the run without
+  slb         marking - without  +  slbs x per snapshot x R / q
   controller  per snapshot x R / q
+  ingroup     beaver - off, of the run with reports a batch of B and a
+              snapshot every S requests, S the nearest to what each of the
+              in-group processes sees, q / (processes x R) (at least 1: a
+              process that sees fewer requests than IDs takes a new ID with
+              each); with marking alone, of the run without snapshots
 
     rises = instruction_rises(load(path), rate=50, requests_per_second=2800,
-                              slbs=2, ingroup=4)
+                              slbs=2, ingroup=4, batch=10)
 """
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Mapping
 
@@ -42,9 +44,10 @@ class InstructionsError(ValueError):
     """The instructions file lacks what a phase needs, or is not one."""
 
 
-def ingroup_run(snapshot_every: int, reports: bool = False) -> str:
+def ingroup_run(snapshot_every: int, reports: bool = False, batch: int = 1) -> str:
     """The key of one bench/runtime_instructions.py run in "ingroup"."""
-    return f"every-{snapshot_every}" + ("-reports" if reports else "")
+    return (f"every-{snapshot_every}" + ("-reports" if reports else "")
+            + (f"-batch-{batch}" if batch > 1 else ""))
 
 
 def load(path: Path) -> dict:
@@ -71,47 +74,49 @@ def _count(table: Mapping, *keys: str) -> float:
     return float(value)
 
 
-def ingroup_snapshot(counts: Mapping) -> float:
-    """One in-group process's instructions per snapshot, its report answered:
-    the run with a snapshot every S requests over the run with none, times S."""
-    runs = counts["ingroup"]
-    every = [int(k.split("-")[1]) for k in runs
-             if k.endswith("-reports") and k.split("-")[1].isdigit() and k.split("-")[1] != "0"]
-    if not every:
-        raise InstructionsError("the instructions file has no in-group run with snapshots and "
-                                "reports: run bench/runtime_instructions.py --reports "
-                                "--snapshot-every S --out FILE")
-    s = min(every)
-    snapshot = ingroup_run(s, reports=True)
-    none = ingroup_run(0)
-    rise = ((_count(runs, snapshot, "beaver") - _count(runs, snapshot, "off"))
-            - (_count(runs, none, "beaver") - _count(runs, none, "off")))
-    return rise * s
+def ingroup_rise(counts: Mapping, snapshot_every: float | None,
+                 batch: int) -> tuple[float, int]:
+    """(beaver - off per request, the run's snapshot_every) of the in-group
+    run nearest to a snapshot every `snapshot_every` requests with reports a
+    batch of `batch` (None: the run without snapshots)."""
+    runs = {key: run for key, run in counts["ingroup"].items() if isinstance(run, Mapping)}
+    if snapshot_every is None:
+        fitting = {k: r for k, r in runs.items() if r.get("snapshot_every") == 0}
+        wanted = "a run without snapshots (--snapshot-every 0)"
+    else:
+        fitting = {k: r for k, r in runs.items() if r.get("reports") is True
+                   and r.get("batch") == batch and isinstance(r.get("snapshot_every"), int)
+                   and r["snapshot_every"] > 0}
+        wanted = f"a run with --reports --batch {batch}"
+    if not fitting:
+        raise InstructionsError(f"the instructions file has no in-group {wanted}: run "
+                                "bench/runtime_instructions.py with it and --out FILE")
+    target = max(1.0, snapshot_every or 0.0)
+    key = min(fitting, key=lambda k: abs(math.log(max(1, fitting[k]["snapshot_every"]) / target)))
+    rise = _count(runs, key, "beaver") - _count(runs, key, "off")
+    return rise, fitting[key]["snapshot_every"]
 
 
 def instruction_rises(counts: Mapping, rate: float | None, requests_per_second: float,
-                      slbs: int, ingroup: int) -> dict[str, float]:
+                      slbs: int, ingroup: int, batch: int = 1) -> dict[str, float]:
     """Instructions per request each party adds over the baseline in a phase
-    with marking and, rate not None, snapshots at rate per second, at
-    requests_per_second (all clients'), with `slbs` SLBs and `ingroup`
-    in-group processes each reporting every snapshot."""
+    with marking and, rate not None, snapshots at rate per second, batch IDs
+    a time, at requests_per_second (all clients'), with `slbs` SLBs and
+    `ingroup` in-group processes."""
     if not requests_per_second > 0:
         raise InstructionsError("no requests were served: no cost per request")
-    none = ingroup_run(0)
-    rises = {
-        "slb": _count(counts, "slb", "per_packet", "marking")
-        - _count(counts, "slb", "per_packet", "without"),
-        "ingroup": _count(counts, "ingroup", none, "beaver")
-        - _count(counts, "ingroup", none, "off"),
-        "controller": 0.0}
-    if rate is not None:
-        key = f"{rate:g}"
-        snapshots_per_request = rate / requests_per_second
-        rises["slb"] += slbs * _count(counts, "slb", "snapshot_per_second", key) \
-            / requests_per_second
-        rises["ingroup"] += ingroup * ingroup_snapshot(counts) * snapshots_per_request
-        rises["controller"] += _count(counts, "controller", "per_snapshot", key) \
-            * snapshots_per_request
+    rises = {"slb": _count(counts, "slb", "per_packet", "marking")
+             - _count(counts, "slb", "per_packet", "without"),
+             "controller": 0.0}
+    if rate is None:
+        rises["ingroup"] = ingroup_rise(counts, None, batch)[0]
+        return rises
+    key = f"{rate:g}"
+    snapshots_per_request = rate / requests_per_second
+    rises["slb"] += slbs * _count(counts, "slb", "per_snapshot", key) * snapshots_per_request
+    rises["controller"] += _count(counts, "controller", "per_snapshot", key) \
+        * snapshots_per_request
+    rises["ingroup"] = ingroup_rise(counts, requests_per_second / (ingroup * rate), batch)[0]
     return rises
 
 
