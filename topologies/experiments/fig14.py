@@ -97,9 +97,13 @@ def run(args, results: Results) -> list[dict]:
             for n, kind in paired.rounds(impact.phases(args.rates), args.rounds)]
     results.write_csv(rows)
     goals = impact.goals(args.rates)
-    counted = ({"instructions": f"{args.instructions['path']} (callgrind; BMv2 "
-                                f"{args.instructions['slb'].get('build', '?')})"}
-               if args.instructions else {})
+    counted = {}
+    if args.instructions:
+        reports = args.instructions["controller"].get("reports") is not False
+        counted["instructions"] = (f"{args.instructions['path']} (callgrind; BMv2 "
+                                   f"{args.instructions['slb'].get('build', '?')}"
+                                   + ("" if reports else "; the controller's without reports")
+                                   + ")")
     summary = [{**row, "cores": args.cores, **counted}
                for row in paired.judge(rows, "throughput", "p99_us", goals, per="request",
                                            apart=impact.apart(args.cores),
