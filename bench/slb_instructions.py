@@ -51,6 +51,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
 from beaver.topologies.bmv2 import Bmv2Switch, bmv2_available, bmv2_build
+from beaver.topologies.experiments.common import impact
 from beaver.topologies.veth import VethPairs
 
 from dataplane import BACKENDS, ENCAPSULATED, SLB_MAC, UDP_DPORT_OFFSET, VIP, raw_socket
@@ -166,8 +167,6 @@ def drive_controller(config_path: Path, rate: float, seconds: float, batch: int)
     from beaver.control.engine.record import Outcome
     from beaver.control.slbs.fleet import SlbFleet
     from beaver.control.store import SnapshotStore
-    from beaver.topologies.experiments.common import impact
-
     config = load(config_path)
     fleet = SlbFleet(config)
     store = SnapshotStore(config.controller.store)
@@ -281,7 +280,8 @@ def main() -> int:
     parser.add_argument("--pace", type=float, default=100.0,
                         help="packets per second offered (BMv2 under callgrind keeps up with "
                              "a few hundred)")
-    parser.add_argument("--rates", default="50,1000",
+    parser.add_argument("--rates", type=impact.numbers(float, 0.1),
+                        default=impact.numbers(float, 0.1)("50,1000"),
                         help="snapshots per second, one mode each (default 50,1000)")
     parser.add_argument("--batch", type=int, default=10,
                         help="IDs per control message at 50/s, as fig14's --batch")
@@ -300,7 +300,7 @@ def main() -> int:
     if not bmv2_available():
         print(f"no BMv2: {bmv2_build()}", file=sys.stderr)
         return 1
-    rates = [float(r) for r in args.rates.split(",") if r.strip()]
+    rates = args.rates
     modes = {IDLE: None, "without": None, "marking": None,
              **{f"snapshots-{r:g}": r for r in rates}}
 
@@ -323,16 +323,18 @@ def main() -> int:
         configs = {m: service_file(folder, switch, m) for m in (False, True)}
         program(configs[False], push=True)
         control(switch.process.pid, "-i", "on")
-        ports = (raw_socket(veths.host_ends[1]), [raw_socket(veths.host_ends[p]) for p in BACKENDS])
+        ports = (raw_socket(veths.host_ends[1]),
+                 [raw_socket(veths.host_ends[p]) for p in BACKENDS])
         paced(*ports, frames, WARM_UP, args.pace)
         for kind, rate in modes.items():
             program(configs[kind not in (IDLE, "without")])
             counts[kind] = [measure(kind, rate, n, args, switch, ports, frames, folder)
                             for n in (args.packets, LONGER * args.packets)]
             for n, c in zip((args.packets, LONGER * args.packets), counts[kind]):
+                snapshots = (f"; controller {c['controller']} instructions, snapshots "
+                             f"{c['outcome']}" if "outcome" in c else "")
                 print(f"{kind:>15}, {n} packets: {c['delivered']} delivered in "
-                      f"{c['seconds']:.1f} s, switch {c['slb']} instructions" + (f"; controller {c['controller']} instructions, "
-                                        f"snapshots {c['outcome']}" if "outcome" in c else ""),
+                      f"{c['seconds']:.1f} s, switch {c['slb']} instructions{snapshots}",
                       flush=True)
             if not switch.alive:
                 print("the switch died", file=sys.stderr)
@@ -341,12 +343,12 @@ def main() -> int:
     idle = per_unit(*counts.pop(IDLE), "slb", "seconds")
     del modes[IDLE]
     slb = {k: per_packet(*c, idle) for k, c in counts.items()}
-    controller, switch = {}, {}
+    controller, at_switch = {}, {}
     for kind, rate in modes.items():
         if rate is not None:
             short, long = ({**c, "finished": c["outcome"]["finished"]} for c in counts[kind])
             controller[f"{rate:g}"] = round(per_unit(short, long, "controller", "finished"))
-            switch[f"{rate:g}"] = round(per_snapshot(short, long, idle, slb["marking"]))
+            at_switch[f"{rate:g}"] = round(per_snapshot(short, long, idle, slb["marking"]))
     print(f"\nswitch idle: {idle:.0f} instructions per second, taken off below")
     print(f"switch instructions per VIP packet delivered, at {args.pace:g} packets/s:")
     for kind, value in slb.items():
@@ -356,7 +358,7 @@ def main() -> int:
         if rate is not None:
             achieved = [c["outcome"]["rate"] for c in counts[kind]]
             print(f"snapshots at {rate:g}/s (held {achieved[0]:g} and {achieved[1]:g}/s): per "
-                  f"snapshot, switch {switch[f'{rate:g}']} and controller "
+                  f"snapshot, switch {at_switch[f'{rate:g}']} and controller "
                   f"{controller[f'{rate:g}']} instructions")
     result = {
         "build": build, "date": time.strftime("%Y-%m-%d", time.gmtime()),
@@ -364,7 +366,7 @@ def main() -> int:
         "idle_per_second": round(idle),
         "per_packet": {k: round(v) for k, v in slb.items()},
         # beyond marking's per packet: what a snapshot adds at the switch
-        "per_snapshot": switch}
+        "per_snapshot": at_switch}
     print(json.dumps({"slb": result, "controller": {"per_snapshot": controller}}, indent=1))
     if args.out:
         written = json.loads(args.out.read_text()) if args.out.exists() else {}
