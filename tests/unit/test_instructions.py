@@ -5,6 +5,8 @@ rates, on hand-made counts whose right answers differ from the wrong ones."""
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from beaver.topologies.experiments.common import instructions, paired
 from beaver.topologies.experiments.common.instructions import (InstructionsError, attribution,
@@ -119,3 +121,29 @@ def test_judge_asks_whose_instructions_only_of_a_missed_goal_at_its_own_throughp
     assert summary["snapshots-50"]["verdict"].startswith("missed: throughput 0.180 under 0.98")
     assert summary["snapshots-50"]["verdict"].endswith(
         "; largest instruction rise per request on the traffic's cores: slb +7")
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+                    | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.sampled_from(["slb", "controller", "ingroup", "per_packet",
+                                                       "per_snapshot", "without", "marking", "50",
+                                                       "every-0", "snapshot_every", "reports",
+                                                       "batch", "off", "beaver"]), inner,
+                                      max_size=6),
+                    max_leaves=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(counts=JSON, rate=st.sampled_from([None, 50.0]))
+def test_any_file_gives_numbers_or_one_clear_error(tmp_path_factory, counts, rate):
+    path = tmp_path_factory.mktemp("fuzz") / "counts.json"
+    path.write_text(json.dumps(counts))
+    try:
+        rises = instruction_rises(instructions.load(path), rate, 2800, slbs=2, ingroup=4,
+                                  batch=10)
+    except InstructionsError as e:
+        assert str(e) and "\n" not in str(e)
+        return
+    assert set(rises) == {"slb", "ingroup", "controller"}
+    assert all(isinstance(v, float) for v in rises.values())
