@@ -21,8 +21,16 @@ one starts, as the controller does (one "report" for the finished ID, its
 changes from the one before), and encodes the answer, in the main thread,
 so the count holds what the replica's OOB thread does for it.
 
+--batch K (with --reports): one report a batch of K IDs instead, the run
+of them answered by distinct state ({"op": "report", "first", "count"}), as
+the controller asks when it batches (Fig. 14's timed snapshots).
+
+--out FILE: the counts also go into FILE's "ingroup" key, one entry per
+--snapshot-every, --reports and --batch (other keys kept), where Fig. 14's
+--instructions reads them (topologies/experiments/common/instructions.py).
+
 Run: python bench/runtime_instructions.py [--requests 400] [--snapshot-every 50]
-         [--reports]
+         [--reports [--batch K]] [--out FILE]
 (each driver run takes some seconds under valgrind).
 """
 from __future__ import annotations
@@ -36,7 +44,10 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+
+from beaver.topologies.experiments.common.instructions import ingroup_run
 
 DIP, PEER, SLB, CLIENT = "127.0.5.31", "127.0.5.32", "127.0.5.33", ("127.0.5.34", 40000)
 VIP = ("127.0.5.131", 7000)
@@ -52,7 +63,8 @@ def inner_packet(payload: bytes, client=CLIENT, vip=VIP) -> bytes:
     return ip + udp + payload
 
 
-def drive(mode: str, requests: int, snapshot_every: int, reports: bool = False):
+def drive(mode: str, requests: int, snapshot_every: int, reports: bool = False,
+          batch: int = 1):
     from beaver.p4src.wire import BeaverHeader, Kind
     from beaver.traffic.runtime.datagrams import PeerKind, pack_peer, peer_name
     from beaver.traffic.services.kvstore import KvReplica
@@ -77,7 +89,15 @@ def drive(mode: str, requests: int, snapshot_every: int, reports: bool = False):
             snapshot_id += 1
             from_kv2(snapshot_id, PeerKind.COUNT, 0, {"id": f"kv2:c{i}", "first": snapshot_id,
                                                       "sent_before": sent_by_kv2})
-            if reports and mode == "beaver" and snapshot_id > 1:
+            if reports and mode == "beaver" and batch > 1 and snapshot_id % batch == 1 \
+                    and snapshot_id > batch:
+                # the batch before this ID is over: its run, as the controller asks it
+                answered = runtime._answer({"v": oob.VERSION, "op": "report",
+                                            "first": snapshot_id - batch, "count": batch})
+                if answered["op"] != "cuts":
+                    raise SystemExit(f"the driver's batch report was refused: {answered}")
+                oob.encode(answered)
+            elif reports and mode == "beaver" and batch == 1 and snapshot_id > 1:
                 # As the controller asks (traffic/oob/links.py): a run of one ID.
                 ask = {"v": oob.VERSION, "op": "report", "first": snapshot_id - 1, "count": 1}
                 if snapshot_id > 2:
@@ -103,13 +123,14 @@ def drive(mode: str, requests: int, snapshot_every: int, reports: bool = False):
 
 
 def instructions(mode: str, requests: int, snapshot_every: int, out: Path,
-                 reports: bool = False) -> int:
+                 reports: bool = False, batch: int = 1) -> int:
     """The main thread's instruction count for one driver run under callgrind."""
     prefix = out / f"{mode}-{requests}"
     run = subprocess.run(["valgrind", "--tool=callgrind", "--separate-threads=yes",
                           f"--callgrind-out-file={prefix}", sys.executable, __file__, "--drive",
                           mode, "--requests", str(requests), "--snapshot-every",
-                          str(snapshot_every), *(["--reports"] if reports else [])],
+                          str(snapshot_every), *(["--reports"] if reports else []),
+                          "--batch", str(batch)],
                          capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
     if run.returncode:
         said = [line for line in run.stderr.splitlines() if not line.startswith("==")]
@@ -126,24 +147,37 @@ def main():
                    help="a new snapshot ID every this many requests (0: never)")
     p.add_argument("--reports", action="store_true",
                    help="answer each snapshot's report too, as the OOB thread does")
+    p.add_argument("--batch", type=int, default=1,
+                   help="with --reports: one report for each batch of this many IDs")
+    p.add_argument("--out", type=Path, help="also write the counts into this JSON file")
     p.add_argument("--drive", choices=MODES, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.drive:
-        return drive(args.drive, args.requests, args.snapshot_every, args.reports)
+        return drive(args.drive, args.requests, args.snapshot_every, args.reports, args.batch)
 
     per_request = {}
     with tempfile.TemporaryDirectory() as out:
         for mode in MODES:
-            counts = [instructions(mode, n, args.snapshot_every, Path(out), args.reports)
+            counts = [instructions(mode, n, args.snapshot_every, Path(out), args.reports,
+                                   args.batch)
                       for n in (args.requests, 5 * args.requests)]
             per_request[mode] = (counts[1] - counts[0]) / (4 * args.requests)
             print(f"{mode:>6}: {counts[0]} and {counts[1]} instructions for {args.requests} and "
                   f"{5 * args.requests} requests: {per_request[mode]:.0f} per request",
                   flush=True)
     off, beaver = (per_request[mode] - per_request["none"] for mode in ("off", "beaver"))
+    if args.out:
+        written = json.loads(args.out.read_text()) if args.out.exists() else {}
+        runs = written.setdefault("ingroup", {})
+        runs[ingroup_run(args.snapshot_every, args.reports, args.batch)] = {
+            "date": time.strftime("%Y-%m-%d", time.gmtime()),
+            "requests": [args.requests, 5 * args.requests],
+            "snapshot_every": args.snapshot_every, "reports": args.reports, "batch": args.batch,
+            "off": round(off), "beaver": round(beaver)}
+        args.out.write_text(json.dumps(written, indent=1) + "\n")
     print(json.dumps({
         "requests": [args.requests, 5 * args.requests], "snapshot_every": args.snapshot_every,
-        "reports": args.reports,
+        "reports": args.reports, "batch": args.batch,
         "driver_instructions_per_request": round(per_request["none"]),
         "off_instructions_per_request": round(off),
         "beaver_instructions_per_request": round(beaver),

@@ -2,6 +2,7 @@
 fig14tcp.py): --cores, the snapshot rates and their phases and goals,
 the offered loads and the YCSB workloads, and what each phase runs."""
 import argparse
+import json
 
 import pytest
 
@@ -72,3 +73,28 @@ def test_a_phase_s_processes_get_their_workload_and_offered_load():
     iperf = fig14tcp.settings("iperf@40%", False, args, 123.4)
     assert (iperf.iperf_mbps, iperf.runtime_mode, iperf.app_args) == (123.4, "off", {})
     assert fig14tcp.family("iperf@40%") == "iperf" and fig14tcp.family("ycsb-b") == "ycsb"
+
+
+def test_instructions_are_read_when_parsed_and_checked_for_every_phase_before_the_run(tmp_path):
+    counts = {"slb": {"per_packet": {"without": 400, "marking": 410},
+                      "per_snapshot": {"50": 40}},
+              "controller": {"per_snapshot": {"50": 150}},
+              "ingroup": {"every-0": {"snapshot_every": 0, "off": 100, "beaver": 104},
+                          "every-5-reports-batch-10": {"snapshot_every": 5, "reports": True,
+                                                       "batch": 10, "off": 100, "beaver": 110}}}
+    path = tmp_path / "counts.json"
+    path.write_text(json.dumps(counts))
+    args = parse(fig14, "--instructions", str(path), "--rates", "50", "--cores", "pinned")
+    assert args.instructions == {**counts, "path": str(path)}
+    attribute = impact.attributor(args, slbs=2, ingroup=4)
+    # marking alone: the SLBs' +10 per packet outweighs the in-group's +4
+    assert attribute("marking", 1000.0).startswith(
+        "largest instruction rise per request on the traffic's cores: slb +10 ")
+    assert "controller +8 (own core)" in attribute("snapshots-50", 1000.0)
+    assert parse(fig14).instructions is None and impact.attributor(parse(fig14), 2, 4) is None
+    # A rate the benchmarks did not run fails before the experiment does.
+    with pytest.raises(SystemExit, match="no slb/per_snapshot/1000"):
+        impact.attributor(parse(fig14, "--instructions", str(path)), slbs=2, ingroup=4)
+    path.write_text("[]")
+    with pytest.raises(argparse.ArgumentError, match="needs the keys"):
+        parse(fig14, "--instructions", str(path))

@@ -20,7 +20,9 @@ range, against the goals, and beside it each party's CPU per request (the
 SLBs, the in-group processes, the controller), measured over the clients'
 lifetime. --cores pinned puts the controller on a core of its own and
 every other process on the other, in every phase (topologies/cores.py);
-shared (default) lets them contend for both cores.
+shared (default) lets them contend for both cores.  --instructions JSON
+adds to a missed goal's verdict the party whose instructions per request
+rose most, from the benchmarks' callgrind counts (common/instructions.py).
 """
 from __future__ import annotations
 
@@ -45,6 +47,10 @@ def add_arguments(p):
     p.add_argument("--rounds", type=int, default=5, help="rounds of the three phases (default 5)")
     p.add_argument("--seconds", type=float, default=5.0, help="per phase (default 5)")
     impact.add_arguments(p)
+    p.add_argument("--instructions", type=impact.instruction_counts, metavar="JSON",
+                   help="instruction counts the benchmarks wrote (bench/slb_instructions.py "
+                        "and bench/runtime_instructions.py --out): a missed goal's verdict "
+                        "then names the party whose instructions per request rose most")
 
 
 def phase(results: Results, round_no: int, kind: str, args) -> dict:
@@ -86,13 +92,22 @@ def phase(results: Results, round_no: int, kind: str, args) -> dict:
 
 def run(args, results: Results) -> list[dict]:
     results.progress(f"cores {cores.describe(args.cores)}")
+    attribute = impact.attributor(args, SPEC.slbs, sum(s.replicas for s in SPEC.services))
     rows = [phase(results, n, kind, args)
             for n, kind in paired.rounds(impact.phases(args.rates), args.rounds)]
     results.write_csv(rows)
     goals = impact.goals(args.rates)
-    summary = [{**row, "cores": args.cores}
+    counted = {}
+    if args.instructions:
+        reports = args.instructions["controller"].get("reports") is not False
+        counted["instructions"] = (f"{args.instructions['path']} (callgrind; BMv2 "
+                                   f"{args.instructions['slb'].get('build', '?')}"
+                                   + ("" if reports else "; the controller's without reports")
+                                   + ")")
+    summary = [{**row, "cores": args.cores, **counted}
                for row in paired.judge(rows, "throughput", "p99_us", goals, per="request",
-                                           apart=impact.apart(args.cores))]
+                                           apart=impact.apart(args.cores),
+                                           instructions=attribute)]
     plot(results, rows, goals, args.cores)
     return summary
 

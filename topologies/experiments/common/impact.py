@@ -9,6 +9,7 @@ and their goals, and the controller's settings for a snapshot phase.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from beaver.control.engine import rules
 from beaver.control.engine.engine import TIMED, RunSettings
@@ -16,6 +17,7 @@ from beaver.control.engine.record import Mode
 from beaver.control.engine.window import MAX_SPAN
 
 from beaver.topologies import cores
+from beaver.topologies.experiments.common import instructions
 from beaver.topologies.experiments.common.paired import BASELINE, Goal
 
 SNAPSHOTS = "snapshots-"     # a phase f"snapshots-{rate:g}": snapshots at that rate
@@ -47,6 +49,37 @@ def add_arguments(p, rates: str = "50,1000"):
                    help="IDs per control message at 50/s (default 10: one INIT_BATCH and "
                         f"one READ_BATCH per SLB every {BATCH_SECONDS} s; higher rates "
                         "batch as often, with as many more IDs)")
+
+
+def instruction_counts(text: str) -> dict:
+    """An argument type: the benchmarks' JSON of instruction counts."""
+    try:
+        return {**instructions.load(Path(text)), "path": text}
+    except instructions.InstructionsError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def attributor(args, slbs: int, ingroup: int):
+    """With --instructions, what judge() asks of a missed goal: whose
+    instructions per request account for it, at the phase's own request
+    and snapshot rates (common/instructions.py); checked for every phase now,
+    so a file that lacks a rate fails before the run, not after it."""
+    counts = args.instructions
+    if counts is None:
+        return None
+
+    def attribute(kind: str, requests_per_second: float) -> str:
+        rate = rate_of(kind)
+        rises = instructions.instruction_rises(counts, rate, requests_per_second, slbs, ingroup,
+                                               batch_for(rate, args) if rate else 1)
+        return instructions.attribution(rises, apart(args.cores))
+
+    for kind in phases(args.rates)[1:]:
+        try:
+            attribute(kind, 1.0)
+        except instructions.InstructionsError as e:
+            raise SystemExit(f"--instructions {counts['path']}: {e}") from None
+    return attribute
 
 
 def apart(where: str) -> tuple[str, ...]:

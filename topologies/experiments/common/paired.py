@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 BASELINE = "without"
 COST = "cost_"          # a row's f"cost_{party}": CPU us per request of that party
@@ -94,12 +94,15 @@ def verdict(throughput: Spread, p99: Spread | None, goal: Goal,
 
 
 def judge(rows: Sequence[Mapping], throughput: str, p99: str | None,
-          goals: Mapping[str, Goal], per: str, apart: Sequence[str] = ()) -> list[dict]:
+          goals: Mapping[str, Goal], per: str, apart: Sequence[str] = (),
+          instructions: Callable[[str, float], str] | None = None) -> list[dict]:
     """One summary row per phase with a goal: its ratios over the baseline
     (median and range of the rounds) of `throughput` and of the latency
     `p99`, each party's CPU per `per` in that phase and in the baseline
     (medians), and the verdict, from the median rises of the parties that
-    share the traffic's cores (all but those `apart`: on a core of their own)."""
+    share the traffic's cores (all but those `apart`: on a core of their own).
+    instructions(phase, its median throughput) says whose instructions per
+    `per` account for a miss (common/instructions.py)."""
     parties = sorted({k[len(COST):] for r in rows for k in r if k.startswith(COST)})
     summary = []
     for kind, goal in goals.items():
@@ -121,7 +124,12 @@ def judge(rows: Sequence[Mapping], throughput: str, p99: str | None,
                 baseline_cpu += base
         row["goal"] = f">= {goal.throughput}" + (f", p99 <= {goal.p99}x"
                                                  if goal.p99 is not None and lat else "")
-        row["verdict"] = verdict(tp, lat, goal, rises, baseline_cpu)
+        text = verdict(tp, lat, goal, rises, baseline_cpu)
+        if instructions is not None and text.startswith("missed"):
+            # Instructions are work alone, where CPU time holds contention too.
+            served = statistics.median(r[throughput] for r in rows if r["kind"] == kind)
+            text += f"; {instructions(kind, served)}"
+        row["verdict"] = text
         summary.append(row)
     return summary
 

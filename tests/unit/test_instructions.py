@@ -1,0 +1,149 @@
+"""Whose instructions per request account for a missed Fig. 14 goal
+(topologies/experiments/common/instructions.py, and paired.judge with it):
+the benchmarks' counts converted to a phase's own request and snapshot
+rates, on hand-made counts whose right answers differ from the wrong ones."""
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from beaver.topologies.experiments.common import instructions, paired
+from beaver.topologies.experiments.common.instructions import (InstructionsError, attribution,
+                                                               instruction_rises)
+from beaver.topologies.experiments.common.paired import Goal
+
+def ingroup(every, off, beaver, reports=False, batch=1):
+    return {instructions.ingroup_run(every, reports, batch): {
+        "snapshot_every": every, "reports": reports, "batch": batch,
+        "off": off, "beaver": beaver}}
+
+
+COUNTS = {
+    "slb": {"per_packet": {"without": 400_000, "marking": 410_000,
+                           "snapshots-50": 420_000, "snapshots-1000": 430_000},
+            "per_snapshot": {"50": 40_000, "1000": 3_000}},
+    "controller": {"per_snapshot": {"50": 150_000, "1000": 20_000}},
+    "ingroup": {**ingroup(0, 133_000, 138_000),
+                **ingroup(14, 136_000, 160_000, reports=True, batch=10),
+                **ingroup(50, 134_000, 144_000, reports=True, batch=10),
+                **ingroup(14, 136_000, 999_000, reports=True),          # a report an ID
+                **ingroup(1, 150_000, 400_000, reports=True, batch=200)}}
+
+
+def test_marking_alone_costs_each_party_its_per_request_rise_and_the_controller_nothing():
+    rises = instruction_rises(COUNTS, None, 2800, slbs=2, ingroup=4)
+    assert rises == {"slb": 10_000, "ingroup": 5_000, "controller": 0}
+    assert attribution(rises).startswith(
+        "largest instruction rise per request on the traffic's cores: slb +10,000")
+
+
+def test_a_snapshot_s_cost_is_shared_by_the_requests_served_in_its_time():
+    rises = instruction_rises(COUNTS, 50, 2800, slbs=2, ingroup=4, batch=10)
+    # Two SLBs each add 40,000 a snapshot, 50 a second over 2,800 requests a second.
+    assert rises["slb"] == pytest.approx(10_000 + 2 * 40_000 * 50 / 2800)
+    assert rises["controller"] == pytest.approx(150_000 * 50 / 2800)
+    # Each of 4 processes sees 700 requests a second, a snapshot every 14:
+    # the run counted so, with a report a batch of 10 (not the one an ID).
+    assert rises["ingroup"] == 160_000 - 136_000
+    # Served twice as fast, the same snapshots weigh half as much per
+    # request, and the in-group run nearest a snapshot every 28 is the 50's.
+    faster = instruction_rises(COUNTS, 50, 5600, slbs=2, ingroup=4, batch=10)
+    assert faster["controller"] == pytest.approx(rises["controller"] / 2)
+    assert faster["ingroup"] == 144_000 - 134_000
+    assert attribution(rises) == ("largest instruction rise per request on the traffic's "
+                                  "cores: ingroup +24,000 (ingroup +24,000, slb +11,429, "
+                                  "controller +2,679)")
+    # At 1,000/s a process sees fewer requests than IDs: a new ID with each.
+    assert instruction_rises(COUNTS, 1000, 2800, slbs=2, ingroup=4,
+                             batch=200)["ingroup"] == 250_000
+
+
+def test_a_party_on_its_own_core_is_listed_but_never_named():
+    rises = {"slb": 100.0, "ingroup": 50.0, "controller": 900.0}
+    assert attribution(rises) .startswith("largest instruction rise per request on the "
+                                          "traffic's cores: controller +900")
+    assert attribution(rises, apart=("controller",)) == (
+        "largest instruction rise per request on the traffic's cores: slb +100 "
+        "(controller +900 (own core), slb +100, ingroup +50)")
+
+
+def test_missing_counts_name_what_to_rerun():
+    with pytest.raises(InstructionsError, match="no slb/per_snapshot/20"):
+        instruction_rises(COUNTS, 20, 2800, slbs=2, ingroup=4, batch=10)
+    with pytest.raises(InstructionsError, match="no in-group a run with --reports --batch 7"):
+        instruction_rises(COUNTS, 50, 2800, slbs=2, ingroup=4, batch=7)
+    no_baseline = {**COUNTS, "ingroup": ingroup(14, 1, 2, reports=True, batch=10)}
+    with pytest.raises(InstructionsError, match="--snapshot-every 0"):
+        instruction_rises(no_baseline, None, 2800, slbs=2, ingroup=4)
+    with pytest.raises(InstructionsError, match="not a number"):
+        instruction_rises({**COUNTS, "controller": {"per_snapshot": {"50": "many"}}}, 50, 2800,
+                          slbs=2, ingroup=4, batch=10)
+    with pytest.raises(InstructionsError, match="no requests"):
+        instruction_rises(COUNTS, 50, 0, slbs=2, ingroup=4, batch=10)
+
+
+def test_load_refuses_what_is_not_the_benchmarks_file(tmp_path):
+    path = tmp_path / "counts.json"
+    path.write_text(json.dumps(COUNTS))
+    assert instructions.load(path) == COUNTS
+    path.write_text(json.dumps({"slb": {}}))
+    with pytest.raises(InstructionsError, match="needs the keys slb, ingroup, controller"):
+        instructions.load(path)
+    path.write_text("{not json")
+    with pytest.raises(InstructionsError, match="not a readable JSON"):
+        instructions.load(path)
+    with pytest.raises(InstructionsError, match="not a readable JSON"):
+        instructions.load(tmp_path / "absent.json")
+
+
+def row(round_no, kind, throughput, slb=10.0):
+    return {"round": round_no, "kind": kind, "throughput": throughput, "p99_us": 100.0,
+            "cost_slb": slb}
+
+
+def test_judge_asks_whose_instructions_only_of_a_missed_goal_at_its_own_throughput():
+    rows = []
+    for n, (served_marking, served_snapshots) in enumerate(((995, 700), (990, 800), (985, 900)), 1):
+        rows += [row(n, "without", 1000), row(n, "marking", served_marking),
+                 row(n, "snapshots-50", served_snapshots, slb=12.0)]
+    asked = []
+
+    def attribute(kind, served):
+        asked.append((kind, served))
+        return "largest instruction rise per request on the traffic's cores: slb +7"
+
+    summary = {r["phase"]: r for r in paired.judge(
+        rows, "throughput", None, {"marking": Goal(0.98), "snapshots-50": Goal(0.98)},
+        "request", instructions=attribute)}
+    assert summary["marking"]["verdict"] == "met"
+    assert asked == [("snapshots-50", 800)], "the phase's median throughput, not the baseline's"
+    assert summary["snapshots-50"]["verdict"].startswith("missed: throughput 0.180 under 0.98")
+    assert summary["snapshots-50"]["verdict"].endswith(
+        "; largest instruction rise per request on the traffic's cores: slb +7")
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+                    | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.sampled_from(["slb", "controller", "ingroup", "per_packet",
+                                                       "per_snapshot", "without", "marking", "50",
+                                                       "every-0", "snapshot_every", "reports",
+                                                       "batch", "off", "beaver"]), inner,
+                                      max_size=6),
+                    max_leaves=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(counts=JSON, rate=st.sampled_from([None, 50.0]))
+def test_any_file_gives_numbers_or_one_clear_error(tmp_path_factory, counts, rate):
+    path = tmp_path_factory.mktemp("fuzz") / "counts.json"
+    path.write_text(json.dumps(counts))
+    try:
+        rises = instruction_rises(instructions.load(path), rate, 2800, slbs=2, ingroup=4,
+                                  batch=10)
+    except InstructionsError as e:
+        assert str(e) and "\n" not in str(e)
+        return
+    assert set(rises) == {"slb", "ingroup", "controller"}
+    assert all(isinstance(v, float) for v in rises.values())

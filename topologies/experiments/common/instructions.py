@@ -1,0 +1,134 @@
+"""Which party's instructions per request account for a missed Fig. 14
+goal: each party's rise over the baseline (marking off, no Beaver runtime,
+no snapshot), from instructions the benchmarks counted under callgrind,
+converted to a run's own request and snapshot rates.
+
+The benchmarks write one JSON file (--out of each):
+
+  "slb"         bench/slb_instructions.py: a BMv2 switch's instructions per
+                VIP packet "without" and with "marking", and what each
+                snapshot adds, at each rate (its control messages come per
+                batch, whatever the packet rate);
+  "controller"  the same run: the controller's instructions per snapshot at
+                each rate;
+  "ingroup"     bench/runtime_instructions.py: one replica's instructions
+                per request, Beaver layer "off" and "beaver", each run with
+                its settings: a snapshot every "snapshot_every" requests (0:
+                none), with "reports" asked one a "batch" of IDs.
+
+A phase with snapshots at R per second, q requests per second and IDs
+batched B a time then costs, per request, above the baseline:
+
+  slb         marking - without  +  slbs x per snapshot x R / q
+  controller  per snapshot x R / q
+  ingroup     beaver - off, of the run with reports a batch of B and a
+              snapshot every S requests, S the nearest to what each of the
+              in-group processes sees, q / (processes x R) (at least 1: a
+              process that sees fewer requests than IDs takes a new ID with
+              each); with marking alone, of the run without snapshots
+
+    rises = instruction_rises(load(path), rate=50, requests_per_second=2800,
+                              slbs=2, ingroup=4, batch=10)
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Mapping
+
+PARTIES = ("slb", "ingroup", "controller")
+
+
+class InstructionsError(ValueError):
+    """The instructions file lacks what a phase needs, or is not one."""
+
+
+def ingroup_run(snapshot_every: int, reports: bool = False, batch: int = 1) -> str:
+    """The key of one bench/runtime_instructions.py run in "ingroup"."""
+    return (f"every-{snapshot_every}" + ("-reports" if reports else "")
+            + (f"-batch-{batch}" if batch > 1 else ""))
+
+
+def load(path: Path) -> dict:
+    try:
+        counts = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise InstructionsError(f"{path}: not a readable JSON file of instruction counts: {e}")
+    if not isinstance(counts, dict) or not all(isinstance(counts.get(p), dict) for p in PARTIES):
+        raise InstructionsError(f"{path}: needs the keys {', '.join(PARTIES)}, written by "
+                                "bench/slb_instructions.py --out and bench/runtime_instructions.py "
+                                "--out")
+    return counts
+
+
+def _count(table: Mapping, *keys: str) -> float:
+    value = table
+    for key in keys:
+        if not isinstance(value, Mapping) or key not in value:
+            raise InstructionsError(f"the instructions file has no {'/'.join(keys)}: "
+                                    "rerun the benchmark for it")
+        value = value[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InstructionsError(f"the instructions file's {'/'.join(keys)} is not a number")
+    return float(value)
+
+
+def ingroup_rise(counts: Mapping, snapshot_every: float | None,
+                 batch: int) -> tuple[float, int]:
+    """(beaver - off per request, the run's snapshot_every) of the in-group
+    run nearest to a snapshot every `snapshot_every` requests with reports a
+    batch of `batch` (None: the run without snapshots)."""
+    runs = {key: run for key, run in counts["ingroup"].items() if isinstance(run, Mapping)}
+    if snapshot_every is None:
+        fitting = {k: r for k, r in runs.items() if r.get("snapshot_every") == 0}
+        wanted = "a run without snapshots (--snapshot-every 0)"
+    else:
+        fitting = {k: r for k, r in runs.items() if r.get("reports") is True
+                   and r.get("batch") == batch and isinstance(r.get("snapshot_every"), int)
+                   and r["snapshot_every"] > 0}
+        wanted = f"a run with --reports --batch {batch}"
+    if not fitting:
+        raise InstructionsError(f"the instructions file has no in-group {wanted}: run "
+                                "bench/runtime_instructions.py with it and --out FILE")
+    target = max(1.0, snapshot_every or 0.0)
+    key = min(fitting, key=lambda k: abs(math.log(max(1, fitting[k]["snapshot_every"]) / target)))
+    rise = _count(runs, key, "beaver") - _count(runs, key, "off")
+    return rise, fitting[key]["snapshot_every"]
+
+
+def instruction_rises(counts: Mapping, rate: float | None, requests_per_second: float,
+                      slbs: int, ingroup: int, batch: int = 1) -> dict[str, float]:
+    """Instructions per request each party adds over the baseline in a phase
+    with marking and, rate not None, snapshots at rate per second, batch IDs
+    a time, at requests_per_second (all clients'), with `slbs` SLBs and
+    `ingroup` in-group processes."""
+    if not requests_per_second > 0:
+        raise InstructionsError("no requests were served: no cost per request")
+    rises = {"slb": _count(counts, "slb", "per_packet", "marking")
+             - _count(counts, "slb", "per_packet", "without"),
+             "controller": 0.0}
+    if rate is None:
+        rises["ingroup"] = ingroup_rise(counts, None, batch)[0]
+        return rises
+    key = f"{rate:g}"
+    snapshots_per_request = rate / requests_per_second
+    rises["slb"] += slbs * _count(counts, "slb", "per_snapshot", key) * snapshots_per_request
+    rises["controller"] += _count(counts, "controller", "per_snapshot", key) \
+        * snapshots_per_request
+    rises["ingroup"] = ingroup_rise(counts, requests_per_second / (ingroup * rate), batch)[0]
+    return rises
+
+
+def attribution(rises: Mapping[str, float], apart: tuple[str, ...] = ()) -> str:
+    """The clause a missed goal's verdict carries: the party on the
+    traffic's cores whose instructions per request rose most, and every
+    party's rise."""
+    counted = {p: v for p, v in rises.items() if p not in apart}
+    if not counted:
+        return "instructions per request: every party is on a core of its own"
+    party = max(counted, key=counted.get)
+    every = ", ".join(f"{p} {v:+,.0f}" + (" (own core)" if p in apart else "")
+                      for p, v in sorted(rises.items(), key=lambda item: -item[1]))
+    return (f"largest instruction rise per request on the traffic's cores: {party} "
+            f"{counted[party]:+,.0f} ({every})")
