@@ -40,7 +40,10 @@ EXTENDED_ERR = struct.Struct("=IBBBBII")         # struct sock_extended_err; ee_
 PACKET_OUTGOING = 4          # our own frames, as a packet socket also sees them
 ETHER_HEADER = struct.Struct("!6s6sH")
 PROBE_MAC = bytes.fromhex("02bea7e00001")   # locally administered: the controller's end
-MAX_OUTSTANDING = 64         # probes not yet answered that are still waited for
+# Probes not yet answered that are still waited for.  Many: an answer read
+# late is as exact as one read at once (the kernel stamped both ends), so a
+# reader that fell behind under load must not forget what it sent.
+MAX_OUTSTANDING = 4096
 
 
 class ProbeError(SwitchError):
@@ -95,16 +98,23 @@ class ClockProbe:
         while not self._stop.is_set():
             now = now_us()
             if now >= next_send:
-                self._send()
+                self.send()
                 fast = self.clock.samples < self.fast_answers
                 next_send = now + (self.fast_s if fast else self.interval_s) * 1e6
             ready, _, _ = select.select([self._sock], [], [],
                                         max(0.0, (next_send - now_us()) / 1e6))
-            if ready:   # a reflection, or the kernel's time of a send (error queue)
-                self._sent_times()
-                self._receive()
+            if ready:   # reflections, or the kernel's times of sends (error queue)
+                self.read()
 
-    def _send(self):
+    def read(self):
+        """Everything waiting: the send times first, then every frame (each
+        probe brings two, its own outgoing copy and the answer), so that a
+        backlog left by a busy moment is gone at the next wakeup."""
+        self._sent_times()
+        while self._receive():
+            pass
+
+    def send(self):
         self._seq = (self._seq + 1) & 0xFFFFFFFF
         frame = (ETHER_HEADER.pack(b"\xff" * 6, PROBE_MAC, ETHERTYPE_PROBE) +
                  Probe(self._seq).pack())
@@ -139,13 +149,14 @@ class ClockProbe:
             if when is not None and seq in self._sent:
                 self._sent[seq] = when
 
-    def _receive(self):
+    def _receive(self) -> bool:
+        """Reads one frame; False when none was waiting."""
         try:
             data, ancillary, _, address = self._sock.recvmsg(2048, 256)
         except BlockingIOError:
-            return
+            return False
         if address[2] == PACKET_OUTGOING:
-            return
+            return True
         received = None
         for level, kind, value in ancillary:
             if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPING:
@@ -154,13 +165,14 @@ class ClockProbe:
             probe = Probe.unpack(data[ETHER_HEADER.size:])
         except WireError:
             self.stats.malformed += 1
-            return
+            return True
         sent = self._sent.pop(probe.seq, None)
         if sent is None or received is None or probe.egress_time < probe.ingress_time:
             self.stats.malformed += 1
-            return
+            return True
         self.stats.answered += 1
         self.clock.add(Sample(sent, probe.ingress_time, probe.egress_time, received))
+        return True
 
 
 def _software_time(value: bytes) -> int:

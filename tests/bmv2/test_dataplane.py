@@ -15,7 +15,9 @@ from scapy.packet import Raw
 
 from beaver.control.slbs.program import Route, Vip, slb_updates, config_entry
 from beaver.control.p4runtime.session import SwitchSession
-from beaver.control.slbs.requests import SlbRequests
+from beaver.control.slbs.clock import ClockEstimate
+from beaver.control.slbs.probe import ClockProbe
+from beaver.control.slbs.requests import SlbRequests, now_us
 from beaver.p4src import BMV2_JSON, P4INFO
 from beaver.p4src.wire import (BEAVER_UDP_PORT, ETHERTYPE_PROBE, FLAG_HOLD, FLAG_MARKING,
                                LEARN_WINDOW, ControlBody, DropReason, Kind, Op, Probe,
@@ -452,6 +454,28 @@ def test_a_short_probe_is_dropped_as_truncated(slb):
     slb.ports.send(PROBE_PORT, probe_frame(1)[:20])
     slb.ports.expect_none(slb.ports.sockets, is_probe)
     assert slb.drops(DropReason.TRUNCATED) == 1
+
+
+def test_a_probe_reader_that_fell_behind_still_takes_every_answer(slb, switch):
+    """100 probes sent while nothing reads (as when the probe's thread is
+    starved): one read afterwards takes all 100 answers as exact samples,
+    none forgotten and none left waiting in the socket."""
+    _, veths = switch
+    estimate = ClockEstimate("slb", "probe")
+    probe = ClockProbe(veths.host_ends[PROBE_PORT], estimate)
+    try:
+        for _ in range(100):
+            probe.send()
+            time.sleep(0.001)
+        time.sleep(0.3)
+        probe.read()
+        assert probe.stats.answered == 100 and estimate.samples == 100, probe.stats
+    finally:
+        probe.close()
+    before, switch_now, after = now_us(), slb.now(), now_us()
+    assert switch_now - after - 1 <= estimate.current.high_us and \
+        estimate.current.low_us <= switch_now - before + 1, \
+        "the samples bound the offset a READ shows"
 
 
 # -- hold mode (blocking strawman) ---------------------------------------------
