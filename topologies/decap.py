@@ -5,6 +5,12 @@ data interface, and removes it.
     decap.maps["flow_ids"]      # the map id the host's runtime reads
     detach(host.cmd, "bvi1-eth0")
 
+On another server (topologies/cluster.py) the maps are that server's
+kernel's, which this machine cannot open: `attach_there(host.cmd, ...)`
+runs this module there, in the host's namespace (`python -m
+beaver.topologies.decap attach IFACE SLB...`), which loads the object of
+that server's checkout and fills the maps, and answers one JSON line.
+
 `run` runs a shell command in the host's network namespace and returns its
 output (a Mininet host's cmd).  The object is built beside its source with
 clang and libbpf's headers (`make`, or `python -m beaver.topologies.decap`,
@@ -17,7 +23,7 @@ import os
 import shlex
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -41,9 +47,18 @@ class Decap:
     iface: str
     prog_id: int
     maps: dict[str, int]      # name -> map id
+    there: Run | None = field(default=None, compare=False)   # its server's shell; None: here
 
     def counters(self) -> dict[str, int]:
-        return flowmap.counters(self.maps["decap_counts"])
+        if self.there is None:
+            return flowmap.counters(self.maps["decap_counts"])
+        answer = _answer(self.there(f"{_HERE} counters {self.maps['decap_counts']} 2>&1"),
+                         f"the counters of {self.iface}")
+        if not isinstance(answer, dict) or set(answer) != set(flowmap.COUNTERS) or \
+                not all(type(v) is int for v in answer.values()):
+            raise DecapError(f"the counters of {self.iface}: not {list(flowmap.COUNTERS)}: "
+                             f"{str(answer)[:200]}")
+        return answer
 
 
 def stale() -> bool:
@@ -101,6 +116,35 @@ def attach(run: Run, iface: str, slbs) -> Decap:
     return Decap(iface, prog_id, maps)
 
 
+# this module, by the python running here: another server has the checkout
+# and its venv at the same paths (docs/servers.md)
+_HERE = f"{shlex.quote(sys.executable)} -m beaver.topologies.decap"
+
+
+def attach_there(run: Run, iface: str, slbs) -> Decap:
+    """attach, on the server whose shell in the host's namespace is `run`."""
+    words = " ".join(shlex.quote(w) for w in (iface, *slbs))
+    answer = _answer(run(f"{_HERE} attach {words} 2>&1"), f"loading it on {iface}")
+    if not isinstance(answer, dict) or type(answer.get("prog_id")) is not int or \
+            not isinstance(answer.get("maps"), dict):
+        raise DecapError(f"loading it on {iface}: no program id and maps in "
+                         f"{str(answer)[:200]}")
+    prog_id, maps = answer["prog_id"], answer["maps"]
+    if set(maps) != set(flowmap.MAP_NAMES) or not all(type(v) is int for v in maps.values()):
+        raise DecapError(f"program {prog_id} on {iface} has maps {maps}, "
+                         f"expected {sorted(flowmap.MAP_NAMES)}")
+    return Decap(iface, prog_id, maps, there=run)
+
+
+def _answer(out: str, what: str):
+    """The JSON line this module printed on the other server, or its one error line."""
+    last = out.strip().splitlines()[-1:] or [""]
+    try:
+        return json.loads(last[0])
+    except json.JSONDecodeError:
+        raise DecapError(f"{what} on its server: {last[0][:300] or 'no answer'}") from None
+
+
 def _prog_id(tc_json: str, iface: str) -> int:
     try:
         for entry in json.loads(tc_json):
@@ -118,8 +162,31 @@ def detach(run: Run, iface: str):
     run(f"tc qdisc del dev {shlex.quote(iface)} clsact 2>/dev/null")
 
 
+def _shell(command: str) -> str:
+    """command in this namespace (the host's, when run through its shell)."""
+    done = subprocess.run(command, shell=True, capture_output=True, text=True)
+    return done.stdout + done.stderr
+
+
+def main(argv: list[str]) -> None:
+    """(no arguments): build the object; `attach IFACE SLB...`; `counters MAP_ID`.
+    The last two print one JSON line (attach_there and Decap.counters read it)."""
+    if not argv:
+        print(build())
+    elif argv[0] == "attach" and len(argv) >= 3:
+        if stale():   # as an experiment run builds it on the first server
+            build()
+        loaded = attach(_shell, argv[1], argv[2:])
+        print(json.dumps({"prog_id": loaded.prog_id, "maps": loaded.maps}))
+    elif argv[0] == "counters" and len(argv) == 2 and argv[1].isdigit():
+        print(json.dumps(flowmap.counters(int(argv[1]))))
+    else:
+        raise DecapError("usage: python -m beaver.topologies.decap "
+                         "[attach IFACE SLB... | counters MAP_ID]")
+
+
 if __name__ == "__main__":
     try:
-        print(build())
-    except DecapError as e:
-        sys.exit(f"decap: {e}")
+        main(sys.argv[1:])
+    except (DecapError, OSError) as e:
+        sys.exit(f"decap: {os.uname().nodename}: {e}")

@@ -69,6 +69,9 @@ class BeaverNetwork:
             self.stop()
             raise
 
+    def _load_decap(self, host, slbs) -> decap.Decap:
+        return decap.attach(host.cmd, host.defaultIntf().name, slbs)
+
     def stop(self):
         try:
             if self.net is not None:
@@ -186,8 +189,8 @@ class BeaverNetwork:
             host.cmd("sysctl -qw net.ipv4.conf.all.arp_announce=2")
             # TCP MARKs are stripped by the kernel; UDP ones pass on to the runtime.
             try:
-                self.decaps[name] = decap.attach(host.cmd, host.defaultIntf().name,
-                                                 [a.ip for a in plan.slb_fabric.values()])
+                self.decaps[name] = self._load_decap(host, [a.ip for a in
+                                                            plan.slb_fabric.values()])
             except (decap.DecapError, OSError) as e:
                 raise NetworkError(f"{name}: {e}") from None
 

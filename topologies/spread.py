@@ -14,11 +14,10 @@ import os
 
 from pathlib import Path
 
-from beaver.topologies import servers
+from beaver.topologies import decap, servers
 from beaver.topologies.cluster import (RemoteBeaverHost, RemoteBmv2Node, RemoteKernelBridge,
-                                       ServerShell, TunnelLink)
-from beaver.topologies.network import (BRIDGES, BeaverNetwork, NetworkError,
-                                       _prefix_len)
+                                       ServerShell, TunnelLink, remote)
+from beaver.topologies.network import BRIDGES, BeaverNetwork, _prefix_len
 from beaver.topologies.nodes import Bmv2Node, KernelBridge
 from beaver.topologies.spec import (FABRIC, INTERNET, MANAGEMENT, SLB_PORT_FABRIC,
                                     SLB_PORT_INTERNET, SLB_PORT_PROBE)
@@ -34,16 +33,15 @@ class SpreadNetwork(BeaverNetwork):
         self.net.link = TunnelLink   # a link between servers is a tunnel
         add_nodes(self)
 
+    def _load_decap(self, host, slbs) -> decap.Decap:
+        if remote(host):   # its maps are in that server's kernel
+            return decap.attach_there(host.cmd, host.defaultIntf().name, slbs)
+        return super()._load_decap(host, slbs)
+
 
 def add_nodes(network: SpreadNetwork):
     net, plan, spread = network.net, network.plan, network.spread
     where = spread.place(plan)
-    remote_tcp = [name for name, (service, _, _, _) in plan.ingroup.items()
-                  if service.transport == "tcp" and where[name] != spread.first]
-    if remote_tcp:   # the decapsulation program's maps are filled from this machine
-        raise NetworkError(f"{', '.join(remote_tcp)}: TCP in-group hosts off the first "
-                           f"server are not supported yet (their kernel decapsulation "
-                           f"is loaded from this machine): place them on {spread.first}")
     config = os.environ.get(servers.SSH_CONFIG_ENV)
 
     def on(server: str) -> dict:
