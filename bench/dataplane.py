@@ -71,17 +71,25 @@ def offer(sender: socket.socket, receivers: list[socket.socket], frames: list[by
             lost = sent - delivered
             if sent == packets:
                 break
-        for s in ready:
-            while True:
-                try:
-                    frame = s.recv(2048)
-                except BlockingIOError:
-                    break
-                if frame[UDP_DPORT_OFFSET:UDP_DPORT_OFFSET + 2] == ENCAPSULATED:
-                    delivered += 1
-                    last = time.monotonic()
-                    first = first or last
+        if taken := take_encapsulated(ready):
+            delivered += taken
+            last = time.monotonic()
+            first = first or last
     return delivered, (last - first) if delivered > 1 else float("nan")
+
+
+def take_encapsulated(ready) -> int:
+    """Drains the sockets ready to read; how many of their frames the SLB
+    encapsulated (the rest are strays: ARP, IPv6 chatter)."""
+    taken = 0
+    for s in ready:
+        while True:
+            try:
+                frame = s.recv(2048)
+            except BlockingIOError:
+                break
+            taken += frame[UDP_DPORT_OFFSET:UDP_DPORT_OFFSET + 2] == ENCAPSULATED
+    return taken
 
 
 def main() -> int:

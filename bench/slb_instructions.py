@@ -54,7 +54,7 @@ from beaver.topologies.bmv2 import Bmv2Switch, bmv2_available, bmv2_build
 from beaver.topologies.experiments.common import impact
 from beaver.topologies.veth import VethPairs
 
-from dataplane import BACKENDS, ENCAPSULATED, SLB_MAC, UDP_DPORT_OFFSET, VIP, raw_socket
+from dataplane import BACKENDS, SLB_MAC, VIP, raw_socket, take_encapsulated
 
 GRPC_PORT, THRIFT_PORT = 59871, 59971
 LONGER = 5                  # the second run of each mode is this many times the first
@@ -146,15 +146,9 @@ def paced(sender, receivers, frames: list[bytes], packets: int, pace: float) -> 
         if sent == packets and now - last > QUIET_S:
             return delivered
         ready, _, _ = select.select(receivers, [], [], 0.005)
-        for s in ready:
-            while True:
-                try:
-                    frame = s.recv(2048)
-                except BlockingIOError:
-                    break
-                if frame[UDP_DPORT_OFFSET:UDP_DPORT_OFFSET + 2] == ENCAPSULATED:
-                    delivered += 1
-                    last = time.monotonic()
+        if taken := take_encapsulated(ready):
+            delivered += taken
+            last = time.monotonic()
 
 
 def drive_controller(config_path: Path, rate: float, seconds: float, batch: int):
