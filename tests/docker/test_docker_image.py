@@ -25,24 +25,10 @@ from pathlib import Path
 import pytest
 
 from tests.support import docker_support
-from tests.support.docker_support import ROOT, Unavailable, docker
+from tests.support.docker_support import ROOT, docker
 
 IMAGE = "beaver-test/beaver-p4:latest"
 USER = 4242   # an unprivileged owner of the results folder, as a user's own would be
-
-
-@pytest.fixture(scope="module")
-def standin(request):
-    if (reason := docker_support.toolchain_missing()) is not None:
-        pytest.skip(f"docker: {reason}")   # before any engine is started for nothing
-    request.getfixturevalue("docker_engine")
-    try:
-        standin = docker_support.standin_image()
-    except Unavailable as e:
-        pytest.skip(f"docker: {e}")
-    if (problem := docker_support.privileged_problem(standin.image)) is not None:
-        pytest.skip(f"docker: {problem}")
-    return standin
 
 
 @pytest.fixture(scope="module")

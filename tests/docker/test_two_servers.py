@@ -25,9 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import docker_support
 from tests.support.container_server import ContainerServer, server_image
-from tests.support.docker_support import ROOT, Unavailable
+from tests.support.docker_support import ROOT
 
 ECHO = ("import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
         "s.bind(('0.0.0.0', 9999))\nwhile True:\n    d, a = s.recvfrom(2000)\n    s.sendto(d, a)")
@@ -45,17 +44,9 @@ def results():
 
 @pytest.fixture(scope="module")
 def server(request, results):
-    if (reason := docker_support.toolchain_missing()) is not None:
-        pytest.skip(f"docker: {reason}")
     if shutil.which("mn") is None:
         pytest.skip("Mininet is not installed")
-    request.getfixturevalue("docker_engine")
-    try:
-        standin = docker_support.standin_image()
-    except Unavailable as e:
-        pytest.skip(f"docker: {e}")
-    if (problem := docker_support.privileged_problem(standin.image)) is not None:
-        pytest.skip(f"docker: {problem}")
+    standin = request.getfixturevalue("standin")
     shares = {ROOT, Path(sys.prefix).resolve()}   # not the results: logs are copied back
     with ContainerServer.started(server_image(standin), shares=sorted(shares)) as started:
         yield started
