@@ -218,6 +218,22 @@ class SlbFleet:
             rtts += self.align_clock(gw, samples)
         return rtts
 
+    def settle_clocks(self, timeout_s: float = PROBE_WAIT_S):
+        """Aligns every clock and waits until each probe's fast phase (a probe
+        a millisecond through the switch) is over, so that a measurement that
+        starts now sees only the steady probes, as a deployment whose
+        controller has long been running does (Fig. 14).  SwitchError if a
+        probe is still fast after timeout_s."""
+        self.align_clocks()
+        deadline = time.monotonic() + timeout_s
+        for gw in self.slbs:
+            while gw.probe is not None and not gw.probe.settled:
+                if time.monotonic() > deadline:
+                    raise SwitchError(f"{gw.name}: {gw.clock.samples} of "
+                                      f"{gw.probe.fast_answers} clock probes answered "
+                                      f"within {timeout_s:g} s")
+                time.sleep(0.01)
+
     def align_clock(self, gw: Slb, samples: int = 16) -> list[int]:
         """Packet-out round trips into a packet-out clock; for a probed one,
         waits for PROBE_SAMPLES probe answers (SwitchError if they stay away:

@@ -87,6 +87,11 @@ class ClockProbe:
         self._thread.start()
         return self
 
+    @property
+    def settled(self) -> bool:
+        """Past the fast phase: from now on one probe every interval_s."""
+        return self.clock.samples >= self.fast_answers
+
     def close(self):
         self._stop.set()
         if self._thread is not None:
@@ -99,8 +104,7 @@ class ClockProbe:
             now = now_us()
             if now >= next_send:
                 self.send()
-                fast = self.clock.samples < self.fast_answers
-                next_send = now + (self.fast_s if fast else self.interval_s) * 1e6
+                next_send = now + (self.interval_s if self.settled else self.fast_s) * 1e6
             ready, _, _ = select.select([self._sock], [], [],
                                         max(0.0, (next_send - now_us()) / 1e6))
             if ready:   # reflections, or the kernel's times of sends (error queue)

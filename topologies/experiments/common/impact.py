@@ -3,6 +3,7 @@
 and their goals, and the controller's settings for a snapshot phase.
 
     for round_no, kind in paired.rounds(phases(args.rates), args.rounds):
+        settle_clocks(run, kind)     # before the traffic and its CPU meter start
         if (rate := rate_of(kind)) is not None:
             run.snapshots(snapshot_settings(rate, args))
 """
@@ -85,6 +86,16 @@ def attributor(args, slbs: int, ingroup: int):
 def apart(where: str) -> tuple[str, ...]:
     """The parties on a core of their own, whose CPU takes none from the traffic."""
     return ("controller",) if where == "pinned" else ()
+
+
+def settle_clocks(run, kind: str):
+    """A snapshot phase's clock probes past their fast phase (a probe a
+    millisecond per switch, through its pipeline, for about 2 s) before its
+    traffic starts: a deployment's controller probes its switches all along,
+    and what a measurement of snapshots should see is the steady probing
+    (one every 20 ms per switch), not the controller's start."""
+    if rate_of(kind) is not None:
+        run.controller.settle_clocks()
 
 
 def phase_name(rate: float) -> str:
