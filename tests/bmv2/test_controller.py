@@ -104,6 +104,26 @@ def test_the_clock_estimate_maps_a_fresh_answer_into_its_round_trip(switches, tm
         c.close()
 
 
+def test_settled_clocks_are_probed_only_at_the_steady_interval(switches, tmp_path):
+    """settle_clocks returns once every probe is past its fast phase (a probe
+    a millisecond): from then on each switch sees one every interval_s, so
+    that a measurement started now (Fig. 14) carries only the steady probing."""
+    c = SlbFleet(load(write_config(tmp_path / "settle.toml", switches, probes=True)))
+    try:
+        c.connect()
+        c.apply()
+        c.settle_clocks()
+        assert all(gw.probe.settled and gw.clock.samples >= gw.probe.fast_answers
+                   for gw in c.slbs)
+        before = [gw.probe.stats.sent for gw in c.slbs]
+        time.sleep(1.0)
+        sent = [gw.probe.stats.sent - b for gw, b in zip(c.slbs, before)]
+        steady = 1 / c.slbs[0].probe.interval_s   # 50 a second; the fast phase sends 1,000
+        assert all(steady / 2 <= n <= steady * 1.5 for n in sent), sent
+    finally:
+        c.close()
+
+
 # -- snapshots ---------------------------------------------------------------------
 
 def test_take_list_and_show_through_the_cli(config_path, controller, capsys):
