@@ -52,10 +52,13 @@ class Slb:
         if self.config.probe_iface is not None and self.probe is None:
             self.probe = ClockProbe(self.config.probe_iface, self.clock).start()
 
-    def close(self):
+    def stop_probe(self):
         if self.probe is not None:
             self.probe.close()
             self.probe = None
+
+    def close(self):
+        self.stop_probe()
         self.session.close()
 
     @property

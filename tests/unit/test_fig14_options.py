@@ -98,3 +98,25 @@ def test_instructions_are_read_when_parsed_and_checked_for_every_phase_before_th
     path.write_text("[]")
     with pytest.raises(argparse.ArgumentError, match="needs the keys"):
         parse(fig14, "--instructions", str(path))
+
+
+class _Fleet:
+    """What prepare_clocks asks of the fleet, recorded."""
+    def __init__(self):
+        self.settled = 0
+        self.slbs = [argparse.Namespace(stopped=0) for _ in range(2)]
+        for gw in self.slbs:
+            gw.stop_probe = lambda gw=gw: setattr(gw, "stopped", gw.stopped + 1)
+
+    def settle_clocks(self):
+        self.settled += 1
+
+
+@pytest.mark.parametrize("kind", ["without", "marking", "capacity", "snapshots-50",
+                                  "snapshots-1000"])
+def test_only_a_snapshot_phase_probes_clocks_and_it_settles_them_first(kind):
+    run = argparse.Namespace(controller=_Fleet())
+    impact.prepare_clocks(run, kind)
+    snapshots = impact.rate_of(kind) is not None
+    assert run.controller.settled == (1 if snapshots else 0)
+    assert [gw.stopped for gw in run.controller.slbs] == ([0, 0] if snapshots else [1, 1])

@@ -58,7 +58,7 @@ def phase(results: Results, round_no: int, kind: str, args) -> dict:
     workload = Workload(runtime_mode="beaver" if beaver else "off")
     label = f"{kind}-{round_no}"
     with Run(SPEC, results.run_dir(label), workload, marking=beaver) as run:
-        impact.settle_clocks(run, kind)
+        impact.prepare_clocks(run, kind)
         meter = CpuMeter(run.parties())
         run.start_traffic(warmup=0.0)
         placed = cores.apply(args.cores)

@@ -98,7 +98,7 @@ def phase(results: Results, workload: str, round_no: int, kind: str, args,
              marking=beaver, reports=not args.no_reports) as run, flowmap.StatsOn():
         decaps = list(run.network.decaps.values())
         before = [(d.counters()["decapsulated"], *flowmap.run_stats(d.prog_id)) for d in decaps]
-        impact.settle_clocks(run, kind)
+        impact.prepare_clocks(run, kind)
         meter = CpuMeter(run.parties())
         run.start_traffic(warmup=0.0, roles=(role,))
         placed = cores.apply(args.cores)

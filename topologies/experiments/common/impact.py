@@ -3,7 +3,7 @@
 and their goals, and the controller's settings for a snapshot phase.
 
     for round_no, kind in paired.rounds(phases(args.rates), args.rounds):
-        settle_clocks(run, kind)     # before the traffic and its CPU meter start
+        prepare_clocks(run, kind)     # before the traffic and its CPU meter start
         if (rate := rate_of(kind)) is not None:
             run.snapshots(snapshot_settings(rate, args))
 """
@@ -88,13 +88,17 @@ def apart(where: str) -> tuple[str, ...]:
     return ("controller",) if where == "pinned" else ()
 
 
-def settle_clocks(run, kind: str):
-    """A snapshot phase's clock probes past their fast phase (a probe a
-    millisecond per switch, through its pipeline, for about 2 s) before its
-    traffic starts: a deployment's controller probes its switches all along,
-    and what a measurement of snapshots should see is the steady probing
-    (one every 20 ms per switch), not the controller's start."""
-    if rate_of(kind) is not None:
+def prepare_clocks(run, kind: str):
+    """Clock probes (each a packet through the switch's pipeline) only where
+    snapshots are taken, and past their fast phase (a probe a millisecond
+    per switch, for about 2 s) before the traffic starts: a deployment's
+    controller probes all along, so a snapshot phase bears the steady
+    probing (one every 0.1 s per switch), and a phase without snapshots,
+    which needs no clock, none."""
+    if rate_of(kind) is None:
+        for gw in run.controller.slbs:
+            gw.stop_probe()
+    else:
         run.controller.settle_clocks()
 
 
