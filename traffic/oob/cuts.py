@@ -91,11 +91,11 @@ def encode(first: int, count: int, cuts: list[Cut],
             entries.append({"first": c.first, "count": c.count, "error": c.answer})
             previous = None
             continue
-        bare = replace(c.answer, channels={})   # its channels go by index, below
+        # Its channels go by index, below, in place of those to_message lists.
         if previous is None or not c.answer.taken:
-            message = bare.to_message(base)
+            message = c.answer.to_message(base)
         else:
-            message = bare.to_message()
+            message = c.answer.to_message()
             state = message.pop("local_state")
             if state is previous.local_state:   # one record, cut where a stamp falls
                 message["same_state"] = True
