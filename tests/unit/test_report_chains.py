@@ -211,6 +211,8 @@ HELD = (5, state(5))
      "a cut with the previous cut's state carries one of its own"),
     (chained("not kept", report_of(11, same_state=True)),
      "a cut with the previous cut's state, after none"),
+    (chained(report_of(10, local_state=state(10)), report_of(11, same_state=1)),
+     "a cut's same_state must be true or false, not 1"),
 ])
 def test_a_chain_that_does_not_hold_is_refused_with_one_line(answer, problem):
     with pytest.raises(ProtocolError, match=problem.replace("(", r"\(")) as e:

@@ -144,7 +144,10 @@ def _report(message: dict, previous: Report | None, held: tuple[int, Any] | None
     """A cut's report with its whole local state: the previous cut's
     (previous: that cut's rebuilt report, if taken), or rebuilt from it or
     from held (M, the state at M) when it came as changes."""
-    if message.pop("same_state", False) is True:
+    same = message.pop("same_state", False)
+    if type(same) is not bool:
+        raise ProtocolError(f"a cut's same_state must be true or false, not {same!r}")
+    if same:
         if previous is None:
             raise ProtocolError("a cut with the previous cut's state, after none")
         if "local_state" in message or "delta" in message:
