@@ -23,7 +23,9 @@ so the count holds what the replica's OOB thread does for it.
 
 --batch K (with --reports): one report a batch of K IDs instead, the run
 of them answered by distinct state ({"op": "report", "first", "count"}), as
-the controller asks when it batches (Fig. 14's timed snapshots).
+the controller asks when it batches (Fig. 14's timed snapshots): from the
+second batch on with the "base" the controller holds, the last ID of the
+batch before.
 
 --out FILE: the counts also go into FILE's "ingroup" key, one entry per
 --snapshot-every, --reports and --batch (other keys kept), where Fig. 14's
@@ -91,9 +93,13 @@ def drive(mode: str, requests: int, snapshot_every: int, reports: bool = False,
                                                       "sent_before": sent_by_kv2})
             if reports and mode == "beaver" and batch > 1 and snapshot_id % batch == 1 \
                     and snapshot_id > batch:
-                # the batch before this ID is over: its run, as the controller asks it
-                answered = runtime._answer({"v": oob.VERSION, "op": "report",
-                                            "first": snapshot_id - batch, "count": batch})
+                # the batch before this ID is over: its run, as the controller asks it,
+                # from the newest state it holds (the last ID of the batch before)
+                ask = {"v": oob.VERSION, "op": "report", "first": snapshot_id - batch,
+                       "count": batch}
+                if snapshot_id > 2 * batch:
+                    ask["base"] = snapshot_id - batch - 1
+                answered = runtime._answer(ask)
                 if answered["op"] != "cuts":
                     raise SystemExit(f"the driver's batch report was refused: {answered}")
                 oob.encode(answered)

@@ -41,7 +41,7 @@ def per_id(s: Snapshots, snapshot_id: int) -> Report | str:
 
 def decoded(s: Snapshots, first: int, count: int) -> dict[int, Report | str]:
     """The run as a controller gets it: encoded, JSON on the wire, decoded."""
-    message = by_cut.encode(first, count, s.cuts(first, count), lambda r: r.to_message())
+    message = by_cut.encode(first, count, s.cuts(first, count))
     got = by_cut.per_id(by_cut.decode(json.loads(json.dumps(message)), first, count))
     return {n: "not kept" if isinstance(r, str) else r for n, r in got.items()}
 
@@ -91,7 +91,7 @@ def test_a_quiet_run_is_one_cut_and_each_message_stamp_cuts_it_once():
     cuts = s.cuts(1, 1000)
     assert [(c.first, c.count) for c in cuts] == [(1, 300), (301, 400), (701, 300)]
     assert [len(c.answer.channels["q"].in_flight) for c in cuts] == [0, 1, 2]
-    message = by_cut.encode(1, 1000, cuts, lambda r: r.to_message())
+    message = by_cut.encode(1, 1000, cuts)
     assert [item["id"] for item in message["items"]] == ["q:1", "q:2"], "each message once"
     assert ["same_state" in c["report"] for c in message["cuts"]] == [False, True, True]
     assert "local_state" not in message["cuts"][1]["report"]

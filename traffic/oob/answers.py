@@ -3,7 +3,7 @@
 snapshot or report for one ID ("id"), many ("ids", answered in order) or a
 run ("first", "count": one report per distinct cut, traffic/oob/cuts.py),
 each local state as its changes from the "base" the controller holds, if
-this process still keeps that one."""
+this process still keeps that one (in a run, from the cut before)."""
 from __future__ import annotations
 
 import functools
@@ -48,7 +48,7 @@ def answer(message: dict[str, Any], process: str, snapshots: Snapshots | None,
                 took(snapshots.oob(next_id(first, count - 1)))
             cuts = snapshots.cuts(first, count)
             base = _base(snapshots, base_id)
-        return by_cut.encode(first, count, cuts, lambda report: report.to_message(base))
+        return by_cut.encode(first, count, cuts, base)
     with lock:
         if op == "snapshot":   # one local state serves them all, as a jump does
             took(snapshots.oob(functools.reduce(newest, ids)))

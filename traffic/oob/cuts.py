@@ -11,22 +11,36 @@ report of any other ID of it is the same with that ID (`report_of`).
     -> {"v":1,"op":"cuts","first":F,"count":C,"items":[in-flight message, ..],"cuts":[
           {"first":F,"count":n,"report":{..}} | {"first":F,"count":n,"error":".."}, ..]}
 
-A report's channels list their in-flight messages as indexes into "items",
-and a cut whose local state is the previous cut's says "same_state": true
-in place of its local_state or delta (`encode`).
+A report's channels list their in-flight messages as indexes into "items".
+Its local state goes as little as it can (`encode`): the states of a run
+drift a few keys a cut, so each goes as its changes from the cut before.
+A taken report's local state is, in place of "local_state":
+- "same_state": true: the previous cut's state, when the process recorded
+  no other in between;
+- "delta": {"previous": P, "changes": ..}: what changed since the state of
+  the previous cut, whose first ID is P (traffic/oob/deltas.py);
+- "delta": {"base": M, "changes": ..}: what changed since the state at M,
+  the request's base, while the process keeps it: the first state of an
+  answer (or the first after an error or a state not taken), which has no
+  previous cut to go from; without a base that one goes whole.
+"The previous cut" is the entry just before, and only a taken report is
+one: after an error or a report not taken, or first in the answer, a chain
+starts anew.
 
 The cuts of an answer lie end to end from F and cover exactly C IDs.
 Every byte is hostile: `decode` refuses anything else (overlapping, outside
-the run, a count that does not add up, more cuts than IDs) with one
-ProtocolError, so that no ID is ever given a state that was not reported
-for it.
+the run, a count that does not add up, more cuts than IDs), and any state
+it cannot rebuild (changes from a base other than the one held or the
+previous cut's, changes that do not apply), with one ProtocolError, so
+that no ID is ever given a state that was not reported for it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 from beaver.p4src.ids import ID_SPACE, next_id
+from beaver.traffic.oob import deltas
 from beaver.traffic.oob import protocol as oob
 from beaver.traffic.oob.protocol import ProtocolError, Report
 
@@ -62,13 +76,13 @@ def requested_run(message: dict[str, Any]) -> tuple[int, int]:
 
 
 def encode(first: int, count: int, cuts: list[Cut],
-           to_message: Callable[[Report], dict[str, Any]]) -> dict[str, Any]:
-    """The answer message; to_message encodes a report (with its base).
+           base: tuple[int, Any] | None = None) -> dict[str, Any]:
+    """The answer message; base: (M, the state at M) the asker holds.
 
     Nothing goes twice: an in-flight message is in "items" once, and each
-    channel's in_flight lists its indexes; a cut whose local state is the
-    previous cut's (one record, cut where a stamp falls) says "same_state"
-    in its place."""
+    channel's in_flight lists its indexes; each local state goes as its
+    changes from the previous cut's ("same_state" when it is that one
+    record's), the first of a chain from base."""
     items: dict[int, int] = {}   # id(item) -> its index in the answer's items
     table: list[dict] = []
     entries, previous = [], None
@@ -77,13 +91,17 @@ def encode(first: int, count: int, cuts: list[Cut],
             entries.append({"first": c.first, "count": c.count, "error": c.answer})
             previous = None
             continue
-        same = (previous is not None and c.answer.taken
-                and c.answer.local_state is previous.local_state)
-        bare = replace(c.answer, channels={})   # its channels go by index, below
-        message = bare.to_message() if same else to_message(bare)
-        if same:
-            del message["local_state"]
-            message["same_state"] = True
+        # Its channels go by index, below, in place of those to_message lists.
+        if previous is None or not c.answer.taken:
+            message = c.answer.to_message(base)
+        else:
+            message = c.answer.to_message()
+            state = message.pop("local_state")
+            if state is previous.local_state:   # one record, cut where a stamp falls
+                message["same_state"] = True
+            else:
+                message["delta"] = {"previous": previous.snapshot_id,
+                                    "changes": deltas.diff(previous.local_state, state)}
         message["channels"] = {
             peer: {"sent_before": channel.sent_before,
                    "received_before": channel.received_before,
@@ -102,18 +120,12 @@ def _index(item: dict, items: dict[int, int], table: list[dict]) -> int:
     return items[id(item)]
 
 
-def _resolved(message: Any, table: list, previous: dict | None) -> dict:
+def _resolved(message: Any, table: list) -> dict:
     """A cut's report message as Report.from_message reads it: its in-flight
-    indexes made messages, its "same_state" the previous cut's state."""
+    indexes made messages."""
     if not isinstance(message, dict):
         raise ProtocolError("a cut's report must be a JSON object")
     message = dict(message)
-    if message.pop("same_state", False) is True:
-        if previous is None:
-            raise ProtocolError("a cut with the previous cut's state, after none")
-        for name in ("local_state", "delta"):
-            if name in previous:
-                message[name] = previous[name]
     channels = message.get("channels", {})
     if not isinstance(channels, dict):
         raise ProtocolError("a cut's channels must be a JSON object")
@@ -128,9 +140,40 @@ def _resolved(message: Any, table: list, previous: dict | None) -> dict:
     return message
 
 
-def decode(answer: dict[str, Any], first: int, count: int) -> list[Cut]:
-    """The cuts of an answer to the request for first .. first + count - 1;
-    ProtocolError unless they lie end to end and cover exactly that run."""
+def _report(message: dict, previous: Report | None, held: tuple[int, Any] | None) -> Report:
+    """A cut's report with its whole local state: the previous cut's
+    (previous: that cut's rebuilt report, if taken), or rebuilt from it or
+    from held (M, the state at M) when it came as changes."""
+    same = message.pop("same_state", False)
+    if type(same) is not bool:
+        raise ProtocolError(f"a cut's same_state must be true or false, not {same!r}")
+    if same:
+        if previous is None:
+            raise ProtocolError("a cut with the previous cut's state, after none")
+        if "local_state" in message or "delta" in message:
+            raise ProtocolError("a cut with the previous cut's state carries one of its own")
+        message["local_state"] = previous.local_state
+    report = Report.from_message(message)
+    if report.delta is None or "previous" not in report.delta:
+        return report.rebuilt(held)
+    after = report.delta["previous"]
+    if "base" in report.delta:
+        raise ProtocolError("a cut's changes from both a base and the previous cut")
+    if previous is None:
+        raise ProtocolError(f"the cut from {report.snapshot_id}: changes from {after!r}'s "
+                            "state, after no cut taken")
+    if after != previous.snapshot_id or type(after) is not int:
+        raise ProtocolError(f"the cut from {report.snapshot_id}: changes from {after!r}'s "
+                            f"state, but the previous cut is {previous.snapshot_id}'s")
+    return report.applied(previous.local_state)
+
+
+def decode(answer: dict[str, Any], first: int, count: int,
+           held: tuple[int, Any] | None = None) -> list[Cut]:
+    """The cuts of an answer to the request for first .. first + count - 1
+    from held (M, the state at M: the request's base), each local state
+    whole; ProtocolError unless they lie end to end, cover exactly that run
+    and every state is rebuilt."""
     entries = answer.get("cuts")
     if answer.get("op") != "cuts" or not isinstance(entries, list):
         raise ProtocolError(f"expected op 'cuts', got {answer.get('op')!r}")
@@ -159,9 +202,8 @@ def decode(answer: dict[str, Any], first: int, count: int) -> list[Cut]:
         else:
             if not isinstance(entry.get("report"), dict):
                 raise ProtocolError(f"the cut from {at} holds no report and no error")
-            message = _resolved(entry["report"], table, previous)
-            answer_ = Report.from_message(message)
-            previous = message if answer_.taken else None
+            answer_ = _report(_resolved(entry["report"], table), previous, held)
+            previous = answer_ if answer_.taken else None
             if answer_.snapshot_id != at:
                 raise ProtocolError(f"the cut from {at} reports {answer_.snapshot_id}")
         cuts.append(Cut(at, cut_count, answer_))

@@ -9,7 +9,8 @@ distinct state (traffic/oob/cuts.py) is an exchange of its own.  Every ID's
 answer (a run's cuts), or the reason there is none, goes to the callback
 given at construction, with its whole local state: each request names as its "base" the newest state
 the link holds from this connection, the process sends what changed since
-(traffic/oob/deltas.py), and the link rebuilds the state before anyone sees it.
+(traffic/oob/deltas.py; a run's cuts, each from the one before), and the link
+rebuilds the state before anyone sees it.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import logging
 import queue
 import socket
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from beaver.p4src.ids import is_newer
@@ -91,23 +92,12 @@ class ProcessLink:
         where = f"{self.name} ({self.process.host}:{self.process.port})"
         try:
             answer = self._ask({"v": oob.VERSION, "op": op, "first": first, "count": count})
-            states: dict[int, Any] = {}   # id(delta) -> its state: one state rebuilt once
-            cuts = [Cut(c.first, c.count, self._rebuilt(c.answer, states)) for c in
-                    by_cut.decode(answer, first, count)]
+            cuts = by_cut.decode(answer, first, count, self._held)
             self._hold([c.answer for c in cuts])
         except (OSError, oob.ProtocolError) as e:
             self._on_answer(Answered(self.name, token, None, self._failed(where, e)))
             return
         self._on_answer(Answered(self.name, token, None, cuts=cuts))
-
-    def _rebuilt(self, answer: Report | str, states: dict[int, Any]) -> Report | str:
-        """answer with its whole local state; the cuts of one state share
-        their changes (cuts.py's "same_state"), and so their rebuilt state."""
-        if not isinstance(answer, Report) or answer.delta is None:
-            return answer
-        if id(answer.delta) not in states:
-            states[id(answer.delta)] = answer.rebuilt(self._held).local_state
-        return replace(answer, local_state=states[id(answer.delta)], delta=None)
 
     def _ask(self, request: dict[str, Any]) -> dict[str, Any]:
         """One exchange on this link's connection (made if need be), from the

@@ -20,11 +20,15 @@ and reads one answer; a connection may carry many.
                                                 one report per distinct cut of the run F ..
                                                 F+C-1, each with the IDs it stands for
                                                 (traffic/oob/cuts.py); a "snapshot" records
-                                                one local state, for F+C-1
+                                                one local state, for F+C-1; each cut's state
+                                                goes as its changes from the previous cut's
+                                                ("delta": {"previous":P,"changes":..}), the
+                                                first of a chain as below
     any, with "base":M                          each Report taken carries, in place of
                                                 its local_state, "delta": {"base":M,
                                                 "changes":..}: what changed since its state
                                                 at M (traffic/oob/deltas.py), while it keeps M
+                                                (in "cuts", only a chain's first report)
     {"v":1,"op":"status"}                       {"v":1,"op":"status","process":..,
                                                  "current_id":..,"finished_id":..}
                                                 (a restored process adds "restored":
@@ -60,7 +64,9 @@ What the controller relies on (control/engine/engine.py, traffic/oob/links.py):
   of M on this connection (the controller forgets it when the connection
   ends, so a restarted process is never diffed against its predecessor).
   A process that no longer keeps M answers the whole state; the controller
-  rebuilds each state from M's before anything else sees it.
+  rebuilds each state from M's (in "cuts", in order, each from the one
+  before) before anything else sees it, and refuses the whole answer when
+  one does not rebuild.
 - Many IDs in one request are a transport: each ID's answer is the one a
   request of its own would get (in a "snapshot", as if the process had
   jumped to the newest), and an error for one ID (no longer kept) leaves
@@ -148,8 +154,14 @@ class Report:
         if held is None or base != held[0]:
             raise ProtocolError(f"{self.process}: changes from the state at {base!r}, "
                                 f"but the state held is {held[0] if held else None}'s")
+        return self.applied(held[1])
+
+    def applied(self, base_state: Any) -> "Report":
+        """This report with its whole local state: its changes applied to
+        base_state, whose ID the caller checked; ProtocolError if they do
+        not fit it."""
         try:
-            state = deltas.apply(held[1], self.delta.get("changes", {}))
+            state = deltas.apply(base_state, self.delta.get("changes", {}))
         except (ValueError, TypeError, AttributeError) as e:
             raise ProtocolError(f"{self.process}: changes that do not fit their base: {e}") \
                 from None

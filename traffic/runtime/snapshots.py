@@ -214,11 +214,16 @@ class Snapshots:
                 self.kept -= excess
 
     def _record(self, snapshot_id: int) -> Record | None:
-        """The record covering snapshot_id, if it is kept (a binary search)."""
+        """The record covering snapshot_id, if it is kept."""
+        index = self._index(snapshot_id)
+        return None if index is None else self.records[index]
+
+    def _index(self, snapshot_id: int) -> int | None:
+        """Where in records the one covering snapshot_id is, if it is kept
+        (a binary search)."""
         if not 0 <= ahead(self.current_id, snapshot_id) < self.kept:
             return None
-        index = bisect.bisect_left(self.records, 0, key=lambda r: ahead(r.last, snapshot_id))
-        return self.records[index]
+        return bisect.bisect_left(self.records, 0, key=lambda r: ahead(r.last, snapshot_id))
 
     # Channels.
 
@@ -319,6 +324,10 @@ class Snapshots:
         if record is None:
             raise LookupError(f"snapshot {snapshot_id} is not kept "
                               f"(the newest {self.window} IDs are)")
+        return self._report_in(record, snapshot_id)
+
+    def _report_in(self, record: Record, snapshot_id: int) -> Report:
+        """The report for snapshot_id, which record covers."""
         local = record.local
         channels = {peer: ChannelState(local.sent_before[peer], local.received_before[peer],
                                        record.in_flight_for(peer, snapshot_id))
@@ -333,25 +342,27 @@ class Snapshots:
         per distinct state (traffic/oob/cuts.py): within a record the report
         changes only where an in-flight message's stamp falls, so the run is
         cut there, at the records' edges, at the newest ID reached and at the
-        oldest kept; the IDs not kept share one error."""
-        cuts, at, left = [], first, count
+        oldest kept; the IDs not kept share one error.  The first record is
+        searched for, the others follow it in order (records are contiguous)."""
+        cuts, at, left, index = [], first, count, None
         while left:
             if is_newer(at, self.current_id):   # so is every later ID of the run
                 cuts.append(Cut(at, left, self.report(at)))
                 break
-            record = self._record(at)
-            if record is None:   # older than every ID kept
+            index = self._index(at) if index is None else index + 1
+            if index is None:   # older than every ID kept
                 kept_from = self.records[0].first if self.records else next_id(self.current_id)
                 size = min(left, ahead(kept_from, at))
                 cuts.append(Cut(at, size, f"snapshots {at}..{next_id(at, size - 1)} are not "
                                           f"kept (the newest {self.window} IDs are)"))
             else:
+                record = self.records[index]
                 size = min(left, ahead(record.last, at) + 1)
                 starts = {0} | {offset for items in record.in_flight.values() for item in items
                                 if 0 < (offset := ahead(next_id(item["stamp"]), at)) < size}
                 bounds = sorted(starts) + [size]
                 cuts.extend(Cut(next_id(at, start), stop - start,
-                                self.report(next_id(at, start)))
+                                self._report_in(record, next_id(at, start)))
                             for start, stop in zip(bounds, bounds[1:]))
             at, left = next_id(at, size), left - size
         return cuts
