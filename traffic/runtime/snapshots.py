@@ -37,7 +37,7 @@ class Mode(str, enum.Enum):
     OFF = "off"            # no snapshot layer: the "without Beaver" baseline
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LocalSnapshot:
     trigger: str                  # "mark", "peer", "oob" or "timer"
     taken_at_us: int
@@ -46,7 +46,7 @@ class LocalSnapshot:
     received_before: dict[str, int]
 
 
-@dataclass
+@dataclass(slots=True)
 class Tally:
     """A record's in-flight messages from one peer, counted for the channel
     sums: those in flight for every ID of the record, and for each other
@@ -56,7 +56,7 @@ class Tally:
     counts_from: list[int] = field(default_factory=list)   # sorted
 
 
-@dataclass
+@dataclass(slots=True)
 class Record:
     """What this process knows of the IDs first..last, which one jump covered.
 
@@ -106,17 +106,13 @@ class Record:
         return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Taken:
     """A local snapshot just recorded, for the IDs first..last."""
     first: int
     last: int
     trigger: str
     sent_before: dict[str, int]
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 def offsets_within(oldest: int, length: int, first: int, last: int) -> range:
@@ -149,6 +145,11 @@ class Snapshots:
         self.window = window
         self.current_id = 0
         self.records: deque[Record] = deque()   # oldest first, contiguous, ending at current_id
+        # Each record's last ID unwrapped (counted on past 2^32), so that a
+        # record is found by bisect in C; the first _gone belong to records
+        # already dropped, cut off once they are half the list.
+        self._lasts: list[int] = []
+        self._gone = 0
         self.kept = 0                           # IDs the records cover, at most window
         self._finished: int | None = None       # finished_id(), None when it must be looked for
         self.sent = dict.fromkeys(self.peers, 0)
@@ -184,20 +185,25 @@ class Snapshots:
         return self._advance(next_id(self.current_id), "timer")
 
     def _advance(self, snapshot_id: int, trigger: str) -> Taken | None:
-        if not is_newer(snapshot_id, self.current_id):
+        # is_newer and ahead inlined: this runs on nearly every message at high snapshot rates
+        jump = (snapshot_id - self.current_id) % ID_SPACE
+        if not 0 < jump < ID_WINDOW:
             return None
-        local = LocalSnapshot(trigger, now_us(), self.capture(), dict(self.sent),
+        sent_before = dict(self.sent)
+        local = LocalSnapshot(trigger, time.time_ns() // 1000, self.capture(), sent_before,
                               dict(self.received))
-        covered = min(ahead(snapshot_id, self.current_id), self.window)
-        self.records.append(Record(next_id(snapshot_id, 1 - covered), snapshot_id, local,
+        covered = min(jump, self.window)
+        self.records.append(Record((snapshot_id + 1 - covered) % ID_SPACE, snapshot_id, local,
                                    {peer: [] for peer in self.peers},
                                    {peer: [] for peer in self.peers}))
+        self._lasts.append((self._lasts[-1] if self._lasts else self.current_id) + jump)
         self.kept += covered
-        self._expire()
+        if self.kept > self.window:
+            self._expire()
         self._finished = None
-        first = next_id(self.current_id)
+        first = (self.current_id + 1) % ID_SPACE
         self.current_id = snapshot_id
-        return Taken(first, snapshot_id, trigger, local.sent_before)
+        return Taken(first, snapshot_id, trigger, sent_before)
 
     def _expire(self):
         """Drops the IDs older than the newest `window`: whole records, or the
@@ -208,6 +214,10 @@ class Snapshots:
             size = ahead(oldest.last, oldest.first) + 1
             if size <= excess:
                 self.records.popleft()
+                self._gone += 1
+                if self._gone > len(self.records):
+                    del self._lasts[:self._gone]
+                    self._gone = 0
                 self.kept -= size
             else:
                 oldest.drop_oldest(excess)
@@ -217,8 +227,12 @@ class Snapshots:
         """The record covering snapshot_id, if it is kept (a binary search)."""
         if not 0 <= ahead(self.current_id, snapshot_id) < self.kept:
             return None
-        index = bisect.bisect_left(self.records, 0, key=lambda r: ahead(r.last, snapshot_id))
-        return self.records[index]
+        return self.records[self._index(snapshot_id)]
+
+    def _index(self, snapshot_id: int) -> int:
+        """The index in records of the record covering snapshot_id, which is kept."""
+        unwrapped = self._lasts[-1] - ahead(self.current_id, snapshot_id)
+        return bisect.bisect_left(self._lasts, unwrapped, self._gone) - self._gone
 
     # Channels.
 
@@ -253,8 +267,7 @@ class Snapshots:
         if not offsets:
             return
         low, high = next_id(oldest, offsets.start), next_id(oldest, offsets.stop - 1)
-        newest = bisect.bisect_left(self.records, 0, key=lambda r: ahead(r.last, high))
-        for index in range(newest, -1, -1):
+        for index in range(self._index(high), -1, -1):
             record = self.records[index]
             if ahead(record.last, low) < 0:
                 break
