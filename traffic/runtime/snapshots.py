@@ -262,11 +262,15 @@ class Snapshots:
         (kept for the IDs of that range this process keeps)."""
         if not self.records:
             return
-        oldest = self.records[0].first
-        offsets = offsets_within(oldest, self.kept, first, last)
-        if not offsets:
-            return
-        low, high = next_id(oldest, offsets.start), next_id(oldest, offsets.stop - 1)
+        back_first = (self.current_id - first) % ID_SPACE
+        if (self.current_id - last) % ID_SPACE <= back_first < self.kept:
+            low, high = first, last   # the usual COUNT: its range is all kept
+        else:
+            oldest = self.records[0].first
+            offsets = offsets_within(oldest, self.kept, first, last)
+            if not offsets:
+                return
+            low, high = next_id(oldest, offsets.start), next_id(oldest, offsets.stop - 1)
         for index in range(self._index(high), -1, -1):
             record = self.records[index]
             if ahead(record.last, low) < 0:
