@@ -260,11 +260,9 @@ class Runtime(PeerHandling):
 
     # Snapshots.
 
-    def _send_peer(self, peer: str, kind: PeerKind, seq: int, message: Message,
-                   ctl: bool = False):
-        message["id"] = self._new_id()
+    def _send_stamped(self, peer: str, kind: PeerKind, seq: int, body: bytes, message_id: str):
         stamp = self.snapshots.current_id if self.snapshots else 0
         datagram = (BeaverHeader.FORMAT.pack(_STAMP_BYTE, 0, stamp)
-                    + pack_peer(kind, seq, self._name) + encode(message))
-        self._log.send(message["id"], peer, ctl)
+                    + pack_peer(kind, seq, self._name) + body)
+        self._log.send(message_id, peer, ctl=kind is PeerKind.COUNT)
         self._sock.sendto(datagram, (self._peers[peer], BEAVER_UDP_PORT))
