@@ -22,7 +22,7 @@ import enum
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
 from beaver.traffic.oob.cuts import Cut
 from beaver.traffic.oob.protocol import ChannelState, Report
@@ -37,8 +37,9 @@ class Mode(str, enum.Enum):
     OFF = "off"            # no snapshot layer: the "without Beaver" baseline
 
 
-@dataclass(frozen=True, slots=True)
-class LocalSnapshot:
+# LocalSnapshot and Taken are built on every advance: named tuples, immutable
+# like frozen dataclasses at a third of their cost to build.
+class LocalSnapshot(NamedTuple):
     trigger: str                  # "mark", "peer", "oob" or "timer"
     taken_at_us: int
     state: Any
@@ -106,8 +107,7 @@ class Record:
         return None
 
 
-@dataclass(frozen=True, slots=True)
-class Taken:
+class Taken(NamedTuple):
     """A local snapshot just recorded, for the IDs first..last."""
     first: int
     last: int
