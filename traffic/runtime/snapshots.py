@@ -225,14 +225,15 @@ class Snapshots:
 
     def _record(self, snapshot_id: int) -> Record | None:
         """The record covering snapshot_id, if it is kept (a binary search)."""
-        if not 0 <= ahead(self.current_id, snapshot_id) < self.kept:
+        back = ahead(self.current_id, snapshot_id)
+        if not 0 <= back < self.kept:
             return None
-        return self.records[self._index(snapshot_id)]
+        return self.records[self._index(back)]
 
-    def _index(self, snapshot_id: int) -> int:
-        """The index in records of the record covering snapshot_id, which is kept."""
-        unwrapped = self._lasts[-1] - ahead(self.current_id, snapshot_id)
-        return bisect.bisect_left(self._lasts, unwrapped, self._gone) - self._gone
+    def _index(self, back: int) -> int:
+        """The index in records of the record covering the ID back IDs
+        behind current_id (0 <= back < kept)."""
+        return bisect.bisect_left(self._lasts, self._lasts[-1] - back, self._gone) - self._gone
 
     # Channels.
 
@@ -262,8 +263,11 @@ class Snapshots:
         (kept for the IDs of that range this process keeps)."""
         if not self.records:
             return
-        back_first = (self.current_id - first) % ID_SPACE
-        if (self.current_id - last) % ID_SPACE <= back_first < self.kept:
+        # Kept IDs are compared by how far they are behind current_id, in
+        # [0, kept): plain integers, nearer the newer.
+        current = self.current_id
+        low_back, high_back = (current - first) % ID_SPACE, (current - last) % ID_SPACE
+        if high_back <= low_back < self.kept:
             low, high = first, last   # the usual COUNT: its range is all kept
         else:
             oldest = self.records[0].first
@@ -271,12 +275,14 @@ class Snapshots:
             if not offsets:
                 return
             low, high = next_id(oldest, offsets.start), next_id(oldest, offsets.stop - 1)
-        for index in range(self._index(high), -1, -1):
+            low_back, high_back = (current - low) % ID_SPACE, (current - high) % ID_SPACE
+        for index in range(self._index(high_back), -1, -1):
             record = self.records[index]
-            if ahead(record.last, low) < 0:
+            last_back = (current - record.last) % ID_SPACE
+            if last_back > low_back:
                 break
-            clipped = (low if ahead(low, record.first) > 0 else record.first,
-                       high if ahead(record.last, high) > 0 else record.last)
+            clipped = (low if low_back < (current - record.first) % ID_SPACE else record.first,
+                       high if last_back < high_back else record.last)
             record.counts[peer].append((*clipped, sent_before))
             record.stale = True
             self._finished = None
