@@ -49,8 +49,8 @@ class PeerHandling:
                 raise MessageError(f"COUNT without a snapshot ID first and a count "
                                    f"sent_before: {message}")
         with self._lock:
-            if self.snapshots:
-                self._took(self.snapshots.stamp(stamp))
+            if self.snapshots and (taken := self.snapshots.stamp(stamp)):
+                self._took(taken)
             if peer.kind is PeerKind.COUNT:
                 self._log.recv(message["id"], peer.sender, ctl=True)
                 if self.snapshots:

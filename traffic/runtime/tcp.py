@@ -241,7 +241,8 @@ class TcpRuntime(PeerHandling):
             self._drop("no flow ID", LookupError(f"{address_text(client)} -> "
                                                  f"{address_text(vip)}"), client)
             return False
-        self._took(self.snapshots.mark(snapshot_id))
+        if taken := self.snapshots.mark(snapshot_id):
+            self._took(taken)
         return True
 
     def reply(self, client: TcpClient, message: Message):

@@ -249,8 +249,8 @@ class Runtime(PeerHandling):
         message = decode(inbound.payload)
         client = Client(inbound.client, inbound.vip, message["id"])
         with self._lock:
-            if self.snapshots:
-                self._took(self.snapshots.mark(mark))
+            if self.snapshots and (taken := self.snapshots.mark(mark)):
+                self._took(taken)
             self._log.recv(message["id"], address_text(inbound.client))
             self._deliver(self._app.on_request, message, client)
 
