@@ -6,9 +6,9 @@ and what a process restored from a snapshot does (restore.py): it holds,
 then on the controller's resume replays the messages in flight to it.
 
 A runtime mixes this in and provides `_send_stamped(peer, kind, seq, body,
-message_id)` (a JSON body, sent stamped with the current ID), `_start_loops()` (what serve() starts receiving with) and the
-attributes name, mode, snapshots, drops, _peers, _window, _oob, _lock, _log
-and _number.
+message_id)` (sends a JSON body stamped with the current ID, and logs it),
+`_start_loops()` (what serve() starts receiving with) and the attributes
+name, mode, snapshots, drops, _peers, _window, _oob, _lock, _log and _number.
 """
 from __future__ import annotations
 
@@ -80,10 +80,10 @@ class PeerHandling:
         self._log.snapshot(taken.first, taken.last, taken.trigger)
         if self.snapshots.records_channels:
             for peer in self._peers:
-                number = self._new_id()
+                count_id = self._new_id()
                 self._send_stamped(peer, PeerKind.COUNT, 0,
-                                   count_body(taken.first, taken.sent_before[peer], number),
-                                   number)
+                                   count_body(taken.first, taken.sent_before[peer], count_id),
+                                   count_id)
 
     def _send_peer(self, peer: str, kind: PeerKind, seq: int, message: Message):
         """Sets message["id"]."""
