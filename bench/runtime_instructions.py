@@ -27,12 +27,16 @@ the controller asks when it batches (Fig. 14's timed snapshots): from the
 second batch on with the "base" the controller holds, the last ID of the
 batch before.
 
+--log: the runtime keeps an event log (in a temporary folder), as every
+process of an experiment does (topologies/processes.py); without it the
+runtime logs nothing.
+
 --out FILE: the counts also go into FILE's "ingroup" key, one entry per
 --snapshot-every, --reports and --batch (other keys kept), where Fig. 14's
 --instructions reads them (topologies/experiments/common/instructions.py).
 
 Run: python bench/runtime_instructions.py [--requests 400] [--snapshot-every 50]
-         [--reports [--batch K]] [--out FILE]
+         [--reports [--batch K]] [--log | --out FILE]
 (each driver run takes some seconds under valgrind).
 """
 from __future__ import annotations
@@ -66,16 +70,26 @@ def inner_packet(payload: bytes, client=CLIENT, vip=VIP) -> bytes:
 
 
 def drive(mode: str, requests: int, snapshot_every: int, reports: bool = False,
-          batch: int = 1):
+          batch: int = 1, log: bool = False):
+    with tempfile.TemporaryDirectory() as folder:
+        _drive(mode, requests, snapshot_every, reports, batch,
+               Path(folder) / "kv1.jsonl" if log else None)
+
+
+def _drive(mode: str, requests: int, snapshot_every: int, reports: bool, batch: int,
+           log_path: Path | None):
     from beaver.p4src.wire import BeaverHeader, Kind
     from beaver.traffic.runtime.datagrams import PeerKind, pack_peer, peer_name
     from beaver.traffic.services.kvstore import KvReplica
     from beaver.traffic.runtime.udp import Runtime
     from beaver.traffic.runtime.snapshots import Mode
+    from beaver.traffic.runtime.eventlog import EventLog
     from beaver.traffic.oob import protocol as oob
 
+    runtime_mode = Mode("off" if mode == "none" else mode)
+    log = EventLog(log_path, "kv1", True, runtime_mode.value) if log_path else None
     runtime = Runtime("kv1", DIP, vips=[VIP], slbs=[SLB], peers={"kv2": PEER},
-                      mode=Mode("off" if mode == "none" else mode), mgmt=(DIP, 0))
+                      mode=runtime_mode, mgmt=(DIP, 0), log=log)
     runtime.serve(KvReplica(runtime, ["kv2"]))
     # The receive loop's step, without the socket.
     handle = runtime._handle if mode != "none" else lambda datagram, source: None
@@ -124,19 +138,21 @@ def drive(mode: str, requests: int, snapshot_every: int, reports: bool = False,
                      {"id": f"kv2:{i}", "op": "put", "key": key, "value": -i,
                       "version": [i, "kv2"]})
     runtime.stop()
+    if log:
+        log.close()
     if runtime.drops or (mode == "beaver" and runtime.snapshots.current_id != snapshot_id):
         raise SystemExit(f"the driver's traffic was not handled: drops {dict(runtime.drops)}")
 
 
 def instructions(mode: str, requests: int, snapshot_every: int, out: Path,
-                 reports: bool = False, batch: int = 1) -> int:
+                 reports: bool = False, batch: int = 1, log: bool = False) -> int:
     """The main thread's instruction count for one driver run under callgrind."""
     prefix = out / f"{mode}-{requests}"
     run = subprocess.run(["valgrind", "--tool=callgrind", "--separate-threads=yes",
                           f"--callgrind-out-file={prefix}", sys.executable, __file__, "--drive",
                           mode, "--requests", str(requests), "--snapshot-every",
                           str(snapshot_every), *(["--reports"] if reports else []),
-                          "--batch", str(batch)],
+                          "--batch", str(batch), *(["--log"] if log else [])],
                          capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
     if run.returncode:
         said = [line for line in run.stderr.splitlines() if not line.startswith("==")]
@@ -155,17 +171,22 @@ def main():
                    help="answer each snapshot's report too, as the OOB thread does")
     p.add_argument("--batch", type=int, default=1,
                    help="with --reports: one report for each batch of this many IDs")
+    p.add_argument("--log", action="store_true",
+                   help="the runtime keeps an event log, as an experiment's processes do")
     p.add_argument("--out", type=Path, help="also write the counts into this JSON file")
     p.add_argument("--drive", choices=MODES, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.log and args.out:
+        p.error("--out records the runs without a log (Fig. 14 reads them): not with --log")
     if args.drive:
-        return drive(args.drive, args.requests, args.snapshot_every, args.reports, args.batch)
+        return drive(args.drive, args.requests, args.snapshot_every, args.reports, args.batch,
+                     args.log)
 
     per_request = {}
     with tempfile.TemporaryDirectory() as out:
         for mode in MODES:
             counts = [instructions(mode, n, args.snapshot_every, Path(out), args.reports,
-                                   args.batch)
+                                   args.batch, args.log)
                       for n in (args.requests, 5 * args.requests)]
             per_request[mode] = (counts[1] - counts[0]) / (4 * args.requests)
             print(f"{mode:>6}: {counts[0]} and {counts[1]} instructions for {args.requests} and "
@@ -183,7 +204,7 @@ def main():
         args.out.write_text(json.dumps(written, indent=1) + "\n")
     print(json.dumps({
         "requests": [args.requests, 5 * args.requests], "snapshot_every": args.snapshot_every,
-        "reports": args.reports, "batch": args.batch,
+        "reports": args.reports, "batch": args.batch, "log": args.log,
         "driver_instructions_per_request": round(per_request["none"]),
         "off_instructions_per_request": round(off),
         "beaver_instructions_per_request": round(beaver),

@@ -16,6 +16,8 @@ Message = dict[str, Any]
 MAX_SIZE = 1 << 20   # bytes: a TCP frame's most (frames.py); a UDP datagram holds less
 MAX_DEPTH = 64       # levels: a client's request, wrapped a few times by the services
 MAX_ID = 256         # characters of an "id": it goes into every event log
+# One for every message: json.dumps builds an encoder a call when given separators.
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 class MessageError(ValueError):
@@ -36,7 +38,7 @@ def message_id(process: str, number: int) -> str:
 
 
 def encode(message: Message) -> bytes:
-    return json.dumps(message, separators=(",", ":")).encode()
+    return _ENCODER.encode(message).encode()
 
 
 def decode(data: bytes) -> Message:

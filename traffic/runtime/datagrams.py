@@ -17,6 +17,7 @@ import enum
 import socket
 import struct
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii as json_string
 
 PROTO_UDP = 17
 _IPV4 = struct.Struct("!BBHHHBBH4s4s")
@@ -89,6 +90,14 @@ class PeerHeader:
     kind: PeerKind
     seq: int          # APP: the message's position on its channel, from 1; COUNT: 0
     sender: str
+
+
+def count_body(first: int, sent_before: int, message_id: str) -> bytes:
+    """A COUNT's JSON body, byte for byte what messages.encode writes for
+    {"first": first, "sent_before": sent_before, "id": message_id}: formatted
+    directly, as it goes to every peer on every snapshot."""
+    return (f'{{"first":{first},"sent_before":{sent_before},'
+            f'"id":{json_string(message_id)}}}').encode()
 
 
 def pack_peer(kind: PeerKind, seq: int, sender: bytes) -> bytes:

@@ -35,6 +35,7 @@ import mmap
 import os
 import threading
 import time
+from json.encoder import encode_basestring_ascii as json_string
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -47,6 +48,7 @@ EVENT_KINDS = ("send", "recv", "snapshot", "end")
 MAX_LINE = 1 << 16   # bytes; a record is far shorter: message ids are bounded (messages.py)
 MAX_DEPTH = 4        # records are flat objects
 GROW = 1 << 20       # bytes the file grows by: a remapping per some 10,000 records
+CTL = ',"ctl":true'  # a runtime's own message, as the record's last member
 
 
 class LogError(ValueError):
@@ -65,11 +67,11 @@ class EventLog:
         self._closed = False
         self._seq = 0
         # First of all: even a killed process's log names it, and the checker counts it short.
-        self._write({"log": FORMAT, "version": VERSION, "process": process,
-                     "in_group": in_group, "mode": mode})
+        self._write((json.dumps({"log": FORMAT, "version": VERSION, "process": process,
+                                 "in_group": in_group, "mode": mode},
+                                separators=(",", ":")) + "\n").encode())
 
-    def _write(self, record: dict[str, Any]):
-        data = (json.dumps(record, separators=(",", ":")) + "\n").encode()
+    def _write(self, data: bytes):
         end = self._used + len(data)
         if end > self._size:
             self._grow(end + GROW)
@@ -83,26 +85,34 @@ class EventLog:
         self._map = mmap.mmap(self._fd, size)
         self._size = size
 
-    def _event(self, record: dict[str, Any]):
+    # Each record is formatted directly, byte for byte what json.dumps with
+    # these separators writes for it: one or two go out with every message.
+
+    def _event(self, fields: str):
+        """fields: the record's JSON members after "seq" and "t_us"."""
         with self._lock:
             if self._closed:   # a straggling thread: the log has said it ended
                 return
             self._seq += 1
-            self._write({"seq": self._seq, "t_us": time.time_ns() // 1000, **record})
+            self._write(f'{{"seq":{self._seq},"t_us":{time.time_ns() // 1000},{fields}}}\n'
+                        .encode())
 
     def send(self, msg: str, peer: str, ctl: bool = False):
-        self._event({"kind": "send", "msg": msg, "peer": peer, **({"ctl": True} if ctl else {})})
+        self._event(f'"kind":"send","msg":{json_string(msg)},"peer":{json_string(peer)}'
+                    f'{CTL if ctl else ""}')
 
     def recv(self, msg: str, peer: str, ctl: bool = False):
-        self._event({"kind": "recv", "msg": msg, "peer": peer, **({"ctl": True} if ctl else {})})
+        self._event(f'"kind":"recv","msg":{json_string(msg)},"peer":{json_string(peer)}'
+                    f'{CTL if ctl else ""}')
 
     def snapshot(self, first: int, last: int, trigger: str):
-        self._event({"kind": "snapshot", "first": first, "last": last, "trigger": trigger})
+        self._event(f'"kind":"snapshot","first":{first:d},"last":{last:d},'
+                    f'"trigger":{json_string(trigger)}')
 
     def close(self):
         """Writes the closing record and cuts the file to its records;
         closing again does nothing."""
-        self._event({"kind": "end"})
+        self._event('"kind":"end"')
         with self._lock:
             if self._closed:
                 return

@@ -5,10 +5,10 @@ announcements of a local snapshot, and the controller's out-of-band answers;
 and what a process restored from a snapshot does (restore.py): it holds,
 then on the controller's resume replays the messages in flight to it.
 
-A runtime mixes this in and provides `_send_peer(peer, kind, seq, message,
-ctl)`, `_start_loops()` (what serve() starts receiving with) and the
-attributes name, mode, snapshots, drops, _peers, _window, _oob, _lock, _log
-and _number.
+A runtime mixes this in and provides `_send_stamped(peer, kind, seq, body,
+message_id)` (sends a JSON body stamped with the current ID, and logs it),
+`_start_loops()` (what serve() starts receiving with) and the attributes
+name, mode, snapshots, drops, _peers, _window, _oob, _lock, _log and _number.
 """
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from beaver.traffic.oob import protocol as oob
 
 from beaver.traffic.oob import answers as oob_answers
 from beaver.traffic.runtime.datagrams import (Address, DatagramError, PeerHeader, PeerKind,
-                                              address_text)
-from beaver.traffic.messages import Message, MessageError, decode, message_id
+                                              address_text, count_body)
+from beaver.traffic.messages import Message, MessageError, decode, encode, message_id
 from beaver.traffic.runtime.snapshots import Mode, Snapshots, Taken
 
 if TYPE_CHECKING:   # restore.py reads the controller's store: only a restored process needs it
@@ -49,8 +49,8 @@ class PeerHandling:
                 raise MessageError(f"COUNT without a snapshot ID first and a count "
                                    f"sent_before: {message}")
         with self._lock:
-            if self.snapshots:
-                self._took(self.snapshots.stamp(stamp))
+            if self.snapshots and (taken := self.snapshots.stamp(stamp)):
+                self._took(taken)
             if peer.kind is PeerKind.COUNT:
                 self._log.recv(message["id"], peer.sender, ctl=True)
                 if self.snapshots:
@@ -80,9 +80,15 @@ class PeerHandling:
         self._log.snapshot(taken.first, taken.last, taken.trigger)
         if self.snapshots.records_channels:
             for peer in self._peers:
-                self._send_peer(peer, PeerKind.COUNT, 0,
-                                {"first": taken.first, "sent_before": taken.sent_before[peer]},
-                                ctl=True)
+                count_id = self._new_id()
+                self._send_stamped(peer, PeerKind.COUNT, 0,
+                                   count_body(taken.first, taken.sent_before[peer], count_id),
+                                   count_id)
+
+    def _send_peer(self, peer: str, kind: PeerKind, seq: int, message: Message):
+        """Sets message["id"]."""
+        message["id"] = self._new_id()
+        self._send_stamped(peer, kind, seq, encode(message), message["id"])
 
     def _new_id(self) -> str:
         self._number += 1

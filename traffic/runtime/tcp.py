@@ -241,7 +241,8 @@ class TcpRuntime(PeerHandling):
             self._drop("no flow ID", LookupError(f"{address_text(client)} -> "
                                                  f"{address_text(vip)}"), client)
             return False
-        self._took(self.snapshots.mark(snapshot_id))
+        if taken := self.snapshots.mark(snapshot_id):
+            self._took(taken)
         return True
 
     def reply(self, client: TcpClient, message: Message):
@@ -262,12 +263,10 @@ class TcpRuntime(PeerHandling):
             seq = self.snapshots.sent_to(peer) if self.snapshots else 0
             self._send_peer(peer, PeerKind.APP, seq, message)
 
-    def _send_peer(self, peer: str, kind: PeerKind, seq: int, message: Message,
-                   ctl: bool = False):
-        message["id"] = self._new_id()
+    def _send_stamped(self, peer: str, kind: PeerKind, seq: int, body: bytes, message_id: str):
         stamp = self.snapshots.current_id if self.snapshots else 0
-        data = stamp_frame(stamp, kind, seq, self._name, encode(message))
-        self._log.send(message["id"], peer, ctl)
+        data = stamp_frame(stamp, kind, seq, self._name, body)
+        self._log.send(message_id, peer, ctl=kind is PeerKind.COUNT)
         try:
             self._channel(peer).sendall(data)
         except OSError as e:

@@ -249,8 +249,8 @@ class Runtime(PeerHandling):
         message = decode(inbound.payload)
         client = Client(inbound.client, inbound.vip, message["id"])
         with self._lock:
-            if self.snapshots:
-                self._took(self.snapshots.mark(mark))
+            if self.snapshots and (taken := self.snapshots.mark(mark)):
+                self._took(taken)
             self._log.recv(message["id"], address_text(inbound.client))
             self._deliver(self._app.on_request, message, client)
 
@@ -260,11 +260,9 @@ class Runtime(PeerHandling):
 
     # Snapshots.
 
-    def _send_peer(self, peer: str, kind: PeerKind, seq: int, message: Message,
-                   ctl: bool = False):
-        message["id"] = self._new_id()
+    def _send_stamped(self, peer: str, kind: PeerKind, seq: int, body: bytes, message_id: str):
         stamp = self.snapshots.current_id if self.snapshots else 0
         datagram = (BeaverHeader.FORMAT.pack(_STAMP_BYTE, 0, stamp)
-                    + pack_peer(kind, seq, self._name) + encode(message))
-        self._log.send(message["id"], peer, ctl)
+                    + pack_peer(kind, seq, self._name) + body)
+        self._log.send(message_id, peer, ctl=kind is PeerKind.COUNT)
         self._sock.sendto(datagram, (self._peers[peer], BEAVER_UDP_PORT))

@@ -181,10 +181,12 @@ class KvReplica:
                 "replicas": sorted([self.name, *self.replicas])}
 
     def local_state(self) -> dict[str, Any]:
-        self.dropped = [u for u in self.dropped
-                        if not superseded(self.registers, self.counters, u)]
+        # Captured on every snapshot, up to one a request: what is empty is not walked.
+        if self.dropped:
+            self.dropped = [u for u in self.dropped
+                            if not superseded(self.registers, self.counters, u)]
         if self._written:   # else the last capture's, unchanged: no copy of the whole store
-            registers, counters = (dict(part) for part in self._captured)
+            registers, counters = dict(self._captured[0]), dict(self._captured[1])
             for key in self._written:
                 if key in self.registers:
                     value, version = self.registers[key]
@@ -196,7 +198,7 @@ class KvReplica:
         registers, counters = self._captured
         return {"service": "kv", "layout": self.layout(), "registers": registers,
                 "counters": counters, "clock": self.clock, "updates": self.updates,
-                "faults": {"dropped": [dict(u) for u in self.dropped]}}
+                "faults": {"dropped": [dict(u) for u in self.dropped] if self.dropped else []}}
 
     def restore(self, state: dict[str, Any]):
         """Takes the state of a snapshot of this replica (its layout checked first)."""
