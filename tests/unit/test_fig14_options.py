@@ -120,3 +120,97 @@ def test_only_a_snapshot_phase_probes_clocks_and_it_settles_them_first(kind):
     snapshots = impact.rate_of(kind) is not None
     assert run.controller.settled == (1 if snapshots else 0)
     assert [gw.stopped for gw in run.controller.slbs] == ([0, 0] if snapshots else [1, 1])
+
+
+TCP_COUNTS = {"slb": {"per_packet": {"without": 400, "marking": 410},
+                      "per_snapshot": {"50": 40}, "build": "fast"},
+              "controller": {"per_snapshot": {"50": 150}},
+              "ingroup": {"every-0": {"snapshot_every": 0, "off": 100, "beaver": 125},
+                          "every-5-reports-batch-10": {"snapshot_every": 5, "reports": True,
+                                                       "batch": 10, "off": 100, "beaver": 130}}}
+
+
+def counts_file(tmp_path, counts) -> str:
+    path = tmp_path / "counts.json"
+    path.write_text(json.dumps(counts))
+    return str(path)
+
+
+def test_the_tcp_figure_reads_instructions_and_refuses_a_bad_file_in_one_line(tmp_path):
+    path = counts_file(tmp_path, TCP_COUNTS)
+    assert parse(fig14tcp, "--instructions", path).instructions == {**TCP_COUNTS, "path": path}
+    assert parse(fig14tcp).instructions is None
+    for text, why in (("{not json", "not a readable JSON"), ('{"slb": {}}', "needs the keys")):
+        (tmp_path / "counts.json").write_text(text)
+        with pytest.raises(argparse.ArgumentError, match=why) as refused:
+            parse(fig14tcp, "--instructions", path)
+        assert "\n" not in str(refused.value)
+    with pytest.raises(argparse.ArgumentError, match="not a readable JSON"):
+        parse(fig14tcp, "--instructions", str(tmp_path / "absent.json"))
+
+
+def test_the_tcp_figure_fails_before_any_phase_where_the_file_lacks_what_one_needs(
+        tmp_path, monkeypatch):
+    def no_network(*_):
+        raise AssertionError("a phase ran")
+    monkeypatch.setattr(fig14tcp, "phase", no_network)
+    monkeypatch.setattr(fig14tcp, "offered", no_network)
+    results = argparse.Namespace(progress=lambda text: None)
+    path = counts_file(tmp_path, TCP_COUNTS)
+    with pytest.raises(SystemExit, match=f"--instructions {path}: the instructions file has no "
+                                         "slb/per_snapshot/1000: rerun") as failed:
+        fig14tcp.run(parse(fig14tcp, "--instructions", path), results)
+    assert "\n" not in str(failed.value)
+    # iperf3's server runs no Beaver runtime: it needs no in-group run; YCSB does.
+    path = counts_file(tmp_path, {**TCP_COUNTS, "ingroup": {}})
+    assert fig14tcp.attributors(parse(fig14tcp, "--instructions", path, "--rates", "50",
+                                      "--workloads", "iperf"))["iperf"] is not None
+    with pytest.raises(SystemExit, match="no in-group a run without snapshots"):
+        fig14tcp.run(parse(fig14tcp, "--instructions", path, "--rates", "50"), results)
+    assert (fig14tcp.beaver_servers("ycsb-e"), fig14tcp.beaver_servers("iperf@40%")) == (2, 0)
+
+
+def tcp_row(workload, round_no, kind, served, requests, decapsulated, counted_s):
+    row = {"workload": workload, "round": round_no, "kind": kind, "requests": requests,
+           "decapsulated": decapsulated, "counted_s": counted_s, "decap_ns_per_packet": 50.0,
+           "cost_slb": 10.0 if kind == "without" else 12.0}
+    if workload == "iperf":
+        return {**row, "throughput_mbps": served, "rtt_mean_us": 100.0, "retransmits": 0}
+    return {**row, "throughput": served, "p99_us": 100.0, "p50_us": 50.0}
+
+
+def test_a_missed_tcp_goal_names_the_party_at_its_phase_s_own_packets_and_rates(tmp_path):
+    args = parse(fig14tcp, "--instructions", counts_file(tmp_path, TCP_COUNTS), "--rates", "50",
+                 "--workloads", "iperf,ycsb-a")
+    rows = []
+    for n in (1, 2, 3):
+        # YCSB-like: 3 packets through the SLB a request, 2,000 requests a
+        # second over the counted 2.5 s (the judged throughput says 900)
+        rows += [tcp_row("ycsb-a", n, kind, served, 5000, 15000, 2.5)
+                 for kind, served in (("without", 1000), ("marking", 900),
+                                      ("snapshots-50", 900))]
+        # iperf3: a "request" is a packet, 8,000 a second; only marking misses
+        rows += [tcp_row("iperf", n, kind, mbps, 40000, 40000, 5.0)
+                 for kind, mbps in (("without", 100.0), ("marking", 90.0),
+                                    ("snapshots-50", 99.0))]
+    summary = {(r["workload"], r["phase"]): r
+               for r in fig14tcp.summarize(rows, args, fig14tcp.attributors(args))}
+    udp_proxy = "; in-group: the UDP runtime's (the same snapshot path"
+    # 3 packets a request: the SLBs' +10 a packet is +30, over the in-group's
+    # +25 (one packet a request would have named the in-group).
+    marking = summary["ycsb-a", "marking"]["verdict"]
+    assert marking.startswith("missed: throughput 0.080 under 0.98")
+    assert ("; largest instruction rise per request on the traffic's cores: slb +30 "
+            "(slb +30, ingroup +25, controller +0)" + udp_proxy) in marking
+    # 50 snapshots a second over 2,000 requests (not 900): the controller's
+    # 150 a snapshot is +4 a request; the SLBs' add 2 x 40 x 50 / 2,000.
+    snapshots = summary["ycsb-a", "snapshots-50"]["verdict"]
+    assert ("largest instruction rise per request on the traffic's cores: slb +32 "
+            "(slb +32, ingroup +30, controller +4)" + udp_proxy) in snapshots
+    assert summary["ycsb-a", "marking"]["instructions"].endswith(
+        "counts.json (callgrind; BMv2 fast); in-group: the UDP runtime's (the same snapshot "
+        "path; the TCP runtime's flow-ID lookup per read not counted)")
+    assert summary["iperf", "marking"]["verdict"].endswith(
+        "; largest instruction rise per packet on the traffic's cores: slb +10 (slb +10, "
+        "controller +0, ingroup +0); in-group 0: the iperf3 server runs no Beaver runtime")
+    assert summary["iperf", "snapshots-50"]["verdict"] == "met"

@@ -59,6 +59,32 @@ def test_a_snapshot_s_cost_is_shared_by_the_requests_served_in_its_time():
                              batch=200)["ingroup"] == 250_000
 
 
+def test_a_request_of_several_packets_pays_marking_on_each_but_a_snapshot_once():
+    # Over TCP a request is its segments and ACKs through the SLB: 3 packets
+    # triple marking's +10,000, not what a snapshot's batches cost.
+    alone = instruction_rises(COUNTS, None, 2800, slbs=2, ingroup=4, packets_per_request=3)
+    assert alone == {"slb": 30_000, "ingroup": 5_000, "controller": 0}
+    taken = instruction_rises(COUNTS, 50, 2800, slbs=2, ingroup=4, batch=10,
+                              packets_per_request=3)
+    assert taken["slb"] == pytest.approx(30_000 + 2 * 40_000 * 50 / 2800)
+    one = instruction_rises(COUNTS, 50, 2800, slbs=2, ingroup=4, batch=10)
+    assert (taken["controller"], taken["ingroup"]) == (one["controller"], one["ingroup"])
+
+
+def test_no_beaver_process_serving_the_requests_adds_no_in_group_rise():
+    # iperf3's server runs no Beaver runtime: its requests (packets) need no
+    # in-group run in the file, and the clause says per what it counts.
+    no_ingroup = {**COUNTS, "ingroup": {}}
+    rises = instruction_rises(no_ingroup, 50, 8000, slbs=2, ingroup=0, batch=10)
+    assert rises == {"slb": pytest.approx(10_000 + 2 * 40_000 * 50 / 8000), "ingroup": 0,
+                     "controller": pytest.approx(150_000 * 50 / 8000)}
+    assert attribution(rises, per="packet") == (
+        "largest instruction rise per packet on the traffic's cores: slb +10,500 "
+        "(slb +10,500, controller +938, ingroup +0)")
+    with pytest.raises(InstructionsError, match="no in-group"):
+        instruction_rises(no_ingroup, 50, 8000, slbs=2, ingroup=2, batch=10)
+
+
 def test_a_party_on_its_own_core_is_listed_but_never_named():
     rises = {"slb": 100.0, "ingroup": 50.0, "controller": 900.0}
     assert attribution(rises) .startswith("largest instruction rise per request on the "

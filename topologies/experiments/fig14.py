@@ -47,10 +47,7 @@ def add_arguments(p):
     p.add_argument("--rounds", type=int, default=5, help="rounds of the three phases (default 5)")
     p.add_argument("--seconds", type=float, default=5.0, help="per phase (default 5)")
     impact.add_arguments(p)
-    p.add_argument("--instructions", type=impact.instruction_counts, metavar="JSON",
-                   help="instruction counts the benchmarks wrote (bench/slb_instructions.py "
-                        "and bench/runtime_instructions.py --out): a missed goal's verdict "
-                        "then names the party whose instructions per request rose most")
+    impact.add_instructions(p)
 
 
 def phase(results: Results, round_no: int, kind: str, args) -> dict:
@@ -98,13 +95,7 @@ def run(args, results: Results) -> list[dict]:
             for n, kind in paired.rounds(impact.phases(args.rates), args.rounds)]
     results.write_csv(rows)
     goals = impact.goals(args.rates)
-    counted = {}
-    if args.instructions:
-        reports = args.instructions["controller"].get("reports") is not False
-        counted["instructions"] = (f"{args.instructions['path']} (callgrind; BMv2 "
-                                   f"{args.instructions['slb'].get('build', '?')}"
-                                   + ("" if reports else "; the controller's without reports")
-                                   + ")")
+    counted = {"instructions": impact.counted_by(args)} if args.instructions else {}
     summary = [{**row, "cores": args.cores, **counted}
                for row in paired.judge(rows, "throughput", "p99_us", goals, per="request",
                                            apart=impact.apart(args.cores),

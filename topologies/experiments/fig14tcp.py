@@ -32,11 +32,17 @@ forwarded (iperf3: the MARKs the hosts decapsulated): the SLBs, the
 in-group processes, the controller, and the kernel decapsulation (its run time
 as the kernel counts it, BPF_ENABLE_STATS while the phase runs; also per
 packet it ran on). --cores as fig14.py.
+
+--instructions JSON, as fig14.py, adds to a missed goal's verdict the party
+whose instructions per request (iperf3: per packet) rose most, at the
+phase's own rates: the SLBs' per-packet counts times the packets a request
+took through them in that phase (the MARKs the hosts decapsulated over the
+replies; the Direct Server Return replies bypass the SLBs); the in-group's
+are the UDP runtime's (bench/runtime_instructions.py drives that one: the
+TCP runtime shares its snapshot path, not its transport), and 0 under
+iperf3, whose server runs no Beaver runtime.
 """
 from __future__ import annotations
-
-import statistics
-import time
 
 import statistics
 import time
@@ -49,6 +55,7 @@ from beaver.topologies.experiment import Run
 from beaver.topologies.processes import Workload
 from beaver.topologies.spec import Service, Spec
 from beaver.topologies.experiments.common import impact, paired
+from beaver.topologies.experiments.common.instructions import InstructionsError
 from beaver.topologies.experiments.common.methods import some_of
 from beaver.topologies.experiments.common.results import Results
 
@@ -60,6 +67,10 @@ WORKLOADS = ("iperf", *(f"ycsb-{w}" for w in YCSB))
 # what the throughput and the latency of a workload are, and what a cost is counted per
 JUDGED = {"iperf": ("throughput_mbps", "rtt_mean_us", "packet"),
           "ycsb": ("throughput", "p99_us", "request")}
+# what a workload's instruction rises hold for the in-group (--instructions)
+INGROUP_COUNTED = {"iperf": "in-group 0: the iperf3 server runs no Beaver runtime",
+                   "ycsb": "in-group: the UDP runtime's (the same snapshot path; the TCP "
+                           "runtime's flow-ID lookup per read not counted)"}
 PLOTTED = {"iperf": ("throughput_mbps", "rtt_mean_us"), "ycsb": ("throughput", "p50_us", "p99_us")}
 
 
@@ -75,6 +86,7 @@ def add_arguments(p):
     p.add_argument("--loads", type=impact.numbers(float, 1), default=None,
                    help="iperf3 at these percents of the capacity measured first, without "
                         "Beaver, in this run (e.g. 20,40,60,80; default: bulk only)")
+    impact.add_instructions(p)
 
 
 def family(workload: str) -> str:
@@ -100,6 +112,7 @@ def phase(results: Results, workload: str, round_no: int, kind: str, args,
         before = [(d.counters()["decapsulated"], *flowmap.run_stats(d.prog_id)) for d in decaps]
         impact.prepare_clocks(run, kind)
         meter = CpuMeter(run.parties())
+        counting = time.monotonic()   # the clocks settled: the traffic's window, the meter's
         run.start_traffic(warmup=0.0, roles=(role,))
         placed = cores.apply(args.cores)
         time.sleep(1.0)     # warm-up, placed; iperf omits that second
@@ -114,6 +127,7 @@ def phase(results: Results, workload: str, round_no: int, kind: str, args,
                     proc.wait(args.seconds + 10)
         run.stop_traffic()
         cpu = meter.read()
+        counted_s = time.monotonic() - counting
         after = [(d.counters()["decapsulated"], *flowmap.run_stats(d.prog_id)) for d in decaps]
         counters = [d.counters() for d in decaps]
         if summary:   # the records are built for the count, not measured
@@ -132,6 +146,7 @@ def phase(results: Results, workload: str, round_no: int, kind: str, args,
            "threads_on_traffic_core": placed.get("traffic", ""),
            "snapshot_rate": round(summary.rate, 1) if summary else 0.0,
            "decapsulated": decapsulated,
+           "counted_s": round(counted_s, 3),   # the traffic's seconds, the CPU meter's
            "foreign_or_malformed": sum(c["foreign"] + c["malformed"] for c in counters),
            "requests": requests,
            "reports_asked": summary.reports_asked if summary else 0,
@@ -174,34 +189,79 @@ def offered(args, results: Results) -> dict[str, float | None]:
     return loads
 
 
+def beaver_servers(workload: str) -> int:
+    """The Beaver processes that serve a workload's requests: the key-value
+    store's replicas (YCSB-like); none for iperf3."""
+    app = "iperf" if family(workload) == "iperf" else "kv"
+    return sum(s.replicas for s in SPEC.services if s.app == app and s.in_snapshots)
+
+
+def attributors(args) -> dict:
+    """With --instructions, each workload family's attributor
+    (impact.attributor), every phase checked now: a file that lacks what
+    one needs fails before the run, in one line."""
+    return {role: impact.attributor(args, SPEC.slbs, beaver_servers(role), JUDGED[role][2],
+                                    INGROUP_COUNTED[role])
+            for role in dict.fromkeys(family(w) for w in args.workloads)}
+
+
+def at_measured_rates(attribute, rows: list[dict]):
+    """attribute, asked of a phase at its own requests (iperf3: packets) per
+    second and packets through an SLB per request (medians of its rounds),
+    not at the judged throughput (iperf3's is in Mbit/s)."""
+    if attribute is None:
+        return None
+
+    def ask(kind: str, _throughput: float) -> str:
+        mine = [r for r in rows if r["kind"] == kind]
+        per_second = statistics.median(r["requests"] / r["counted_s"] for r in mine)
+        packets = statistics.median(r["decapsulated"] / max(1, r["requests"]) for r in mine)
+        try:
+            return attribute(kind, per_second, packets)
+        except InstructionsError as e:   # the summary keeps the measured rows' verdicts
+            return f"instructions: {e}"
+    return ask
+
+
 def run(args, results: Results) -> list[dict]:
     results.progress(f"cores {cores.describe(args.cores)}")
+    attributes = attributors(args)
     rows = [phase(results, workload, n, kind, args, mbps)
             for workload, mbps in offered(args, results).items()
             for n, kind in paired.rounds(impact.phases(args.rates), args.rounds)]
     results.write_csv(rows)
+    summary = summarize(rows, args, attributes)
+    plot(results, rows, list(dict.fromkeys(r["workload"] for r in rows)), args)
+    return summary
+
+
+def summarize(rows: list[dict], args, attributes: dict) -> list[dict]:
+    """One row per workload and phase with a goal (paired.judge), and with
+    --instructions, where they come from and what the in-group's hold."""
     summary = []
-    workloads = list(dict.fromkeys(r["workload"] for r in rows))
-    for workload in workloads:
+    for workload in dict.fromkeys(r["workload"] for r in rows):
         mine = [r for r in rows if r["workload"] == workload]
-        throughput, latency, per = JUDGED[family(workload)]
-        goals = impact.goals(args.rates, p99=family(workload) == "ycsb")
+        role = family(workload)
+        throughput, latency, per = JUDGED[role]
+        goals = impact.goals(args.rates, p99=role == "ycsb")
+        counted = ({"instructions": f"{impact.counted_by(args)}; {INGROUP_COUNTED[role]}"}
+                   if args.instructions else {})
         for row in paired.judge(mine, throughput, latency, goals, per,
-                                impact.apart(args.cores)):
+                                impact.apart(args.cores),
+                                at_measured_rates(attributes[role], mine)):
             ns = {kind: statistics.median(r["decap_ns_per_packet"] for r in mine
                                           if r["kind"] == kind)
                   for kind in (row["phase"], paired.BASELINE)}
             row = {("latency" if k == latency else k): v for k, v in row.items()}
             extra = {}
-            if family(workload) == "iperf":
+            if role == "iperf":
                 extra["retransmits"] = " vs ".join(
                     f"{statistics.median(r['retransmits'] for r in mine if r['kind'] == k):g}"
                     for k in (row["phase"], paired.BASELINE))
             summary.append({"workload": workload, **row, "latency is": latency, **extra,
                             "decap ns/packet": f"{ns[row['phase']]:.0f} vs "
                                                f"{ns[paired.BASELINE]:.0f}",
-                            "cores": args.cores})
-    plot(results, rows, workloads, args)
+                            "cores": args.cores, **counted})
     return summary
 
 

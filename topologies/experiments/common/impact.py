@@ -52,6 +52,14 @@ def add_arguments(p, rates: str = "50,1000"):
                         "batch as often, with as many more IDs)")
 
 
+def add_instructions(p):
+    p.add_argument("--instructions", type=instruction_counts, metavar="JSON",
+                   help="instruction counts the benchmarks wrote (bench/slb_instructions.py "
+                        "and bench/runtime_instructions.py --out): a missed goal's verdict "
+                        "then names the party whose instructions per request (iperf3: per "
+                        "packet) rose most")
+
+
 def instruction_counts(text: str) -> dict:
     """An argument type: the benchmarks' JSON of instruction counts."""
     try:
@@ -60,20 +68,32 @@ def instruction_counts(text: str) -> dict:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def attributor(args, slbs: int, ingroup: int):
+def counted_by(args) -> str:
+    """Where the instruction counts come from, for the summary (with
+    --instructions)."""
+    counts = args.instructions
+    reports = counts["controller"].get("reports") is not False
+    return (f"{counts['path']} (callgrind; BMv2 {counts['slb'].get('build', '?')}"
+            + ("" if reports else "; the controller's without reports") + ")")
+
+
+def attributor(args, slbs: int, ingroup: int, per: str = "request", note: str = ""):
     """With --instructions, what judge() asks of a missed goal: whose
-    instructions per request account for it, at the phase's own request
-    and snapshot rates (common/instructions.py); checked for every phase now,
-    so a file that lacks a rate fails before the run, not after it."""
+    instructions per `per` account for it, at the phase's own request
+    and snapshot rates and packets a request (common/instructions.py), the
+    note appended; checked for every phase now, so a file that lacks a rate
+    fails before the run, not after it."""
     counts = args.instructions
     if counts is None:
         return None
 
-    def attribute(kind: str, requests_per_second: float) -> str:
+    def attribute(kind: str, requests_per_second: float, packets_per_request: float = 1.0) -> str:
         rate = rate_of(kind)
         rises = instructions.instruction_rises(counts, rate, requests_per_second, slbs, ingroup,
-                                               batch_for(rate, args) if rate else 1)
-        return instructions.attribution(rises, apart(args.cores))
+                                               batch_for(rate, args) if rate else 1,
+                                               packets_per_request)
+        return instructions.attribution(rises, apart(args.cores), per) + (f"; {note}" if note
+                                                                          else "")
 
     for kind in phases(args.rates)[1:]:
         try:

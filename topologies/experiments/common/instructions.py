@@ -16,16 +16,22 @@ The benchmarks write one JSON file (--out of each):
                 its settings: a snapshot every "snapshot_every" requests (0:
                 none), with "reports" asked one a "batch" of IDs.
 
-A phase with snapshots at R per second, q requests per second and IDs
-batched B a time then costs, per request, above the baseline:
+A phase with snapshots at R per second, q requests per second, p packets
+through an SLB a request and IDs batched B a time then costs, per request,
+above the baseline:
 
-  slb         marking - without  +  slbs x per snapshot x R / q
+  slb         (marking - without) x p  +  slbs x per snapshot x R / q
   controller  per snapshot x R / q
   ingroup     beaver - off, of the run with reports a batch of B and a
               snapshot every S requests, S the nearest to what each of the
               in-group processes sees, q / (processes x R) (at least 1: a
               process that sees fewer requests than IDs takes a new ID with
-              each); with marking alone, of the run without snapshots
+              each); with marking alone, of the run without snapshots; 0
+              where no Beaver process serves the requests (an iperf3 server)
+
+A UDP request is one packet (p = 1); a TCP request is as many as its phase
+measured (segments and ACKs: fig14tcp.py), and iperf3's "request" is a
+packet (p = 1, q its packets per second).
 
     rises = instruction_rises(load(path), rate=50, requests_per_second=2800,
                               slbs=2, ingroup=4, batch=10)
@@ -98,37 +104,43 @@ def ingroup_rise(counts: Mapping, snapshot_every: float | None,
 
 
 def instruction_rises(counts: Mapping, rate: float | None, requests_per_second: float,
-                      slbs: int, ingroup: int, batch: int = 1) -> dict[str, float]:
+                      slbs: int, ingroup: int, batch: int = 1,
+                      packets_per_request: float = 1.0) -> dict[str, float]:
     """Instructions per request each party adds over the baseline in a phase
     with marking and, rate not None, snapshots at rate per second, batch IDs
-    a time, at requests_per_second (all clients'), with `slbs` SLBs and
-    `ingroup` in-group processes."""
+    a time, at requests_per_second (all clients'), each request
+    packets_per_request packets through an SLB, with `slbs` SLBs and
+    `ingroup` in-group processes serving the requests (0: none runs Beaver)."""
     if not requests_per_second > 0:
         raise InstructionsError("no requests were served: no cost per request")
-    rises = {"slb": _count(counts, "slb", "per_packet", "marking")
-             - _count(counts, "slb", "per_packet", "without"),
-             "controller": 0.0}
+    marking = (_count(counts, "slb", "per_packet", "marking")
+               - _count(counts, "slb", "per_packet", "without"))
+    rises = {"slb": marking * packets_per_request, "controller": 0.0, "ingroup": 0.0}
     if rate is None:
-        rises["ingroup"] = ingroup_rise(counts, None, batch)[0]
+        if ingroup:
+            rises["ingroup"] = ingroup_rise(counts, None, batch)[0]
         return rises
     key = f"{rate:g}"
     snapshots_per_request = rate / requests_per_second
     rises["slb"] += slbs * _count(counts, "slb", "per_snapshot", key) * snapshots_per_request
     rises["controller"] += _count(counts, "controller", "per_snapshot", key) \
         * snapshots_per_request
-    rises["ingroup"] = ingroup_rise(counts, requests_per_second / (ingroup * rate), batch)[0]
+    if ingroup:
+        rises["ingroup"] = ingroup_rise(counts, requests_per_second / (ingroup * rate),
+                                        batch)[0]
     return rises
 
 
-def attribution(rises: Mapping[str, float], apart: tuple[str, ...] = ()) -> str:
+def attribution(rises: Mapping[str, float], apart: tuple[str, ...] = (),
+                per: str = "request") -> str:
     """The clause a missed goal's verdict carries: the party on the
-    traffic's cores whose instructions per request rose most, and every
+    traffic's cores whose instructions per `per` rose most, and every
     party's rise."""
     counted = {p: v for p, v in rises.items() if p not in apart}
     if not counted:
-        return "instructions per request: every party is on a core of its own"
+        return f"instructions per {per}: every party is on a core of its own"
     party = max(counted, key=counted.get)
     every = ", ".join(f"{p} {v:+,.0f}" + (" (own core)" if p in apart else "")
                       for p, v in sorted(rises.items(), key=lambda item: -item[1]))
-    return (f"largest instruction rise per request on the traffic's cores: {party} "
+    return (f"largest instruction rise per {per} on the traffic's cores: {party} "
             f"{counted[party]:+,.0f} ({every})")
