@@ -254,7 +254,8 @@ _MISSING = object()
 
 
 def plain_diff(old, new) -> dict:
-    """deltas.diff as it was, a key at a time: the reference its result keeps."""
+    """deltas.diff a key at a time: the reference its result keeps.  Dicts
+    are compared by recursion, not ==, which takes True for 1 inside them."""
     if old is new:
         return {}
     if type(old) is not dict or type(new) is not dict:
@@ -262,11 +263,19 @@ def plain_diff(old, new) -> dict:
     put, inner = {}, {}
     for key, value in new.items():
         was = old.get(key, _MISSING)
-        if type(was) is type(value) and was == value:
-            continue
         if type(was) is dict and type(value) is dict:
-            inner[key] = plain_diff(was, value)
-        else:
+            if change := plain_diff(was, value):
+                inner[key] = change
+        elif type(was) is not type(value) or was != value:
             put[key] = value
     gone = [key for key in old if key not in new]
     return {name: part for name, part in (("set", put), ("del", gone), ("in", inner)) if part}
+
+
+def test_a_nested_true_that_became_1_is_a_change():
+    """Found by the property above: == takes {"b": True} for {"b": 1}, so a
+    diff that compared sub-dicts by == sent no change and the rebuilt state
+    kept True."""
+    old, new = {"a": {"a": True, "b": True}}, {"a": {"a": True, "b": 1}}
+    assert deltas.diff(old, new) == {"in": {"a": {"set": {"b": 1}}}}
+    assert as_json(deltas.apply(wire(old), wire(deltas.diff(old, new)))) == as_json(new)

@@ -36,11 +36,11 @@ def diff(old: Any, new: Any) -> dict:
         value, was = new[key], old.get(key, _MISSING)
         if was is _MISSING:
             kept -= 1
-        elif type(was) is type(value) and was == value:
-            continue
-        if type(was) is dict and type(value) is dict:
-            inner[key] = diff(was, value)
-        else:
+            put[key] = value
+        elif type(was) is dict and type(value) is dict:
+            if change := diff(was, value):   # not ==, which takes True for 1 inside
+                inner[key] = change
+        elif type(was) is not type(value) or was != value:
             put[key] = value
     # old holds a key new does not only if fewer of new's were in old than old holds
     gone = [key for key in old if key not in new] if kept != len(old) else []
