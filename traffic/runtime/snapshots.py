@@ -231,11 +231,15 @@ class Snapshots:
                 self.kept -= excess
 
     def _record(self, snapshot_id: int) -> Record | None:
-        """The record covering snapshot_id, if it is kept (a binary search)."""
+        """The record covering snapshot_id, if it is kept."""
+        index = self._kept_index(snapshot_id)
+        return None if index is None else self.records[index]
+
+    def _kept_index(self, snapshot_id: int) -> int | None:
+        """The index in records of the record covering snapshot_id, if it is
+        kept (a binary search)."""
         back = ahead(self.current_id, snapshot_id)
-        if not 0 <= back < self.kept:
-            return None
-        return self.records[self._index(back)]
+        return self._index(back) if 0 <= back < self.kept else None
 
     def _index(self, back: int) -> int:
         """The index in records of the record covering the ID back IDs
@@ -374,11 +378,7 @@ class Snapshots:
             if is_newer(at, self.current_id):   # so is every later ID of the run
                 cuts.append(Cut(at, left, self.report(at)))
                 break
-            if index is None:
-                back = ahead(self.current_id, at)
-                index = self._index(back) if 0 <= back < self.kept else None
-            else:
-                index += 1
+            index = self._kept_index(at) if index is None else index + 1
             if index is None:   # older than every ID kept
                 kept_from = self.records[0].first if self.records else next_id(self.current_id)
                 size = min(left, ahead(kept_from, at))
