@@ -10,7 +10,10 @@ The switch runs under callgrind, counting only once its pipeline is in
 (callgrind_control -i on), every thread.  The same packets (512 flows to
 one VIP) are offered at --pace packets per second in each mode:
 
-  without       marking off, no snapshot (Fig. 14's baseline);
+  plain         the SLB without Beaver: p4src/ compiled with PLAIN_SLB (no
+                epoch state, no mark), a pipeline of its own;
+  without       Beaver's program, marking off, no snapshot (Fig. 14's
+                baseline);
   marking       marking on, no snapshot;
   snapshots-R   marking on, and a controller taking snapshots at R per
                 second as Fig. 14 does (timed initiation, IDs batched every
@@ -50,6 +53,7 @@ from pathlib import Path
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
+from beaver.p4src.compiler import compile_p4
 from beaver.topologies.bmv2 import Bmv2Switch, bmv2_available, bmv2_build
 from beaver.topologies.experiments.common import impact
 from beaver.topologies.veth import VethPairs
@@ -103,14 +107,18 @@ def dump(pid: int, out: Path) -> int:
     raise SystemExit(f"{path} holds no totals")
 
 
-def service_file(folder: Path, switch: Bmv2Switch, marking: bool) -> Path:
-    """The configuration of one SLB forwarding VIP:80 to three backends."""
-    path = folder / f"service-{'marking' if marking else 'without'}.toml"
+def service_file(folder: Path, switch: Bmv2Switch, marking: bool,
+                 program: tuple[Path, Path] | None = None) -> Path:
+    """The configuration of one SLB forwarding VIP:80 to three backends
+    (running program, a (bmv2 json, p4info) pair, if given)."""
+    path = folder / f"service-{'plain' if program else 'marking' if marking else 'without'}.toml"
+    pipeline = (f'[pipeline]\nbmv2_json = "{program[0]}"\np4info = "{program[1]}"\n\n'
+                if program else "")
     routes = ", ".join(f'{{prefix = "{dip}/32", port = {port}, src_mac = "{SLB_MAC}", '
                        f'dst_mac = "00:00:00:00:00:0{port}"}}' for port, dip in BACKENDS.items())
     backends = ", ".join(f'"{dip}"' for dip in BACKENDS.values())
     path.write_text(
-        f'[controller]\nstore = "snapshots.db"\n\n'
+        pipeline + f'[controller]\nstore = "snapshots.db"\n\n'
         f'[service]\ningroup = ["10.0.2.0/24"]\n\n'
         f'[[slbs]]\nname = "s1"\naddress = "{switch.grpc_address}"\ndevice_id = 1\n'
         f'slb_id = 1\nslb_addr = "10.0.0.254"\nmarking = {str(marking).lower()}\n'
@@ -295,7 +303,7 @@ def main() -> int:
         print(f"no BMv2: {bmv2_build()}", file=sys.stderr)
         return 1
     rates = args.rates
-    modes = {IDLE: None, "without": None, "marking": None,
+    modes = {IDLE: None, "plain": None, "without": None, "marking": None,
              **{f"snapshots-{r:g}": r for r in rates}}
 
     frames = [bytes(Ether(dst=SLB_MAC) / IP(src=f"10.0.1.{1 + i % 200}", dst=VIP) /
@@ -315,13 +323,19 @@ def main() -> int:
         switch.start(timeout=READY_S)
         stack.callback(switch.stop)
         configs = {m: service_file(folder, switch, m) for m in (False, True)}
+        plain = service_file(folder, switch, False, compile_p4(folder / "plain", plain=True))
         program(configs[False], push=True)
         control(switch.process.pid, "-i", "on")
         ports = (raw_socket(veths.host_ends[1]),
                  [raw_socket(veths.host_ends[p]) for p in BACKENDS])
         paced(*ports, frames, WARM_UP, args.pace)
         for kind, rate in modes.items():
-            program(configs[kind not in (IDLE, "without")])
+            # each program switch pushes its pipeline: plain runs its own
+            if kind == "plain" or kind == "without":
+                program(plain if kind == "plain" else configs[False], push=True)
+                paced(*ports, frames, WARM_UP, args.pace)
+            else:
+                program(configs[kind != IDLE])
             counts[kind] = [measure(kind, rate, n, args, switch, ports, frames, folder)
                             for n in (args.packets, LONGER * args.packets)]
             for n, c in zip((args.packets, LONGER * args.packets), counts[kind]):

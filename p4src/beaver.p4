@@ -19,7 +19,13 @@
 
 #include "headers.p4"
 #include "parser.p4"
+
+// Learning refused, by REFUSED_* reason (InGroup's and Epoch's).
+counter(REFUSED_REASONS, CounterType.packets) learn_refused;
+
+#ifndef PLAIN_SLB
 #include "epoch.p4"
+#endif
 #include "clock_probe.p4"
 #include "load_balancer.p4"
 #include "forwarding.p4"
@@ -123,7 +129,9 @@ control BeaverIngress(inout headers_t hdr,
     BackendChoice() backend_choice;
     Edge() edge;
     InGroup() in_group;
+#ifndef PLAIN_SLB
     Epoch() epoch;
+#endif
     ClockProbe() clock_probe;
     Encapsulate() encapsulate;
     Forwarding() forwarding;
@@ -183,9 +191,11 @@ control BeaverIngress(inout headers_t hdr,
         // 3. Learning, control requests (each activates a due ID first), and
         //    a VIP packet that found a scheduled ID's time come: it moves the
         //    SLB.  One call site: p4c inlines the control at each.
+#ifndef PLAIN_SLB
         if (meta.epoch_op != EPOCH_NONE || meta.due == 1) {
             epoch.apply(hdr, meta, std.ingress_global_timestamp);
         }
+#endif
 
         // 4. Answer the controller, or forward.
         if (std.ingress_port == CPU_PORT) {

@@ -40,10 +40,13 @@ def compiler_release(version: str) -> str:
     return match.group(1) if match else version
 
 
-def compile_p4(out_dir: Path = BUILD_DIR, source: Path = P4_DIR) -> tuple[Path, Path]:
+def compile_p4(out_dir: Path = BUILD_DIR, source: Path = P4_DIR,
+               plain: bool = False) -> tuple[Path, Path]:
     """Returns (bmv2 json, p4info) and records the compiler's version beside
     them.  Warnings are errors: the program has none.  source is the folder
-    of beaver.p4 (another than p4src/ only for a variant a benchmark measures)."""
+    of beaver.p4 (another than p4src/ only for a variant a benchmark measures);
+    plain compiles the SLB without Beaver (PLAIN_SLB: no epoch state, no
+    mark), the baseline a measurement of Beaver's cost compares against."""
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / "beaver.json"
@@ -51,6 +54,7 @@ def compile_p4(out_dir: Path = BUILD_DIR, source: Path = P4_DIR) -> tuple[Path, 
     # Run from p4src/ with a relative source path, so the JSON's source
     # references do not depend on where the checkout lives.
     cmd = [COMPILER, "--arch", "v1model", "--std", "p4-16", "--Werror",
+           *(["-DPLAIN_SLB"] if plain else []),
            "--p4runtime-files", str(p4info_path), "-o", str(json_path), P4_MAIN.name]
     result = subprocess.run(cmd, cwd=source, capture_output=True, text=True)
     if result.returncode != 0:

@@ -74,9 +74,6 @@ register<bit<48>>(RING_SIZE) sched_at;       // its first ID's time (0: none)
 register<bit<80>>(RING_SIZE) sched_span;     // count (79:64) | spacing (63:32) | recip (31:0)
 register<bit<56>>(RING_SIZE) sched_track;    // TRACK_* (55:48) | late_last (47:0)
 
-// Learning refused, by REFUSED_* reason.
-counter(REFUSED_REASONS, CounterType.packets) learn_refused;
-
 // A VIP packet: its mark (meta.epoch_id), the hold flag (meta.holding) and
 // whether the armed schedule has an ID due (meta.due, and then Epoch counts
 // the packet under the ID it moves to).  Held packets are dropped, not

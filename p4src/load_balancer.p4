@@ -113,17 +113,23 @@ control Encapsulate(inout headers_t hdr, inout metadata_t meta, in bit<48> now) 
         hdr.encap_ipv4.dst_addr = meta.dip;
     }
 
+#ifndef PLAIN_SLB
     action mark_and_push() {
         mark(meta, now);
         push();
     }
+#endif
 
     apply {
+#ifdef PLAIN_SLB
+        push();
+#else
         if (meta.marking == 1) {
             mark_and_push();
         } else {
             push();
         }
+#endif
     }
 }
 
