@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from beaver.p4src import BUILD_DIR, P4_DIR, P4_MAIN, PLAIN_BUILD_DIR
+from beaver.p4src.action_locals import move_action_locals
 
 COMPILER = "p4c-bm2-ss"
 
@@ -60,9 +61,11 @@ def compile_p4(out_dir: Path = BUILD_DIR, source: Path = P4_DIR,
     result = subprocess.run(cmd, cwd=source, capture_output=True, text=True)
     if result.returncode != 0:
         raise CompileError(f"{COMPILER} failed:\n{result.stderr.strip()}")
+    program = json.loads(json_path.read_text())
+    move_action_locals(program)
     # Written compact: p4c indents, and the unrolled batch steps (epoch.p4)
     # make the indented JSON three times larger; BMv2 reads either.
-    json_path.write_text(json.dumps(json.loads(json_path.read_text()), separators=(",", ":")))
+    json_path.write_text(json.dumps(program, separators=(",", ":")))
     (out_dir / "p4c-version.txt").write_text(compiler_version() + "\n")
     return json_path, p4info_path
 

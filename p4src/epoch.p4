@@ -95,7 +95,13 @@ action mark(inout metadata_t meta, in bit<48> now) {
     epoch_state.write(0, due ? st : st[112:80] ++ count ++ last);
 }
 
-control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
+/* The Epoch control's working values, in a header rather than as locals:
+ * BMv2 resets every metadata field (a control's locals included) for every
+ * packet it takes, about 640 instructions a field, and never a header's
+ * fields.  Epoch runs only for control requests, STAMPs and the VIP packets
+ * that find an ID due; the others should not pay for its variables.  load()
+ * makes the header valid and sets every field first. */
+header epoch_work_t {
     bit<113> s;   // the state
     bit<32> cur;
     bit<1>  hold;
@@ -120,36 +126,41 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
     bool    step_carry;      // READ_RECORDS: the ID before step_id had a record ...
     bit<48> step_switched;   // ... these times
     bit<48> step_last_old;
+}
+
+control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
+    epoch_work_t w;
 
     action load() {
-        epoch_state.read(s, 0);
-        cur = s[111:80];
-        hold = s[112:112];
-        epoch_due.read(due, 0);
-        sc_slot = 0;
-        sc_first = 0;
-        sc_at = 0;
-        sc_span = 0;
-        sc_track = 0;
-        target = 0;
-        moves = false;
-        finished = false;
-        next_first = 0;
-        displacing = false;
-        displaced = 0;
-        was_newer = false;
-        step_id = 0;
-        step_carry = false;
-        step_switched = 0;
-        step_last_old = 0;
+        w.setValid();
+        epoch_state.read(w.s, 0);
+        w.cur = w.s[111:80];
+        w.hold = w.s[112:112];
+        epoch_due.read(w.due, 0);
+        w.sc_slot = 0;
+        w.sc_first = 0;
+        w.sc_at = 0;
+        w.sc_span = 0;
+        w.sc_track = 0;
+        w.target = 0;
+        w.moves = false;
+        w.finished = false;
+        w.next_first = 0;
+        w.displacing = false;
+        w.displaced = 0;
+        w.was_newer = false;
+        w.step_id = 0;
+        w.step_carry = false;
+        w.step_switched = 0;
+        w.step_last_old = 0;
     }
 
     action fetch(bit<32> first) {
-        sc_slot = (bit<32>)first[RING_BITS-1:0];
-        sched_first.read(sc_first, sc_slot);
-        sched_at.read(sc_at, sc_slot);
-        sched_span.read(sc_span, sc_slot);
-        sched_track.read(sc_track, sc_slot);
+        w.sc_slot = (bit<32>)first[RING_BITS-1:0];
+        sched_first.read(w.sc_first, w.sc_slot);
+        sched_at.read(w.sc_at, w.sc_slot);
+        sched_span.read(w.sc_span, w.sc_slot);
+        sched_track.read(w.sc_track, w.sc_slot);
     }
 
     // Move to id (the caller checked it is newer): the current ID's record is
@@ -159,12 +170,12 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
     // (it was reached and left at once): READ_RECORDS carries it over the
     // IDs passed after it, so every ID passed has its true record.
     action open(bit<32> id) {
-        bit<32> from = (bit<32>)cur[RING_BITS-1:0];
-        epoch_slot_marks.write(from, s[79:0]);
+        bit<32> from = (bit<32>)w.cur[RING_BITS-1:0];
+        epoch_slot_marks.write(from, w.s[79:0]);
         bit<48> inherited;
         epoch_slot_last_old_time.read(inherited, from);
-        bit<48> latest_old = s[47:0] > inherited ? s[47:0] : inherited;
-        bit<32> next = cur + 1;
+        bit<48> latest_old = w.s[47:0] > inherited ? w.s[47:0] : inherited;
+        bit<32> next = w.cur + 1;
         bit<32> passed = (bit<32>)next[RING_BITS-1:0];
         epoch_slot_id.write(passed, next);
         epoch_slot_switch_time.write(passed, now);
@@ -174,9 +185,9 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
         epoch_slot_id.write(slot, id);
         epoch_slot_switch_time.write(slot, now);
         epoch_slot_last_old_time.write(slot, latest_old);
-        cur = id;
-        s = hold ++ cur ++ 80w0;
-        epoch_state.write(0, s);
+        w.cur = id;
+        w.s = w.hold ++ w.cur ++ 80w0;
+        epoch_state.write(0, w.s);
     }
 
     // The armed schedule has an ID due (now >= its next time): target is
@@ -184,17 +195,17 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
     // recip >> 32 is floor(d / spacing) or one less, and one comparison
     // tells.
     action step() {
-        fetch(due[79:48]);
-        bit<48> spacing = (bit<48>)sc_span[63:32];
-        bit<48> last_q = (bit<48>)sc_span[79:64] - 1;
-        bit<48> q = (bit<48>)((((bit<80>)(now - sc_at)) * (bit<80>)sc_span[31:0]) >> 32);
+        fetch(w.due[79:48]);
+        bit<48> spacing = (bit<48>)w.sc_span[63:32];
+        bit<48> last_q = (bit<48>)w.sc_span[79:64] - 1;
+        bit<48> q = (bit<48>)((((bit<80>)(now - w.sc_at)) * (bit<80>)w.sc_span[31:0]) >> 32);
         q = q > last_q ? last_q : q;
-        q = q < last_q && sc_at + (q + 1) * spacing <= now ? q + 1 : q;
-        target = sc_first + (bit<32>)q;
-        bit<32> ahead = target - cur;
+        q = q < last_q && w.sc_at + (q + 1) * spacing <= now ? q + 1 : q;
+        w.target = w.sc_first + (bit<32>)q;
+        bit<32> ahead = w.target - w.cur;
         // (a slot rewritten since it was armed may hold another schedule)
-        bool ours = sc_first == due[79:48] && now >= sc_at;
-        moves = ours && ahead != 0 && ahead[31:31] == 0;
+        bool ours = w.sc_first == w.due[79:48] && now >= w.sc_at;
+        w.moves = ours && ahead != 0 && ahead[31:31] == 0;
     }
 
     // Before any move to `to` with the schedule armed (and fetched): if
@@ -206,18 +217,18 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
     // early: the schedule no longer says when its IDs were reached (LOST).
     // A learned one may be early: another SLB was there first.
     action keep_lateness(bit<32> to, bool by_controller) {
-        bit<32> reach = to - sc_first;
-        bool ours = sc_first == due[79:48] && sc_at != 0 && reach[31:31] == 0;
-        bit<32> passed = cur + 1 - sc_first;   // the first ID passed, within the schedule
+        bit<32> reach = to - w.sc_first;
+        bool ours = w.sc_first == w.due[79:48] && w.sc_at != 0 && reach[31:31] == 0;
+        bit<32> passed = w.cur + 1 - w.sc_first;   // the first ID passed, within the schedule
         bit<48> passed_at = passed[31:31] == 0 ?
-                            sc_at + (bit<48>)passed * (bit<48>)sc_span[63:32] : sc_at;
+                            w.sc_at + (bit<48>)passed * (bit<48>)w.sc_span[63:32] : w.sc_at;
         bit<48> inherited;
-        epoch_slot_last_old_time.read(inherited, (bit<32>)cur[RING_BITS-1:0]);
-        bit<48> latest_old = s[47:0] > inherited ? s[47:0] : inherited;
-        bool late = ours && latest_old >= passed_at && latest_old > sc_track[47:0];
+        epoch_slot_last_old_time.read(inherited, (bit<32>)w.cur[RING_BITS-1:0]);
+        bit<48> latest_old = w.s[47:0] > inherited ? w.s[47:0] : inherited;
+        bool late = ours && latest_old >= passed_at && latest_old > w.sc_track[47:0];
         bool early = ours && by_controller && now < passed_at;
-        sched_track.write(sc_slot, (early ? TRACK_LOST : sc_track[55:48]) ++
-                                   (late ? latest_old : sc_track[47:0]));
+        sched_track.write(w.sc_slot, (early ? TRACK_LOST : w.sc_track[55:48]) ++
+                                   (late ? latest_old : w.sc_track[47:0]));
     }
 
     // After any move, with a schedule armed: its next time, from the ID
@@ -225,79 +236,79 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
     // lateness final if it was kept from the start) and disarmed; the
     // caller arms the schedule that starts at next_first, if there is one.
     action rearm() {
-        fetch(due[79:48]);
-        bit<32> off = cur + 1 - sc_first;
+        fetch(w.due[79:48]);
+        bit<32> off = w.cur + 1 - w.sc_first;
         bool before = off[31:31] == 1;
-        bool gone = sc_first != due[79:48] || sc_at == 0;   // its slot was rewritten
-        finished = gone || !before && off >= (bit<32>)sc_span[79:64];
-        bit<48> next_at = before ? sc_at : sc_at + (bit<48>)off * (bit<48>)sc_span[63:32];
-        bool done = finished && !gone && sc_track[55:48] == TRACK_KEPT;
-        sched_track.write(sc_slot, done ? TRACK_FINAL ++ sc_track[47:0] : sc_track);
-        due = finished ? 81w0 : 1w1 ++ sc_first ++ next_at;
-        epoch_due.write(0, due);
-        next_first = sc_first + (bit<32>)sc_span[79:64];
+        bool gone = w.sc_first != w.due[79:48] || w.sc_at == 0;   // its slot was rewritten
+        w.finished = gone || !before && off >= (bit<32>)w.sc_span[79:64];
+        bit<48> next_at = before ? w.sc_at : w.sc_at + (bit<48>)off * (bit<48>)w.sc_span[63:32];
+        bool done = w.finished && !gone && w.sc_track[55:48] == TRACK_KEPT;
+        sched_track.write(w.sc_slot, done ? TRACK_FINAL ++ w.sc_track[47:0] : w.sc_track);
+        w.due = w.finished ? 81w0 : 1w1 ++ w.sc_first ++ next_at;
+        epoch_due.write(0, w.due);
+        w.next_first = w.sc_first + (bit<32>)w.sc_span[79:64];
     }
 
     // Arm the fetched schedule if it has IDs ahead and no older one is
     // armed.  Its lateness is kept (TRACK_KEPT) only if none of its IDs was
     // reached yet; a newer one that was armed gives way (displace).
     action arm() {
-        bit<32> last_ahead = sc_first + (bit<32>)sc_span[79:64] - 1 - cur;
-        bit<32> first_ahead = sc_first - cur;
-        bit<32> armed_ahead = due[79:48] - sc_first;
-        bool older = due[80:80] == 0 || (armed_ahead != 0 && armed_ahead[31:31] == 0);
-        bool go = sc_at != 0 && last_ahead != 0 && last_ahead[31:31] == 0 && older;
+        bit<32> last_ahead = w.sc_first + (bit<32>)w.sc_span[79:64] - 1 - w.cur;
+        bit<32> first_ahead = w.sc_first - w.cur;
+        bit<32> armed_ahead = w.due[79:48] - w.sc_first;
+        bool older = w.due[80:80] == 0 || (armed_ahead != 0 && armed_ahead[31:31] == 0);
+        bool go = w.sc_at != 0 && last_ahead != 0 && last_ahead[31:31] == 0 && older;
         bool fresh = first_ahead != 0 && first_ahead[31:31] == 0;
-        bit<8> track = sc_track[55:48] == TRACK_NONE ? (fresh ? TRACK_KEPT : TRACK_LOST)
-                                                     : sc_track[55:48];
-        sched_track.write(sc_slot, go ? track ++ sc_track[47:0] : sc_track);
-        displacing = go && due[80:80] == 1;
-        displaced = due[79:48];
-        due = go ? 1w1 ++ sc_first ++ sc_at : due;
-        epoch_due.write(0, due);
+        bit<8> track = w.sc_track[55:48] == TRACK_NONE ? (fresh ? TRACK_KEPT : TRACK_LOST)
+                                                     : w.sc_track[55:48];
+        sched_track.write(w.sc_slot, go ? track ++ w.sc_track[47:0] : w.sc_track);
+        w.displacing = go && w.due[80:80] == 1;
+        w.displaced = w.due[79:48];
+        w.due = go ? 1w1 ++ w.sc_first ++ w.sc_at : w.due;
+        epoch_due.write(0, w.due);
     }
 
     // The schedule that gave way: if none of its IDs was reached it may be
     // armed afresh later; else some were reached unarmed, so its lateness
     // cannot be trusted.
     action displace() {
-        fetch(displaced);
-        bit<32> first_ahead = sc_first - cur;
+        fetch(w.displaced);
+        bit<32> first_ahead = w.sc_first - w.cur;
         bool fresh = first_ahead != 0 && first_ahead[31:31] == 0;
-        bit<8> track = sc_track[55:48] == TRACK_KEPT ? (fresh ? TRACK_NONE : TRACK_LOST)
-                                                    : sc_track[55:48];
-        sched_track.write(sc_slot, track ++ sc_track[47:0]);
+        bit<8> track = w.sc_track[55:48] == TRACK_KEPT ? (fresh ? TRACK_NONE : TRACK_LOST)
+                                                    : w.sc_track[55:48];
+        sched_track.write(w.sc_slot, track ++ w.sc_track[47:0]);
     }
 
     // Write a schedule into its slot; a resend of the same one keeps what
     // its tracking found.
     action plan(bit<32> first, bit<48> at, bit<80> span) {
         fetch(first);
-        bool same = sc_first == first && sc_at == at && sc_span == span;
-        sc_first = first;
-        sc_at = at;
-        sc_span = span;
-        sc_track = same ? sc_track : 56w0;
-        sched_first.write(sc_slot, sc_first);
-        sched_at.write(sc_slot, sc_at);
-        sched_span.write(sc_slot, sc_span);
-        sched_track.write(sc_slot, sc_track);
+        bool same = w.sc_first == first && w.sc_at == at && w.sc_span == span;
+        w.sc_first = first;
+        w.sc_at = at;
+        w.sc_span = span;
+        w.sc_track = same ? w.sc_track : 56w0;
+        sched_first.write(w.sc_slot, w.sc_first);
+        sched_at.write(w.sc_slot, w.sc_at);
+        sched_span.write(w.sc_slot, w.sc_span);
+        sched_track.write(w.sc_slot, w.sc_track);
     }
 
     // The packet that found an ID due, or any marked one: counted under the
     // current ID, which it carries.
     action count_packet() {
-        bit<32> n = s[79:48] + (bit<32>)(~hold);
-        s = hold ++ cur ++ n ++ (hold == 1 || now < s[47:0] ? s[47:0] : now);
-        epoch_state.write(0, s);
-        meta.epoch_id = cur;
-        hdr.encap_beaver.snapshot_id = cur;
+        bit<32> n = w.s[79:48] + (bit<32>)(~w.hold);
+        w.s = w.hold ++ w.cur ++ n ++ (w.hold == 1 || now < w.s[47:0] ? w.s[47:0] : now);
+        epoch_state.write(0, w.s);
+        meta.epoch_id = w.cur;
+        hdr.encap_beaver.snapshot_id = w.cur;
     }
 
     action set_hold(bit<1> value) {
-        hold = value;
-        s = hold ++ s[111:0];
-        epoch_state.write(0, s);
+        w.hold = value;
+        w.s = w.hold ++ w.s[111:0];
+        epoch_state.write(0, w.s);
     }
 
     // Fill the answer's record fields with the record of id (the current
@@ -310,7 +321,7 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
         epoch_slot_last_old_time.read(hdr.ctl.last_old_time, slot);
         bit<80> marks;
         epoch_slot_marks.read(marks, slot);
-        hdr.ctl.count = id == cur ? s[79:48] : marks[79:48];
+        hdr.ctl.count = id == w.cur ? w.s[79:48] : marks[79:48];
         bit<32> first;
         bit<48> at;
         sched_first.read(first, slot);
@@ -320,11 +331,11 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
 
     // READ_BATCH's answer: the fetched schedule as this SLB holds it.
     action describe() {
-        hdr.batch.count = sc_span[79:64];
-        hdr.batch.spacing = sc_span[63:32];
-        hdr.batch.recip = sc_span[31:0];
-        hdr.batch.track = sc_track[55:48];
-        hdr.batch.late_last = sc_track[47:0];
+        hdr.batch.count = w.sc_span[79:64];
+        hdr.batch.spacing = w.sc_span[63:32];
+        hdr.batch.recip = w.sc_span[31:0];
+        hdr.batch.track = w.sc_track[55:48];
+        hdr.batch.late_last = w.sc_track[47:0];
     }
 
     // READ_RECORDS, one ID: into r its record (OK), or, for an ID passed
@@ -334,13 +345,13 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
     // STALE: passed unrecorded; both with the current ID's record).  Then on
     // to the next.
     action record_step(inout record_t r) {
-        bit<32> ahead = step_id - cur;
+        bit<32> ahead = w.step_id - w.cur;
         bool newer = ahead != 0 && ahead[31:31] == 0;
         bit<32> recorded;
-        epoch_slot_id.read(recorded, (bit<32>)step_id[RING_BITS-1:0]);
-        bool known = !newer && recorded == step_id;
-        bool carried = !newer && !known && step_carry;
-        bit<32> about = known ? step_id : cur;
+        epoch_slot_id.read(recorded, (bit<32>)w.step_id[RING_BITS-1:0]);
+        bool known = !newer && recorded == w.step_id;
+        bool carried = !newer && !known && w.step_carry;
+        bit<32> about = known ? w.step_id : w.cur;
         bit<32> slot = (bit<32>)about[RING_BITS-1:0];
         bit<48> switched;
         bit<48> last_old;
@@ -350,29 +361,29 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
         epoch_slot_marks.read(marks, slot);
         r.setValid();
         r.status = known || carried ? ST_OK : (newer ? ST_SCHEDULED : ST_STALE);
-        r.snapshot_id = carried ? step_id : about;
-        r.switch_time = carried ? step_switched : switched;
-        r.last_old_time = carried ? step_last_old : last_old;
-        r.count = carried ? 32w0 : (about == cur ? s[79:48] : marks[79:48]);
-        step_carry = known || carried;
-        step_switched = r.switch_time;
-        step_last_old = r.last_old_time;
-        step_id = step_id + 1;
+        r.snapshot_id = carried ? w.step_id : about;
+        r.switch_time = carried ? w.step_switched : switched;
+        r.last_old_time = carried ? w.step_last_old : last_old;
+        r.count = carried ? 32w0 : (about == w.cur ? w.s[79:48] : marks[79:48]);
+        w.step_carry = known || carried;
+        w.step_switched = r.switch_time;
+        w.step_last_old = r.last_old_time;
+        w.step_id = w.step_id + 1;
     }
 
 // After a move with a schedule armed: re-arm it, and chain to the next.
 #define AFTER_MOVE                                                  \
-    if (due[80:80] == 1) {                                          \
+    if (w.due[80:80] == 1) {                                          \
         rearm();                                                    \
-        if (finished) {                                             \
-            fetch(next_first);                                      \
-            if (sc_first == next_first) { arm(); }                  \
+        if (w.finished) {                                             \
+            fetch(w.next_first);                                      \
+            if (w.sc_first == w.next_first) { arm(); }                  \
         }                                                           \
     }
 // A move that is not a due step (a learned ID, an immediate INIT).
 #define MOVE(to, by_controller)                                     \
-    if (due[80:80] == 1) {                                          \
-        fetch(due[79:48]);                                          \
+    if (w.due[80:80] == 1) {                                          \
+        fetch(w.due[79:48]);                                          \
         keep_lateness(to, by_controller);                           \
     }                                                               \
     open(to);                                                       \
@@ -380,13 +391,13 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
 // One schedule's due IDs (DUE_STEPS = 4 schedules at most on one packet,
 // unrolled: P4 has no loops).  A batch is one schedule, however many IDs.
 #define DUE_STEP                                                    \
-    if (due[80:80] == 1 && now >= due[47:0]) {                      \
+    if (w.due[80:80] == 1 && now >= w.due[47:0]) {                      \
         step();                                                     \
-        if (moves) { keep_lateness(target, false); open(target); }  \
+        if (w.moves) { keep_lateness(w.target, false); open(w.target); }  \
         rearm();                                                    \
-        if (finished) {                                             \
-            fetch(next_first);                                      \
-            if (sc_first == next_first) { arm(); }                  \
+        if (w.finished) {                                             \
+            fetch(w.next_first);                                      \
+            if (w.sc_first == w.next_first) { arm(); }                  \
         }                                                           \
     }
 #define RECORD_STEP(i) if (hdr.batch.count > i) { record_step(hdr.records[i]); }
@@ -404,11 +415,11 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
         //    reads a schedule arms it if nothing older is armed (it was
         //    displaced, or no schedule before it chained to it).
         if (meta.epoch_op == EPOCH_CTL) {
-            bit<32> ahead = id - cur;
-            was_newer = ahead != 0 && ahead[31:31] == 0;
+            bit<32> ahead = id - w.cur;
+            w.was_newer = ahead != 0 && ahead[31:31] == 0;
             meta.ctl_status = ST_OK;
             if (request == OP_INIT) {
-                if (was_newer && at != 0) {
+                if (w.was_newer && at != 0) {
                     plan(id, at, 16w1 ++ 64w0);
                     arm();
                 }
@@ -416,7 +427,7 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
                 bit<16> count = hdr.batch.count;
                 bit<64> spacing = (bit<64>)hdr.batch.spacing;
                 bit<64> recip = (bit<64>)hdr.batch.recip;
-                bit<32> last_ahead = id + (bit<32>)count - 1 - cur;
+                bit<32> last_ahead = id + (bit<32>)count - 1 - w.cur;
                 if (count == 0 || count > SCHEDULE_MAX || at == 0 ||
                         (count > 1 && (spacing == 0 || recip * spacing > 0xFFFFFFFF ||
                                        (recip + 1) * spacing <= 0xFFFFFFFF))) {
@@ -430,11 +441,11 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
                 }
             } else if (request == OP_READ || request == OP_READ_BATCH) {
                 fetch(id);
-                if (sc_first == id) {
+                if (w.sc_first == id) {
                     arm();
                 }
             }
-            if (displacing) {
+            if (w.displacing) {
                 displace();
             }
         }
@@ -450,7 +461,7 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
             count_packet();
         } else if (meta.epoch_op == EPOCH_LEARN) {
             bit<32> learned = hdr.beaver.snapshot_id;
-            bit<32> ahead = learned - cur;
+            bit<32> ahead = learned - w.cur;
             if (ahead != 0 && ahead[31:31] == 0) {
                 if (ahead <= LEARN_WINDOW) {
                     MOVE(learned, false)
@@ -459,7 +470,7 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
                 }
             }
         } else if (meta.epoch_op == EPOCH_CTL) {
-            bit<32> ahead = id - cur;
+            bit<32> ahead = id - w.cur;
             bool newer = ahead != 0 && ahead[31:31] == 0;
             bit<32> recorded;
             epoch_slot_id.read(recorded, slot);
@@ -470,9 +481,9 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
             sched_at.read(first_at, slot);
             bool scheduled = newer && first == id && first_at != 0;
 
-            hdr.ctl.id_before = cur;
+            hdr.ctl.id_before = w.cur;
             if (request == OP_INIT) {
-                if (!was_newer) {
+                if (!w.was_newer) {
                     meta.ctl_status = known ? ST_ALREADY : ST_STALE;
                 } else if (at == 0) {
                     if (newer) {   // (a schedule may have passed it meanwhile)
@@ -481,7 +492,7 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
                 } else if (newer) {
                     meta.ctl_status = ST_SCHEDULED;
                 }   // else late: a due step moved the SLB on arrival, the record shows it
-                if (cur == id && (hdr.ctl.flags & FLAG_HOLD) != 0) {
+                if (w.cur == id && (hdr.ctl.flags & FLAG_HOLD) != 0) {
                     set_hold(1);
                 }
             } else if (request == OP_READ) {
@@ -494,8 +505,8 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
                 // answered in step 1
             } else if (request == OP_READ_BATCH) {
                 fetch(id);
-                bit<32> last_ahead = sc_first + (bit<32>)sc_span[79:64] - 1 - cur;
-                if (sc_first != id || sc_at == 0) {
+                bit<32> last_ahead = w.sc_first + (bit<32>)w.sc_span[79:64] - 1 - w.cur;
+                if (w.sc_first != id || w.sc_at == 0) {
                     meta.ctl_status = ST_STALE;
                 } else {
                     describe();
@@ -507,7 +518,7 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
                 if (hdr.batch.count == 0 || hdr.batch.count > RECORDS_MAX) {
                     meta.ctl_status = ST_BAD_BATCH;
                 } else {
-                    step_id = id;
+                    w.step_id = id;
                     EIGHT(RECORD_STEP, 0)
                     EIGHT(RECORD_STEP, 8)
                 }
@@ -517,19 +528,19 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
                 meta.ctl_status = ST_BAD_OPCODE;
             }
 
-            if (known || cur == id) {
+            if (known || w.cur == id) {
                 report(id);
             } else {
-                report(cur);
+                report(w.cur);
             }
             if (meta.ctl_status == ST_SCHEDULED ||
                     request == OP_READ_BATCH && meta.ctl_status == ST_OK) {
                 sched_at.read(hdr.ctl.activate_at, slot);   // the schedule's first time
             }
-            hdr.ctl.id_after = cur;
+            hdr.ctl.id_after = w.cur;
             hdr.ctl.now = now;
             hdr.ctl.slb_id = meta.slb_id;
-            hdr.ctl.flags = (hold == 1 ? FLAG_HOLD : 8w0) |
+            hdr.ctl.flags = (w.hold == 1 ? FLAG_HOLD : 8w0) |
                             (meta.marking == 1 ? FLAG_MARKING : 8w0);
         }
     }
