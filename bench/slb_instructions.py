@@ -11,9 +11,9 @@ The switch runs under callgrind, counting only once its pipeline is in
 one VIP) are offered at --pace packets per second in each mode:
 
   plain         the SLB without Beaver: p4src/ compiled with PLAIN_SLB (no
-                epoch state, no mark), a pipeline of its own;
-  without       Beaver's program, marking off, no snapshot (Fig. 14's
+                epoch state, no mark), a pipeline of its own (Fig. 14's
                 baseline);
+  without       Beaver's program, marking off, no snapshot;
   marking       marking on, no snapshot;
   snapshots-R   marking on, and a controller taking snapshots at R per
                 second as Fig. 14 does (timed initiation, IDs batched every

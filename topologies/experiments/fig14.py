@@ -15,13 +15,14 @@ Each round runs three phases, each a fresh network with the same clients
                1000) with every in-group report collected: timed
                initiation, IDs batched (common/impact.py).
 
-The baseline is not Beaver's program with marking off: BMv2 resets every
-metadata field for every packet, and Beaver's program has 396 (308 of them
-p4c's temporaries of the Epoch control) to the plain SLB's 52, so marking
-off still pays most of Beaver's per-packet cost.  Counted by the lead on
-2026-12-05 (callgrind, performance BMv2 build, bench/slb_instructions.py
---packets 150 --pace 50 --rates 50): 184,055 instructions per VIP packet
-plain, 414,836 Beaver's program with marking off, 436,184 marking on.
+The baseline is not Beaver's program with marking off, which pays much
+of Beaver's per-packet cost (BMv2 resets every metadata field for every
+packet: at commit 1c736d2 Beaver's program had 396, 308 of them p4c's
+temporaries of the Epoch control, to the plain SLB's 52; 66 and 48 since
+5b10198).  Counted by the lead at 1c736d2 on 2026-12-05 (callgrind,
+performance BMv2 build, bench/slb_instructions.py --packets 150 --pace 50
+--rates 50): 184,055 instructions per VIP packet plain, 414,836 Beaver's
+program with marking off, 436,184 marking on.
 
 Throughput is the clients' replies per second (summed), latency their p99
 (averaged over clients); each round's phase is divided by that round's

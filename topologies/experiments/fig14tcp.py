@@ -19,7 +19,7 @@ Each in three phases, each a fresh network, in paired rounds as fig14.py:
 
   without     every SLB runs the SLB without Beaver (p4src/build/plain,
               PLAIN_SLB: no epoch state, no mark; not Beaver's program with
-              marking off, which still pays most of Beaver's per-packet
+              marking off, which pays much of Beaver's per-packet
               cost: fig14.py) and the runtime's Beaver layer off (the kernel
               program still strips the encapsulation: TCP needs it);
   marking     marking on and the Beaver runtime, no snapshot taken;
