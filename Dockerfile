@@ -37,7 +37,7 @@ RUN /usr/bin/python3 -c 'import pathlib, tomllib; \
     /usr/bin/python3 -m venv --system-site-packages /opt/venv && \
     /opt/venv/bin/pip install --no-cache-dir -q -e '.[test]'
 COPY . .
-# The committed p4src/build is used as it is: tests/bmv2/test_p4_build.py compiles
+# The committed p4src/build (and build/plain) is used as it is: tests/bmv2/test_p4_build.py compiles
 # aside with the image's p4c and compares, so recompiling here would hide a
 # stale build.  The kernel decapsulation program is built here: its object
 # is never committed.

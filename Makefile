@@ -17,6 +17,7 @@ setup: $(VENV)/.installed $(DECAP)
 
 bpf: $(DECAP)
 
+# Beaver's program into p4src/build, the plain SLB (PLAIN_SLB) into p4src/build/plain.
 p4: $(VENV)/.installed
 	$(PY) -m beaver.p4src.compiler
 

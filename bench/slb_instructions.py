@@ -11,9 +11,9 @@ The switch runs under callgrind, counting only once its pipeline is in
 one VIP) are offered at --pace packets per second in each mode:
 
   plain         the SLB without Beaver: p4src/ compiled with PLAIN_SLB (no
-                epoch state, no mark), a pipeline of its own;
-  without       Beaver's program, marking off, no snapshot (Fig. 14's
+                epoch state, no mark), a pipeline of its own (Fig. 14's
                 baseline);
+  without       Beaver's program, marking off, no snapshot;
   marking       marking on, no snapshot;
   snapshots-R   marking on, and a controller taking snapshots at R per
                 second as Fig. 14 does (timed initiation, IDs batched every
@@ -53,7 +53,7 @@ from pathlib import Path
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-from beaver.p4src.compiler import compile_p4
+from beaver.p4src import PLAIN_BMV2_JSON, PLAIN_P4INFO
 from beaver.topologies.bmv2 import Bmv2Switch, bmv2_available, bmv2_build
 from beaver.topologies.experiments.common import impact
 from beaver.topologies.veth import VethPairs
@@ -323,7 +323,7 @@ def main() -> int:
         switch.start(timeout=READY_S)
         stack.callback(switch.stop)
         configs = {m: service_file(folder, switch, m) for m in (False, True)}
-        plain = service_file(folder, switch, False, compile_p4(folder / "plain", plain=True))
+        plain = service_file(folder, switch, False, (PLAIN_BMV2_JSON, PLAIN_P4INFO))
         program(configs[False], push=True)
         control(switch.process.pid, "-i", "on")
         ports = (raw_socket(veths.host_ends[1]),

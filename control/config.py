@@ -17,7 +17,9 @@ any switch is touched.
     connect_retries = 3
 
     [pipeline]                        # optional: defaults to p4src/build
-    p4info = "build/beaver.p4info.txtpb"
+    name = "beaver"                   # "beaver", or "plain": the SLB without Beaver
+                                      # (p4src/build/plain), which takes no snapshot
+    p4info = "build/beaver.p4info.txtpb"    # default: the named program's build
     bmv2_json = "build/beaver.json"
 
     [service]
@@ -69,11 +71,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from beaver.p4src import BMV2_JSON, P4INFO
+from beaver.p4src import BMV2_JSON, P4INFO, PLAIN_BMV2_JSON, PLAIN_P4INFO
 
 from beaver.control.slbs.program import PROTOCOLS, Route, Vip
 
 RULES = ("fine", "coarse")
+# The programs an SLB may run, by [pipeline] name: (P4Info, BMv2 JSON).  The
+# plain SLB has Beaver's tables but no epoch state: no snapshot, no mark.
+PIPELINES = {"beaver": (P4INFO, BMV2_JSON), "plain": (PLAIN_P4INFO, PLAIN_BMV2_JSON)}
 INITIATIONS = ("immediate", "timed")
 ELECTION_ID_MAX = (1 << 64) - 1   # P4Runtime's election ID, its low 64 bits (0: none)
 TAU_MAX_US = 3600 * 10**6         # bounds of the numbers a run takes, also from the
@@ -134,6 +139,7 @@ class ServiceConfig:
     vips: tuple[Vip, ...]
     ingroup: tuple[str, ...]
     processes: tuple[ProcessConfig, ...]
+    pipeline: str = "beaver"    # of PIPELINES: what the SLBs run
 
     def slb(self, name: str) -> SlbConfig:
         for slb in self.slbs:
@@ -257,8 +263,12 @@ def parse(path: Path, data: Any) -> ServiceConfig:
     c.done()
 
     p = top.table("pipeline")
-    p4info = base / p.get("p4info", str) if "p4info" in p.data else P4INFO
-    bmv2_json = base / p.get("bmv2_json", str) if "bmv2_json" in p.data else BMV2_JSON
+    pipeline = p.get("name", str, "beaver")
+    if pipeline not in PIPELINES:
+        p.fail("name", f"expected one of {', '.join(PIPELINES)}, got {pipeline!r}")
+    p4info, bmv2_json = PIPELINES[pipeline]
+    p4info = base / p.get("p4info", str) if "p4info" in p.data else p4info
+    bmv2_json = base / p.get("bmv2_json", str) if "bmv2_json" in p.data else bmv2_json
     p.done()
 
     s = top.table("service")
@@ -288,7 +298,8 @@ def parse(path: Path, data: Any) -> ServiceConfig:
                        f"(processes: {', '.join(sorted(names))})")
     _check_pools(vip_tables, vips, in_snapshots, ingroup, processes)
     top.done()
-    return ServiceConfig(path, settings, p4info, bmv2_json, slbs, vips, ingroup, processes)
+    return ServiceConfig(path, settings, p4info, bmv2_json, slbs, vips, ingroup, processes,
+                         pipeline)
 
 
 def _process(t: _Table) -> ProcessConfig:

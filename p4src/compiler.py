@@ -1,4 +1,5 @@
-"""Compiles beaver.p4 with p4c's BMv2 back end.
+"""Compiles beaver.p4 with p4c's BMv2 back end, twice: Beaver's program
+into OUT_DIR and the plain SLB (PLAIN_SLB) into OUT_DIR/plain.
 
     python -m beaver.p4src.compiler [OUT_DIR]     (default: p4src/build)
 """
@@ -11,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from beaver.p4src import BUILD_DIR, P4_DIR, P4_MAIN
+from beaver.p4src import BUILD_DIR, P4_DIR, P4_MAIN, PLAIN_BUILD_DIR
 from beaver.p4src.action_locals import move_action_locals
 
 COMPILER = "p4c-bm2-ss"
@@ -69,9 +70,17 @@ def compile_p4(out_dir: Path = BUILD_DIR, source: Path = P4_DIR,
     return json_path, p4info_path
 
 
+def compile_both(out_dir: Path = BUILD_DIR) -> tuple[Path, ...]:
+    """Beaver's program into out_dir, the plain SLB into its plain/ (as
+    p4src/build and p4src/build/plain)."""
+    out_dir = Path(out_dir)
+    plain_dir = out_dir / PLAIN_BUILD_DIR.relative_to(BUILD_DIR)
+    return (*compile_p4(out_dir), *compile_p4(plain_dir, plain=True))
+
+
 def main(argv: list[str]) -> int:
     try:
-        paths = compile_p4(Path(argv[0]) if argv else BUILD_DIR)
+        paths = compile_both(Path(argv[0]) if argv else BUILD_DIR)
     except (CompileError, FileNotFoundError) as e:
         print(e, file=sys.stderr)
         return 1

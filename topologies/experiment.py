@@ -62,12 +62,15 @@ class Truth:
 
 class Run:
     def __init__(self, spec: Spec, run_dir: Path, workload: Workload = Workload(),
-                 marking: bool = True, reports: bool = True):
-        """reports: whether snapshots collect the in-group processes' reports."""
+                 marking: bool = True, reports: bool = True, pipeline: str = "beaver"):
+        """reports: whether snapshots collect the in-group processes' reports;
+        pipeline: the program every SLB runs, "beaver" or "plain" (the SLB
+        without Beaver, which takes no snapshot: control/config.py)."""
         self.spec = spec
         self.run_dir = Path(run_dir)
         self.workload = workload
         self.marking = marking
+        self.pipeline = pipeline
         self.reports = reports
         self.servers = servers.chosen()   # one, unless `--servers` said more
         if self.servers.single:
@@ -88,7 +91,7 @@ class Run:
         try:
             self.network.start()
             self.config = write_config(self.network, self.run_dir / "beaver.toml",
-                                       self.marking)
+                                       self.marking, self.pipeline)
             self.controller = SlbFleet(self.config)
             self.controller.connect()
             self.controller.apply(push=True)

@@ -29,10 +29,13 @@ def _table(name: str, values: dict, array: bool = False) -> str:
     return "\n".join([head] + [f"{k} = {_value(v)}" for k, v in values.items()]) + "\n"
 
 
-def write_config(network: BeaverNetwork, path: Path, marking: bool = True) -> ServiceConfig:
-    """Writes the configuration and returns it as the controller reads it."""
+def write_config(network: BeaverNetwork, path: Path, marking: bool = True,
+                 pipeline: str = "beaver") -> ServiceConfig:
+    """Writes the configuration and returns it as the controller reads it;
+    pipeline names the program every SLB runs (control/config.py PIPELINES)."""
     plan = network.plan
     parts = [_table("controller", {"store": "snapshots.db"}),
+             _table("pipeline", {"name": pipeline}),
              _table("service", {"ingroup": [INGROUP_HOSTS]})]
     for g, (name, fabric) in enumerate(plan.slb_fabric.items(), start=1):
         node = network.slb(name)

@@ -127,6 +127,9 @@ class Engine:
         if s.mode in WITHOUT_SLBS and not self.processes:
             raise SettingsError(f"mode {s.mode.value} snapshots in-group processes: "
                                 "the configuration lists none")
+        if self.controller.plain:
+            raise SettingsError("the SLBs run the plain pipeline (no epoch state): no "
+                                "snapshot can be taken; configure [pipeline] name = \"beaver\"")
         self.controller.require_primary()
         if s.mode not in WITHOUT_SLBS and (off := self.controller.marking_off()):
             raise SettingsError(f"marking is off at {', '.join(off)}: mode {s.mode.value} "

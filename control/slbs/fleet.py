@@ -6,6 +6,9 @@ Beaver requests over it and its clock: probed through its probe port when
 it has one, else aligned by packet-out round trips.  `SlbFleet` connects
 them all (bounded retries, then one clear error), programs them, reports
 their state, aligns their clocks and brings back a switch that restarted.
+SLBs that run the plain pipeline (the SLB without Beaver, [pipeline] name =
+"plain") have Beaver's tables and no epoch state: they are programmed, and
+asked nothing of IDs or clocks.
 """
 from __future__ import annotations
 
@@ -106,6 +109,12 @@ class SlbFleet:
         # stream closes unexpectedly; the snapshot engine sets it during a run.
         self.on_down: Callable[[Slb, int], None] | None = None
 
+    @property
+    def plain(self) -> bool:
+        """The SLBs run the plain pipeline: no epoch state to ask, no clock to
+        keep, no snapshot to take."""
+        return self.config.pipeline == "plain"
+
     # -- connection -----------------------------------------------------------
 
     def connect(self, retries: int | None = None):
@@ -173,7 +182,9 @@ class SlbFleet:
         Returns what was done, one line per SLB."""
         self.require_primary()
         fresh = [push or not gw.session.pipeline_installed() for gw in self.slbs]
-        if restore_id is None:
+        if self.plain:
+            restore_id = 0   # no ID to restore: program() asks none
+        elif restore_id is None:
             running = [gw for gw, f in zip(self.slbs, fresh) if not f]
             restore_id = 0
             for gw in running:
@@ -200,7 +211,7 @@ class SlbFleet:
         writes = sync(session, first, BASE_TABLES)
         if writes:
             session.write(*writes)
-        if ids.is_newer(restore_id, gw.current_id()):
+        if not self.plain and ids.is_newer(restore_id, gw.current_id()):
             answer = gw.request(Op.INIT, restore_id)
             if answer.status not in (Status.OK, Status.ALREADY):
                 raise SwitchError(f"{gw.name}: could not restore ID {restore_id}: "
@@ -208,7 +219,8 @@ class SlbFleet:
         vip_writes = sync(session, later, VIP_TABLES)
         if vip_writes:
             session.write(*vip_writes)
-        gw.start_probe()
+        if not self.plain:
+            gw.start_probe()
         return len(writes) + len(vip_writes)
 
     # -- clocks ---------------------------------------------------------------
@@ -304,6 +316,10 @@ class SlbFleet:
                 why = "not primary" if not primary else "no Beaver pipeline"
                 out.append(SlbStatus(reachable=True, primary=primary, pipeline=pipeline,
                                      error=f"registers unreadable: {why}", **base))
+                continue
+            if self.plain:
+                out.append(SlbStatus(reachable=True, primary=primary, pipeline=pipeline,
+                                     error="plain pipeline: no epoch state", **base))
                 continue
             try:
                 body = gw.request(Op.READ).body

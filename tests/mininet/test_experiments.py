@@ -10,6 +10,7 @@ import time
 import pytest
 
 from beaver.control.cli.main import main
+from beaver.control.config import load
 from beaver.topologies.cleanup import leftover_links, leftover_processes
 
 
@@ -127,4 +128,11 @@ def test_fig14_over_tcp_pinned_at_a_load_and_with_scans(tmp_path, capsys):
         else:
             assert float(phase["throughput"]) > 100 and phase["timeouts"] == "0", phase
         assert int(phase["snapshots"]) == (100 if phase["kind"] == "snapshots-50" else 0)
+    # the baseline (and the capacity phase) pushed the plain SLB, the others Beaver's program
+    pipelines = {run.name: load(run / "beaver.toml").pipeline
+                 for run in csv_path.parent.glob("runs/*")}
+    assert pipelines == {**{f"{w}-{k}-1": "plain" if k == "without" else "beaver"
+                            for w in ("iperf-at-50", "ycsb-e")
+                            for k in ("without", "marking", "snapshots-50")},
+                         "iperf-capacity-0": "plain"}
     assert not leftover_links() and not leftover_processes()

@@ -20,10 +20,9 @@ import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-from beaver.control.config import load
+from beaver.control.config import PIPELINES, load
 from beaver.control.slbs.fleet import SlbFleet, Slb
 from beaver.control.engine.engine import Engine, RunSettings
-from beaver.p4src import BMV2_JSON, P4INFO
 from beaver.p4src.wire import Op
 
 from tests.support.packets import stamp
@@ -45,12 +44,16 @@ def switches(bmv2_switches):
     return [bmv2_switches(ports=3, device_id=1), bmv2_switches(ports=3, device_id=2)]
 
 
-def write_config(path, switches, controller="", processes=(), probes=True):
+def write_config(path, switches, controller="", processes=(), probes=True,
+                 pipeline="beaver"):
     """processes: (name, "host:port") of in-group processes; probes: clock
-    probes on port 3, else the clocks are aligned by packet-out round trips."""
+    probes on port 3, else the clocks are aligned by packet-out round trips;
+    pipeline: what the SLBs run (control/config.py PIPELINES)."""
+    p4info, bmv2_json = PIPELINES[pipeline]
     text = [f"[controller]\nstore = \"snapshots.db\"\nconnect_timeout_s = 1\n"
             f"connect_retries = 1\n{controller}\n",
-            f'[pipeline]\np4info = "{P4INFO}"\nbmv2_json = "{BMV2_JSON}"\n',
+            f'[pipeline]\nname = "{pipeline}"\np4info = "{p4info}"\n'
+            f'bmv2_json = "{bmv2_json}"\n',
             '[service]\ningroup = ["10.0.2.0/24"]\n']
     for i, (bmv2, veths) in enumerate(switches, start=1):
         probe = (f'probe = {{port = {PROBE_PORT}, iface = "{veths.host_ends[PROBE_PORT]}"}}\n'

@@ -260,6 +260,7 @@ class _ReplayController:
         self._lock = threading.Lock()
         self._newest = recording["newest_before"]   # the newest ID the engine started
         self._parked: list[tuple] = []              # answers showing an ID not started yet
+        self.plain = False   # the recorded SLBs ran Beaver's pipeline
 
     def started(self, snapshot_id: int):
         with self._lock:

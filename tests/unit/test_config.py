@@ -5,6 +5,7 @@ import textwrap
 import pytest
 
 from beaver.control.config import ConfigError, load
+from beaver.p4src import BMV2_JSON, P4INFO, PLAIN_BMV2_JSON, PLAIN_P4INFO
 from beaver.control.slbs.program import Route, Vip
 
 VALID = """
@@ -81,6 +82,18 @@ def test_probe_ports_and_in_group_ports(tmp_path):
     assert s1.ingroup_ports == (2, 4) and (s1.probe_port, s1.probe_iface) == (3, "s1-probe")
 
 
+def test_the_pipeline_s_name_picks_its_build_and_paths_still_win(tmp_path):
+    beaver = load(write(tmp_path, VALID))
+    assert (beaver.pipeline, beaver.p4info, beaver.bmv2_json) == ("beaver", P4INFO, BMV2_JSON)
+    plain = load(write(tmp_path, '[pipeline]\nname = "plain"\n' + VALID))
+    assert (plain.pipeline, plain.p4info, plain.bmv2_json) == (
+        "plain", PLAIN_P4INFO, PLAIN_BMV2_JSON)
+    assert PLAIN_P4INFO != P4INFO and PLAIN_P4INFO.is_file()
+    mine = load(write(tmp_path, '[pipeline]\nname = "plain"\np4info = "my.txtpb"\n' + VALID))
+    assert (mine.pipeline, mine.p4info, mine.bmv2_json) == (
+        "plain", tmp_path / "my.txtpb", PLAIN_BMV2_JSON)
+
+
 SLB = '[[slbs]]\nname = "s1"\naddress = "127.0.0.1:1"\ndevice_id = 1\nslb_id = 1\nslb_addr = "10.0.0.1"\n'
 
 
@@ -115,6 +128,7 @@ SLB = '[[slbs]]\nname = "s1"\naddress = "127.0.0.1:1"\ndevice_id = 1\nslb_id = 1
      "a probe port must be its own"),
     (SLB + 'probe = {port = 3}\n', "slbs[0].probe.iface", "missing"),
     (SLB + 'ingroup_ports = [600]\n', "slbs[0].ingroup_ports[0]", "0..511"),
+    (SLB + '[pipeline]\nname = "bare"\n', "pipeline.name", "expected one of beaver, plain"),
     (SLB + '[controller]\ninitiation = "soon"\n', "controller.initiation",
      "expected one of immediate, timed"),
     (SLB.replace('name = "s1"', 'name = "s\\n1"'), "slbs[0].name",

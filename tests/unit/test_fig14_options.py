@@ -1,6 +1,7 @@
 """Fig. 14's options (topologies/experiments/common/impact.py, fig14.py,
 fig14tcp.py): --cores, the snapshot rates and their phases and goals,
-the offered loads and the YCSB workloads, and what each phase runs."""
+the offered loads and the YCSB workloads, and what each phase runs (the
+plain SLB in the baseline, Beaver's program in every other phase)."""
 import argparse
 import json
 
@@ -214,3 +215,60 @@ def test_a_missed_tcp_goal_names_the_party_at_its_phase_s_own_packets_and_rates(
         "; largest instruction rise per packet on the traffic's cores: slb +10 (slb +10, "
         "controller +0, ingroup +0); in-group 0: the iperf3 server runs no Beaver runtime")
     assert summary["iperf", "snapshots-50"]["verdict"] == "met"
+
+
+class _Refused(Exception):
+    """Raised by _Runs where the network would start."""
+
+
+class _Runs:
+    """Stands in for topologies/experiment.py's Run: records what each phase
+    asks of it, then refuses to start a network."""
+    def __init__(self):
+        self.asked = []
+
+    def __call__(self, spec, run_dir, workload, **options):
+        self.asked.append((workload.runtime_mode, options))
+        return self
+
+    def __enter__(self):
+        raise _Refused()
+
+    def __exit__(self, *exc):
+        return False
+
+
+@pytest.mark.parametrize("kind,pipeline", [("without", "plain"), ("marking", "beaver"),
+                                           ("snapshots-50", "beaver"),
+                                           ("snapshots-1000", "beaver"),
+                                           ("capacity", "plain")])
+def test_only_the_baseline_runs_the_plain_slb(kind, pipeline):
+    assert impact.pipeline_of(kind) == pipeline
+
+
+def test_fig14_s_without_phase_runs_the_plain_slb_and_every_other_beaver_s(tmp_path,
+                                                                         monkeypatch):
+    runs = _Runs()
+    monkeypatch.setattr(fig14, "Run", runs)
+    results = argparse.Namespace(run_dir=lambda label: tmp_path / label)
+    args = parse(fig14, "--rates", "50,1000")
+    for kind in impact.phases(args.rates):
+        with pytest.raises(_Refused):
+            fig14.phase(results, 1, kind, args)
+    assert runs.asked == [("off", {"marking": False, "pipeline": "plain"}),
+                          ("beaver", {"marking": True, "pipeline": "beaver"}),
+                          ("beaver", {"marking": True, "pipeline": "beaver"}),
+                          ("beaver", {"marking": True, "pipeline": "beaver"})]
+
+
+def test_fig14tcp_s_without_and_capacity_phases_run_the_plain_slb(tmp_path, monkeypatch):
+    runs = _Runs()
+    monkeypatch.setattr(fig14tcp, "Run", runs)
+    results = argparse.Namespace(run_dir=lambda label: tmp_path / label)
+    args = parse(fig14tcp, "--rates", "50")
+    for kind in ("capacity", *impact.phases(args.rates)):
+        with pytest.raises(_Refused):
+            fig14tcp.phase(results, "iperf", 1, kind, args)
+    assert [(mode, o["marking"], o["pipeline"]) for mode, o in runs.asked] == [
+        ("off", False, "plain"), ("off", False, "plain"), ("beaver", True, "beaver"),
+        ("beaver", True, "beaver")]

@@ -38,6 +38,16 @@ def test_marking_alone_costs_each_party_its_per_request_rise_and_the_controller_
         "largest instruction rise per request on the traffic's cores: slb +10,000")
 
 
+def test_the_slb_s_rise_is_over_the_plain_slb_where_the_file_counted_it():
+    plain = {**COUNTS, "slb": {**COUNTS["slb"], "per_packet": {**COUNTS["slb"]["per_packet"],
+                                                                "plain": 180_000}}}
+    assert instructions.slb_baseline(plain) == "plain"
+    assert instructions.slb_baseline(COUNTS) == "without"
+    assert instruction_rises(plain, None, 2800, slbs=2, ingroup=4)["slb"] == 230_000
+    assert instruction_rises(plain, None, 2800, slbs=2, ingroup=4,
+                             packets_per_request=3)["slb"] == 690_000
+
+
 def test_a_snapshot_s_cost_is_shared_by_the_requests_served_in_its_time():
     rises = instruction_rises(COUNTS, 50, 2800, slbs=2, ingroup=4, batch=10)
     # Two SLBs each add 40,000 a snapshot, 50 a second over 2,800 requests a second.
@@ -153,7 +163,7 @@ JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_
                     | st.text(max_size=8),
                     lambda inner: st.lists(inner, max_size=4)
                     | st.dictionaries(st.sampled_from(["slb", "controller", "ingroup", "per_packet",
-                                                       "per_snapshot", "without", "marking", "50",
+                                                       "per_snapshot", "without", "plain", "marking", "50",
                                                        "every-0", "snapshot_every", "reports",
                                                        "batch", "off", "beaver"]), inner,
                                       max_size=6),

@@ -95,7 +95,8 @@ def installed(tmp_path_factory) -> Path:
     wheel = next((work / "dist").glob("beaver_p4-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     for needed in ("beaver/p4src/build/beaver.json", "beaver/p4src/build/beaver.p4info.txtpb",
-                   "beaver/p4src/beaver.p4", "beaver/traffic/runtime/bpf/decap.c",
+                   "beaver/p4src/build/plain/beaver.json",
+                   "beaver/p4src/build/plain/beaver.p4info.txtpb", "beaver/p4src/beaver.p4", "beaver/traffic/runtime/bpf/decap.c",
                    "beaver/topologies/experiments/fig5.py"):
         assert needed in names, f"{needed} is not in the wheel"
     venv = work / "venv"   # no system site packages: no Mininet
@@ -122,10 +123,11 @@ def test_the_installed_cli_runs_without_mininet(installed):
 
 
 def test_the_installed_package_finds_its_data(installed):
-    probe = ("from beaver.p4src import BMV2_JSON, P4INFO, P4_MAIN\n"
+    probe = ("from beaver.p4src import BMV2_JSON, P4INFO, P4_MAIN, PLAIN_BMV2_JSON, PLAIN_P4INFO\n"
              "from beaver.topologies import decap\n"
              "print(BMV2_JSON.is_file(), P4INFO.is_file(), P4_MAIN.is_file(),\n"
+             "      PLAIN_BMV2_JSON.is_file(), PLAIN_P4INFO.is_file(),\n"
              "      decap.SOURCE.is_file(), decap.SOURCE.is_relative_to(P4_MAIN.parents[1]))")
     out = subprocess.run([installed / "bin" / "python", "-c", probe], capture_output=True,
                          text=True, check=True, cwd=installed)
-    assert out.stdout.split() == ["True"] * 5
+    assert out.stdout.split() == ["True"] * 7

@@ -11,6 +11,7 @@ import pytest
 
 pytest.importorskip("mininet", reason="topologies/network.py needs Mininet's Python package")
 
+from beaver.control.config import PIPELINES               # noqa: E402
 from beaver.topologies.network import BeaverNetwork   # noqa: E402
 from beaver.topologies.service import write_config    # noqa: E402
 from beaver.topologies.spec import Service, Spec      # noqa: E402
@@ -40,3 +41,18 @@ def test_every_network_s_configuration_validates(tmp_path, name):
     assert [p.dip for p in config.processes] == [s[2].ip for s in in_snapshots.values()]
     assert {b for v in config.vips for b in v.backends} == {
         s[2].ip for s in network.plan.ingroup.values()}
+
+
+@pytest.mark.parametrize("pipeline", ["beaver", "plain"])
+def test_the_configuration_names_the_pipeline_the_run_asked_for(tmp_path, pipeline):
+    network = BeaverNetwork(Spec(), tmp_path)
+    slbs = {n: SimpleNamespace(grpc_address=f"127.0.0.1:{9559 + g}", device_id=g)
+            for g, n in enumerate(network.plan.slb_fabric, start=1)}
+    network.slb = slbs.__getitem__
+    network.probe_iface = lambda n: None
+    path = tmp_path / "beaver.toml"
+    config = write_config(network, path, marking=False, pipeline=pipeline)
+    assert config.pipeline == pipeline
+    assert f'[pipeline]\nname = "{pipeline}"\n' in path.read_text()
+    assert config.p4info == PIPELINES[pipeline][0] and config.bmv2_json == PIPELINES[pipeline][1]
+    assert not any(slb.marking for slb in config.slbs)

@@ -4,14 +4,20 @@ with and without Beaver, in paired rounds (paired.py).
 Each round runs three phases, each a fresh network with the same clients
 (closed loop, to both services), in alternating order:
 
-  without      SLB marking off, the in-group runtime's Beaver layer off, no
-               snapshots: a plain SLB and plain services;
+  without      a plain SLB and plain services: every SLB runs the SLB
+               without Beaver (p4src/build/plain, PLAIN_SLB: no epoch
+               state, no mark), the in-group runtime's Beaver layer off, no
+               snapshots;
   marking      marking on and the Beaver runtime, no snapshot taken: the
                cost on the data path;
   snapshots-R  as marking, and the controller taking OGM snapshots at R
                per second (one phase for each of --rates, default 50 and
                1000) with every in-group report collected: timed
                initiation, IDs batched (common/impact.py).
+
+The baseline is not Beaver's program with marking off: in BMv2 that pays
+part of Beaver's per-packet cost even unmarked (every metadata field is
+reset for every packet; docs/benchmarks.md counts it).
 
 Throughput is the clients' replies per second (summed), latency their p99
 (averaged over clients); each round's phase is divided by that round's
@@ -54,7 +60,8 @@ def phase(results: Results, round_no: int, kind: str, args) -> dict:
     beaver = kind != "without"
     workload = Workload(runtime_mode="beaver" if beaver else "off")
     label = f"{kind}-{round_no}"
-    with Run(SPEC, results.run_dir(label), workload, marking=beaver) as run:
+    with Run(SPEC, results.run_dir(label), workload, marking=beaver,
+             pipeline=impact.pipeline_of(kind)) as run:
         impact.prepare_clocks(run, kind)
         meter = CpuMeter(run.parties())
         run.start_traffic(warmup=0.0)

@@ -7,8 +7,9 @@ The workloads, as the paper's Fig. 14a and 14b:
            plain iperf3 server, in no snapshot): the data path's cost;
            goodput as the iperf3 server counted it, the first second
            omitted.  Bulk; or with --loads, a capacity phase first (bulk,
-           without Beaver) and then the phases at each percent of it
-           (iperf3 --bitrate), each its own workload "iperf@L%";
+           without Beaver, the plain SLB as the baseline) and then the
+           phases at each percent of it (iperf3 --bitrate), each its
+           own workload "iperf@L%";
   ycsb-X   YCSB-like closed-loop clients of the replicated TCP key-value
            store, YCSB's workload X (traffic/outgroup/ycsb.py): A (half
            reads, half updates), B (95 % reads), C (reads only) or E
@@ -16,7 +17,10 @@ The workloads, as the paper's Fig. 14a and 14b:
 
 Each in three phases, each a fresh network, in paired rounds as fig14.py:
 
-  without     SLB marking off and the runtime's Beaver layer off (the kernel
+  without     every SLB runs the SLB without Beaver (p4src/build/plain,
+              PLAIN_SLB: no epoch state, no mark; not Beaver's program with
+              marking off, which pays much of Beaver's per-packet
+              cost: fig14.py) and the runtime's Beaver layer off (the kernel
               program still strips the encapsulation: TCP needs it);
   marking     marking on and the Beaver runtime, no snapshot taken;
   snapshots-R as marking, and OGM snapshots at R per second (each of
@@ -107,7 +111,8 @@ def phase(results: Results, workload: str, round_no: int, kind: str, args,
     label = f"{workload.replace('@', '-at-').rstrip('%')}-{kind}-{round_no}"
     role = family(workload)
     with Run(SPEC, results.run_dir(label), settings(workload, beaver, args, mbps),
-             marking=beaver, reports=not args.no_reports) as run, flowmap.StatsOn():
+             marking=beaver, reports=not args.no_reports,
+             pipeline=impact.pipeline_of(kind)) as run, flowmap.StatsOn():
         decaps = list(run.network.decaps.values())
         before = [(d.counters()["decapsulated"], *flowmap.run_stats(d.prog_id)) for d in decaps]
         impact.prepare_clocks(run, kind)

@@ -1,8 +1,10 @@
 """What Fig. 14 over UDP and TCP share: where the processes run
 (--cores), the snapshot rates (--rates: one phase each), the phases
-and their goals, and the controller's settings for a snapshot phase.
+and their goals, the program the SLBs run in each, and the controller's
+settings for a snapshot phase.
 
     for round_no, kind in paired.rounds(phases(args.rates), args.rounds):
+        with Run(..., pipeline=pipeline_of(kind)) as run:
         prepare_clocks(run, kind)     # before the traffic and its CPU meter start
         if (rate := rate_of(kind)) is not None:
             run.snapshots(snapshot_settings(rate, args))
@@ -120,6 +122,13 @@ def prepare_clocks(run, kind: str):
             gw.stop_probe()
     else:
         run.controller.settle_clocks()
+
+
+def pipeline_of(kind: str) -> str:
+    """The program every SLB runs in a phase (control/config.py PIPELINES):
+    the plain SLB in the baseline and in fig14tcp's capacity phase, both
+    without Beaver; Beaver's in every other."""
+    return "plain" if kind in (BASELINE, "capacity") else "beaver"
 
 
 def phase_name(rate: float) -> str:

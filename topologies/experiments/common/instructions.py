@@ -1,12 +1,15 @@
 """Which party's instructions per request account for a missed Fig. 14
-goal: each party's rise over the baseline (marking off, no Beaver runtime,
-no snapshot), from instructions the benchmarks counted under callgrind,
-converted to a run's own request and snapshot rates.
+goal: each party's rise over the baseline (the plain SLB, no Beaver
+runtime, no snapshot), from instructions the benchmarks counted under
+callgrind, converted to a run's own request and snapshot rates.
 
 The benchmarks write one JSON file (--out of each):
 
   "slb"         bench/slb_instructions.py: a BMv2 switch's instructions per
-                VIP packet "without" and with "marking", and what each
+                VIP packet running the "plain" SLB (Fig. 14's baseline;
+                files written before it was measured have only "without",
+                Beaver's program with marking off, taken in its place), with
+                "marking", and what each
                 snapshot adds, at each rate (its control messages come per
                 batch, whatever the packet rate);
   "controller"  the same run: the controller's instructions per snapshot at
@@ -20,7 +23,7 @@ A phase with snapshots at R per second, q requests per second, p packets
 through an SLB a request and IDs batched B a time then costs, per request,
 above the baseline:
 
-  slb         (marking - without) x p  +  slbs x per snapshot x R / q
+  slb         (marking - plain) x p  +  slbs x per snapshot x R / q
   controller  per snapshot x R / q
   ingroup     beaver - off, of the run with reports a batch of B and a
               snapshot every S requests, S the nearest to what each of the
@@ -80,6 +83,14 @@ def _count(table: Mapping, *keys: str) -> float:
     return float(value)
 
 
+def slb_baseline(counts: Mapping) -> str:
+    """The mode of the SLB's per-packet count a rise is taken over: "plain"
+    (what Fig. 14's baseline runs), or in an older file "without"."""
+    slb = counts.get("slb")
+    per_packet = slb.get("per_packet") if isinstance(slb, Mapping) else None
+    return "plain" if isinstance(per_packet, Mapping) and "plain" in per_packet else "without"
+
+
 def ingroup_rise(counts: Mapping, snapshot_every: float | None,
                  batch: int) -> tuple[float, int]:
     """(beaver - off per request, the run's snapshot_every) of the in-group
@@ -114,7 +125,7 @@ def instruction_rises(counts: Mapping, rate: float | None, requests_per_second: 
     if not requests_per_second > 0:
         raise InstructionsError("no requests were served: no cost per request")
     marking = (_count(counts, "slb", "per_packet", "marking")
-               - _count(counts, "slb", "per_packet", "without"))
+               - _count(counts, "slb", "per_packet", slb_baseline(counts)))
     rises = {"slb": marking * packets_per_request, "controller": 0.0, "ingroup": 0.0}
     if rate is None:
         if ingroup:
