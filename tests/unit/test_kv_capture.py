@@ -5,7 +5,7 @@ import copy
 import json
 import random
 
-from beaver.traffic.services.kvstore import KvReplica
+from beaver.traffic.services.kvstore import KvReplica, superseded
 
 
 class Quiet:
@@ -50,3 +50,67 @@ def test_every_capture_is_the_whole_state_and_stays_as_it_was():
     assert len(captured) > 500
     for state, text in captured:
         assert json.dumps(state, sort_keys=True) == text, "a captured state changed later"
+
+
+def test_faults_are_the_dropped_updates_not_yet_superseded_in_every_capture():
+    """With the injected bug, every capture's faults is every update the
+    replica ignored that its state has not since superseded, worked out
+    here from all updates sent (the capture shares the object only while
+    that list stays empty)."""
+    rng = random.Random(7)
+    kv = KvReplica(Quiet(), ["kv2"], drop_every=3)
+    sent, emptied, nonempty = [], 0, 0
+    for step in range(3000):
+        key = f"k{rng.randrange(3)}"   # few keys: an ignored update is soon superseded
+        roll = rng.random()
+        if roll < 0.3:
+            kv.on_request({"op": "put", "key": key, "value": step}, None)
+        elif roll < 0.55:
+            sent.append({"op": "put", "key": key, "value": step,
+                         "version": [step - rng.randrange(20), "kv2"]})
+            kv.on_peer(dict(sent[-1]), "kv2")
+        elif roll < 0.8:
+            sent.append({"op": "counter", "key": key, "replica": "kv2",
+                         "count": max(0, step - rng.randrange(20))})
+            kv.on_peer(dict(sent[-1]), "kv2")
+        else:
+            ignored = sent[2::3]   # the 3rd, 6th, .. update received
+            registers = {k: (v, tuple(version)) for k, (v, version)
+                         in kv.local_state()["registers"].items()}
+            expected = [u for u in ignored if not superseded(registers, kv.counters, u)]
+            assert kv.local_state()["faults"] == {"dropped": expected}
+            emptied += not expected
+            nonempty += bool(expected)
+    assert emptied > 20 and nonempty > 20
+
+
+def test_a_capture_shares_every_part_unchanged_since_the_last_one():
+    """A report diffs the parts shared with the state before by identity
+    alone, so a capture makes a new object only for what changed."""
+    kv = KvReplica(Quiet(), ["kv2"])
+    kv.on_request({"op": "incr", "key": "c", "by": 2}, None)
+    first = kv.local_state()
+    kv.on_request({"op": "put", "key": "r", "value": 1}, None)
+    second = kv.local_state()
+    assert second["registers"] is not first["registers"]
+    assert second["registers"] == {"r": [1, [1, "kv1"]]}
+    for part in ("layout", "counters", "faults"):
+        assert second[part] is first[part], part
+    kv.on_request({"op": "incr", "key": "c", "by": 1}, None)
+    third = kv.local_state()
+    assert third["registers"] is second["registers"]
+    assert third["counters"] == {"c": {"kv1": 3}} and first["counters"] == {"c": {"kv1": 2}}
+    assert kv.local_state()["layout"] == {"service": "kv", "version": 1,
+                                          "replicas": ["kv1", "kv2"]}
+
+
+def test_a_restored_replica_captures_the_faults_it_was_restored_with():
+    kv = KvReplica(Quiet(), ["kv2"], drop_every=1)
+    kv.on_peer({"op": "put", "key": "a", "value": 1, "version": [5, "kv2"]}, "kv2")
+    with_fault = kv.local_state()
+    assert with_fault["faults"] == {"dropped": [
+        {"op": "put", "key": "a", "value": 1, "version": [5, "kv2"]}]}
+    kv.restore(copy.deepcopy({**with_fault, "faults": {"dropped": []}}))
+    assert kv.local_state()["faults"] == {"dropped": []}
+    kv.restore(copy.deepcopy(with_fault))
+    assert kv.local_state()["faults"] == with_fault["faults"]
