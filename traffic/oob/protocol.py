@@ -19,8 +19,10 @@ and reads one answer; a connection may carry many.
      "first":F,"count":C}                        "cuts":[{"first":..,"count":..,"report":..}]}:
                                                 one report per distinct cut of the run F ..
                                                 F+C-1, each with the IDs it stands for
-                                                (traffic/oob/cuts.py); a "snapshot" records
-                                                one local state, for F+C-1; each cut's state
+                                                (traffic/oob/cuts.py: what every report
+                                                shares goes once, in the answer); a
+                                                "snapshot" records one local state, for
+                                                F+C-1; each cut's state
                                                 goes as its changes from the previous cut's
                                                 ("delta": {"previous":P,"changes":..}), the
                                                 first of a chain as below
