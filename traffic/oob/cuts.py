@@ -40,8 +40,8 @@ that no ID is ever given a state that was not reported for it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
+from typing import Any, NamedTuple
 
 from beaver.p4src.ids import ID_SPACE, next_id
 from beaver.traffic.oob import deltas
@@ -51,8 +51,9 @@ from beaver.traffic.oob.protocol import ProtocolError, Report
 MAX_COUNT = 1 << 16   # IDs in one run: far more than a ring's worth, far less than the space
 
 
-@dataclass(frozen=True)
-class Cut:
+# Built a cut at a time on both sides: a named tuple, immutable like a
+# frozen dataclass at a fraction of its cost to build.
+class Cut(NamedTuple):
     """IDs first .. first + count - 1 (mod 2^32) and their one answer: a
     Report of `first`, or why there is none (an error's text)."""
     first: int
