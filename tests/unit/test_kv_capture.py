@@ -46,6 +46,7 @@ def test_every_capture_is_the_whole_state_and_stays_as_it_was():
         else:
             state = kv.local_state()
             assert {part: state[part] for part in ("registers", "counters")} == from_scratch(kv)
+            assert (state["clock"], state["updates"]) == (kv.clock, kv.updates)
             captured.append((state, json.dumps(state, sort_keys=True)))
     assert len(captured) > 500
     for state, text in captured:
@@ -114,3 +115,22 @@ def test_a_restored_replica_captures_the_faults_it_was_restored_with():
     assert kv.local_state()["faults"] == {"dropped": []}
     kv.restore(copy.deepcopy(with_fault))
     assert kv.local_state()["faults"] == with_fault["faults"]
+
+
+def test_a_capture_with_nothing_changed_is_the_last_one():
+    """Reported as the cut before's state ("same_state"), not diffed."""
+    kv = KvReplica(Quiet(), ["kv2"], drop_every=2)
+    first = kv.local_state()
+    assert kv.local_state() is first
+    kv.on_request({"op": "get", "key": "a"}, None)
+    assert kv.local_state() is first
+    kv.on_peer({"op": "put", "key": "a", "value": 1, "version": [3, "kv2"]}, "kv2")
+    applied = kv.local_state()
+    assert applied is not first and applied["registers"] == {"a": [1, [3, "kv2"]]}
+    kv.on_peer({"op": "put", "key": "b", "value": 2, "version": [4, "kv2"]}, "kv2")  # dropped
+    dropped = kv.local_state()
+    assert dropped is not applied and dropped["updates"] == 2
+    assert dropped["registers"] is applied["registers"] and len(dropped["faults"]["dropped"]) == 1
+    kv.on_request({"op": "put", "key": "b", "value": 5}, None)   # clock 1: older than [4, kv2]
+    assert kv.local_state()["faults"] == {"dropped": [
+        {"op": "put", "key": "b", "value": 2, "version": [4, "kv2"]}]}

@@ -20,7 +20,8 @@ Its local state goes as little as it can (`encode`): the states of a run
 drift a few keys a cut, so each goes as its changes from the cut before.
 A taken report's local state is, in place of "local_state":
 - "same_state": true: the previous cut's state, when the process recorded
-  no other in between;
+  no other in between, or captured the same state object again (the
+  key-value store's capture while nothing changed);
 - "delta": {"previous": P, "changes": ..}: what changed since the state of
   the previous cut, whose first ID is P (traffic/oob/deltas.py);
 - "delta": {"base": M, "changes": ..}: what changed since the state at M,
@@ -118,7 +119,8 @@ def encode(first: int, count: int, cuts: list[Cut],
         if not report.taken:
             message["local_state"] = state
         elif previous is not None:
-            if state is previous.local_state:   # one record, cut where a stamp falls
+            # one record cut where a stamp falls, or one state captured again
+            if state is previous.local_state:
                 message["same_state"] = True
             else:
                 message["delta"] = {"previous": previous.snapshot_id,

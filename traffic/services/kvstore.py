@@ -113,6 +113,7 @@ class KvReplica:
         self._layout = {"service": "kv", "version": STATE_VERSION,
                         "replicas": sorted([self.name, *self.replicas])}
         self._faults: dict[str, list] = {"dropped": []}
+        self._state: dict[str, Any] = {}   # the last capture, returned again while unchanged
         self._keys: list[str] = []                         # every key set, in order, for scans
 
     def value(self, key: str) -> Any:
@@ -202,9 +203,14 @@ class KvReplica:
             self._written = set()
             self._captured = (registers, counters)
         registers, counters = self._captured
-        return {"service": "kv", "layout": self._layout, "registers": registers,
-                "counters": counters, "clock": self.clock, "updates": self.updates,
-                "faults": self._faults}
+        last = self._state
+        if not (last and last["registers"] is registers and last["counters"] is counters
+                and last["faults"] is self._faults and last["clock"] == self.clock
+                and last["updates"] == self.updates):
+            self._state = {"service": "kv", "layout": self._layout, "registers": registers,
+                           "counters": counters, "clock": self.clock, "updates": self.updates,
+                           "faults": self._faults}
+        return self._state
 
     def restore(self, state: dict[str, Any]):
         """Takes the state of a snapshot of this replica (its layout checked first)."""
