@@ -250,6 +250,23 @@ def test_diff_of_a_capture_that_shares_values_is_the_plain_diff(old, data):
     assert deltas.diff(old, new) == plain_diff(old, new)
 
 
+@settings(max_examples=150, deadline=None, database=None)
+@given(st.dictionaries(st.sampled_from("abcdef"), values, max_size=6), st.data())
+def test_diff_of_a_copy_updated_in_place_is_the_plain_diff(old, data):
+    """The capture's case (traffic/services/kvstore.py): a copy of old, some
+    values replaced, equal or not, keys added after old's, or one deleted
+    and put back, last."""
+    new = dict(old)
+    for key, value in data.draw(st.lists(st.tuples(st.sampled_from("abcdefgh"), values),
+                                         max_size=4)):
+        new[key] = value
+    if old and data.draw(st.booleans()):
+        key = data.draw(st.sampled_from(sorted(old)))
+        new[key] = new.pop(key)
+    assert deltas.diff(old, new) == plain_diff(old, new)
+    assert as_json(deltas.apply(wire(old), wire(deltas.diff(old, new)))) == as_json(new)
+
+
 _MISSING = object()
 
 

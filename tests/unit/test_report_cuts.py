@@ -101,6 +101,28 @@ def test_a_quiet_run_is_one_cut_and_each_message_stamp_cuts_it_once():
         [Cut(c.first, c.count, on_the_wire(c.answer)) for c in cuts]
 
 
+def test_what_every_report_of_a_run_shares_goes_once_in_the_answer():
+    s = Snapshots("p", ["q"], Mode.BEAVER, Counter().capture, 16)
+    for snapshot_id in range(1, 21):
+        s.mark(snapshot_id)
+    cuts = s.cuts(2, 24)                        # 2..4 not kept, 5..20 taken, 21.. not yet
+    message = by_cut.encode(2, 24, cuts)
+    assert (message["process"], message["current_id"], message["finished_id"]) == ("p", 20, 0)
+    reports = [c["report"] for c in message["cuts"] if "report" in c]
+    assert len(reports) == 17 and all(
+        not {"v", "op", "process", "snapshot_id", "current_id", "finished_id"} & set(r)
+        for r in reports)
+    assert by_cut.decode(json.loads(json.dumps(message)), 2, 24) == \
+        [Cut(c.first, c.count, on_the_wire(c.answer)) for c in cuts]
+    # A report of other values than the first's carries its own, and keeps them.
+    other = dataclasses.replace(cuts[-1].answer, process="p9", current_id=7, finished_id=3)
+    mixed = by_cut.encode(2, 24, [*cuts[:-1], Cut(21, 5, other)])
+    assert {k: mixed["cuts"][-1]["report"][k] for k in ("process", "current_id", "finished_id")} \
+        == {"process": "p9", "current_id": 7, "finished_id": 3}
+    assert by_cut.decode(json.loads(json.dumps(mixed)), 2, 24)[-1].answer == on_the_wire(other)
+    assert "process" not in by_cut.encode(2, 3, [Cut(2, 3, "not kept")])
+
+
 def test_ids_not_reached_and_not_kept_are_one_cut_each():
     s = Snapshots("p", ["q"], Mode.BEAVER, Counter().capture, 16)
     s.oob(100)                                    # keeps 85..100
@@ -148,6 +170,15 @@ def cut(first, count, **extra) -> dict:
      "channel 'p2': in_flight must index the answer's 0 items"),
     ({**answer_of([cut(10, 10)]), "items": {"a": 1}}, "an answer's items must be a list"),
     ({"v": 1, "op": "reports", "reports": []}, "expected op 'cuts', got 'reports'"),
+    # What the answer holds for every report is checked as a report's own.
+    ({**answer_of([{"first": 10, "count": 10, "report": {"taken": False}}]), "process": 5},
+     "bad report: process, taken, trigger, taken_at_us or delta of the wrong type"),
+    ({**answer_of([{"first": 10, "count": 10, "report": {"taken": False}}]),
+      "process": "p1", "current_id": -1, "finished_id": 0}, "current_id -1 is no snapshot ID"),
+    (answer_of([{"first": 10, "count": 10, "report": {"taken": False}}]),
+     "bad report: 'process'"),
+    (answer_of([{"first": 10, "count": 10, "report": {"taken": False, "v": 2}}]),
+     "protocol version 2, expected 1"),
 ])
 def test_a_hostile_answer_is_refused_with_one_line(answer, problem):
     with pytest.raises(ProtocolError, match=problem.replace("(", r"\(")) as e:

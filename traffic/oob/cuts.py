@@ -8,15 +8,20 @@ stretch, first .. first + count - 1, with the report of its first ID; the
 report of any other ID of it is the same with that ID (`report_of`).
 
     {"v":1,"op":"snapshot"|"report","first":F,"count":C[,"base":M]}
-    -> {"v":1,"op":"cuts","first":F,"count":C,"items":[in-flight message, ..],"cuts":[
+    -> {"v":1,"op":"cuts","first":F,"count":C,"process":P,"current_id":N,"finished_id":D,
+        "items":[in-flight message, ..],"cuts":[
           {"first":F,"count":n,"report":{..}} | {"first":F,"count":n,"error":".."}, ..]}
 
+A cut's report leaves out "v", "op", its snapshot_id (the cut's first) and
+what the answer holds for every report (process, current_id, finished_id,
+made at one moment), unless its own differ; `decode` fills them in.
 A report's channels list their in-flight messages as indexes into "items".
 Its local state goes as little as it can (`encode`): the states of a run
 drift a few keys a cut, so each goes as its changes from the cut before.
 A taken report's local state is, in place of "local_state":
 - "same_state": true: the previous cut's state, when the process recorded
-  no other in between;
+  no other in between, or captured the same state object again (the
+  key-value store's capture while nothing changed);
 - "delta": {"previous": P, "changes": ..}: what changed since the state of
   the previous cut, whose first ID is P (traffic/oob/deltas.py);
 - "delta": {"base": M, "changes": ..}: what changed since the state at M,
@@ -36,8 +41,8 @@ that no ID is ever given a state that was not reported for it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
+from typing import Any, NamedTuple
 
 from beaver.p4src.ids import ID_SPACE, next_id
 from beaver.traffic.oob import deltas
@@ -47,8 +52,9 @@ from beaver.traffic.oob.protocol import ProtocolError, Report
 MAX_COUNT = 1 << 16   # IDs in one run: far more than a ring's worth, far less than the space
 
 
-@dataclass(frozen=True)
-class Cut:
+# Built a cut at a time on both sides: a named tuple, immutable like a
+# frozen dataclass at a fraction of its cost to build.
+class Cut(NamedTuple):
     """IDs first .. first + count - 1 (mod 2^32) and their one answer: a
     Report of `first`, or why there is none (an error's text)."""
     first: int
@@ -80,37 +86,66 @@ def encode(first: int, count: int, cuts: list[Cut],
     """The answer message; base: (M, the state at M) the asker holds.
 
     Nothing goes twice: an in-flight message is in "items" once, and each
-    channel's in_flight lists its indexes; each local state goes as its
-    changes from the previous cut's ("same_state" when it is that one
+    channel's in_flight lists its indexes; what every report of the answer
+    shares goes once, in the answer (`_shared`); each local state goes as
+    its changes from the previous cut's ("same_state" when it is that one
     record's), the first of a chain from base."""
     items: dict[int, int] = {}   # id(item) -> its index in the answer's items
     table: list[dict] = []
+    shared = _shared(cuts)
     entries, previous = [], None
     for c in cuts:
-        if isinstance(c.answer, str):
-            entries.append({"first": c.first, "count": c.count, "error": c.answer})
+        report = c.answer
+        if isinstance(report, str):
+            entries.append({"first": c.first, "count": c.count, "error": report})
             previous = None
             continue
-        # Its channels go by index, below, in place of those to_message lists.
-        if previous is None or not c.answer.taken:
-            message = c.answer.to_message(base)
-        else:
-            message = c.answer.to_message()
-            state = message.pop("local_state")
-            if state is previous.local_state:   # one record, cut where a stamp falls
+        message = {"taken": report.taken, "trigger": report.trigger,
+                   "taken_at_us": report.taken_at_us,
+                   "channels": {peer: {"sent_before": channel.sent_before,
+                                       "received_before": channel.received_before,
+                                       "in_flight": [_index(item, items, table)
+                                                     for item in channel.in_flight]}
+                                for peer, channel in report.channels.items()}}
+        if report.snapshot_id != c.first:   # never from Snapshots; decode refuses it
+            message["snapshot_id"] = report.snapshot_id
+        if (report.process, report.current_id, report.finished_id) != shared:
+            message.update(process=report.process, current_id=report.current_id,
+                           finished_id=report.finished_id)
+        if report.delta is not None:   # never stored or passed on without its state
+            raise ValueError(f"{report.process}'s report of {report.snapshot_id} "
+                             "is not rebuilt")
+        state = report.local_state
+        if not report.taken:
+            message["local_state"] = state
+        elif previous is not None:
+            # one record cut where a stamp falls, or one state captured again
+            if state is previous.local_state:
                 message["same_state"] = True
             else:
                 message["delta"] = {"previous": previous.snapshot_id,
                                     "changes": deltas.diff(previous.local_state, state)}
-        message["channels"] = {
-            peer: {"sent_before": channel.sent_before,
-                   "received_before": channel.received_before,
-                   "in_flight": [_index(item, items, table) for item in channel.in_flight]}
-            for peer, channel in c.answer.channels.items()}
+        elif base is not None:
+            message["delta"] = {"base": base[0], "changes": deltas.diff(base[1], state)}
+        else:
+            message["local_state"] = state
         entries.append({"first": c.first, "count": c.count, "report": message})
-        previous = c.answer if c.answer.taken else None
-    return {"v": oob.VERSION, "op": "cuts", "first": first, "count": count, "items": table,
+        previous = report if report.taken else None
+    return {"v": oob.VERSION, "op": "cuts", "first": first, "count": count,
+            **(dict(zip(_SHARED, shared)) if shared else {}), "items": table,
             "cuts": entries}
+
+
+# A run's reports are made at one moment by one process: these are the
+# same in each, so they go once, in the answer, and decode gives them to
+# every report that does not carry its own.
+_SHARED = ("process", "current_id", "finished_id")
+
+
+def _shared(cuts: list[Cut]) -> tuple | None:
+    """_SHARED's values in the first report of cuts (None: no report)."""
+    report = next((c.answer for c in cuts if not isinstance(c.answer, str)), None)
+    return None if report is None else (report.process, report.current_id, report.finished_id)
 
 
 def _index(item: dict, items: dict[int, int], table: list[dict]) -> int:
@@ -120,12 +155,13 @@ def _index(item: dict, items: dict[int, int], table: list[dict]) -> int:
     return items[id(item)]
 
 
-def _resolved(message: Any, table: list) -> dict:
-    """A cut's report message as Report.from_message reads it: its in-flight
-    indexes made messages."""
+def _resolved(message: Any, table: list, shared: dict[str, Any], at: int) -> dict:
+    """A cut's report message as Report.from_message reads it: what the
+    answer holds for every report (shared) and its ID (at) filled in where
+    it carries none of its own, its in-flight indexes made messages."""
     if not isinstance(message, dict):
         raise ProtocolError("a cut's report must be a JSON object")
-    message = dict(message)
+    message = {"v": oob.VERSION, "op": "report", "snapshot_id": at, **shared, **message}
     channels = message.get("channels", {})
     if not isinstance(channels, dict):
         raise ProtocolError("a cut's channels must be a JSON object")
@@ -185,6 +221,7 @@ def decode(answer: dict[str, Any], first: int, count: int,
     table = answer.get("items", [])
     if not isinstance(table, list):
         raise ProtocolError("an answer's items must be a list")
+    shared = {name: answer[name] for name in _SHARED if name in answer}
     cuts, at, left, previous = [], first, count, None
     for entry in entries:
         if not isinstance(entry, dict):
@@ -202,7 +239,7 @@ def decode(answer: dict[str, Any], first: int, count: int,
         else:
             if not isinstance(entry.get("report"), dict):
                 raise ProtocolError(f"the cut from {at} holds no report and no error")
-            answer_ = _report(_resolved(entry["report"], table), previous, held)
+            answer_ = _report(_resolved(entry["report"], table, shared, at), previous, held)
             previous = answer_ if answer_.taken else None
             if answer_.snapshot_id != at:
                 raise ProtocolError(f"the cut from {at} reports {answer_.snapshot_id}")

@@ -43,8 +43,12 @@ def diff(old: Any, new: Any) -> dict:
         elif type(was) is not type(value) or was != value:
             put[key] = value
     # old holds a key new does not only if fewer of new's were in old than old holds
-    gone = [key for key in old if key not in new] if kept != len(old) else []
-    return {name: part for name, part in (("set", put), ("del", gone), ("in", inner)) if part}
+    changes = {"set": put} if put else {}
+    if kept != len(old):
+        changes["del"] = [key for key in old if key not in new]
+    if inner:
+        changes["in"] = inner
+    return changes
 
 
 def apply(old: Any, change: dict) -> Any:

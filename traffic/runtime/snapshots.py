@@ -355,16 +355,17 @@ class Snapshots:
                               f"(the newest {self.window} IDs are)")
         return self._report_in(record, snapshot_id)
 
-    def _report_in(self, record: Record, snapshot_id: int) -> Report:
-        """The report for snapshot_id, which record covers."""
+    def _report_in(self, record: Record, snapshot_id: int,
+                   finished_id: int | None = None) -> Report:
+        """The report for snapshot_id, which record covers (finished_id:
+        finished_id(), if the caller has it)."""
         local = record.local
         channels = {peer: ChannelState(local.sent_before[peer], local.received_before[peer],
                                        record.in_flight_for(peer, snapshot_id))
                     for peer in self.peers} if self.records_channels else {}
-        return Report(self.process, snapshot_id, taken=True, trigger=local.trigger,
-                      taken_at_us=local.taken_at_us, local_state=local.state,
-                      channels=channels, current_id=self.current_id,
-                      finished_id=self.finished_id())
+        return Report(self.process, snapshot_id, True, local.trigger, local.taken_at_us,
+                      local.state, channels, self.current_id,
+                      self.finished_id() if finished_id is None else finished_id)
 
     def cuts(self, first: int, count: int) -> list[Cut]:
         """The reports of IDs first .. first + count - 1 as they stand, one
@@ -374,6 +375,7 @@ class Snapshots:
         oldest kept; the IDs not kept share one error.  The first record is
         searched for, the others follow it in order (records are contiguous)."""
         cuts, at, left, index = [], first, count, None
+        finished = self.finished_id()   # the same for every report of the run
         while left:
             if is_newer(at, self.current_id):   # so is every later ID of the run
                 cuts.append(Cut(at, left, self.report(at)))
@@ -387,11 +389,15 @@ class Snapshots:
             else:
                 record = self.records[index]
                 size = min(left, ahead(record.last, at) + 1)
+                if size == 1:   # a record an ID, as at a snapshot or more a request
+                    cuts.append(Cut(at, 1, self._report_in(record, at, finished)))
+                    at, left = next_id(at), left - 1
+                    continue
                 starts = {0} | {offset for items in record.in_flight.values() for item in items
                                 if 0 < (offset := ahead(next_id(item["stamp"]), at)) < size}
                 bounds = sorted(starts) + [size]
                 cuts.extend(Cut(next_id(at, start), stop - start,
-                                self._report_in(record, next_id(at, start)))
+                                self._report_in(record, next_id(at, start), finished))
                             for start, stop in zip(bounds, bounds[1:]))
             at, left = next_id(at, size), left - size
         return cuts

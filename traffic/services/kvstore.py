@@ -108,6 +108,12 @@ class KvReplica:
         # never changed, and the keys written since: a capture copies only those.
         self._captured: tuple[dict, dict] = ({}, {})
         self._written: set[str] = set()
+        # What a capture holds but rarely changes, one object shared by every
+        # capture while it is the same: a report diffs it by identity alone.
+        self._layout = {"service": "kv", "version": STATE_VERSION,
+                        "replicas": sorted([self.name, *self.replicas])}
+        self._faults: dict[str, list] = {"dropped": []}
+        self._state: dict[str, Any] = {}   # the last capture, returned again while unchanged
         self._keys: list[str] = []                         # every key set, in order, for scans
 
     def value(self, key: str) -> Any:
@@ -177,28 +183,34 @@ class KvReplica:
             self.clock = max(self.clock, message["version"][0])
 
     def layout(self) -> dict[str, Any]:
-        return {"service": "kv", "version": STATE_VERSION,
-                "replicas": sorted([self.name, *self.replicas])}
+        return self._layout
 
     def local_state(self) -> dict[str, Any]:
         # Captured on every snapshot, up to one a request: what is empty is not walked.
         if self.dropped:
             self.dropped = [u for u in self.dropped
                             if not superseded(self.registers, self.counters, u)]
+            self._faults = {"dropped": [dict(u) for u in self.dropped]}
         if self._written:   # else the last capture's, unchanged: no copy of the whole store
-            registers, counters = dict(self._captured[0]), dict(self._captured[1])
-            for key in self._written:
-                if key in self.registers:
+            registers, counters = self._captured   # each copied only if a written key is its
+            if written := [key for key in self._written if key in self.registers]:
+                registers = dict(registers)
+                for key in written:
                     value, version = self.registers[key]
                     registers[key] = [value, list(version)]
-                if key in self.counters:
-                    counters[key] = dict(self.counters[key])
+            if written := [key for key in self._written if key in self.counters]:
+                counters = {**counters, **{key: dict(self.counters[key]) for key in written}}
             self._written = set()
             self._captured = (registers, counters)
         registers, counters = self._captured
-        return {"service": "kv", "layout": self.layout(), "registers": registers,
-                "counters": counters, "clock": self.clock, "updates": self.updates,
-                "faults": {"dropped": [dict(u) for u in self.dropped] if self.dropped else []}}
+        last = self._state
+        if not (last and last["registers"] is registers and last["counters"] is counters
+                and last["faults"] is self._faults and last["clock"] == self.clock
+                and last["updates"] == self.updates):
+            self._state = {"service": "kv", "layout": self._layout, "registers": registers,
+                           "counters": counters, "clock": self.clock, "updates": self.updates,
+                           "faults": self._faults}
+        return self._state
 
     def restore(self, state: dict[str, Any]):
         """Takes the state of a snapshot of this replica (its layout checked first)."""
@@ -207,6 +219,7 @@ class KvReplica:
         self.counters = {k: dict(counts) for k, counts in state["counters"].items()}
         self.clock, self.updates = state["clock"], state["updates"]
         self.dropped = [dict(u) for u in state["faults"]["dropped"]]
+        self._faults = {"dropped": []}   # the next capture's, unless dropped holds some
         self._captured, self._written = ({}, {}), set(self.registers) | set(self.counters)
         self._keys = sorted(self._written)
 
