@@ -53,7 +53,6 @@ from pathlib import Path
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-from beaver.p4src import PLAIN_BMV2_JSON, PLAIN_P4INFO
 from beaver.topologies.bmv2 import Bmv2Switch, bmv2_available, bmv2_build
 from beaver.topologies.experiments.common import impact
 from beaver.topologies.veth import VethPairs
@@ -108,17 +107,16 @@ def dump(pid: int, out: Path) -> int:
 
 
 def service_file(folder: Path, switch: Bmv2Switch, marking: bool,
-                 program: tuple[Path, Path] | None = None) -> Path:
-    """The configuration of one SLB forwarding VIP:80 to three backends
-    (running program, a (bmv2 json, p4info) pair, if given)."""
-    path = folder / f"service-{'plain' if program else 'marking' if marking else 'without'}.toml"
-    pipeline = (f'[pipeline]\nbmv2_json = "{program[0]}"\np4info = "{program[1]}"\n\n'
-                if program else "")
+                 pipeline: str = "beaver") -> Path:
+    """The configuration of one SLB forwarding VIP:80 to three backends,
+    running pipeline (control/config.py PIPELINES)."""
+    name = "plain" if pipeline == "plain" else "marking" if marking else "without"
+    path = folder / f"service-{name}.toml"
     routes = ", ".join(f'{{prefix = "{dip}/32", port = {port}, src_mac = "{SLB_MAC}", '
                        f'dst_mac = "00:00:00:00:00:0{port}"}}' for port, dip in BACKENDS.items())
     backends = ", ".join(f'"{dip}"' for dip in BACKENDS.values())
     path.write_text(
-        pipeline + f'[controller]\nstore = "snapshots.db"\n\n'
+        f'[pipeline]\nname = "{pipeline}"\n\n[controller]\nstore = "snapshots.db"\n\n'
         f'[service]\ningroup = ["10.0.2.0/24"]\n\n'
         f'[[slbs]]\nname = "s1"\naddress = "{switch.grpc_address}"\ndevice_id = 1\n'
         f'slb_id = 1\nslb_addr = "10.0.0.254"\nmarking = {str(marking).lower()}\n'
@@ -323,7 +321,7 @@ def main() -> int:
         switch.start(timeout=READY_S)
         stack.callback(switch.stop)
         configs = {m: service_file(folder, switch, m) for m in (False, True)}
-        plain = service_file(folder, switch, False, (PLAIN_BMV2_JSON, PLAIN_P4INFO))
+        plain = service_file(folder, switch, False, "plain")
         program(configs[False], push=True)
         control(switch.process.pid, "-i", "on")
         ports = (raw_socket(veths.host_ends[1]),
@@ -331,7 +329,7 @@ def main() -> int:
         paced(*ports, frames, WARM_UP, args.pace)
         for kind, rate in modes.items():
             # each program switch pushes its pipeline: plain runs its own
-            if kind == "plain" or kind == "without":
+            if kind in ("plain", "without"):
                 program(plain if kind == "plain" else configs[False], push=True)
                 paced(*ports, frames, WARM_UP, args.pace)
             else:
