@@ -52,6 +52,14 @@
  * write, inside the action that encapsulates: BMv2 pays about a microsecond
  * for every table it applies, and statements outside actions become tables.
  * Everything else here runs once per ID change or request.
+ *
+ * BMv2 also resets every metadata field for every packet, and p4c keeps
+ * the control's locals and its temporaries there; the compiler moves those
+ * no packet reads before writing out of it (p4src/scratch.py).  So no
+ * action takes a header argument (p4c would copy it into a header of its
+ * own, which BMv2 invalidates for every packet too), and no action nests a
+ * ?: (p4c lifts the inner one into a temporary whose first write reads its
+ * old value, so it would stay).
  */
 #ifndef BEAVER_EPOCH_P4
 #define BEAVER_EPOCH_P4
@@ -118,30 +126,22 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
     bool    was_newer;
     bit<32> step_id;
     bool    step_carry;      // READ_RECORDS: the ID before step_id had a record ...
-    bit<48> step_switched;   // ... these times
+    bit<48> step_switched;   // ... these times (and step_id's record, once stepped)
     bit<48> step_last_old;
+    bit<8>  step_status;     // step_id's record, once stepped (record_step)
+    bit<32> step_snapshot_id;
+    bit<32> step_count;
 
+    // Only what some path reads before writing is zeroed: BMv2 pays for
+    // every assignment, and a VIP packet that takes a scheduled ID runs this.
     action load() {
         epoch_state.read(s, 0);
         cur = s[111:80];
         hold = s[112:112];
         epoch_due.read(due, 0);
-        sc_slot = 0;
-        sc_first = 0;
-        sc_at = 0;
-        sc_span = 0;
-        sc_track = 0;
-        target = 0;
-        moves = false;
-        finished = false;
-        next_first = 0;
         displacing = false;
         displaced = 0;
         was_newer = false;
-        step_id = 0;
-        step_carry = false;
-        step_switched = 0;
-        step_last_old = 0;
     }
 
     action fetch(bit<32> first) {
@@ -216,16 +216,17 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
         bit<48> latest_old = s[47:0] > inherited ? s[47:0] : inherited;
         bool late = ours && latest_old >= passed_at && latest_old > sc_track[47:0];
         bool early = ours && by_controller && now < passed_at;
-        sched_track.write(sc_slot, (early ? TRACK_LOST : sc_track[55:48]) ++
-                                   (late ? latest_old : sc_track[47:0]));
+        sc_track = (early ? TRACK_LOST : sc_track[55:48]) ++ (late ? latest_old : sc_track[47:0]);
+        sched_track.write(sc_slot, sc_track);
     }
 
-    // After any move, with a schedule armed: its next time, from the ID
-    // after the current one.  Once its last ID is reached it is done (its
-    // lateness final if it was kept from the start) and disarmed; the
-    // caller arms the schedule that starts at next_first, if there is one.
+    // After any move, with a schedule armed (and fetched before the move:
+    // a move changes no schedule but its lateness, which keep_lateness
+    // keeps in sc_track too): its next time, from the ID after the current
+    // one.  Once its last ID is reached it is done (its lateness final if
+    // it was kept from the start) and disarmed; the caller arms the
+    // schedule that starts at next_first, if there is one.
     action rearm() {
-        fetch(due[79:48]);
         bit<32> off = cur + 1 - sc_first;
         bool before = off[31:31] == 1;
         bool gone = sc_first != due[79:48] || sc_at == 0;   // its slot was rewritten
@@ -248,8 +249,8 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
         bool older = due[80:80] == 0 || (armed_ahead != 0 && armed_ahead[31:31] == 0);
         bool go = sc_at != 0 && last_ahead != 0 && last_ahead[31:31] == 0 && older;
         bool fresh = first_ahead != 0 && first_ahead[31:31] == 0;
-        bit<8> track = sc_track[55:48] == TRACK_NONE ? (fresh ? TRACK_KEPT : TRACK_LOST)
-                                                     : sc_track[55:48];
+        bit<8> first_track = fresh ? TRACK_KEPT : TRACK_LOST;
+        bit<8> track = sc_track[55:48] == TRACK_NONE ? first_track : sc_track[55:48];
         sched_track.write(sc_slot, go ? track ++ sc_track[47:0] : sc_track);
         displacing = go && due[80:80] == 1;
         displaced = due[79:48];
@@ -264,8 +265,8 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
         fetch(displaced);
         bit<32> first_ahead = sc_first - cur;
         bool fresh = first_ahead != 0 && first_ahead[31:31] == 0;
-        bit<8> track = sc_track[55:48] == TRACK_KEPT ? (fresh ? TRACK_NONE : TRACK_LOST)
-                                                    : sc_track[55:48];
+        bit<8> given_way = fresh ? TRACK_NONE : TRACK_LOST;
+        bit<8> track = sc_track[55:48] == TRACK_KEPT ? given_way : sc_track[55:48];
         sched_track.write(sc_slot, track ++ sc_track[47:0]);
     }
 
@@ -327,13 +328,15 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
         hdr.batch.late_last = sc_track[47:0];
     }
 
-    // READ_RECORDS, one ID: into r its record (OK), or, for an ID passed
-    // without one, the record of the ID before it when that one was passed
-    // too or is the first of the move (OK: the same move passed both); else
-    // what a single READ answers (SCHEDULED: newer than the current ID;
-    // STALE: passed unrecorded; both with the current ID's record).  Then on
-    // to the next.
-    action record_step(inout record_t r) {
+    // READ_RECORDS, one ID: into step_* its record (OK), or, for an ID
+    // passed without one, the record of the ID before it when that one was
+    // passed too or is the first of the move (OK: the same move passed
+    // both); else what a single READ answers (SCHEDULED: newer than the
+    // current ID; STALE: passed unrecorded; both with the current ID's
+    // record).  Then on to the next.  The caller copies step_* into the
+    // answer's stack: a header argument would be copied into a header of its
+    // own at each call, sixteen headers BMv2 invalidates for every packet.
+    action record_step() {
         bit<32> ahead = step_id - cur;
         bool newer = ahead != 0 && ahead[31:31] == 0;
         bit<32> recorded;
@@ -348,48 +351,53 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
         epoch_slot_switch_time.read(switched, slot);
         epoch_slot_last_old_time.read(last_old, slot);
         epoch_slot_marks.read(marks, slot);
-        r.setValid();
-        r.status = known || carried ? ST_OK : (newer ? ST_SCHEDULED : ST_STALE);
-        r.snapshot_id = carried ? step_id : about;
-        r.switch_time = carried ? step_switched : switched;
-        r.last_old_time = carried ? step_last_old : last_old;
-        r.count = carried ? 32w0 : (about == cur ? s[79:48] : marks[79:48]);
+        bit<8> unknown = newer ? ST_SCHEDULED : ST_STALE;
+        step_status = known || carried ? ST_OK : unknown;
+        step_snapshot_id = carried ? step_id : about;
+        step_switched = carried ? step_switched : switched;
+        step_last_old = carried ? step_last_old : last_old;
+        bit<32> counted = about == cur ? s[79:48] : marks[79:48];
+        step_count = carried ? 32w0 : counted;
         step_carry = known || carried;
-        step_switched = r.switch_time;
-        step_last_old = r.last_old_time;
         step_id = step_id + 1;
     }
 
-// After a move with a schedule armed: re-arm it, and chain to the next.
-#define AFTER_MOVE                                                  \
-    if (due[80:80] == 1) {                                          \
-        rearm();                                                    \
-        if (finished) {                                             \
-            fetch(next_first);                                      \
-            if (sc_first == next_first) { arm(); }                  \
-        }                                                           \
+// After a move with a schedule armed and fetched: re-arm it, and chain to
+// the next.
+#define REARM                                                       \
+    rearm();                                                        \
+    if (finished) {                                                 \
+        fetch(next_first);                                          \
+        if (sc_first == next_first) { arm(); }                      \
     }
 // A move that is not a due step (a learned ID, an immediate INIT).
 #define MOVE(to, by_controller)                                     \
     if (due[80:80] == 1) {                                          \
         fetch(due[79:48]);                                          \
         keep_lateness(to, by_controller);                           \
-    }                                                               \
-    open(to);                                                       \
-    AFTER_MOVE
+        open(to);                                                   \
+        REARM                                                       \
+    } else {                                                        \
+        open(to);                                                   \
+    }
 // One schedule's due IDs (DUE_STEPS = 4 schedules at most on one packet,
 // unrolled: P4 has no loops).  A batch is one schedule, however many IDs.
 #define DUE_STEP                                                    \
     if (due[80:80] == 1 && now >= due[47:0]) {                      \
         step();                                                     \
         if (moves) { keep_lateness(target, false); open(target); }  \
-        rearm();                                                    \
-        if (finished) {                                             \
-            fetch(next_first);                                      \
-            if (sc_first == next_first) { arm(); }                  \
-        }                                                           \
+        REARM                                                       \
     }
-#define RECORD_STEP(i) if (hdr.batch.count > i) { record_step(hdr.records[i]); }
+#define RECORD_STEP(i)                                              \
+    if (hdr.batch.count > i) {                                      \
+        record_step();                                              \
+        hdr.records[i].setValid();                                  \
+        hdr.records[i].status = step_status;                        \
+        hdr.records[i].snapshot_id = step_snapshot_id;              \
+        hdr.records[i].switch_time = step_switched;                 \
+        hdr.records[i].last_old_time = step_last_old;               \
+        hdr.records[i].count = step_count;                          \
+    }
 #define EIGHT(STEP, b) STEP(b) STEP(b + 1) STEP(b + 2) STEP(b + 3) \
                        STEP(b + 4) STEP(b + 5) STEP(b + 6) STEP(b + 7)
 
@@ -508,6 +516,9 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
                     meta.ctl_status = ST_BAD_BATCH;
                 } else {
                     step_id = id;
+                    step_carry = false;
+                    step_switched = 0;
+                    step_last_old = 0;
                     EIGHT(RECORD_STEP, 0)
                     EIGHT(RECORD_STEP, 8)
                 }
