@@ -115,7 +115,8 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
     bit<80> sc_span;
     bit<56> sc_track;
     // What the last step, rearm or arm found.
-    bit<32> target;       // step: the newest due ID of the armed schedule
+    bit<48> offset;       // step: target's offset in the schedule, or one less
+    bit<32> target;       // aim: the newest due ID of the armed schedule
     bool    moves;        // step: target is newer than the current ID
     bool    finished;     // rearm: the armed schedule's last ID is reached
     bit<32> next_first;   // rearm: where the schedule after it would start
@@ -182,15 +183,20 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
     // The armed schedule has an ID due (now >= its next time): target is
     // the newest of its IDs at or before now, without division: q = d *
     // recip >> 32 is floor(d / spacing) or one less, and one comparison
-    // tells.
+    // (aim) tells.  Two actions: within one, p4c copies each value's whole
+    // expression into every use of it, and BMv2 evaluated the quotient's
+    // seven times a step.
     action step() {
         fetch(due[79:48]);
-        bit<48> spacing = (bit<48>)sc_span[63:32];
         bit<48> last_q = (bit<48>)sc_span[79:64] - 1;
         bit<48> q = (bit<48>)((((bit<80>)(now - sc_at)) * (bit<80>)sc_span[31:0]) >> 32);
-        q = q > last_q ? last_q : q;
-        q = q < last_q && sc_at + (q + 1) * spacing <= now ? q + 1 : q;
-        target = sc_first + (bit<32>)q;
+        offset = q > last_q ? last_q : q;
+    }
+
+    action aim() {
+        bit<48> last_q = (bit<48>)sc_span[79:64] - 1;
+        bool under = offset < last_q && sc_at + (offset + 1) * (bit<48>)sc_span[63:32] <= now;
+        target = sc_first + (bit<32>)offset + (under ? 32w1 : 32w0);
         bit<32> ahead = target - cur;
         // (a slot rewritten since it was armed may hold another schedule)
         bool ours = sc_first == due[79:48] && now >= sc_at;
@@ -385,6 +391,7 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
 #define DUE_STEP                                                    \
     if (due[80:80] == 1 && now >= due[47:0]) {                      \
         step();                                                     \
+        aim();                                                      \
         if (moves) { keep_lateness(target, false); open(target); }  \
         REARM                                                       \
     }
