@@ -36,7 +36,7 @@ def count_by_offsets(s: Snapshots, peer: str, first: int, last: int, sent_before
             break
         clipped = (low if ahead(low, record.first) > 0 else record.first,
                    high if ahead(record.last, high) > 0 else record.last)
-        record.counts[peer].append((*clipped, sent_before))
+        record.counts.setdefault(peer, []).append((*clipped, sent_before))
 
 
 jumps = st.one_of(st.integers(1, 3), st.integers(1, 80), st.integers(ID_WINDOW - 40, ID_WINDOW - 1))
