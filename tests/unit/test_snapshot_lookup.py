@@ -93,3 +93,24 @@ def test_counts_are_kept_as_the_offsets_clipping_kept_them(start, window, steps)
         new.count_from("q", first, last, sent_before)
         count_by_offsets(old, "q", first, last, sent_before)
         assert [r.counts for r in new.records] == [r.counts for r in old.records]
+
+
+@settings(max_examples=100, deadline=None)
+@given(start=st.one_of(st.just(0), st.integers(ID_SPACE - 100, ID_SPACE - 1)),
+       window=st.integers(1, 40),
+       steps=st.lists(st.tuples(jumps, st.integers(-50, 0) | st.integers(1, 3)), max_size=60))
+def test_a_count_up_to_the_newest_id_is_kept_as_the_offsets_clipping_keeps_it(start, window,
+                                                                           steps):
+    """The usual COUNT ends at our newest ID (a peer that jumped where we
+    did): whether it starts in our newest record, before it, or after the
+    newest ID, it lands as the general clipping lands it."""
+    new, old = (Snapshots("p", ["q"], Mode.BEAVER, dict, window) for _ in range(2))
+    for s in (new, old):
+        s.restart_at(start)
+    for sent_before, (jump, to_first) in enumerate(steps):
+        for s in (new, old):
+            s.mark(next_id(s.current_id, jump))
+        first, last = next_id(new.current_id, to_first), new.current_id
+        new.count_from("q", first, last, sent_before)
+        count_by_offsets(old, "q", first, last, sent_before)
+        assert [r.counts for r in new.records] == [r.counts for r in old.records]

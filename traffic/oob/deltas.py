@@ -35,9 +35,8 @@ class Derived(dict):
     keys and values and those set.  The parent is held weakly, so that a
     chain of captures does not keep every older one alive.  A copy (copy,
     deepcopy, pickle) is a plain dict."""
-    # Class defaults, not __slots__ and an __init__: made at dict's own speed.
-    parent: weakref.ref | None = None
-    set_keys: tuple = ()
+    # No __init__: made at dict's own speed; a root (Derived()) has neither.
+    __slots__ = ("parent", "set_keys", "__weakref__")
 
     def __reduce__(self):
         return dict, (dict(self),)
@@ -48,12 +47,12 @@ def derive(parent: Derived, updates: dict) -> Derived:
     looks at updates' keys only.  parent must never change after."""
     child = Derived(parent)
     child.update(updates)
-    child.parent = weakref.ref(parent) if type(parent) is Derived else None
-    child.set_keys = tuple(updates)
+    if type(parent) is Derived:
+        child.parent, child.set_keys = weakref.ref(parent), tuple(updates)
     return child
 
 
-_DICTS = (dict, Derived)
+_DICTS = frozenset((dict, Derived))
 
 
 def _set_since(old: dict, new: dict) -> tuple | dict | None:
@@ -62,10 +61,11 @@ def _set_since(old: dict, new: dict) -> tuple | dict | None:
     gone), oldest first as new holds them; else None."""
     found = []
     for _ in range(_CHAIN):
-        if type(new) is not Derived or new.parent is None:
+        parent = getattr(new, "parent", None)   # a root, or not a Derived: none
+        if parent is None:
             return None
         found.append(new.set_keys)
-        new = new.parent()
+        new = parent()
         if new is old:
             return found[0] if len(found) == 1 else dict.fromkeys(chain.from_iterable(reversed(found)))
     return None
@@ -81,7 +81,9 @@ def diff(old: Any, new: Any) -> dict:
     # (traffic/services/kvstore.py), so only the keys whose value is another
     # object are looked at here, found at C speed, in new's order; of one
     # derived from old, only the keys set since.
-    looked = _set_since(old, new)
+    parent = getattr(new, "parent", None)
+    # derived from old: the usual case (a capture from the one before) looked up inline
+    looked = new.set_keys if parent is not None and parent() is old else _set_since(old, new)
     if looked is None:
         looked = compress(new, map(is_not, map(old.get, new, repeat(_MISSING)), new.values()))
     for key in looked:

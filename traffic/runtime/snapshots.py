@@ -284,6 +284,13 @@ class Snapshots:
         # [0, kept): plain integers, nearer the newer.
         current = self.current_id
         low_back, high_back = (current - first) % ID_SPACE, (current - last) % ID_SPACE
+        newest = self.records[-1]
+        if high_back == 0 and low_back <= (current - newest.first) % ID_SPACE:
+            # the usual COUNT, from a peer that jumped to our newest ID: all in our newest record
+            newest.counts.setdefault(peer, []).append((first, last, sent_before))
+            newest.stale = True
+            self._finished = None
+            return
         if high_back <= low_back < self.kept:
             low, high = first, last   # the usual COUNT: its range is all kept
         else:
