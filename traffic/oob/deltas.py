@@ -61,7 +61,7 @@ def _set_since(old: dict, new: dict) -> tuple | dict | None:
     gone), oldest first as new holds them; else None."""
     found = []
     for _ in range(_CHAIN):
-        parent = getattr(new, "parent", None)   # a root, or not a Derived: none
+        parent = getattr(new, "parent", None) if type(new) is Derived else None   # a root: none
         if parent is None:
             return None
         found.append(new.set_keys)
@@ -81,9 +81,11 @@ def diff(old: Any, new: Any) -> dict:
     # (traffic/services/kvstore.py), so only the keys whose value is another
     # object are looked at here, found at C speed, in new's order; of one
     # derived from old, only the keys set since.
-    parent = getattr(new, "parent", None)
-    # derived from old: the usual case (a capture from the one before) looked up inline
-    looked = new.set_keys if parent is not None and parent() is old else _set_since(old, new)
+    looked = None
+    if type(new) is Derived:   # (a plain dict has no attributes: not even looked for)
+        parent = getattr(new, "parent", None)
+        # derived from old: the usual case (a capture from the one before) looked up inline
+        looked = new.set_keys if parent is not None and parent() is old else _set_since(old, new)
     if looked is None:
         looked = compress(new, map(is_not, map(old.get, new, repeat(_MISSING)), new.values()))
     for key in looked:
