@@ -5,6 +5,7 @@ import copy
 import json
 import random
 
+from beaver.traffic.oob import deltas
 from beaver.traffic.services.kvstore import KvReplica, superseded
 
 
@@ -47,6 +48,9 @@ def test_every_capture_is_the_whole_state_and_stays_as_it_was():
             state = kv.local_state()
             assert {part: state[part] for part in ("registers", "counters")} == from_scratch(kv)
             assert (state["clock"], state["updates"]) == (kv.clock, kv.updates)
+            for before, _ in captured[-3:]:   # derived from those (deltas.Derived): the same diff
+                assert deltas.diff(before, state) == deltas.diff(json.loads(json.dumps(before)),
+                                                                 json.loads(json.dumps(state)))
             captured.append((state, json.dumps(state, sort_keys=True)))
     assert len(captured) > 500
     for state, text in captured:

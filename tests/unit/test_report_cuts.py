@@ -95,8 +95,8 @@ def test_a_quiet_run_is_one_cut_and_each_message_stamp_cuts_it_once():
     assert [item["id"] for item in message["items"]] == ["q:1", "q:2"], "each message once"
     assert ["same_state" in c["report"] for c in message["cuts"]] == [False, True, True]
     assert "local_state" not in message["cuts"][1]["report"]
-    assert [c["report"]["channels"]["q"]["in_flight"] for c in message["cuts"]] == \
-        [[], [0], [0, 1]]
+    assert [c["report"]["channels"]["q"] for c in message["cuts"]] == \
+        [[0, 0, []], [0, 0, [0]], [0, 0, [0, 1]]]   # [sent_before, received_before, in_flight]
     assert by_cut.decode(json.loads(json.dumps(message)), 1, 1000) == \
         [Cut(c.first, c.count, on_the_wire(c.answer)) for c in cuts]
 
@@ -107,11 +107,15 @@ def test_what_every_report_of_a_run_shares_goes_once_in_the_answer():
         s.mark(snapshot_id)
     cuts = s.cuts(2, 24)                        # 2..4 not kept, 5..20 taken, 21.. not yet
     message = by_cut.encode(2, 24, cuts)
-    assert (message["process"], message["current_id"], message["finished_id"]) == ("p", 20, 0)
+    assert [message[k] for k in ("process", "current_id", "finished_id", "taken", "trigger")] \
+        == ["p", 20, 0, True, "mark"]
     reports = [c["report"] for c in message["cuts"] if "report" in c]
     assert len(reports) == 17 and all(
-        not {"v", "op", "process", "snapshot_id", "current_id", "finished_id"} & set(r)
-        for r in reports)
+        not {"v", "op", "process", "snapshot_id", "current_id", "finished_id", "taken",
+             "trigger"} & set(r) for r in reports[:-1])
+    # The last, not taken, carries what it does not share, and only that.
+    assert {"taken": False, "trigger": ""}.items() <= reports[-1].items()
+    assert not {"process", "current_id", "finished_id"} & set(reports[-1])
     assert by_cut.decode(json.loads(json.dumps(message)), 2, 24) == \
         [Cut(c.first, c.count, on_the_wire(c.answer)) for c in cuts]
     # A report of other values than the first's carries its own, and keeps them.
@@ -165,9 +169,18 @@ def cut(first, count, **extra) -> dict:
     (answer_of([{"first": 10, "count": 10, "report": {**report(10), "same_state": True}}]),
      "a cut with the previous cut's state, after none"),
     (answer_of([{"first": 10, "count": 10, "report": {
-        **report(10), "channels": {"p2": {"sent_before": 1, "received_before": 0,
-                                          "in_flight": [0]}}}}]),
+        **report(10), "channels": {"p2": [1, 0, [0]]}}}]),
      "channel 'p2': in_flight must index the answer's 0 items"),
+    (answer_of([{"first": 10, "count": 10, "report": {
+        **report(10), "channels": {"p2": {"sent_before": 1, "received_before": 0,
+                                          "in_flight": []}}}}]),
+     "channel 'p2' must be \\[sent_before, received_before, in_flight\\]"),
+    (answer_of([{"first": 10, "count": 10, "report": {
+        **report(10), "channels": {"p2": [1, 0]}}}]),
+     "channel 'p2' must be \\[sent_before, received_before, in_flight\\]"),
+    (answer_of([{"first": 10, "count": 10, "report": {
+        **report(10), "channels": {"p2": [-1, 0, []]}}}]),
+     "channel 'p2': counts must be integers >= 0"),
     ({**answer_of([cut(10, 10)]), "items": {"a": 1}}, "an answer's items must be a list"),
     ({"v": 1, "op": "reports", "reports": []}, "expected op 'cuts', got 'reports'"),
     # What the answer holds for every report is checked as a report's own.
@@ -208,8 +221,9 @@ def test_a_run_on_the_wire_matches_requests_of_each_id(runtimes):
                for n in range(1, 51)]
     assert [by_cut.per_id(cuts)[n] for n in range(1, 51)] == singles
     later = oob_request(runtime, {"op": "report", "first": 40, "count": 20})
+    assert later["taken"] is True   # the first's, which the second does not share
     assert [(c["first"], c["count"], "error" in c, c.get("report", {}).get("taken"))
-            for c in later["cuts"]] == [(40, 11, False, True), (51, 9, False, False)]
+            for c in later["cuts"]] == [(40, 11, False, None), (51, 9, False, False)]
 
 
 @pytest.mark.parametrize("request_, problem", [

@@ -123,7 +123,7 @@ def credit_in_flight(cluster: Cluster) -> dict[str, oob.Report]:
     with b2._lock:   # b2's handlers wait: the credit stays in its socket
         cluster.transfer("a0", "a1", 30)
         b2._took(b2.snapshots.oob(1))   # what an out-of-band snapshot does, under the lock
-    eventually(lambda: len(b2.snapshots.records[-1].in_flight["b1"]))
+    eventually(lambda: len(b2.snapshots.records[-1].in_flight.get("b1", ())))
     eventually(lambda: cluster.runtimes["b1"].snapshots.current_id == 1)
     reports = {name: oob.Report.from_message(cluster.ask(name, {"op": "report", "id": 1}))
                for name in SHARDS}

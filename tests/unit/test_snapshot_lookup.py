@@ -36,7 +36,7 @@ def count_by_offsets(s: Snapshots, peer: str, first: int, last: int, sent_before
             break
         clipped = (low if ahead(low, record.first) > 0 else record.first,
                    high if ahead(record.last, high) > 0 else record.last)
-        record.counts[peer].append((*clipped, sent_before))
+        record.counts.setdefault(peer, []).append((*clipped, sent_before))
 
 
 jumps = st.one_of(st.integers(1, 3), st.integers(1, 80), st.integers(ID_WINDOW - 40, ID_WINDOW - 1))
@@ -90,6 +90,27 @@ def test_counts_are_kept_as_the_offsets_clipping_kept_them(start, window, steps)
         for s in (new, old):
             s.mark(next_id(s.current_id, jump))
         first, last = next_id(new.current_id, to_first), next_id(new.current_id, to_last)
+        new.count_from("q", first, last, sent_before)
+        count_by_offsets(old, "q", first, last, sent_before)
+        assert [r.counts for r in new.records] == [r.counts for r in old.records]
+
+
+@settings(max_examples=100, deadline=None)
+@given(start=st.one_of(st.just(0), st.integers(ID_SPACE - 100, ID_SPACE - 1)),
+       window=st.integers(1, 40),
+       steps=st.lists(st.tuples(jumps, st.integers(-50, 0) | st.integers(1, 3)), max_size=60))
+def test_a_count_up_to_the_newest_id_is_kept_as_the_offsets_clipping_keeps_it(start, window,
+                                                                           steps):
+    """The usual COUNT ends at our newest ID (a peer that jumped where we
+    did): whether it starts in our newest record, before it, or after the
+    newest ID, it lands as the general clipping lands it."""
+    new, old = (Snapshots("p", ["q"], Mode.BEAVER, dict, window) for _ in range(2))
+    for s in (new, old):
+        s.restart_at(start)
+    for sent_before, (jump, to_first) in enumerate(steps):
+        for s in (new, old):
+            s.mark(next_id(s.current_id, jump))
+        first, last = next_id(new.current_id, to_first), new.current_id
         new.count_from("q", first, last, sent_before)
         count_by_offsets(old, "q", first, last, sent_before)
         assert [r.counts for r in new.records] == [r.counts for r in old.records]

@@ -34,7 +34,7 @@ def message(n: int) -> dict:
 
 def stored_items(s: Snapshots, peer: str = "q") -> int:
     """How many times in-flight messages are stored, over all records."""
-    return sum(len(record.in_flight[peer]) for record in s.records)
+    return sum(len(record.in_flight.get(peer, ())) for record in s.records)
 
 
 def in_flight_ids(s: Snapshots, snapshot_id: int, peer: str = "q") -> list[str]:

@@ -9,13 +9,15 @@ report of any other ID of it is the same with that ID (`report_of`).
 
     {"v":1,"op":"snapshot"|"report","first":F,"count":C[,"base":M]}
     -> {"v":1,"op":"cuts","first":F,"count":C,"process":P,"current_id":N,"finished_id":D,
-        "items":[in-flight message, ..],"cuts":[
+        "taken":T,"trigger":G,"items":[in-flight message, ..],"cuts":[
           {"first":F,"count":n,"report":{..}} | {"first":F,"count":n,"error":".."}, ..]}
 
 A cut's report leaves out "v", "op", its snapshot_id (the cut's first) and
 what the answer holds for every report (process, current_id, finished_id,
-made at one moment), unless its own differ; `decode` fills them in.
-A report's channels list their in-flight messages as indexes into "items".
+made at one moment; taken and trigger, alike in nearly every cut), unless
+its own differ; `decode` fills them in.  A report's channels go as
+{peer: [sent_before, received_before, in_flight]}, the in-flight messages
+as indexes into "items".
 Its local state goes as little as it can (`encode`): the states of a run
 drift a few keys a cut, so each goes as its changes from the cut before.
 A taken report's local state is, in place of "local_state":
@@ -100,18 +102,18 @@ def encode(first: int, count: int, cuts: list[Cut],
             entries.append({"first": c.first, "count": c.count, "error": report})
             previous = None
             continue
-        message = {"taken": report.taken, "trigger": report.trigger,
-                   "taken_at_us": report.taken_at_us,
-                   "channels": {peer: {"sent_before": channel.sent_before,
-                                       "received_before": channel.received_before,
-                                       "in_flight": [_index(item, items, table)
-                                                     for item in channel.in_flight]}
+        message = {"taken_at_us": report.taken_at_us,
+                   "channels": {peer: [channel.sent_before, channel.received_before,
+                                       [_index(item, items, table)
+                                        for item in channel.in_flight]]
                                 for peer, channel in report.channels.items()}}
         if report.snapshot_id != c.first:   # never from Snapshots; decode refuses it
             message["snapshot_id"] = report.snapshot_id
-        if (report.process, report.current_id, report.finished_id) != shared:
-            message.update(process=report.process, current_id=report.current_id,
-                           finished_id=report.finished_id)
+        own = (report.process, report.current_id, report.finished_id, report.taken,
+               report.trigger)
+        if own != shared:   # only those of its own: a report not taken, its taken and trigger
+            message.update((name, value) for name, value, answer_s in zip(_SHARED, own, shared)
+                           if value != answer_s)
         if report.delta is not None:   # never stored or passed on without its state
             raise ValueError(f"{report.process}'s report of {report.snapshot_id} "
                              "is not rebuilt")
@@ -137,15 +139,16 @@ def encode(first: int, count: int, cuts: list[Cut],
 
 
 # A run's reports are made at one moment by one process: these are the
-# same in each, so they go once, in the answer, and decode gives them to
-# every report that does not carry its own.
-_SHARED = ("process", "current_id", "finished_id")
+# same in each (taken and trigger in nearly each), so they go once, in the
+# answer, and decode gives them to every report that does not carry its own.
+_SHARED = ("process", "current_id", "finished_id", "taken", "trigger")
 
 
 def _shared(cuts: list[Cut]) -> tuple | None:
     """_SHARED's values in the first report of cuts (None: no report)."""
     report = next((c.answer for c in cuts if not isinstance(c.answer, str)), None)
-    return None if report is None else (report.process, report.current_id, report.finished_id)
+    return None if report is None else (report.process, report.current_id, report.finished_id,
+                                        report.taken, report.trigger)
 
 
 def _index(item: dict, items: dict[int, int], table: list[dict]) -> int:
@@ -167,12 +170,17 @@ def _resolved(message: Any, table: list, shared: dict[str, Any], at: int) -> dic
         raise ProtocolError("a cut's channels must be a JSON object")
     message["channels"] = {}
     for peer, channel in channels.items():
-        indexes = channel.get("in_flight") if isinstance(channel, dict) else None
+        if not (isinstance(channel, list) and len(channel) == 3):
+            raise ProtocolError(f"channel {peer!r} must be [sent_before, received_before, "
+                                "in_flight]")
+        sent_before, received_before, indexes = channel
         if not (isinstance(indexes, list) and all(
                 type(i) is int and 0 <= i < len(table) for i in indexes)):
             raise ProtocolError(f"channel {peer!r}: in_flight must index the answer's "
                                 f"{len(table)} items")
-        message["channels"][peer] = {**channel, "in_flight": [table[i] for i in indexes]}
+        message["channels"][peer] = {"sent_before": sent_before,
+                                     "received_before": received_before,
+                                     "in_flight": [table[i] for i in indexes]}
     return message
 
 

@@ -63,30 +63,38 @@ class Record:
 
     An in-flight message is kept once, with its stamp: it was in flight for
     the IDs of the range newer than its stamp.  A COUNT is kept as its
-    range clipped to this record, and looked up per ID."""
+    range clipped to this record, and looked up per ID.  A peer's lists are
+    made when its first message or COUNT for the record comes (most records
+    of a high snapshot rate see none)."""
     first: int                    # the oldest ID still kept (moves as the window slides)
     last: int
     local: LocalSnapshot
-    in_flight: dict[str, list[dict]]   # per peer: arrived after the cut, stamped older than last
-    counts: dict[str, list[tuple[int, int, int]]]   # per peer: (first, last, sent_before)
+    in_flight: dict[str, list[dict]] = field(default_factory=dict)
+    # per peer: arrived after the cut, stamped older than last
+    counts: dict[str, list[tuple[int, int, int]]] = field(default_factory=dict)
+    # per peer: (first, last, sent_before)
     newest_complete: int | None = None   # cache of Snapshots._newest_complete, unless stale
     stale: bool = True
     tallies: dict[str, Tally] = field(default_factory=dict)   # per peer, as they are needed
 
     def in_flight_for(self, peer: str, snapshot_id: int) -> list[dict]:
-        return [item for item in self.in_flight[peer] if is_newer(snapshot_id, item["stamp"])]
+        items = self.in_flight.get(peer, ())
+        if snapshot_id == self.last:   # each is stamped older than last: kept only so
+            return list(items)
+        return [item for item in items if is_newer(snapshot_id, item["stamp"])]
 
     def tally(self, peer: str) -> Tally:
         """peer's in-flight messages counted, brought up to date with those
         that arrived since the last call (each message is tallied once)."""
         tally = self.tallies.setdefault(peer, Tally())
-        for item in self.in_flight[peer][tally.tallied:]:
+        items = self.in_flight.get(peer, ())
+        for item in items[tally.tallied:]:
             counts_from = ahead(next_id(item["stamp"]), self.first)
             if counts_from <= 0:
                 tally.for_every_id += 1
             else:
                 bisect.insort(tally.counts_from, counts_from)
-        tally.tallied = len(self.in_flight[peer])
+        tally.tallied = len(items)
         return tally
 
     def drop_oldest(self, count: int):
@@ -101,7 +109,7 @@ class Record:
 
     def peer_sent(self, peer: str, snapshot_id: int) -> int | None:
         """peer's sent_before for snapshot_id, from its latest COUNT that covers it."""
-        for first, last, sent_before in reversed(self.counts[peer]):
+        for first, last, sent_before in reversed(self.counts.get(peer, ())):
             if ahead(snapshot_id, first) >= 0 and ahead(last, snapshot_id) >= 0:
                 return sent_before
         return None
@@ -200,9 +208,7 @@ class Snapshots:
         local = LocalSnapshot(trigger, time.time_ns() // 1000, self.capture(), sent_before,
                               dict(self.received))
         covered = min(jump, self.window)
-        self.records.append(Record((snapshot_id + 1 - covered) % ID_SPACE, snapshot_id, local,
-                                   {peer: [] for peer in self.peers},
-                                   {peer: [] for peer in self.peers}))
+        self.records.append(Record((snapshot_id + 1 - covered) % ID_SPACE, snapshot_id, local))
         self._lasts.append((self._lasts[-1] if self._lasts else self.current_id) + jump)
         self.kept += covered
         if self.kept > self.window:
@@ -265,7 +271,7 @@ class Snapshots:
             if not is_newer(record.last, stamp):
                 break
             item = item or {"id": message["id"], "seq": seq, "stamp": stamp, "message": message}
-            record.in_flight[peer].append(item)
+            record.in_flight.setdefault(peer, []).append(item)
             record.stale = True
             self._finished = None
 
@@ -278,6 +284,13 @@ class Snapshots:
         # [0, kept): plain integers, nearer the newer.
         current = self.current_id
         low_back, high_back = (current - first) % ID_SPACE, (current - last) % ID_SPACE
+        newest = self.records[-1]
+        if high_back == 0 and low_back <= (current - newest.first) % ID_SPACE:
+            # the usual COUNT, from a peer that jumped to our newest ID: all in our newest record
+            newest.counts.setdefault(peer, []).append((first, last, sent_before))
+            newest.stale = True
+            self._finished = None
+            return
         if high_back <= low_back < self.kept:
             low, high = first, last   # the usual COUNT: its range is all kept
         else:
@@ -294,7 +307,7 @@ class Snapshots:
                 break
             clipped = (low if low_back < (current - record.first) % ID_SPACE else record.first,
                        high if last_back < high_back else record.last)
-            record.counts[peer].append((*clipped, sent_before))
+            record.counts.setdefault(peer, []).append((*clipped, sent_before))
             record.stale = True
             self._finished = None
 
@@ -313,7 +326,7 @@ class Snapshots:
         bounds = {0}
         for peer in self.peers:
             bounds.update(tallies[peer].counts_from)
-            for first, last, _ in record.counts[peer]:
+            for first, last, _ in record.counts.get(peer, ()):
                 bounds.update((ahead(first, record.first), ahead(last, record.first) + 1))
         starts = sorted(b for b in bounds if 0 <= b < length)
         record.newest_complete = None

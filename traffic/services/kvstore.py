@@ -45,6 +45,7 @@ import bisect
 from typing import Any
 
 from beaver.traffic.messages import Message, Refused
+from beaver.traffic.oob.deltas import Derived, derive
 from beaver.traffic.runtime.udp import Client, Runtime
 from beaver.traffic.runtime.tcp import TcpClient, TcpRuntime
 
@@ -105,8 +106,9 @@ class KvReplica:
         self.updates = 0
         self.dropped: list[Message] = []                   # the bug's, not yet superseded
         # The last local state's registers and counters, shared with it and so
-        # never changed, and the keys written since: a capture copies only those.
-        self._captured: tuple[dict, dict] = ({}, {})
+        # never changed, and the keys written since: a capture copies only those,
+        # derived from the last (a report's diff looks at those keys only).
+        self._captured: tuple[Derived, Derived] = (Derived(), Derived())
         self._written: set[str] = set()
         # What a capture holds but rarely changes, one object shared by every
         # capture while it is the same: a report diffs it by identity alone.
@@ -193,13 +195,12 @@ class KvReplica:
             self._faults = {"dropped": [dict(u) for u in self.dropped]}
         if self._written:   # else the last capture's, unchanged: no copy of the whole store
             registers, counters = self._captured   # each copied only if a written key is its
-            if written := [key for key in self._written if key in self.registers]:
-                registers = dict(registers)
-                for key in written:
-                    value, version = self.registers[key]
-                    registers[key] = [value, list(version)]
-            if written := [key for key in self._written if key in self.counters]:
-                counters = {**counters, **{key: dict(self.counters[key]) for key in written}}
+            if written := {key: [self.registers[key][0], list(self.registers[key][1])]
+                           for key in self._written if key in self.registers}:
+                registers = derive(registers, written)
+            if written := {key: dict(self.counters[key])
+                           for key in self._written if key in self.counters}:
+                counters = derive(counters, written)
             self._written = set()
             self._captured = (registers, counters)
         registers, counters = self._captured
@@ -220,7 +221,8 @@ class KvReplica:
         self.clock, self.updates = state["clock"], state["updates"]
         self.dropped = [dict(u) for u in state["faults"]["dropped"]]
         self._faults = {"dropped": []}   # the next capture's, unless dropped holds some
-        self._captured, self._written = ({}, {}), set(self.registers) | set(self.counters)
+        self._captured = (Derived(), Derived())
+        self._written = set(self.registers) | set(self.counters)
         self._keys = sorted(self._written)
 
 
