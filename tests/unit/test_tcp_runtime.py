@@ -7,7 +7,10 @@ import socket
 import threading
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from beaver.p4src.ids import ID_SPACE, is_newer
 from beaver.traffic.oob import protocol as oob
 from beaver.p4src.wire import BeaverHeader, Kind
 from beaver.traffic.analysis.checker import Trace, check
@@ -29,6 +32,7 @@ class FedIds:
         self.default = default          # the ID of every flow not set
         self.ids: dict[tuple, int] = {}
         self.lookups = 0
+        self.readers = 0                # one a connection, made before its first read
         self.forgotten: list[tuple] = []
         self._lock = threading.Lock()
 
@@ -40,6 +44,10 @@ class FedIds:
         with self._lock:
             self.lookups += 1
             return self.ids.get((tuple(client), tuple(vip_)), self.default)
+
+    def reader(self, client, vip_):
+        self.readers += 1
+        return lambda: self.lookup(client, vip_)
 
     def forget(self, client, vip_):
         self.forgotten.append((tuple(client), tuple(vip_)))
@@ -111,6 +119,47 @@ def test_requests_are_answered_on_their_connection_and_the_rule_follows_the_map(
     client = sock.getsockname()
     sock.close()
     eventually(lambda: (client, vip(1)) in ids.forgotten)
+
+
+def test_the_flow_is_looked_up_once_a_connection_and_read_once_a_read(tcp):
+    ids = FedIds(default=2)
+    runtime, app = tcp("p1", 1, flow_ids=ids)
+    sock = connect()
+    for n in range(1, 4):                      # one at a time: one read each
+        assert call(sock, {"id": f"c:{n}"})["handled"] == n
+    assert (ids.readers, ids.lookups) == (1, 3)
+    assert runtime.snapshots.current_id == 2
+    sock.close()
+
+
+# IDs near 0 and near the wrap, so jumps forward, back, equal and beyond
+# half the space (never ordered) all come up.
+_IDS = st.one_of(st.integers(0, 6), st.integers(ID_SPACE - 3, ID_SPACE - 1),
+                 st.integers(0, ID_SPACE - 1))
+
+
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_IDS, min_size=1, max_size=6))
+def test_the_rule_on_the_map_ids_is_the_snapshot_rule(tcp, map_ids):
+    """Whatever IDs the map holds before each request (skipping the call
+    when the ID is the one recorded must change nothing), the process
+    records exactly when the ID is newer than its own, before the request."""
+    if not hasattr(tcp, "started"):
+        tcp.started = tcp("p1", 1, flow_ids=FedIds())
+    runtime, app = tcp.started
+    ids = runtime._flow_ids
+    recorded = runtime.snapshots.current_id
+    with connect() as sock:
+        for n, snapshot_id in enumerate(map_ids):
+            ids.set(sock.getsockname(), vip(1), snapshot_id)
+            handled = call(sock, {"id": f"c:{n}"})["handled"]
+            if is_newer(snapshot_id, recorded):
+                recorded = snapshot_id
+                r = report(runtime, recorded)
+                assert (r.taken, r.trigger) == (True, "mark")
+                assert r.local_state["requests"] == handled - 1, "before the request"
+            assert runtime.snapshots.current_id == recorded
 
 
 def test_bytes_of_a_flow_the_kernel_never_marked_are_refused(tcp):

@@ -170,8 +170,11 @@ class FlowIds:
         self._map = Map(map_id)
 
     def lookup(self, client: tuple[str, int], vip: tuple[str, int]) -> int | None:
-        value = self._map.lookup(flow_key(client, vip), _ID.size)
-        return None if value is None else _ID.unpack(value)[0]
+        return self.reader(client, vip)()
+
+    def reader(self, client: tuple[str, int], vip: tuple[str, int]) -> "FlowId":
+        """The flow's entry, to be read once per read of its connection."""
+        return FlowId(self._map, flow_key(client, vip))
 
     def forget(self, client: tuple[str, int], vip: tuple[str, int]):
         """After the connection closed: its entry is no longer needed."""
@@ -179,6 +182,32 @@ class FlowIds:
 
     def close(self):
         self._map.close()
+
+
+class FlowId:
+    """One flow's entry in flow_ids: calling it reads the newest ID (None
+    while the flow has none).  The key, the value's buffer and the call's
+    arguments are made once, so a read is the bpf() call and little else:
+    the TCP runtime reads it after every read of the connection."""
+
+    __slots__ = ("_lookup", "_args", "_value", "_name")
+
+    def __init__(self, bpf_map: Map, key: bytes):
+        # Its own function object, without argtypes: the arguments are
+        # ctypes objects already, so a call converts nothing.
+        self._lookup = lib()["bpf_map_lookup_elem"]
+        self._value = (ctypes.c_uint32 * 1)()   # native order, as the kernel's __u32
+        self._args = (ctypes.c_int(bpf_map.fd), ctypes.create_string_buffer(key, len(key)),
+                      self._value)
+        self._name = bpf_map.name
+
+    def __call__(self) -> int | None:
+        result = self._lookup(*self._args)
+        if result == 0:
+            return self._value[0]
+        if result == -2:   # ENOENT
+            return None
+        raise BpfError(-result, f"lookup in {self._name}: {os.strerror(-result)}")
 
 
 def add_slbs(map_id: int, addresses) -> None:

@@ -57,7 +57,8 @@ PEER_PORT = BEAVER_UDP_PORT    # the same number, over TCP
 class FlowIdSource(Protocol):
     """The newest snapshot ID the kernel saw on a client's flow (flowmap.FlowIds)."""
 
-    def lookup(self, client: Address, vip: Address) -> int | None: ...
+    def reader(self, client: Address, vip: Address) -> Callable[[], int | None]:
+        """Reads the flow's newest ID (None: none) each time it is called."""
 
     def forget(self, client: Address, vip: Address) -> None: ...
 
@@ -205,14 +206,17 @@ class TcpRuntime(PeerHandling):
     def _serve_client(self, conn: socket.socket, client: Address):
         vip = conn.getsockname()
         frames = FrameReader()
+        source = address_text(client)
+        # Per connection, not per read: the flow's key in the kernel's map.
+        flow_id = self._flow_ids.reader(client, vip) if self.mode is Mode.BEAVER else None
         try:
             while data := conn.recv(65536):
                 with self._lock:
-                    if self.mode is Mode.BEAVER and not self._mark(client, vip):
+                    if flow_id is not None and not self._mark(flow_id, client, vip):
                         return
                     for payload in frames.feed(data):
                         message = decode(payload)
-                        self._log.recv(message["id"], address_text(client))
+                        self._log.recv(message["id"], source)
                         self._deliver(self._app.on_request, message,
                                       TcpClient(client, vip, message["id"], conn))
         except (FrameError, MessageError) as e:
@@ -221,7 +225,7 @@ class TcpRuntime(PeerHandling):
             if self._flow_ids is not None:
                 self._flow_ids.forget(client, vip)
 
-    def _mark(self, client: Address, vip: Address) -> bool:
+    def _mark(self, flow_id: Callable[[], int | None], client: Address, vip: Address) -> bool:
         """The snapshot rule for the bytes just read from client's connection.
 
         The kernel program records a packet's ID in the map before it lets
@@ -236,12 +240,13 @@ class TcpRuntime(PeerHandling):
         left was sent before it, by an out-group client), and every message
         it sends from now on carries the new ID, so its peers record their
         state before they handle any of them."""
-        snapshot_id = self._flow_ids.lookup(client, vip)
+        snapshot_id = flow_id()
         if snapshot_id is None:   # bytes that no decapsulated MARK announced: no ID to trust
             self._drop("no flow ID", LookupError(f"{address_text(client)} -> "
                                                  f"{address_text(vip)}"), client)
             return False
-        if taken := self.snapshots.mark(snapshot_id):
+        # The ID is mostly the one already recorded: then no call at all.
+        if snapshot_id != self.snapshots.current_id and (taken := self.snapshots.mark(snapshot_id)):
             self._took(taken)
         return True
 
