@@ -9,10 +9,10 @@ connection thread would (TcpRuntime._connection).  A client thread sends
 YCSB-A-like requests on that loopback connection (half puts, which kv1
 replicates to a kv2 that only drains them), one at a time, each answered
 before the next, as the Fig. 14 clients do: one read per request.  The
-flow IDs are a real BPF hash map of the flow_ids shape, made by the
-driver, which the client thread writes as the kernel program would
-(before the bytes it marks are sent; tests/support/flowmaps.py); the runtime reads it through
-flowmap.FlowIds, one bpf() lookup per read, as on a Mininet host.  A new
+flow IDs are real BPF maps of the shapes of flow_ids and newest_id, made
+by the driver, which the client thread writes as the kernel program would
+(before the bytes it marks are sent; tests/support/flowmaps.py); the
+runtime reads them through flowmap.FlowIds, as on a Mininet host.  A new
 snapshot ID every --snapshot-every requests (0: never, marking alone).
 
 Only the main thread is counted (callgrind counts each thread apart): the
@@ -65,7 +65,7 @@ def drive(mode: str, count: int, snapshot_every: int):
     from tests.support.flowmaps import FlowMap
 
     flow_map = FlowMap()
-    flow_ids = FlowIds(flow_map.id)
+    flow_ids = FlowIds(flow_map.id, flow_map.newest_id)
     sink = socket.create_server((PEER, PEER_PORT))   # kv2: takes kv1's replication, says nothing
     listener = socket.create_server(VIP)             # kv1's VIP, accepted here, served below
     runtime = TcpRuntime("kv1", DIP, peers={"kv2": PEER}, flow_ids=flow_ids,

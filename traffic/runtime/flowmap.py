@@ -2,8 +2,9 @@
 and written through libbpf by ctypes.
 
     maps = program_maps(prog_id)            # name -> map id, of one loaded program
-    ids = FlowIds(maps["flow_ids"])
+    ids = FlowIds(maps["flow_ids"], maps["newest_id"])
     ids.lookup(client=("10.128.1.1", 40000), vip=("10.200.0.1", 7000))   # -> 7 or None
+    ids.newest[0]                           # the newest ID of any flow: a memory read
 
 BPF maps live in the kernel, not in a network namespace: a map id found from
 the root namespace opens the same map inside a Mininet host.  tc does not pin
@@ -14,11 +15,12 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import mmap
 import os
 import socket
 import struct
 
-MAP_NAMES = ("slb_addrs", "flow_ids", "decap_counts")
+MAP_NAMES = ("slb_addrs", "flow_ids", "newest_id", "decap_counts")
 COUNTERS = ("decapsulated", "foreign", "malformed", "left_udp", "map_full")  # enum counter
 
 _FLOW = struct.Struct("!4s4sHH")     # struct flow: client ip, vip ip, client port, vip port
@@ -164,10 +166,18 @@ def flow_key(client: tuple[str, int], vip: tuple[str, int]) -> bytes:
 
 
 class FlowIds:
-    """The newest snapshot ID the kernel saw per inner TCP flow."""
+    """The newest snapshot ID the kernel saw per inner TCP flow, and (with
+    newest_map_id) in `newest`, newest[0], the newest of any flow, read from
+    the map's memory without a system call; newest is None without it."""
 
-    def __init__(self, map_id: int):
+    def __init__(self, map_id: int, newest_map_id: int | None = None):
         self._map = Map(map_id)
+        self._newest_memory: mmap.mmap | None = None
+        self.newest: memoryview | None = None
+        if newest_map_id is not None:
+            with Map(newest_map_id) as newest:   # the mapping keeps the map
+                self._newest_memory = _map_memory(newest)
+            self.newest = memoryview(self._newest_memory).cast("I")
 
     def lookup(self, client: tuple[str, int], vip: tuple[str, int]) -> int | None:
         return self.reader(client, vip)()
@@ -182,6 +192,18 @@ class FlowIds:
 
     def close(self):
         self._map.close()
+        if self._newest_memory is not None:
+            self.newest.release()
+            self._newest_memory.close()
+
+
+def _map_memory(bpf_map: Map) -> mmap.mmap:
+    """An array map's values, mapped read-only (made with BPF_F_MMAPABLE)."""
+    try:
+        return mmap.mmap(bpf_map.fd, mmap.PAGESIZE, mmap.MAP_SHARED, mmap.PROT_READ)
+    except OSError as e:
+        raise BpfError(e.errno, f"mapping {bpf_map.name}: {e.strerror} "
+                       "(not an array made with BPF_F_MMAPABLE?)") from None
 
 
 class FlowId:
