@@ -207,6 +207,8 @@ def make_runtime(args: argparse.Namespace, log) -> Runtime | TcpRuntime:
     if args.transport == "udp":
         return Runtime(args.name, args.dip, slbs=args.slb, **common)
     from beaver.traffic.runtime.flowmap import FlowIds   # libbpf: only where the kernel program runs
+    if args.newest_map is not None and args.flow_map is None:
+        raise ValueError("--newest-map needs the --flow-map it goes with")
     flow_ids = None if args.flow_map is None else FlowIds(args.flow_map, args.newest_map)
     return TcpRuntime(args.name, args.dip, flow_ids=flow_ids, **common)
 

@@ -52,3 +52,18 @@ def test_a_reader_of_a_closed_map_says_so(flow_map):
     ids.close()
     with pytest.raises(BpfError, match="lookup in test_flow_ids: Bad file descriptor"):
         read()
+
+
+def test_newest_is_read_from_the_mapped_map_as_it_changes(flow_map):
+    ids = FlowIds(flow_map.id, flow_map.newest_id)
+    start = ids.newest[0]
+    flow_map.set(CLIENTS[0], VIP, (start + 3) % 2**32)
+    assert ids.newest[0] == (start + 3) % 2**32, "no system call, the kernel's memory"
+    flow_map.set(CLIENTS[1], VIP, start)                  # older: newest stays
+    assert ids.newest[0] == (start + 3) % 2**32
+    ids.close()
+
+
+def test_a_newest_map_that_cannot_be_mapped_says_so(flow_map):
+    with pytest.raises(BpfError, match="mapping test_flow_ids: .*BPF_F_MMAPABLE"):
+        FlowIds(flow_map.id, flow_map.id)                 # a hash map, not the array

@@ -175,8 +175,12 @@ class FlowIds:
         self._newest_memory: mmap.mmap | None = None
         self.newest: memoryview | None = None
         if newest_map_id is not None:
-            with Map(newest_map_id) as newest:   # the mapping keeps the map
-                self._newest_memory = _map_memory(newest)
+            try:
+                with Map(newest_map_id) as newest:   # the mapping keeps the map
+                    self._newest_memory = _map_memory(newest)
+            except BpfError:
+                self._map.close()
+                raise
             self.newest = memoryview(self._newest_memory).cast("I")
 
     def lookup(self, client: tuple[str, int], vip: tuple[str, int]) -> int | None:
