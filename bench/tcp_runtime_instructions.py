@@ -24,10 +24,16 @@ only: the bpf() and recv() syscalls' kernel work is not in the count, so
 the per-request system calls are counted too (strace -c, once a mode,
 with --syscalls).
 
-Needs root (or CAP_BPF) for the BPF map.
+--cpu ROUNDS: instead of counting, the driver runs without valgrind and
+times its serving thread's CPU (time.thread_time: user and system, so the
+kernel's part of bpf() and the socket calls counts too), ROUNDS rounds of
+both modes in alternating order; medians and the median of paired ratios.
+A time, so it moves with the machine's load; the counts do not.
+
+Needs root (or CAP_BPF) for the BPF maps.
 
 Run: python bench/tcp_runtime_instructions.py [--requests 400] [--snapshot-every 0]
-         [--syscalls]
+         [--syscalls | --cpu ROUNDS]
 """
 from __future__ import annotations
 
@@ -38,8 +44,10 @@ import re
 import socket
 import subprocess
 import sys
+import statistics
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # tests.support
@@ -102,7 +110,9 @@ def drive(mode: str, count: int, snapshot_every: int):
     conn, source = listener.accept()
     with runtime._lock:
         runtime._connections.add(conn)
+    cpu = time.thread_time()
     runtime._connection(conn, source, runtime._serve_client)   # the connection thread's work
+    cpu = time.thread_time() - cpu
     client_thread.join()
     expected = (count - 1) // snapshot_every if snapshot_every else 0
     reached = runtime.snapshots.current_id if runtime.snapshots else None
@@ -114,6 +124,7 @@ def drive(mode: str, count: int, snapshot_every: int):
     if failures or runtime.drops or (mode == "beaver" and reached != expected):
         raise SystemExit(f"the driver's traffic was not handled: {failures[:1]}, "
                          f"drops {dict(runtime.drops)}, snapshot ID {reached} of {expected}")
+    print(json.dumps({"serving_cpu_s": cpu}))
 
 
 def _driver(mode: str, count: int, snapshot_every: int) -> list[str]:
@@ -151,6 +162,15 @@ def syscalls(mode: str, count: int, snapshot_every: int, out: Path) -> dict[str,
     return calls
 
 
+def cpu_per_request(mode: str, count: int, snapshot_every: int) -> float:
+    """Microseconds of the main thread's CPU (user and system: the bpf()
+    and socket calls' kernel work too) per request, one run without valgrind."""
+    run = subprocess.run(_driver(mode, count, snapshot_every), capture_output=True, text=True)
+    if run.returncode:
+        raise SystemExit(f"the {mode} driver failed: {run.stderr.strip()[-300:]}")
+    return json.loads(run.stdout.splitlines()[-1])["serving_cpu_s"] * 1e6 / count
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--requests", type=int, default=400)
@@ -158,10 +178,15 @@ def main():
                    help="a new snapshot ID every this many requests (0: never, marking alone)")
     p.add_argument("--syscalls", action="store_true",
                    help="also count each mode's system calls per request (strace)")
+    p.add_argument("--cpu", type=int, metavar="ROUNDS", default=0,
+                   help="instead: the serving thread's CPU per request, timed, ROUNDS rounds "
+                        "of both modes (order alternating), 5x --requests each")
     p.add_argument("--drive", choices=MODES, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.drive:
         return drive(args.drive, args.requests, args.snapshot_every)
+    if args.cpu:
+        return cpu_rounds(args.cpu, 5 * args.requests, args.snapshot_every)
 
     lengths = (args.requests, 5 * args.requests)
     per_request, per_request_calls = {}, {}
@@ -188,6 +213,22 @@ def main():
     if args.syscalls:
         result["syscalls_per_request"] = per_request_calls
     print(json.dumps(result, indent=1))
+
+
+def cpu_rounds(rounds: int, count: int, snapshot_every: int):
+    us = {mode: [] for mode in MODES}
+    for r in range(rounds):
+        for mode in (MODES if r % 2 == 0 else MODES[::-1]):
+            us[mode].append(cpu_per_request(mode, count, snapshot_every))
+        print(f"round {r + 1}: " + ", ".join(f"{m} {us[m][-1]:.1f} us" for m in MODES),
+              flush=True)
+    off, beaver = (statistics.median(us[m]) for m in MODES)
+    print(json.dumps({"requests": count, "rounds": rounds, "snapshot_every": snapshot_every,
+                      "off_cpu_us_per_request": round(off, 2),
+                      "beaver_cpu_us_per_request": round(beaver, 2),
+                      "beaver_extra_us": round(beaver - off, 2),
+                      "paired_ratios_median": round(statistics.median(
+                          b / o for o, b in zip(us["off"], us["beaver"])), 3)}, indent=1))
 
 
 if __name__ == "__main__":
