@@ -146,7 +146,8 @@ class Processes:
         cmd += list(w.app_args.get(service.app, ()))
         if service.transport == "tcp":
             cmd += ["--transport", "tcp",
-                    "--flow-map", str(self.network.decaps[name].maps["flow_ids"])]
+                    "--flow-map", str(self.network.decaps[name].maps["flow_ids"]),
+                    "--newest-map", str(self.network.decaps[name].maps["newest_id"])]
         if service.app == "bank":
             cmd += ["--shards", ",".join(members)]
             if (hook := self._server("thirdparty")) is not None:

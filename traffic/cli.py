@@ -132,6 +132,9 @@ def in_group_parser(description: str) -> argparse.ArgumentParser:
                         "program does (traffic/runtime/bpf/decap.c)")
     p.add_argument("--flow-map", type=at_least(0), default=None,
                    help="tcp: id of the kernel program's flow_ids map (the snapshot IDs)")
+    p.add_argument("--newest-map", type=at_least(0), default=None,
+                   help="tcp: id of its newest_id map (the flow map is read only when it "
+                        "changed)")
     p.add_argument("--log", default=None, help="ground-truth event log (JSON lines)")
     p.add_argument("--restore", type=snapshot, default=None, metavar="STORE:ID",
                    help="start from snapshot ID of that snapshot store: its state now, the "
@@ -211,7 +214,9 @@ def make_runtime(args: argparse.Namespace, log) -> Runtime | TcpRuntime:
     if args.transport == "udp":
         return Runtime(args.name, args.dip, slbs=args.slb, **common)
     from beaver.traffic.runtime.flowmap import FlowIds   # libbpf: only where the kernel program runs
-    flow_ids = None if args.flow_map is None else FlowIds(args.flow_map)
+    if args.newest_map is not None and args.flow_map is None:
+        raise ValueError("--newest-map needs the --flow-map it goes with")
+    flow_ids = None if args.flow_map is None else FlowIds(args.flow_map, args.newest_map)
     return TcpRuntime(args.name, args.dip, flow_ids=flow_ids, **common)
 
 

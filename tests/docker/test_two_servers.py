@@ -106,7 +106,7 @@ def test_hosts_bridges_bmv2_and_processes_on_the_container(server, tmp_path):
         assert sorted(p.name for p in folder.iterdir()) == ["bvth2.jsonl"]
         # The kernel decapsulation, loaded and its maps filled on the container.
         loaded = decap.attach_there(remote.cmd, "bvth2-eth0", ["10.9.0.1"])
-        assert set(loaded.maps) == {"slb_addrs", "flow_ids", "decap_counts"}
+        assert set(loaded.maps) == {"slb_addrs", "flow_ids", "newest_id", "decap_counts"}
         assert f"id {loaded.prog_id} " in remote.cmd("tc filter show dev bvth2-eth0 ingress")
         assert loaded.counters() == dict.fromkeys(
             ("decapsulated", "foreign", "malformed", "left_udp", "map_full"), 0)

@@ -118,24 +118,27 @@ def test_a_mark_from_the_slb_reaches_tcp_and_records_its_id(host):
     assert answers, "no SYN-ACK: the decapsulated SYN never reached the listening socket"
     assert answers[0][TCP].flags == "SA" and answers[0][TCP].dport == CLIENT[1]
     grow("decapsulated", before, host)
-    flows = FlowIds(host.maps["flow_ids"])
+    flows = FlowIds(host.maps["flow_ids"], host.maps["newest_id"])
     assert flows.lookup(CLIENT, (VIP, 7000)) == 5
+    assert flows.newest[0] == 5, "the host's newest ID, read from the mapped map"
     flows.close()
 
 
 def test_the_map_keeps_the_newest_id_of_each_flow_across_the_wrap(host):
-    flows = FlowIds(host.maps["flow_ids"])
+    flows = FlowIds(host.maps["flow_ids"], host.maps["newest_id"])
     client, other = ("10.212.5.6", 40001), ("10.212.5.7", 40002)
     for snapshot_id, expected in ((8, 8), (3, 8), (9, 9)):    # an older ID never lowers it
         before = host.counters()
         send(mark(syn(client, 7001), snapshot_id))
         grow("decapsulated", before, host)
         assert flows.lookup(client, (VIP, 7001)) == expected
-    for snapshot_id in (0xFFFFFFFE, 1):                         # 1 is newer, past the wrap
+        assert flows.newest[0] == expected, "newest: of every flow, never lowered"
+    for snapshot_id, newest in ((0xFFFFFFFE, 9), (1, 9), (12, 12)):   # 1 is newer, past the wrap
         before = host.counters()
         send(mark(syn(other, 7001), snapshot_id))
         grow("decapsulated", before, host)
-    assert flows.lookup(other, (VIP, 7001)) == 1
+        assert flows.lookup(other, (VIP, 7001)) == snapshot_id, "each newer for the flow"
+        assert flows.newest[0] == newest, "(0xFFFFFFFE and 1 are older than 9)"
     assert flows.lookup(client, (VIP, 7001)) == 9, "flows are kept apart"
     flows.close()
 
@@ -158,6 +161,9 @@ def test_foreign_malformed_udp_and_plain_packets_pass_unchanged(host):
         grow(counter, before, host)
         assert host.counters()["decapsulated"] == before["decapsulated"]
     assert flows.lookup(stranger_client, (VIP, 7000)) is None, "only decapsulated MARKs count"
+    with_newest = FlowIds(host.maps["flow_ids"], host.maps["newest_id"])
+    assert with_newest.newest[0] == 12, "nor is newest raised"
+    with_newest.close()
 
     stamp = IP(src=SLB, dst=HOST) / UDP(sport=4790, dport=4790) / Beaver(
         kind=Kind.STAMP, snapshot_id=4) / b"peer"

@@ -13,7 +13,7 @@ from hypothesis import given, settings, strategies as st
 
 from beaver.topologies import decap
 
-MAPS = {"slb_addrs": 11, "flow_ids": 12, "decap_counts": 13}
+MAPS = {"slb_addrs": 11, "flow_ids": 12, "newest_id": 14, "decap_counts": 13}
 
 
 def shell(answer: str):

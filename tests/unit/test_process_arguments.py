@@ -50,6 +50,8 @@ ARGUMENT_ERRORS = [
      "argument --drop-every: '-1' is not an integer >= 0"),
     ("kvstore", ["--dip", dip(1), "--transport", "tcp", "--flow-map", "-1"],
      "argument --flow-map: '-1' is not an integer >= 0"),
+    ("kvstore", ["--dip", dip(1), "--transport", "tcp", "--newest-map", "x"],
+     "argument --newest-map: 'x' is not an integer >= 0"),
     ("bank", ["--dip", dip(1), "--shards", "p1", "--accounts", "-5"],
      "argument --accounts: '-5' is not an integer >= 1"),
     ("bank", ["--dip", dip(1), "--shards", "p1", "--initial", "-1"],
@@ -99,8 +101,10 @@ def taken():
     (None, ["--dip", dip(1), "--mode", "polling"], "p1: Mode.POLLING needs a poll_interval"),
     (None, ["--dip", dip(1), "--vip", f"{vip(1)[0]}:{vip(1)[1]}"],
      "p1: p1 serves VIPs but knows no SLB address to accept them from"),
+    (None, ["--dip", dip(1), "--transport", "tcp", "--newest-map", "5"],
+     "p1: --newest-map needs the --flow-map it goes with"),
 ], ids=["data port in use", "OOB port in use", "--mgmt port in use", "not this host's DIP",
-        "polling without an interval", "VIP without an SLB"])
+        "polling without an interval", "VIP without an SLB", "newest map without flow map"])
 def test_an_address_that_cannot_be_bound_is_one_line_and_nothing_served(
         tmp_path, taken, in_use, args, error):
     if in_use:

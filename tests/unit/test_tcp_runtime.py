@@ -7,7 +7,10 @@ import socket
 import threading
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from beaver.p4src.ids import ID_SPACE, is_newer, newest
 from beaver.traffic.oob import protocol as oob
 from beaver.p4src.wire import BeaverHeader, Kind
 from beaver.traffic.analysis.checker import Trace, check
@@ -23,23 +26,32 @@ from tests.support.runtimes import Recorder, dip, eventually, oob_request, outsi
 
 
 class FedIds:
-    """The flow -> newest snapshot ID map, as a test sets it."""
+    """The flow -> newest snapshot ID map, as a test sets it; with_newest:
+    and the host's newest ID, raised as the kernel program raises it."""
 
-    def __init__(self, default: int | None = None):
+    def __init__(self, default: int | None = None, with_newest: bool = False):
         self.default = default          # the ID of every flow not set
+        self.newest = [default or 0] if with_newest else None
         self.ids: dict[tuple, int] = {}
         self.lookups = 0
+        self.readers = 0                # one a connection, made before its first read
         self.forgotten: list[tuple] = []
         self._lock = threading.Lock()
 
     def set(self, client, vip_, snapshot_id: int):
         with self._lock:
+            if self.newest is not None:   # first, as decap.c
+                self.newest[0] = newest(self.newest[0], snapshot_id)
             self.ids[(tuple(client), tuple(vip_))] = snapshot_id
 
     def lookup(self, client, vip_):
         with self._lock:
             self.lookups += 1
             return self.ids.get((tuple(client), tuple(vip_)), self.default)
+
+    def reader(self, client, vip_):
+        self.readers += 1
+        return lambda: self.lookup(client, vip_)
 
     def forget(self, client, vip_):
         self.forgotten.append((tuple(client), tuple(vip_)))
@@ -113,8 +125,77 @@ def test_requests_are_answered_on_their_connection_and_the_rule_follows_the_map(
     eventually(lambda: (client, vip(1)) in ids.forgotten)
 
 
-def test_bytes_of_a_flow_the_kernel_never_marked_are_refused(tcp):
-    runtime, app = tcp("p1", 1, flow_ids=FedIds())
+def test_the_flow_is_looked_up_once_a_connection_and_read_once_a_read(tcp):
+    ids = FedIds(default=2)
+    runtime, app = tcp("p1", 1, flow_ids=ids)
+    sock = connect()
+    for n in range(1, 4):                      # one at a time: one read each
+        assert call(sock, {"id": f"c:{n}"})["handled"] == n
+    assert (ids.readers, ids.lookups) == (1, 3)
+    assert runtime.snapshots.current_id == 2
+    sock.close()
+
+
+# IDs near 0 and near the wrap, so jumps forward, back, equal and beyond
+# half the space (never ordered) all come up.
+_IDS = st.one_of(st.integers(0, 6), st.integers(ID_SPACE - 3, ID_SPACE - 1),
+                 st.integers(0, ID_SPACE - 1))
+
+
+@pytest.mark.parametrize("with_newest", [False, True])
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_IDS, min_size=1, max_size=6))
+def test_the_rule_on_the_map_ids_is_the_snapshot_rule(tcp, with_newest, map_ids):
+    """Whatever IDs the map holds before each request (skipping the call
+    when the ID is the one recorded, and the lookup when the host's newest
+    is, must change nothing), the process records exactly when the ID is
+    newer than its own, before the request."""
+    if not hasattr(tcp, "started"):
+        tcp.started = tcp("p1", 1, flow_ids=FedIds(with_newest=with_newest))
+    runtime, app = tcp.started
+    ids = runtime._flow_ids
+    recorded = runtime.snapshots.current_id
+    with connect() as sock:
+        for n, snapshot_id in enumerate(map_ids):
+            ids.set(sock.getsockname(), vip(1), snapshot_id)
+            handled = call(sock, {"id": f"c:{n}"})["handled"]
+            if is_newer(snapshot_id, recorded):
+                recorded = snapshot_id
+                r = report(runtime, recorded)
+                assert (r.taken, r.trigger) == (True, "mark")
+                assert r.local_state["requests"] == handled - 1, "before the request"
+            assert runtime.snapshots.current_id == recorded
+
+
+def test_the_flow_is_looked_up_only_when_the_hosts_newest_id_is_not_the_recorded_one(tcp):
+    ids = FedIds(default=0, with_newest=True)
+    runtime, app = tcp("p1", 1, flow_ids=ids)
+    sock = connect()
+    call(sock, {"id": "c:1"})
+    assert ids.lookups == 1, "the first read checks that a MARK announced the flow"
+    call(sock, {"id": "c:2"})
+    call(sock, {"id": "c:3"})
+    assert ids.lookups == 1, "newest is the recorded ID: no flow holds a newer one"
+    other = connect()
+    ids.set(other.getsockname(), vip(1), 4)      # another flow's MARK raised newest
+    call(sock, {"id": "c:4"})
+    assert ids.lookups == 2 and runtime.snapshots.current_id == 0, "this flow is still at 0"
+    call(other, {"id": "d:1"})
+    assert runtime.snapshots.current_id == 4 and report(runtime, 4).local_state["requests"] == 4
+    lookups = ids.lookups
+    call(sock, {"id": "c:5"})
+    assert ids.lookups == lookups, "newest is the recorded ID again"
+    ids.set(sock.getsockname(), vip(1), 5)
+    call(sock, {"id": "c:6"})
+    assert runtime.snapshots.current_id == 5 and report(runtime, 5).local_state["requests"] == 6
+    sock.close()
+    other.close()
+
+
+@pytest.mark.parametrize("with_newest", [False, True])
+def test_bytes_of_a_flow_the_kernel_never_marked_are_refused(tcp, with_newest):
+    runtime, app = tcp("p1", 1, flow_ids=FedIds(with_newest=with_newest))
     sock = connect()
     sock.sendall(frame(encode({"id": "c:1"})))
     assert sock.recv(100) == b"", "hung up"

@@ -2,8 +2,9 @@
 and written through libbpf by ctypes.
 
     maps = program_maps(prog_id)            # name -> map id, of one loaded program
-    ids = FlowIds(maps["flow_ids"])
+    ids = FlowIds(maps["flow_ids"], maps["newest_id"])
     ids.lookup(client=("10.128.1.1", 40000), vip=("10.200.0.1", 7000))   # -> 7 or None
+    ids.newest[0]                           # the newest ID of any flow: a memory read
 
 BPF maps live in the kernel, not in a network namespace: a map id found from
 the root namespace opens the same map inside a Mininet host.  tc does not pin
@@ -14,11 +15,12 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import mmap
 import os
 import socket
 import struct
 
-MAP_NAMES = ("slb_addrs", "flow_ids", "decap_counts")
+MAP_NAMES = ("slb_addrs", "flow_ids", "newest_id", "decap_counts")
 COUNTERS = ("decapsulated", "foreign", "malformed", "left_udp", "map_full")  # enum counter
 
 _FLOW = struct.Struct("!4s4sHH")     # struct flow: client ip, vip ip, client port, vip port
@@ -164,14 +166,29 @@ def flow_key(client: tuple[str, int], vip: tuple[str, int]) -> bytes:
 
 
 class FlowIds:
-    """The newest snapshot ID the kernel saw per inner TCP flow."""
+    """The newest snapshot ID the kernel saw per inner TCP flow, and (with
+    newest_map_id) in `newest`, newest[0], the newest of any flow, read from
+    the map's memory without a system call; newest is None without it."""
 
-    def __init__(self, map_id: int):
+    def __init__(self, map_id: int, newest_map_id: int | None = None):
         self._map = Map(map_id)
+        self._newest_memory: mmap.mmap | None = None
+        self.newest: memoryview | None = None
+        if newest_map_id is not None:
+            try:
+                with Map(newest_map_id) as newest:   # the mapping keeps the map
+                    self._newest_memory = _map_memory(newest)
+            except BpfError:
+                self._map.close()
+                raise
+            self.newest = memoryview(self._newest_memory).cast("I")
 
     def lookup(self, client: tuple[str, int], vip: tuple[str, int]) -> int | None:
-        value = self._map.lookup(flow_key(client, vip), _ID.size)
-        return None if value is None else _ID.unpack(value)[0]
+        return self.reader(client, vip)()
+
+    def reader(self, client: tuple[str, int], vip: tuple[str, int]) -> "FlowId":
+        """The flow's entry, to be read once per read of its connection."""
+        return FlowId(self._map, flow_key(client, vip))
 
     def forget(self, client: tuple[str, int], vip: tuple[str, int]):
         """After the connection closed: its entry is no longer needed."""
@@ -179,6 +196,44 @@ class FlowIds:
 
     def close(self):
         self._map.close()
+        if self._newest_memory is not None:
+            self.newest.release()
+            self._newest_memory.close()
+
+
+def _map_memory(bpf_map: Map) -> mmap.mmap:
+    """An array map's values, mapped read-only (made with BPF_F_MMAPABLE)."""
+    try:
+        return mmap.mmap(bpf_map.fd, mmap.PAGESIZE, mmap.MAP_SHARED, mmap.PROT_READ)
+    except OSError as e:
+        raise BpfError(e.errno, f"mapping {bpf_map.name}: {e.strerror} "
+                       "(not an array made with BPF_F_MMAPABLE?)") from None
+
+
+class FlowId:
+    """One flow's entry in flow_ids: calling it reads the newest ID (None
+    while the flow has none).  The key, the value's buffer and the call's
+    arguments are made once, so a read is the bpf() call and little else:
+    the TCP runtime reads it after every read of the connection."""
+
+    __slots__ = ("_lookup", "_args", "_value", "_name")
+
+    def __init__(self, bpf_map: Map, key: bytes):
+        # Its own function object, without argtypes: the arguments are
+        # ctypes objects already, so a call converts nothing.
+        self._lookup = lib()["bpf_map_lookup_elem"]
+        self._value = (ctypes.c_uint32 * 1)()   # native order, as the kernel's __u32
+        self._args = (ctypes.c_int(bpf_map.fd), ctypes.create_string_buffer(key, len(key)),
+                      self._value)
+        self._name = bpf_map.name
+
+    def __call__(self) -> int | None:
+        result = self._lookup(*self._args)
+        if result == 0:
+            return self._value[0]
+        if result == -2:   # ENOENT
+            return None
+        raise BpfError(-result, f"lookup in {self._name}: {os.strerror(-result)}")
 
 
 def add_slbs(map_id: int, addresses) -> None:

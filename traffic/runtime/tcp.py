@@ -35,7 +35,7 @@ import logging
 import socket
 import threading
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Protocol
+from typing import Callable, Iterable, Mapping, Protocol, Sequence
 
 from beaver.traffic.oob.protocol import OOB_PORT
 from beaver.p4src.wire import BEAVER_UDP_PORT, RING_SIZE, BeaverHeader, Kind, WireError
@@ -57,7 +57,11 @@ PEER_PORT = BEAVER_UDP_PORT    # the same number, over TCP
 class FlowIdSource(Protocol):
     """The newest snapshot ID the kernel saw on a client's flow (flowmap.FlowIds)."""
 
-    def lookup(self, client: Address, vip: Address) -> int | None: ...
+    # newest[0]: the newest ID of any flow, raised before any flow's (None: not known)
+    newest: Sequence[int] | None
+
+    def reader(self, client: Address, vip: Address) -> Callable[[], int | None]:
+        """Reads the flow's newest ID (None: none) each time it is called."""
 
     def forget(self, client: Address, vip: Address) -> None: ...
 
@@ -205,14 +209,16 @@ class TcpRuntime(PeerHandling):
     def _serve_client(self, conn: socket.socket, client: Address):
         vip = conn.getsockname()
         frames = FrameReader()
+        source = address_text(client)
+        mark = self._marker(client, vip) if self.mode is Mode.BEAVER else None
         try:
             while data := conn.recv(65536):
                 with self._lock:
-                    if self.mode is Mode.BEAVER and not self._mark(client, vip):
+                    if mark is not None and not mark():
                         return
                     for payload in frames.feed(data):
                         message = decode(payload)
-                        self._log.recv(message["id"], address_text(client))
+                        self._log.recv(message["id"], source)
                         self._deliver(self._app.on_request, message,
                                       TcpClient(client, vip, message["id"], conn))
         except (FrameError, MessageError) as e:
@@ -221,8 +227,9 @@ class TcpRuntime(PeerHandling):
             if self._flow_ids is not None:
                 self._flow_ids.forget(client, vip)
 
-    def _mark(self, client: Address, vip: Address) -> bool:
-        """The snapshot rule for the bytes just read from client's connection.
+    def _marker(self, client: Address, vip: Address) -> Callable[[], bool]:
+        """The snapshot rule for the bytes of each read of client's connection
+        (False: refused, hang up), made once for the connection.
 
         The kernel program records a packet's ID in the map before it lets
         the packet go on to TCP, so the ID read here, after the read, is at
@@ -235,15 +242,33 @@ class TcpRuntime(PeerHandling):
         received nothing after it that was sent after the snapshot (what is
         left was sent before it, by an out-group client), and every message
         it sends from now on carries the new ID, so its peers record their
-        state before they handle any of them."""
-        snapshot_id = self._flow_ids.lookup(client, vip)
-        if snapshot_id is None:   # bytes that no decapsulated MARK announced: no ID to trust
-            self._drop("no flow ID", LookupError(f"{address_text(client)} -> "
-                                                 f"{address_text(vip)}"), client)
-            return False
-        if taken := self.snapshots.mark(snapshot_id):
-            self._took(taken)
-        return True
+        state before they handle any of them.
+
+        The kernel raises the host's newest ID before the flow's, so newest,
+        read after the bytes, is at least their ID too.  When it is the ID
+        already recorded, no flow holds a newer one and the rule would do
+        nothing: the flow is not looked up (a bpf() call), except at the
+        first read, which checks that a MARK announced the flow."""
+        flow_id = self._flow_ids.reader(client, vip)   # the flow's key, made once
+        newest = self._flow_ids.newest
+        found = False
+
+        def mark() -> bool:
+            nonlocal found
+            current = self.snapshots.current_id
+            if found and newest is not None and newest[0] == current:
+                return True
+            snapshot_id = flow_id()
+            if snapshot_id is None:   # bytes that no decapsulated MARK announced: no ID to trust
+                self._drop("no flow ID", LookupError(f"{address_text(client)} -> "
+                                                     f"{address_text(vip)}"), client)
+                return False
+            found = True
+            if snapshot_id != current and (taken := self.snapshots.mark(snapshot_id)):
+                self._took(taken)
+            return True
+
+        return mark
 
     def reply(self, client: TcpClient, message: Message):
         """On the client's connection (from the VIP).  Sets "id" and "re"."""

@@ -32,7 +32,7 @@ of a divergence; only the scorer reads them (invariants.faults_at).
 
 Run: python -m beaver.traffic.services.kvstore --name kv1 --dip IP --vip VIP:PORT
          --peer kv2=IP ... [--drop-every N] [--mode beaver] [--log PATH]
-         [--transport tcp --flow-map ID] [--restore STORE:ID [--force]]
+         [--transport tcp --flow-map ID --newest-map ID] [--restore STORE:ID [--force]]
 (every peer is a replica).  Over TCP (tcp_runtime.py) each request and reply
 is a length-prefixed frame on the client's connection; the store is the same.
 

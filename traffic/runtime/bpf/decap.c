@@ -10,6 +10,9 @@
  * one seen.  The recording comes before the packet goes on, so when the
  * runtime reads bytes from a socket, the ID it then finds is never older
  * than the ID of those bytes (traffic/runtime/tcp.py relies on that).
+ * Before the flow's, newest_id is raised: the newest ID of any flow, which
+ * the runtime reads from memory (mmap) after each read, without a system
+ * call, and looks up the flow only when it differs from its own ID.
  *
  * Everything else passes unchanged: STAMPs and MARKs carrying UDP, which the
  * user-space runtime decapsulates itself, and every non-Beaver packet.  A MARK
@@ -54,7 +57,8 @@ enum counter {
 	FOREIGN,      /* a MARK from an address that is no configured SLB */
 	MALFORMED,    /* a MARK from an SLB that does not hold one whole inner packet */
 	LEFT_UDP,     /* a MARK carrying UDP: left to the user-space runtime */
-	MAP_FULL,     /* a new flow with no room in flow_ids: dropped, TCP resends */
+	MAP_FULL,     /* an ID not recorded (a new flow with no room in flow_ids, or
+		       * raced too long): dropped, TCP resends */
 	COUNTERS,
 };
 
@@ -73,6 +77,16 @@ struct {
 	__type(key, struct flow);
 	__type(value, __u32);
 } flow_ids SEC(".maps");
+
+/* The newest ID recorded for any flow: never older than any flow's ID, as
+ * it is raised first.  Mapped into the runtime's memory (BPF_F_MMAPABLE). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u32);
+} newest_id SEC(".maps");
 
 /* One count per CPU, summed by the reader: every decapsulated packet is
  * counted, and an atomic add on a line shared by the CPUs would be the one
@@ -99,20 +113,10 @@ static __always_inline int is_newer(__u32 a, __u32 b)
 	return (__s32)(a - b) > 0;
 }
 
-/* Raises the flow's ID to snapshot_id if that is newer; 0 when the map holds
- * an ID at least as new, so the packet may go on. */
-static __always_inline int record(struct flow *key, __u32 snapshot_id)
+/* Raises *held to snapshot_id if that is newer, never lowers it (another CPU
+ * may raise it meanwhile: compare-and-swap); 0 once it is at least as new. */
+static __always_inline int raise_id(__u32 *held, __u32 snapshot_id)
 {
-	__u32 *held = bpf_map_lookup_elem(&flow_ids, key);
-
-	if (!held) {
-		if (bpf_map_update_elem(&flow_ids, key, &snapshot_id, BPF_NOEXIST) == 0)
-			return 0;
-		held = bpf_map_lookup_elem(&flow_ids, key);   /* another CPU added it */
-		if (!held)
-			return -1;
-	}
-	/* Another CPU may raise it meanwhile: compare-and-swap, never lower it. */
 	for (int tries = 0; tries < 8; tries++) {
 		__u32 seen = *held;
 
@@ -122,6 +126,27 @@ static __always_inline int record(struct flow *key, __u32 snapshot_id)
 			return 0;
 	}
 	return -1;
+}
+
+/* Raises newest_id, then the flow's ID, to snapshot_id if that is newer; 0
+ * when both hold an ID at least as new, so the packet may go on. */
+static __always_inline int record(struct flow *key, __u32 snapshot_id)
+{
+	__u32 zero = 0;
+	__u32 *newest = bpf_map_lookup_elem(&newest_id, &zero);
+	__u32 *held;
+
+	if (!newest || raise_id(newest, snapshot_id) != 0)
+		return -1;
+	held = bpf_map_lookup_elem(&flow_ids, key);
+	if (!held) {
+		if (bpf_map_update_elem(&flow_ids, key, &snapshot_id, BPF_NOEXIST) == 0)
+			return 0;
+		held = bpf_map_lookup_elem(&flow_ids, key);   /* another CPU added it */
+		if (!held)
+			return -1;
+	}
+	return raise_id(held, snapshot_id);
 }
 
 SEC("tc")
