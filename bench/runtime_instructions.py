@@ -43,17 +43,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 import socket
 import struct
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from beaver.topologies.experiments.common.instructions import ingroup_run
+
+from callgrind_run import main_thread_instructions
 
 DIP, PEER, SLB, CLIENT = "127.0.5.31", "127.0.5.32", "127.0.5.33", ("127.0.5.34", 40000)
 VIP = ("127.0.5.131", 7000)
@@ -147,19 +146,11 @@ def _drive(mode: str, requests: int, snapshot_every: int, reports: bool, batch: 
 def instructions(mode: str, requests: int, snapshot_every: int, out: Path,
                  reports: bool = False, batch: int = 1, log: bool = False) -> int:
     """The main thread's instruction count for one driver run under callgrind."""
-    prefix = out / f"{mode}-{requests}"
-    run = subprocess.run(["valgrind", "--tool=callgrind", "--separate-threads=yes",
-                          f"--callgrind-out-file={prefix}", sys.executable, __file__, "--drive",
-                          mode, "--requests", str(requests), "--snapshot-every",
-                          str(snapshot_every), *(["--reports"] if reports else []),
-                          "--batch", str(batch), *(["--log"] if log else [])],
-                         capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
-    if run.returncode:
-        said = [line for line in run.stderr.splitlines() if not line.startswith("==")]
-        raise SystemExit(f"the {mode} driver ({requests} requests) failed: "
-                         f"{said[-1] if said else f'exit {run.returncode}'}")
-    main_thread = Path(f"{prefix}-01")
-    return int(re.search(r"^summary: (\d+)", main_thread.read_text(), re.M).group(1))
+    driver = [sys.executable, __file__, "--drive", mode, "--requests", str(requests),
+              "--snapshot-every", str(snapshot_every), *(["--reports"] if reports else []),
+              "--batch", str(batch), *(["--log"] if log else [])]
+    return main_thread_instructions(driver, out / f"{mode}-{requests}",
+                                    f"the {mode} driver ({requests} requests)")
 
 
 def main():

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import socket
 import subprocess
@@ -51,6 +50,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # tests.support
+
+from callgrind_run import main_thread_instructions   # noqa: E402 (bench/, after the path)
 
 DIP, PEER, CLIENT_IP = "127.0.5.41", "127.0.5.42", "127.0.5.44"
 VIP = ("127.0.5.141", 7000)
@@ -134,17 +135,8 @@ def _driver(mode: str, count: int, snapshot_every: int) -> list[str]:
 
 def instructions(mode: str, count: int, snapshot_every: int, out: Path) -> int:
     """The main thread's instruction count for one driver run under callgrind."""
-    prefix = out / f"{mode}-{count}"
-    run = subprocess.run(["valgrind", "--tool=callgrind", "--separate-threads=yes",
-                          f"--callgrind-out-file={prefix}",
-                          *_driver(mode, count, snapshot_every)],
-                         capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
-    if run.returncode:
-        said = [line for line in run.stderr.splitlines() if not line.startswith("==")]
-        raise SystemExit(f"the {mode} driver ({count} requests) failed: "
-                         f"{said[-1] if said else f'exit {run.returncode}'}")
-    main_thread = Path(f"{prefix}-01")
-    return int(re.search(r"^summary: (\d+)", main_thread.read_text(), re.M).group(1))
+    return main_thread_instructions(_driver(mode, count, snapshot_every), out / f"{mode}-{count}",
+                                    f"the {mode} driver ({count} requests)")
 
 
 def syscalls(mode: str, count: int, snapshot_every: int, out: Path) -> dict[str, int]:
