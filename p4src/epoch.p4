@@ -117,7 +117,7 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
     // What the last step, rearm or arm found.
     bit<48> offset;       // step: target's offset in the schedule, or one less
     bit<32> target;       // aim: the newest due ID of the armed schedule
-    bool    moves;        // step: target is newer than the current ID
+    bool    moves;        // aim: target is newer than the current ID
     bool    finished;     // rearm: the armed schedule's last ID is reached
     bit<32> next_first;   // rearm: where the schedule after it would start
     bool    displacing;   // arm: an armed (newer) schedule gave way

@@ -98,7 +98,6 @@ def scratch_fields(program: dict) -> set[str]:
         if "expression" in node:   # a condition
             reads = _scalar_fields(node["expression"], set())
             after = before
-            successors = [node["true_next"], node["false_next"]]
         else:
             unsafe |= _scalar_fields(node["key"], set())
             reads = set()
@@ -106,10 +105,9 @@ def scratch_fields(program: dict) -> set[str]:
                 reads |= effects[i][0] - before
             writes = [effects[i][1] for i in node["action_ids"]]
             after = before | (set.intersection(*writes) if writes else set())
-            successors = [node["base_default_next"], *node["next_tables"].values()]
         named |= reads
         unsafe |= reads - before
-        for successor in filter(None, successors):
+        for successor in _successors(node):
             written[successor] = after & written[successor] if successor in written else after
     return named - unsafe
 
@@ -120,10 +118,7 @@ def _topological(nodes: dict[str, dict], init: str | None) -> list[str]:
 
     def visit(name: str):
         seen.add(name)
-        node = nodes[name]
-        successors = ([node["true_next"], node["false_next"]] if "expression" in node else
-                      [node["base_default_next"], *node["next_tables"].values()])
-        for successor in filter(None, successors):
+        for successor in _successors(nodes[name]):
             if successor not in seen:
                 visit(successor)
         order.append(name)
@@ -131,6 +126,13 @@ def _topological(nodes: dict[str, dict], init: str | None) -> list[str]:
     if init:
         visit(init)
     return order[::-1]
+
+
+def _successors(node: dict) -> list[str]:
+    """The nodes a condition or table may go to next (None: the pipeline's end)."""
+    following = ([node["true_next"], node["false_next"]] if "expression" in node else
+                 [node["base_default_next"], *node["next_tables"].values()])
+    return [name for name in following if name]
 
 
 def move_scratch_fields(program: dict) -> int:
