@@ -281,6 +281,20 @@ def test_an_event_after_the_closing_record_is_refused():
         process.add({"kind": "recv", "msg": "m", "t_us": 2})
 
 
+def test_a_refusal_quotes_names_from_the_log_on_one_line(tmp_path):
+    # A name or message id is any string a log holds: a newline in it must
+    # not split the one line of `checker: ...`.
+    process = Process("p\nq", True)
+    process.add({"kind": "end", "t_us": 1})
+    with pytest.raises(LogError) as refused:
+        process.add({"kind": "recv", "msg": "m", "t_us": 2})
+    assert "\n" not in str(refused.value) and "'p\\nq'" in str(refused.value)
+    spec = {"p1": (True, [("send", "a\nb", "p2")]), "p2": (True, [("send", "a\nb", "p1")])}
+    with pytest.raises(LogError, match="sent twice") as refused:
+        load(tmp_path, spec)
+    assert "\n" not in str(refused.value)
+
+
 def test_an_in_group_process_without_a_log_makes_every_snapshot_incomplete(tmp_path):
     trace = Trace.load(write_trace(tmp_path, FIGURE_4), in_group=["p1", "p2", "p3"])
     assert trace.short_logs == ["p3"]

@@ -85,7 +85,7 @@ class Process:
 
     def add(self, event: dict):
         if self.closed:
-            raise LogError(f"{self.name}: an event after the log's closing record")
+            raise LogError(f"{self.name!r}: an event after the log's closing record")
         if event["kind"] == "end":
             self.closed = True
         elif event["kind"] == "snapshot":
@@ -93,7 +93,7 @@ class Process:
             last = previous + ahead(event["last"], previous % ID_SPACE)
             first = last - ahead(event["last"], event["first"])
             if last <= previous or first > last:
-                raise LogError(f"{self.name}: snapshot {event} does not move forward")
+                raise LogError(f"{self.name!r}: snapshot {event} does not move forward")
             self.snapshots.append((first, last, len(self.kinds)))
         else:
             self.kinds.append(event["kind"])
@@ -192,8 +192,8 @@ class Trace:
             for j, (kind, msg) in enumerate(zip(p.kinds, p.msgs)):
                 if kind == "send":
                     if msg in self.sent_at:
-                        raise LogError(f"message {msg} sent twice "
-                                       f"({self.processes[self.sent_at[msg][0]].name}, {p.name})")
+                        raise LogError(f"message {msg!r} sent twice "
+                                       f"({self.processes[self.sent_at[msg][0]].name!r}, {p.name!r})")
                     self.sent_at[msg] = (i, j)
         taint, latest = self.taint, self.latest
         clocks = [[0] * (latest + 1) for _ in self.processes]
@@ -239,7 +239,7 @@ class Trace:
         stuck = [p.name for i, p in enumerate(self.processes) if next_event[i] < len(p.kinds)]
         if stuck:
             raise LogError(f"the logs are causally impossible (a receive before its send): "
-                           f"{', '.join(stuck)} cannot proceed")
+                           f"{', '.join(map(repr, stuck))} cannot proceed")
 
     # Judging.
 
