@@ -29,6 +29,7 @@ from typing import Callable, Iterator
 from beaver.traffic.oob.protocol import OOB_PORT
 
 from beaver.traffic.runtime.eventlog import EventLog, NoLog
+from beaver.traffic.runtime.peering import COUNT_INTERVAL
 from beaver.traffic.outgroup.endpoint import Endpoint
 from beaver.traffic.runtime.udp import App, Runtime
 from beaver.traffic.runtime.snapshots import Mode
@@ -87,14 +88,15 @@ def at_least(minimum: int) -> Callable[[str], int]:
     return number
 
 
-def seconds(text: str) -> float:
-    """A positive, finite number of seconds."""
+def seconds(text: str, zero: bool = False) -> float:
+    """A positive (or, if zero, not negative), finite number of seconds."""
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    if not (math.isfinite(value) and (value > 0 or zero and value == 0)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a {'non-negative' if zero else 'positive'} "
+                                         "number of seconds")
     return value
 
 
@@ -127,6 +129,9 @@ def in_group_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--oob-port", type=port, default=OOB_PORT)
     p.add_argument("--poll-interval", type=seconds, default=None,
                    help="seconds between snapshots in polling mode")
+    p.add_argument("--count-interval", type=lambda text: seconds(text, zero=True),
+                   default=COUNT_INTERVAL, help="seconds between COUNTs to a peer at most: the "
+                   f"local snapshots meanwhile share one (default {COUNT_INTERVAL}; 0: one each)")
     p.add_argument("--transport", choices=["udp", "tcp"], default="udp",
                    help="udp: the runtime decapsulates MARKs itself; tcp: the host's kernel "
                         "program does (traffic/runtime/bpf/decap.c)")
@@ -210,7 +215,7 @@ def run_in_group(args: argparse.Namespace,
 def make_runtime(args: argparse.Namespace, log) -> Runtime | TcpRuntime:
     common = dict(vips=args.vip, peers=dict(args.peer), mode=Mode(args.mode),
                   mgmt=(args.mgmt or args.dip, args.oob_port),
-                  poll_interval=args.poll_interval, log=log)
+                  poll_interval=args.poll_interval, count_interval=args.count_interval, log=log)
     if args.transport == "udp":
         return Runtime(args.name, args.dip, slbs=args.slb, **common)
     from beaver.traffic.runtime.flowmap import FlowIds   # libbpf: only where the kernel program runs

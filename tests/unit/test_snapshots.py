@@ -85,9 +85,8 @@ def test_sent_before_counts_what_went_out_before_the_snapshot():
     s, _ = snapshots()
     s.sent_to("q")
     s.sent_to("q")
-    taken = s.oob(1)
+    s.oob(1)
     s.sent_to("q")
-    assert taken.sent_before == {"q": 2}
     assert s.report(1).channels["q"].sent_before == 2
 
 

@@ -1,4 +1,4 @@
-"""What both in-group runtimes (runtime.py over UDP, tcp_runtime.py over
+"""What both in-group runtimes (udp.py over UDP, tcp.py over
 TCP) do once their transport delivered a message: the snapshot rule on a
 peer's stamp, the channel counts, delivery to the application, the COUNT
 announcements of a local snapshot, and the controller's out-of-band answers;
@@ -7,19 +7,23 @@ then on the controller's resume replays the messages in flight to it.
 
 A runtime mixes this in and provides `_send_stamped(peer, kind, seq, body,
 message_id)` (sends a JSON body stamped with the current ID, and logs it),
-`_start_loops()` (what serve() starts receiving with) and the attributes
-name, mode, snapshots, drops, _peers, _window, _oob, _lock, _log and _number.
+`_start_loops()` (what serve() starts receiving with, and _announce_loop
+where _announces()), serving loops that call `_handoff.run_pending()`
+between two messages, and the attributes name, mode, snapshots, drops, _peers,
+_window, _count_interval, _oob, _lock, _stopped, _log and _number.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from beaver.p4src.ids import ID_SPACE
 from beaver.traffic.oob import protocol as oob
 
 from beaver.traffic.oob import answers as oob_answers
+from beaver.traffic.runtime.handoff import Handoff
 from beaver.traffic.runtime.datagrams import (Address, DatagramError, PeerHeader, PeerKind,
                                               address_text, count_body)
 from beaver.traffic.messages import Message, MessageError, decode, encode, message_id
@@ -29,6 +33,14 @@ if TYPE_CHECKING:   # restore.py reads the controller's store: only a restored p
     from beaver.traffic.runtime.restore import Restore
 
 log = logging.getLogger(__name__)
+
+# Seconds between a process's COUNT announcements to a peer, at most: the IDs
+# recorded meanwhile share one COUNT.  Nothing is judged on COUNTs (the
+# controller adds up every channel from both ends' reports); they only let a
+# process know its own finished_id, so one a snapshot would be waste.
+COUNT_INTERVAL = 0.1
+# Seconds an OOB answer waits for a serving thread to compute it (handoff.py).
+ANSWER_WAIT = 0.005
 
 
 class PeerHandling:
@@ -74,16 +86,50 @@ class PeerHandling:
             log.exception("%s: the application failed on %r", self.name, message)
 
     def _took(self, taken: Taken | None):
-        """Logs a local snapshot just recorded and announces the channel counts."""
+        """Logs a local snapshot just recorded; its channel counts are
+        announced with the next COUNT to each peer (at once if the
+        interval is 0)."""
         if taken is None:
             return
         self._log.snapshot(taken.first, taken.last, taken.trigger)
         if self.snapshots.records_channels:
             for peer in self._peers:
+                self._unannounced.setdefault(peer, taken.first)
+            if not self._count_interval:
+                self._announce()
+
+    def _announce(self, peers: Iterable[str] | None = None):
+        """Sends each peer (default: every one) with IDs recorded since its
+        last COUNT one COUNT for all of them: no APP message went to it
+        since (_app_seq announces first), so one sent_before holds for each.
+        Under the lock."""
+        for peer in list(self._unannounced if peers is None else peers):
+            first = self._unannounced.pop(peer, None)
+            if first is not None:
                 count_id = self._new_id()
                 self._send_stamped(peer, PeerKind.COUNT, 0,
-                                   count_body(taken.first, taken.sent_before[peer], count_id),
+                                   count_body(first, self.snapshots.sent[peer], count_id),
                                    count_id)
+
+    def _app_seq(self, peer: str) -> int:
+        """An APP message's position on the channel to peer (0 without
+        snapshots), counted after the IDs recorded before it are announced
+        with the count they had.  Under the lock."""
+        if not self.snapshots:
+            return 0
+        if peer in self._unannounced:
+            self._announce((peer,))
+        return self.snapshots.sent_to(peer)
+
+    def _announce_loop(self):
+        while not self._stopped.wait(self._count_interval):
+            with self._lock:
+                self._announce()
+
+    def _announces(self) -> bool:
+        """Whether a thread announces the counts every interval."""
+        return bool(self.snapshots and self.snapshots.records_channels and self._peers
+                    and self._count_interval)
 
     def _send_peer(self, peer: str, kind: PeerKind, seq: int, message: Message):
         """Sets message["id"]."""
@@ -101,8 +147,11 @@ class PeerHandling:
         if op in ("snapshot", "report") and self._holding:
             raise oob.ProtocolError(f"{self.name} is restoring snapshot {self._restore.number} "
                                     "and has not been resumed")
-        answer = oob_answers.answer(message, self.name, self.snapshots, self._lock, self.drops,
-                                    self._took)
+        work = functools.partial(oob_answers.answer, message, self.name, self.snapshots,
+                                 self._lock, self.drops, self._took)
+        if op in ("snapshot", "report"):   # a report's work: between two requests
+            return self._handoff.call(work, ANSWER_WAIT)
+        answer = work()
         if op == "status" and self._restore is not None:
             answer["restored"] = self._restored()
         return answer
@@ -127,6 +176,8 @@ class PeerHandling:
         loops start when the controller resumes this process; what arrives
         meanwhile waits in the sockets (or the listeners' backlogs)."""
         self._app = app
+        self._handoff = Handoff()   # the OOB answers the serving threads compute
+        self._unannounced: dict[str, int] = {}   # per peer: the oldest ID recorded since its last COUNT
         if self.mode is not Mode.OFF:
             self.snapshots = Snapshots(self.name, self._peers, self.mode, app.local_state,
                                        self._window)

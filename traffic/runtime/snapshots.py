@@ -120,7 +120,6 @@ class Taken(NamedTuple):
     first: int
     last: int
     trigger: str
-    sent_before: dict[str, int]
 
 
 def offsets_within(oldest: int, length: int, first: int, last: int) -> range:
@@ -204,8 +203,7 @@ class Snapshots:
         jump = (snapshot_id - self.current_id) % ID_SPACE
         if not 0 < jump < ID_WINDOW:
             return None
-        sent_before = dict(self.sent)
-        local = LocalSnapshot(trigger, time.time_ns() // 1000, self.capture(), sent_before,
+        local = LocalSnapshot(trigger, time.time_ns() // 1000, self.capture(), dict(self.sent),
                               dict(self.received))
         covered = min(jump, self.window)
         self.records.append(Record((snapshot_id + 1 - covered) % ID_SPACE, snapshot_id, local))
@@ -216,7 +214,7 @@ class Snapshots:
         self._finished = None
         first = (self.current_id + 1) % ID_SPACE
         self.current_id = snapshot_id
-        return Taken(first, snapshot_id, trigger, sent_before)
+        return Taken(first, snapshot_id, trigger)
 
     def _expire(self):
         """Drops the IDs older than the newest `window`: whole records, or the

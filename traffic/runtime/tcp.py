@@ -45,7 +45,7 @@ from beaver.traffic.runtime.eventlog import NoLog
 from beaver.traffic.frames import FrameError, FrameReader, frame, stamp_frame
 from beaver.traffic.messages import Message, MessageError, decode, encode
 from beaver.traffic.oob.server import OobServer
-from beaver.traffic.runtime.peering import PeerHandling
+from beaver.traffic.runtime.peering import COUNT_INTERVAL, PeerHandling
 from beaver.traffic.runtime.udp import App
 from beaver.traffic.runtime.snapshots import Mode, Snapshots
 
@@ -79,9 +79,10 @@ class TcpRuntime(PeerHandling):
     def __init__(self, name: str, dip: str, *, vips: Iterable[Address] = (),
                  peers: Mapping[str, str] | None = None, flow_ids: FlowIdSource | None = None,
                  mode: Mode = Mode.BEAVER, mgmt: Address | None = None,
-                 poll_interval: float | None = None, log=None, window: int = RING_SIZE):
+                 poll_interval: float | None = None, log=None, window: int = RING_SIZE,
+                 count_interval: float = COUNT_INTERVAL):
         """flow_ids: where the snapshot IDs of client flows are read (needed in Mode.BEAVER).
-        The other arguments are runtime.py's."""
+        The other arguments are udp.py's."""
         if mode is Mode.POLLING and not poll_interval:
             raise ValueError("Mode.POLLING needs a poll_interval")
         if mode is Mode.BEAVER and flow_ids is None:
@@ -96,6 +97,7 @@ class TcpRuntime(PeerHandling):
         self._flow_ids = flow_ids
         self._window = window
         self._poll_interval = poll_interval
+        self._count_interval = count_interval
         self._log = log or NoLog()
         self._lock = threading.RLock()
         self._number = 0
@@ -143,6 +145,8 @@ class TcpRuntime(PeerHandling):
         self._thread(self._accept_loop, self._peer_listener, self._serve_peer, name="peers")
         if self.mode is Mode.POLLING:
             self._thread(self._poll_loop, name="poll")
+        if self._announces():
+            self._thread(self._announce_loop, name="counts")
 
     def _thread(self, target: Callable, *args, name: str):
         thread = threading.Thread(target=target, args=args, name=f"{self.name} {name}",
@@ -221,6 +225,7 @@ class TcpRuntime(PeerHandling):
                         self._log.recv(message["id"], source)
                         self._deliver(self._app.on_request, message,
                                       TcpClient(client, vip, message["id"], conn))
+                self._handoff.run_pending()
         except (FrameError, MessageError) as e:
             self._drop(e.reason, e, client)   # the stream is out of step: hang up
         finally:
@@ -285,8 +290,7 @@ class TcpRuntime(PeerHandling):
         if peer not in self._peers:
             raise ValueError(f"{peer!r} is not a peer of {self.name}")
         with self._lock:
-            seq = self.snapshots.sent_to(peer) if self.snapshots else 0
-            self._send_peer(peer, PeerKind.APP, seq, message)
+            self._send_peer(peer, PeerKind.APP, self._app_seq(peer), message)
 
     def _send_stamped(self, peer: str, kind: PeerKind, seq: int, body: bytes, message_id: str):
         stamp = self.snapshots.current_id if self.snapshots else 0
@@ -318,6 +322,7 @@ class TcpRuntime(PeerHandling):
             while data := conn.recv(65536):
                 for payload in frames.feed(data):
                     self._from_peer(payload, source)
+                self._handoff.run_pending()
         except (FrameError, WireError, DatagramError, MessageError) as e:
             self._drop(getattr(e, "reason", "bad Beaver header"), e, source)
 

@@ -43,7 +43,7 @@ from beaver.traffic.runtime.datagrams import (Address, DatagramError, PeerKind, 
 from beaver.traffic.runtime.eventlog import NoLog
 from beaver.traffic.messages import Message, MessageError, decode, encode
 from beaver.traffic.oob.server import OobServer
-from beaver.traffic.runtime.peering import PeerHandling
+from beaver.traffic.runtime.peering import COUNT_INTERVAL, PeerHandling
 from beaver.traffic.runtime.snapshots import Mode, Snapshots
 
 log = logging.getLogger(__name__)
@@ -90,11 +90,13 @@ class Runtime(PeerHandling):
                  slbs: Iterable[str] = (), peers: Mapping[str, str] | None = None,
                  mode: Mode = Mode.BEAVER,
                  mgmt: Address | None = None, poll_interval: float | None = None,
-                 log=None, window: int = RING_SIZE):
+                 log=None, window: int = RING_SIZE, count_interval: float = COUNT_INTERVAL):
         """slbs: the addresses the SLBs encapsulate from; MARKs from anywhere else are dropped.
         peers: name -> data address of every in-group process this one talks to.
         mgmt: where the controller reaches the OOB server (default dip:4791).
-        poll_interval: seconds between snapshots in Mode.POLLING."""
+        poll_interval: seconds between snapshots in Mode.POLLING.
+        count_interval: seconds between COUNTs to a peer at most (0: a COUNT
+        a local snapshot; peering.py)."""
         if mode is Mode.POLLING and not poll_interval:
             raise ValueError("Mode.POLLING needs a poll_interval")
         vips = [tuple(vip) for vip in vips]
@@ -109,6 +111,7 @@ class Runtime(PeerHandling):
             raise ValueError(f"{name} cannot be its own peer")
         self._window = window
         self._poll_interval = poll_interval
+        self._count_interval = count_interval
         self._log = log or NoLog()
         self._lock = threading.RLock()
         self._number = 0
@@ -156,6 +159,9 @@ class Runtime(PeerHandling):
         if self.mode is Mode.POLLING:
             self._threads.append(threading.Thread(target=self._poll_loop,
                                                   name=f"{self.name}-poll", daemon=True))
+        if self._announces():
+            self._threads.append(threading.Thread(target=self._announce_loop,
+                                                  name=f"{self.name}-counts", daemon=True))
         for thread in self._threads:
             thread.start()
 
@@ -183,6 +189,7 @@ class Runtime(PeerHandling):
             if self._stopped.is_set():
                 return
             self._handle(data, source)
+            self._handoff.run_pending()
 
     def _poll_loop(self):
         while not self._stopped.wait(self._poll_interval):
@@ -201,8 +208,7 @@ class Runtime(PeerHandling):
         if peer not in self._peers:
             raise ValueError(f"{peer!r} is not a peer of {self.name}")
         with self._lock:
-            seq = self.snapshots.sent_to(peer) if self.snapshots else 0
-            self._send_peer(peer, PeerKind.APP, seq, message)
+            self._send_peer(peer, PeerKind.APP, self._app_seq(peer), message)
 
     def reply(self, client: Client, message: Message):
         """To a client, by DSR from the VIP:port it addressed.  Sets "id" and "re"."""
