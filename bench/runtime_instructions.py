@@ -7,8 +7,9 @@ kv1 of the key-value store and feeds its receive path directly, in the
 main thread, with what a run of bench/runtime.py brings it: requests
 marked by the SLB (half puts, which kv1 replicates to kv2), kv2's
 replication of every other put (stamped, one ID behind right after each
-snapshot, so channel state is recorded), a snapshot ID every
---snapshot-every requests with kv2's COUNT for it.  No socket receive and
+snapshot, so channel state is recorded; the first after kv2's snapshots
+counts them, APP_COUNTED, as kv2's runtime sends it), a snapshot ID every
+--snapshot-every requests.  No socket receive and
 no other thread is counted (callgrind counts each thread apart; the
 figure is the main thread's).  Each mode runs twice, with --requests and
 with 5 times as many, and the difference, divided by the extra requests,
@@ -93,17 +94,17 @@ def _drive(mode: str, requests: int, snapshot_every: int, reports: bool, batch: 
     # The receive loop's step, without the socket.
     handle = runtime._handle if mode != "none" else lambda datagram, source: None
 
-    def from_kv2(stamp: int, kind: PeerKind, seq: int, message: dict):
-        datagram = (BeaverHeader(Kind.STAMP, stamp).pack() + pack_peer(kind, seq, peer_name("kv2"))
+    def from_kv2(stamp: int, kind: PeerKind, seq: int, message: dict,
+                 counted_from: int | None = None):
+        datagram = (BeaverHeader(Kind.STAMP, stamp).pack()
+                    + pack_peer(kind, seq, peer_name("kv2"), counted_from)
                     + json.dumps(message).encode())
         handle(datagram, (PEER, 4790))
 
-    snapshot_id = sent_by_kv2 = 0
+    snapshot_id = sent_by_kv2 = counted_by_kv2 = 0
     for i in range(requests):
         if snapshot_every and i % snapshot_every == 0:
             snapshot_id += 1
-            from_kv2(snapshot_id, PeerKind.COUNT, 0, {"id": f"kv2:c{i}", "first": snapshot_id,
-                                                      "sent_before": sent_by_kv2})
             if reports and mode == "beaver" and batch > 1 and snapshot_id % batch == 1 \
                     and snapshot_id > batch:
                 # the batch before this ID is over: its run, as the controller asks it,
@@ -133,9 +134,12 @@ def _drive(mode: str, requests: int, snapshot_every: int, reports: bool, batch: 
         if i % 4 == 1:
             sent_by_kv2 += 1
             behind = 1 if snapshot_every and i % snapshot_every < 4 else 0
-            from_kv2(max(0, snapshot_id - behind), PeerKind.APP, sent_by_kv2,
-                     {"id": f"kv2:{i}", "op": "put", "key": key, "value": -i,
-                      "version": [i, "kv2"]})
+            stamp = max(0, snapshot_id - behind)
+            counted_from = counted_by_kv2 + 1 if stamp > counted_by_kv2 else None
+            counted_by_kv2 = stamp
+            from_kv2(stamp, PeerKind.APP if counted_from is None else PeerKind.APP_COUNTED,
+                     sent_by_kv2, {"id": f"kv2:{i}", "op": "put", "key": key, "value": -i,
+                                   "version": [i, "kv2"]}, counted_from)
     runtime.stop()
     if log:
         log.close()

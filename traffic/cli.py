@@ -130,8 +130,10 @@ def in_group_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--poll-interval", type=seconds, default=None,
                    help="seconds between snapshots in polling mode")
     p.add_argument("--count-interval", type=lambda text: seconds(text, zero=True),
-                   default=COUNT_INTERVAL, help="seconds between COUNTs to a peer at most: the "
-                   f"local snapshots meanwhile share one (default {COUNT_INTERVAL}; 0: one each)")
+                   default=COUNT_INTERVAL, help="beaver mode: seconds a peer waits at most for "
+                   "the count of the local snapshots since the last, when no message to it "
+                   f"carries it (default {COUNT_INTERVAL}; 0: a COUNT a snapshot, as lai-yang "
+                   "sends them)")
     p.add_argument("--transport", choices=["udp", "tcp"], default="udp",
                    help="udp: the runtime decapsulates MARKs itself; tcp: the host's kernel "
                         "program does (traffic/runtime/bpf/decap.c)")

@@ -28,10 +28,11 @@ def frame(payload: bytes) -> bytes:
     return _LENGTH.pack(len(payload)) + payload
 
 
-def stamp_frame(snapshot_id: int, kind: PeerKind, seq: int, sender: bytes, body: bytes) -> bytes:
+def stamp_frame(snapshot_id: int, kind: PeerKind, seq: int, sender: bytes, body: bytes,
+                counted_from: int | None = None) -> bytes:
     """A peer message stamped with the sender's snapshot ID."""
     return frame(BeaverHeader.FORMAT.pack(_STAMP_BYTE, 0, snapshot_id)
-                 + pack_peer(kind, seq, sender) + body)
+                 + pack_peer(kind, seq, sender, counted_from) + body)
 
 
 class FrameReader:

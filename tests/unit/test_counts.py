@@ -1,6 +1,6 @@
-"""COUNT announcements (traffic/runtime/peering.py): the local snapshots a
-process records between two COUNTs to a peer share the second, which is
-sent before the next APP message to that peer, or by the interval's timer."""
+"""Counts (traffic/runtime/peering.py): the local snapshots a process
+records before its next APP message to a peer are counted by that message
+(APP_COUNTED), or after the interval by one COUNT."""
 from __future__ import annotations
 
 import json
@@ -16,19 +16,19 @@ from beaver.traffic.runtime.eventlog import NoLog
 from beaver.traffic.runtime.peering import PeerHandling
 from beaver.traffic.runtime.snapshots import Mode, Snapshots
 
-from tests.support.runtimes import (Recorder, client_socket, dip, oob_request, runtimes,
-                                    send_request, vip)
+from tests.support.runtimes import (Recorder, client_socket, dip, eventually, oob_request,
+                                    runtimes, send_request, vip)
 
 __all__ = ["runtimes"]   # the fixture
 
 
-def read(sock: socket.socket) -> tuple[PeerKind, int, int, dict]:
-    """What arrived from the runtime: (kind, stamp, seq, body)."""
+def read(sock: socket.socket) -> tuple[PeerKind, int, int, dict, int | None]:
+    """What arrived from the runtime: (kind, stamp, seq, body, counted_from)."""
     data = sock.recv(65535)
     header = BeaverHeader.unpack(data)
     assert header.kind is Kind.STAMP
     peer, body = parse_peer(data[BeaverHeader.SIZE:])
-    return peer.kind, header.snapshot_id, peer.seq, json.loads(body)
+    return peer.kind, header.snapshot_id, peer.seq, json.loads(body), peer.counted_from
 
 
 @pytest.fixture
@@ -41,39 +41,65 @@ def q():
     sock.close()
 
 
-def test_snapshots_share_one_count_sent_before_the_next_message(runtimes, q):
+def test_the_next_message_counts_the_snapshots_before_it(runtimes, q):
     runtime, _ = runtimes("p", 1, lambda rt: Recorder(rt, forward_to="q"), peers={"q": dip(9)},
                           count_interval=60)   # the timer never fires here
     client = client_socket()
     for snapshot_id in (1, 2, 3):
         oob_request(runtime, {"op": "snapshot", "id": snapshot_id})
     send_request(client, dip(1), vip(1), {"id": "c:1"}, mark=3)   # forwarded to q
-    kind, stamp, _, body = read(q)
-    assert (kind, stamp, body["first"], body["sent_before"]) == (PeerKind.COUNT, 3, 1, 0)
-    assert read(q)[:3] == (PeerKind.APP, 3, 1)
+    kind, stamp, seq, body, counted_from = read(q)   # 0 sent before 1..3: seq 1
+    assert (kind, stamp, seq, counted_from, body["op"]) == (PeerKind.APP_COUNTED, 3, 1, 1,
+                                                            "forwarded")
+    send_request(client, dip(1), vip(1), {"id": "c:2"}, mark=3)   # no snapshot since
+    kind, stamp, seq, _, counted_from = read(q)
+    assert (kind, stamp, seq, counted_from) == (PeerKind.APP, 3, 2, None)
     oob_request(runtime, {"op": "snapshot", "id": 4})
-    send_request(client, dip(1), vip(1), {"id": "c:2"}, mark=4)
-    kind, stamp, _, body = read(q)
-    assert (kind, stamp, body["first"], body["sent_before"]) == (PeerKind.COUNT, 4, 4, 1)
-    assert read(q)[:3] == (PeerKind.APP, 4, 2)
+    send_request(client, dip(1), vip(1), {"id": "c:3"}, mark=4)
+    kind, stamp, seq, _, counted_from = read(q)   # 2 sent before 4
+    assert (kind, stamp, seq, counted_from) == (PeerKind.APP_COUNTED, 4, 3, 4)
+    q.settimeout(0.3)
+    with pytest.raises(socket.timeout):   # no COUNT besides
+        q.recv(65535)
+    client.close()
+
+
+def test_a_counted_message_completes_the_receiver_s_channel(runtimes):
+    p, _ = runtimes("p", 1, lambda rt: Recorder(rt, forward_to="q"), peers={"q": dip(2)},
+                    count_interval=60)
+    q, q_app = runtimes("q", 2, peers={"p": dip(1)}, count_interval=60)
+    client = client_socket()
+    oob_request(p, {"op": "snapshot", "id": 2})
+    oob_request(q, {"op": "snapshot", "id": 2})
+    assert oob_request(q, {"op": "status"})["finished_id"] == 0   # p's count not known yet
+    send_request(client, dip(1), vip(1), {"id": "c:1"}, mark=2)   # forwarded to q, counted
+    eventually(lambda: q_app.peer_messages)
+    assert oob_request(q, {"op": "status"})["finished_id"] == 2
     client.close()
 
 
 def test_the_timer_announces_when_no_message_goes_to_the_peer(runtimes, q):
     runtime, _ = runtimes("p", 1, peers={"q": dip(9)}, count_interval=0.05)
     oob_request(runtime, {"op": "snapshot", "id": 2})   # one local snapshot for 1..2
-    kind, stamp, _, body = read(q)
+    kind, stamp, _, body, _ = read(q)
     assert (kind, stamp, body["first"], body["sent_before"]) == (PeerKind.COUNT, 2, 1, 0)
     q.settimeout(0.3)
     with pytest.raises(socket.timeout):   # announced once
         q.recv(65535)
 
 
+def test_lai_yang_counts_at_once_as_published(runtimes, q):
+    runtime, _ = runtimes("p", 1, peers={"q": dip(9)}, mode=Mode.LAI_YANG, count_interval=60)
+    oob_request(runtime, {"op": "snapshot", "id": 1})
+    kind, stamp, _, body, _ = read(q)   # not after 60 s
+    assert (kind, stamp, body["first"], body["sent_before"]) == (PeerKind.COUNT, 1, 1, 0)
+
+
 def test_interval_zero_sends_a_count_a_snapshot(runtimes, q):
     runtime, _ = runtimes("p", 1, peers={"q": dip(9)}, count_interval=0)
     for snapshot_id in (1, 2):
         oob_request(runtime, {"op": "snapshot", "id": snapshot_id})
-    assert [(stamp, body["first"]) for _, stamp, _, body in (read(q), read(q))] == [(1, 1), (2, 2)]
+    assert [(stamp, body["first"]) for _, stamp, _, body, _ in (read(q), read(q))] == [(1, 1), (2, 2)]
     assert not any(t.name.endswith("-counts") for t in threading.enumerate())
 
 
@@ -87,8 +113,9 @@ class Announcer(PeerHandling):
         self._unannounced = {}
         self.sent: list[tuple[str, PeerKind, int, int, dict]] = []
 
-    def _send_stamped(self, peer, kind, seq, body, message_id):
-        self.sent.append((peer, kind, self.snapshots.current_id, seq, json.loads(body)))
+    def _send_stamped(self, peer, kind, seq, body, message_id, counted_from=None):
+        self.sent.append((peer, kind, self.snapshots.current_id, seq, json.loads(body),
+                          counted_from))
 
 
 STEPS = st.lists(st.one_of(st.tuples(st.just("snapshot"), st.integers(1, 5)),
@@ -98,28 +125,30 @@ STEPS = st.lists(st.one_of(st.tuples(st.just("snapshot"), st.integers(1, 5)),
 
 @settings(max_examples=200, deadline=None)
 @given(STEPS)
-def test_each_id_is_announced_once_with_the_count_its_snapshot_recorded(steps):
+def test_each_id_is_counted_once_with_the_sent_before_its_snapshot_recorded(steps):
     p = Announcer(["q", "r"])
     for step, arg in steps:
         if step == "snapshot":
             p._took(p.snapshots.oob(p.snapshots.current_id + arg))
         elif step == "send":
-            p._send_peer(arg, PeerKind.APP, p._app_seq(arg), {})
+            p._send_app(arg, {})
         else:
             p._announce()   # the timer
     p._announce()
     for peer in ("q", "r"):
-        counts = [(body["first"], stamp, body["sent_before"])
-                  for to, kind, stamp, _, body in p.sent if to == peer and kind is PeerKind.COUNT]
+        counts = [(body["first"], stamp, body["sent_before"]) if kind is PeerKind.COUNT
+                  else (counted_from, stamp, seq - 1)
+                  for to, kind, stamp, seq, body, counted_from in p.sent
+                  if to == peer and kind is not PeerKind.APP]
         # the ranges follow one another, from ID 1 to the newest, each once
         assert [first for first, _, _ in counts] == [1, *(last + 1 for _, last, _ in counts)][:len(counts)]
         assert (counts[-1][1] if counts else 0) == p.snapshots.current_id
         for first, last, sent_before in counts:
             for snapshot_id in range(first, last + 1):
                 assert sent_before == p.snapshots.report(snapshot_id).channels[peer].sent_before
-        # an APP message is never sent while an ID before it is unannounced
-        for index, (to, kind, stamp, _, _) in enumerate(p.sent):
-            if to == peer and kind is PeerKind.APP:
-                announced = max((s for t, k, s, _, _ in p.sent[:index]
-                                 if t == peer and k is PeerKind.COUNT), default=0)
-                assert announced == stamp
+        # an APP message counts every ID up to its stamp, if no message before it did
+        for index, (to, kind, stamp, *_) in enumerate(p.sent):
+            if to == peer and kind is not PeerKind.COUNT:
+                counted = max((s for t, k, s, *_ in p.sent[:index + 1]
+                               if t == peer and k is not PeerKind.APP), default=0)
+                assert counted == stamp

@@ -98,13 +98,15 @@ def datagrams(draw) -> tuple[bytes, str]:
                 if payload is not None else inner_packet(json.dumps(draw(requests)).encode()))
         source = slb_ip(1)
     else:
-        peer_kind = draw(st.sampled_from([PeerKind.APP, PeerKind.COUNT]))
+        peer_kind = draw(st.sampled_from([PeerKind.APP, PeerKind.COUNT, PeerKind.APP_COUNTED]))
         if fault == "peer kind":
-            peer_kind = draw(st.sampled_from([0, 3, 255]))
+            peer_kind = draw(st.sampled_from([0, 4, 255]))
         sender = draw(st.sampled_from([b"p", b"stranger", b"\xff"])) if fault == "sender" else b"q"
         if payload is None:
             payload = json.dumps(draw(counts if peer_kind == PeerKind.COUNT else requests)).encode()
-        body = pack_peer(peer_kind, draw(st.integers(0, 2**32 - 1)), sender) + payload
+        counted_from = (draw(st.integers(0, 2**32 - 1)) if peer_kind == PeerKind.APP_COUNTED
+                        else None)
+        body = pack_peer(peer_kind, draw(st.integers(0, 2**32 - 1)), sender, counted_from) + payload
         source = dip(PEER)
     if fault == "source":
         source = draw(st.sampled_from([slb_ip(1), dip(PEER), dip(STRANGER)]).filter(

@@ -58,7 +58,7 @@ def test_a_marks_client_packet_is_read_or_refused_with_a_reason(data):
 @st.composite
 def peer_headers(draw) -> bytes:
     sender = draw(st.text(max_size=10).map(str.encode) | st.binary(max_size=10))
-    header = struct.pack("!BIB", draw(st.sampled_from([1, 2, 1, 2, 0, 3, 255])),
+    header = struct.pack("!BIB", draw(st.sampled_from([1, 2, 3, 1, 2, 3, 0, 4, 255])),
                          draw(st.integers(0, 2**32 - 1)),
                          draw(st.sampled_from([len(sender), len(sender), 0, 255])))
     return header + sender + draw(st.binary(max_size=20))
@@ -72,7 +72,8 @@ def test_a_stamps_peer_header_is_read_or_refused_with_a_reason(data):
     except DatagramError as e:
         assert e.reason in DATAGRAM_REASONS
         return
-    assert pack_peer(header.kind, header.seq, header.sender.encode()) + body == data
+    assert pack_peer(header.kind, header.seq, header.sender.encode(),
+                     header.counted_from) + body == data
     assert header.kind in tuple(PeerKind)
 
 

@@ -125,6 +125,10 @@ def bad_datagrams(client_address) -> list[tuple[bytes, str]]:
         (bytes(Beaver(kind=Kind.STAMP, snapshot_id=9)) + struct.pack("!BIB", 9, 0, 1) + b"q{}",
          "bad peer header"),
         (bytes(Beaver(kind=Kind.STAMP, snapshot_id=9)) + b"\x01\x00", "truncated"),
+        (bytes(Beaver(kind=Kind.STAMP, snapshot_id=9)) + struct.pack("!BIB", 3, 1, 1) + b"q\x00\x00",
+         "truncated"),   # APP_COUNTED without its 4-byte first ID
+        (bytes(Beaver(kind=Kind.STAMP, snapshot_id=9)) + struct.pack("!BIB", 3, 0, 1) + b"q"
+         + struct.pack("!I", 1) + b'{"id":"q:1"}', "bad peer header"),   # counted, at position 0
     ]
 
 

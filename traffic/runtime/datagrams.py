@@ -7,9 +7,13 @@
 * STAMP (from an in-group peer): the runtime's peer header, then a JSON body:
 
       kind (1 byte) | channel sequence (4 bytes) | sender length (1) | sender
+      [| counted_from (4 bytes): kind APP_COUNTED only]
 
   kind APP carries an application message; kind COUNT tells the receiver how
-  many APP messages the sender had sent it before a snapshot.
+  many APP messages the sender had sent it before a snapshot; kind
+  APP_COUNTED is an APP message that tells it too, in place of a COUNT: the
+  sender had sent seq - 1 before each of its snapshots counted_from .. the
+  stamp.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ PROTO_UDP = 17
 _IPV4 = struct.Struct("!BBHHHBBH4s4s")
 _UDP = struct.Struct("!HHHH")
 _PEER = struct.Struct("!BIB")
+_COUNTED_FROM = struct.Struct("!I")
 MAX_NAME = 255
 
 
@@ -81,15 +86,17 @@ def parse_inner(data: bytes) -> Inbound:
 
 
 class PeerKind(enum.IntEnum):
-    APP = 1     # an application message
-    COUNT = 2   # how many APP messages were sent on this channel before a snapshot
+    APP = 1           # an application message
+    COUNT = 2         # how many APP messages were sent on this channel before a snapshot
+    APP_COUNTED = 3   # an APP message that also counts, as a COUNT would
 
 
 @dataclass(frozen=True)
 class PeerHeader:
     kind: PeerKind
-    seq: int          # APP: the message's position on its channel, from 1; COUNT: 0
+    seq: int          # APP, APP_COUNTED: the message's position on its channel, from 1; COUNT: 0
     sender: str
+    counted_from: int | None = None   # APP_COUNTED: the first snapshot ID it counts for
 
 
 def count_body(first: int, sent_before: int, message_id: str) -> bytes:
@@ -100,9 +107,13 @@ def count_body(first: int, sent_before: int, message_id: str) -> bytes:
             f'"id":{json_string(message_id)}}}').encode()
 
 
-def pack_peer(kind: PeerKind, seq: int, sender: bytes) -> bytes:
-    """sender: the sender's name, already encoded (checked by peer_name)."""
-    return _PEER.pack(kind, seq, len(sender)) + sender
+def pack_peer(kind: PeerKind, seq: int, sender: bytes, counted_from: int | None = None) -> bytes:
+    """sender: the sender's name, already encoded (checked by peer_name);
+    counted_from: APP_COUNTED's, and only its."""
+    if (kind is PeerKind.APP_COUNTED) != (counted_from is not None):
+        raise ValueError("counted_from goes with kind APP_COUNTED, and only with it")
+    header = _PEER.pack(kind, seq, len(sender)) + sender
+    return header if counted_from is None else header + _COUNTED_FROM.pack(counted_from)
 
 
 def peer_name(name: str) -> bytes:
@@ -128,4 +139,11 @@ def parse_peer(data: bytes) -> tuple[PeerHeader, bytes]:
         sender = data[_PEER.size:end].decode()
     except UnicodeDecodeError:
         raise DatagramError("bad peer header", "sender name is not UTF-8") from None
-    return PeerHeader(kind, seq, sender), data[end:]
+    if kind is not PeerKind.APP_COUNTED:
+        return PeerHeader(kind, seq, sender), data[end:]
+    if len(data) < end + _COUNTED_FROM.size:
+        raise DatagramError("truncated", "APP_COUNTED without its first snapshot ID")
+    if seq == 0:   # its count is seq - 1
+        raise DatagramError("bad peer header", "APP_COUNTED at channel position 0")
+    counted_from, = _COUNTED_FROM.unpack_from(data, end)
+    return PeerHeader(kind, seq, sender, counted_from), data[end + _COUNTED_FROM.size:]

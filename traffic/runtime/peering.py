@@ -6,7 +6,8 @@ and what a process restored from a snapshot does (restore.py): it holds,
 then on the controller's resume replays the messages in flight to it.
 
 A runtime mixes this in and provides `_send_stamped(peer, kind, seq, body,
-message_id)` (sends a JSON body stamped with the current ID, and logs it),
+message_id, counted_from=None)` (sends a JSON body stamped with the current
+ID, and logs it),
 `_start_loops()` (what serve() starts receiving with, and _announce_loop
 where _announces()), serving loops that call `_handoff.run_pending()`
 between two messages, and the attributes name, mode, snapshots, drops, _peers,
@@ -17,7 +18,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable
 
 from beaver.p4src.ids import ID_SPACE
 from beaver.traffic.oob import protocol as oob
@@ -34,10 +35,12 @@ if TYPE_CHECKING:   # restore.py reads the controller's store: only a restored p
 
 log = logging.getLogger(__name__)
 
-# Seconds between a process's COUNT announcements to a peer, at most: the IDs
-# recorded meanwhile share one COUNT.  Nothing is judged on COUNTs (the
-# controller adds up every channel from both ends' reports); they only let a
-# process know its own finished_id, so one a snapshot would be waste.
+# Seconds a peer waits at most for the count of the local snapshots this
+# process recorded since it last counted to it: the next APP message to the
+# peer carries it (APP_COUNTED), or after this long a COUNT.  Nothing is
+# judged on counts (the controller adds up every channel from both ends'
+# reports); they only let a process know its own finished_id, so a COUNT a
+# snapshot would be waste.
 COUNT_INTERVAL = 0.1
 # Seconds an OOB answer waits for a serving thread to compute it (handoff.py).
 ANSWER_WAIT = 0.005
@@ -49,7 +52,7 @@ class PeerHandling:
     _replay_ms = 0.0
 
     def _peer_message(self, peer: PeerHeader, stamp: int, payload: bytes, source: Address):
-        """A peer's APP or COUNT message, stamped with the sender's ID."""
+        """A peer's APP, APP_COUNTED or COUNT message, stamped with the sender's ID."""
         if self._peers.get(peer.sender) != source[0]:
             raise DatagramError("unknown peer", f"{peer.sender!r} from {source[0]} "
                                                 "is not a peer at its address")
@@ -70,6 +73,8 @@ class PeerHandling:
                 return
             self._log.recv(message["id"], peer.sender)
             if self.snapshots:
+                if peer.counted_from is not None:   # seq - 1 were sent before counted_from..stamp
+                    self.snapshots.count_from(peer.sender, peer.counted_from, stamp, peer.seq - 1)
                 self.snapshots.received_from(peer.sender, stamp, peer.seq, message)
             self._deliver(self._app.on_peer, message, peer.sender)
 
@@ -86,55 +91,56 @@ class PeerHandling:
             log.exception("%s: the application failed on %r", self.name, message)
 
     def _took(self, taken: Taken | None):
-        """Logs a local snapshot just recorded; its channel counts are
-        announced with the next COUNT to each peer (at once if the
-        interval is 0)."""
+        """Logs a local snapshot just recorded; its channel counts go to each
+        peer with the next APP message or COUNT (at once if the interval is
+        0)."""
         if taken is None:
             return
         self._log.snapshot(taken.first, taken.last, taken.trigger)
         if self.snapshots.records_channels:
             for peer in self._peers:
                 self._unannounced.setdefault(peer, taken.first)
-            if not self._count_interval:
+            if not self._counts_wait:
                 self._announce()
 
-    def _announce(self, peers: Iterable[str] | None = None):
-        """Sends each peer (default: every one) with IDs recorded since its
-        last COUNT one COUNT for all of them: no APP message went to it
-        since (_app_seq announces first), so one sent_before holds for each.
-        Under the lock."""
-        for peer in list(self._unannounced if peers is None else peers):
-            first = self._unannounced.pop(peer, None)
-            if first is not None:
-                count_id = self._new_id()
-                self._send_stamped(peer, PeerKind.COUNT, 0,
-                                   count_body(first, self.snapshots.sent[peer], count_id),
-                                   count_id)
+    def _announce(self):
+        """Sends each peer with IDs recorded since it was last counted to
+        one COUNT for all of them: no APP message went to it since (it
+        would have counted them), so one sent_before holds for each.  Under
+        the lock."""
+        while self._unannounced:
+            peer, first = self._unannounced.popitem()
+            count_id = self._new_id()
+            self._send_stamped(peer, PeerKind.COUNT, 0,
+                               count_body(first, self.snapshots.sent[peer], count_id), count_id)
 
-    def _app_seq(self, peer: str) -> int:
-        """An APP message's position on the channel to peer (0 without
-        snapshots), counted after the IDs recorded before it are announced
-        with the count they had.  Under the lock."""
+    def _send_app(self, peer: str, message: Message):
+        """An APP message to peer, which counts the IDs recorded since peer
+        was last counted to (APP_COUNTED: it is the first message sent after
+        them, so seq - 1 were sent before each).  Sets message["id"].  Under
+        the lock."""
+        message["id"] = self._new_id()
         if not self.snapshots:
-            return 0
-        if peer in self._unannounced:
-            self._announce((peer,))
-        return self.snapshots.sent_to(peer)
+            return self._send_stamped(peer, PeerKind.APP, 0, encode(message), message["id"])
+        seq, counted_from = self.snapshots.sent_to(peer), self._unannounced.pop(peer, None)
+        self._send_stamped(peer, PeerKind.APP if counted_from is None else PeerKind.APP_COUNTED,
+                           seq, encode(message), message["id"], counted_from)
 
     def _announce_loop(self):
         while not self._stopped.wait(self._count_interval):
             with self._lock:
                 self._announce()
 
-    def _announces(self) -> bool:
-        """Whether a thread announces the counts every interval."""
-        return bool(self.snapshots and self.snapshots.records_channels and self._peers
-                    and self._count_interval)
+    @property
+    def _counts_wait(self) -> bool:
+        """Whether counts wait for the next APP message or the interval:
+        Beaver's do.  Lai-Yang's COUNTs go at once, as published: they
+        carry the snapshot to the peers (the baseline Fig. 11 and 13 run)."""
+        return self.mode is Mode.BEAVER and self._count_interval > 0
 
-    def _send_peer(self, peer: str, kind: PeerKind, seq: int, message: Message):
-        """Sets message["id"]."""
-        message["id"] = self._new_id()
-        self._send_stamped(peer, kind, seq, encode(message), message["id"])
+    def _announces(self) -> bool:
+        """Whether a thread sends the counts that waited, every interval."""
+        return bool(self.snapshots and self._peers and self._counts_wait)
 
     def _new_id(self) -> str:
         self._number += 1

@@ -290,11 +290,12 @@ class TcpRuntime(PeerHandling):
         if peer not in self._peers:
             raise ValueError(f"{peer!r} is not a peer of {self.name}")
         with self._lock:
-            self._send_peer(peer, PeerKind.APP, self._app_seq(peer), message)
+            self._send_app(peer, message)
 
-    def _send_stamped(self, peer: str, kind: PeerKind, seq: int, body: bytes, message_id: str):
+    def _send_stamped(self, peer: str, kind: PeerKind, seq: int, body: bytes, message_id: str,
+                      counted_from: int | None = None):
         stamp = self.snapshots.current_id if self.snapshots else 0
-        data = stamp_frame(stamp, kind, seq, self._name, body)
+        data = stamp_frame(stamp, kind, seq, self._name, body, counted_from)
         self._log.send(message_id, peer, ctl=kind is PeerKind.COUNT)
         try:
             self._channel(peer).sendall(data)

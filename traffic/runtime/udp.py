@@ -208,7 +208,7 @@ class Runtime(PeerHandling):
         if peer not in self._peers:
             raise ValueError(f"{peer!r} is not a peer of {self.name}")
         with self._lock:
-            self._send_peer(peer, PeerKind.APP, self._app_seq(peer), message)
+            self._send_app(peer, message)
 
     def reply(self, client: Client, message: Message):
         """To a client, by DSR from the VIP:port it addressed.  Sets "id" and "re"."""
@@ -266,9 +266,10 @@ class Runtime(PeerHandling):
 
     # Snapshots.
 
-    def _send_stamped(self, peer: str, kind: PeerKind, seq: int, body: bytes, message_id: str):
+    def _send_stamped(self, peer: str, kind: PeerKind, seq: int, body: bytes, message_id: str,
+                      counted_from: int | None = None):
         stamp = self.snapshots.current_id if self.snapshots else 0
         datagram = (BeaverHeader.FORMAT.pack(_STAMP_BYTE, 0, stamp)
-                    + pack_peer(kind, seq, self._name) + body)
+                    + pack_peer(kind, seq, self._name, counted_from) + body)
         self._log.send(message_id, peer, ctl=kind is PeerKind.COUNT)
         self._sock.sendto(datagram, (self._peers[peer], BEAVER_UDP_PORT))
