@@ -86,8 +86,8 @@ def send_request(sock: socket.socket, to_dip: str, to_vip: tuple[str, int], mess
     return json.loads(data)
 
 
-def oob_request(runtime: Runtime, message: dict, timeout: float = 2) -> dict:
-    with socket.create_connection(runtime.oob_address, timeout=timeout) as s:
+def oob_request(runtime: Runtime, message: dict) -> dict:
+    with socket.create_connection(runtime.oob_address, timeout=2) as s:
         return oob.request(s, {"v": oob.VERSION, **message})
 
 

@@ -1,7 +1,7 @@
 """What both in-group runtimes (udp.py over UDP, tcp.py over
 TCP) do once their transport delivered a message: the snapshot rule on a
-peer's stamp, the channel counts, delivery to the application, the COUNT
-announcements of a local snapshot, and the controller's out-of-band answers;
+peer's stamp, the channel counts, delivery to the application, the counts
+of its local snapshots it sends its peers, and the controller's out-of-band answers;
 and what a process restored from a snapshot does (restore.py): it holds,
 then on the controller's resume replays the messages in flight to it.
 
@@ -9,13 +9,11 @@ A runtime mixes this in and provides `_send_stamped(peer, kind, seq, body,
 message_id, counted_from=None)` (sends a JSON body stamped with the current
 ID, and logs it),
 `_start_loops()` (what serve() starts receiving with, and _announce_loop
-where _announces()), serving loops that call `_handoff.run_pending()`
-between two messages, and the attributes name, mode, snapshots, drops, _peers,
+where _announces()) and the attributes name, mode, snapshots, drops, _peers,
 _window, _count_interval, _oob, _lock, _stopped, _log and _number.
 """
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from typing import TYPE_CHECKING, Any, Callable
@@ -24,7 +22,6 @@ from beaver.p4src.ids import ID_SPACE
 from beaver.traffic.oob import protocol as oob
 
 from beaver.traffic.oob import answers as oob_answers
-from beaver.traffic.runtime.handoff import Handoff
 from beaver.traffic.runtime.datagrams import (Address, DatagramError, PeerHeader, PeerKind,
                                               address_text, count_body)
 from beaver.traffic.messages import Message, MessageError, decode, encode, message_id
@@ -42,8 +39,6 @@ log = logging.getLogger(__name__)
 # reports); they only let a process know its own finished_id, so a COUNT a
 # snapshot would be waste.
 COUNT_INTERVAL = 0.1
-# Seconds an OOB answer waits for a serving thread to compute it (handoff.py).
-ANSWER_WAIT = 0.005
 
 
 class PeerHandling:
@@ -135,7 +130,7 @@ class PeerHandling:
     def _counts_wait(self) -> bool:
         """Whether counts wait for the next APP message or the interval:
         Beaver's do.  Lai-Yang's COUNTs go at once, as published: they
-        carry the snapshot to the peers (the baseline Fig. 11 and 13 run)."""
+        carry the snapshot to the peers (the baseline the experiments run)."""
         return self.mode is Mode.BEAVER and self._count_interval > 0
 
     def _announces(self) -> bool:
@@ -153,11 +148,8 @@ class PeerHandling:
         if op in ("snapshot", "report") and self._holding:
             raise oob.ProtocolError(f"{self.name} is restoring snapshot {self._restore.number} "
                                     "and has not been resumed")
-        work = functools.partial(oob_answers.answer, message, self.name, self.snapshots,
-                                 self._lock, self.drops, self._took)
-        if op in ("snapshot", "report"):   # a report's work: between two requests
-            return self._handoff.call(work, ANSWER_WAIT)
-        answer = work()
+        answer = oob_answers.answer(message, self.name, self.snapshots, self._lock, self.drops,
+                                    self._took)
         if op == "status" and self._restore is not None:
             answer["restored"] = self._restored()
         return answer
@@ -182,8 +174,7 @@ class PeerHandling:
         loops start when the controller resumes this process; what arrives
         meanwhile waits in the sockets (or the listeners' backlogs)."""
         self._app = app
-        self._handoff = Handoff()   # the OOB answers the serving threads compute
-        self._unannounced: dict[str, int] = {}   # per peer: the oldest ID recorded since its last COUNT
+        self._unannounced: dict[str, int] = {}   # per peer: the oldest ID not yet counted to it
         if self.mode is not Mode.OFF:
             self.snapshots = Snapshots(self.name, self._peers, self.mode, app.local_state,
                                        self._window)

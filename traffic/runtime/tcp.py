@@ -225,7 +225,6 @@ class TcpRuntime(PeerHandling):
                         self._log.recv(message["id"], source)
                         self._deliver(self._app.on_request, message,
                                       TcpClient(client, vip, message["id"], conn))
-                self._handoff.run_pending()
         except (FrameError, MessageError) as e:
             self._drop(e.reason, e, client)   # the stream is out of step: hang up
         finally:
@@ -323,7 +322,6 @@ class TcpRuntime(PeerHandling):
             while data := conn.recv(65536):
                 for payload in frames.feed(data):
                     self._from_peer(payload, source)
-                self._handoff.run_pending()
         except (FrameError, WireError, DatagramError, MessageError) as e:
             self._drop(getattr(e, "reason", "bad Beaver header"), e, source)
 

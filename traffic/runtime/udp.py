@@ -189,7 +189,6 @@ class Runtime(PeerHandling):
             if self._stopped.is_set():
                 return
             self._handle(data, source)
-            self._handoff.run_pending()
 
     def _poll_loop(self):
         while not self._stopped.wait(self._poll_interval):
