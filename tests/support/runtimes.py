@@ -123,6 +123,16 @@ def runtimes():
 
 
 @pytest.fixture
+def peer_socket():
+    """Stands in for peer "q" at dip(9):4790, to see what the runtime sends it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((dip(9), 4790))
+    sock.settimeout(2)
+    yield sock
+    sock.close()
+
+
+@pytest.fixture
 def runtime_processes():
     """start(name, n) -> (process, OOB address): a real in-group process in
     its own OS process (a kv store replica) on dip(n), answering out of band

@@ -17,9 +17,9 @@ from beaver.traffic.runtime.peering import PeerHandling
 from beaver.traffic.runtime.snapshots import Mode, Snapshots
 
 from tests.support.runtimes import (Recorder, client_socket, dip, eventually, oob_request,
-                                    runtimes, send_request, vip)
+                                    peer_socket, runtimes, send_request, vip)
 
-__all__ = ["runtimes"]   # the fixture
+__all__ = ["peer_socket", "runtimes"]   # the fixtures
 
 
 def read(sock: socket.socket) -> tuple[PeerKind, int, int, dict, int | None]:
@@ -31,36 +31,26 @@ def read(sock: socket.socket) -> tuple[PeerKind, int, int, dict, int | None]:
     return peer.kind, header.snapshot_id, peer.seq, json.loads(body), peer.counted_from
 
 
-@pytest.fixture
-def q():
-    """Stands in for peer "q" at dip(9):4790, to see what the runtime sends it."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind((dip(9), 4790))
-    sock.settimeout(2)
-    yield sock
-    sock.close()
-
-
-def test_the_next_message_counts_the_snapshots_before_it(runtimes, q):
+def test_the_next_message_counts_the_snapshots_before_it(runtimes, peer_socket):
     runtime, _ = runtimes("p", 1, lambda rt: Recorder(rt, forward_to="q"), peers={"q": dip(9)},
                           count_interval=60)   # the timer never fires here
     client = client_socket()
     for snapshot_id in (1, 2, 3):
         oob_request(runtime, {"op": "snapshot", "id": snapshot_id})
     send_request(client, dip(1), vip(1), {"id": "c:1"}, mark=3)   # forwarded to q
-    kind, stamp, seq, body, counted_from = read(q)   # 0 sent before 1..3: seq 1
+    kind, stamp, seq, body, counted_from = read(peer_socket)   # 0 sent before 1..3: seq 1
     assert (kind, stamp, seq, counted_from, body["op"]) == (PeerKind.APP_COUNTED, 3, 1, 1,
                                                             "forwarded")
     send_request(client, dip(1), vip(1), {"id": "c:2"}, mark=3)   # no snapshot since
-    kind, stamp, seq, _, counted_from = read(q)
+    kind, stamp, seq, _, counted_from = read(peer_socket)
     assert (kind, stamp, seq, counted_from) == (PeerKind.APP, 3, 2, None)
     oob_request(runtime, {"op": "snapshot", "id": 4})
     send_request(client, dip(1), vip(1), {"id": "c:3"}, mark=4)
-    kind, stamp, seq, _, counted_from = read(q)   # 2 sent before 4
+    kind, stamp, seq, _, counted_from = read(peer_socket)   # 2 sent before 4
     assert (kind, stamp, seq, counted_from) == (PeerKind.APP_COUNTED, 4, 3, 4)
-    q.settimeout(0.3)
+    peer_socket.settimeout(0.3)
     with pytest.raises(socket.timeout):   # no COUNT besides
-        q.recv(65535)
+        peer_socket.recv(65535)
     client.close()
 
 
@@ -78,28 +68,28 @@ def test_a_counted_message_completes_the_receiver_s_channel(runtimes):
     client.close()
 
 
-def test_the_timer_announces_when_no_message_goes_to_the_peer(runtimes, q):
+def test_the_timer_announces_when_no_message_goes_to_the_peer(runtimes, peer_socket):
     runtime, _ = runtimes("p", 1, peers={"q": dip(9)}, count_interval=0.05)
     oob_request(runtime, {"op": "snapshot", "id": 2})   # one local snapshot for 1..2
-    kind, stamp, _, body, _ = read(q)
+    kind, stamp, _, body, _ = read(peer_socket)
     assert (kind, stamp, body["first"], body["sent_before"]) == (PeerKind.COUNT, 2, 1, 0)
-    q.settimeout(0.3)
+    peer_socket.settimeout(0.3)
     with pytest.raises(socket.timeout):   # announced once
-        q.recv(65535)
+        peer_socket.recv(65535)
 
 
-def test_lai_yang_counts_at_once_as_published(runtimes, q):
+def test_lai_yang_counts_at_once_as_published(runtimes, peer_socket):
     runtime, _ = runtimes("p", 1, peers={"q": dip(9)}, mode=Mode.LAI_YANG, count_interval=60)
     oob_request(runtime, {"op": "snapshot", "id": 1})
-    kind, stamp, _, body, _ = read(q)   # not after 60 s
+    kind, stamp, _, body, _ = read(peer_socket)   # not after 60 s
     assert (kind, stamp, body["first"], body["sent_before"]) == (PeerKind.COUNT, 1, 1, 0)
 
 
-def test_interval_zero_sends_a_count_a_snapshot(runtimes, q):
+def test_interval_zero_sends_a_count_a_snapshot(runtimes, peer_socket):
     runtime, _ = runtimes("p", 1, peers={"q": dip(9)}, count_interval=0)
     for snapshot_id in (1, 2):
         oob_request(runtime, {"op": "snapshot", "id": snapshot_id})
-    assert [(stamp, body["first"]) for _, stamp, _, body, _ in (read(q), read(q))] == [(1, 1), (2, 2)]
+    assert [(stamp, body["first"]) for _, stamp, _, body, _ in (read(peer_socket), read(peer_socket))] == [(1, 1), (2, 2)]
     assert not any(t.name.endswith("-counts") for t in threading.enumerate())
 
 

@@ -20,10 +20,10 @@ from beaver.traffic.runtime.snapshots import Mode
 
 from tests.support.packets import Beaver
 from tests.support.runtimes import (Recorder, client_socket, dip, eventually, from_slb, oob_request,
-                       runtimes, send_request, vip)
+                       peer_socket, runtimes, send_request, vip)
 from tests.support.slb import encapsulate, slb_ip
 
-__all__ = ["runtimes"]   # the fixture
+__all__ = ["peer_socket", "runtimes"]   # the fixtures
 
 
 def stamp(snapshot_id: int, kind: PeerKind, sender: str, body: dict, seq: int = 0) -> bytes:
@@ -39,16 +39,6 @@ def mark(snapshot_id: int, inner) -> bytes:
 @pytest.fixture
 def client():
     sock = client_socket()
-    yield sock
-    sock.close()
-
-
-@pytest.fixture
-def peer_socket():
-    """Stands in for peer "q" at dip(9):4790, to see what the runtime sends it."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind((dip(9), 4790))
-    sock.settimeout(2)
     yield sock
     sock.close()
 
