@@ -4,11 +4,13 @@ link between servers is a tap pair joined by `ssh -w` (Tunnel=Ethernet).
 
 What cluster.py ships remotely is Open vSwitch only; this topology's
 switches are BMv2 and its bridges Linux bridges, so their remote versions
-are here (docs/servers.md), with three changes to its nodes' SSH use:
+are here (docs/servers.md), with these changes to its nodes' SSH use:
 - an ssh_config of the run (-F) rather than the user's ~/.ssh;
 - no `sudo` (the run is root on every server, and the first may have none);
 - processes started on another server are stopped by their pid there
   (a signal to the local ssh client would leave them running);
+- a node's ssh shell is stopped with SIGTERM too, which it takes even when
+  started with SIGHUP ignored (under nohup);
 - the ssh clients are started without a preexec_fn (see ServerShell._popen).
 """
 from __future__ import annotations
@@ -65,6 +67,14 @@ class ServerShell(RemoteMixin):
         # at the deadline, its log cut short (docs/servers.md).
         params.update(process_group=0)
         return super(RemoteMixin, self)._popen(cmd, **params)
+
+    def terminate(self):
+        # Mininet hangs the shell up (SIGHUP), and an ssh client that started
+        # with SIGHUP ignored (under nohup, say) keeps it ignored, as OpenSSH
+        # does: Node.cleanup then waited for it forever.  It takes SIGTERM.
+        if self.isRemote and self.shell and self.shell.poll() is None:
+            os.killpg(self.shell.pid, signal.SIGTERM)
+        super().terminate()
 
     def make_folder(self, path: Path):
         """path (and its parents) on this node's server."""

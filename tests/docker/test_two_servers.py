@@ -35,6 +35,16 @@ PROBE = ("import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
          "    assert s.recvfrom(2000)[0] == b'%d' % i\nprint('echoed 50')")
 
 
+@pytest.fixture(autouse=True)
+def hangups_ignored():
+    """As under nohup: every ssh client of the run starts with SIGHUP
+    ignored, which OpenSSH keeps, and the network must still stop
+    (cluster.ServerShell.terminate)."""
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    yield
+    signal.signal(signal.SIGHUP, previous)
+
+
 @pytest.fixture(scope="module")
 def results():
     folder = Path(tempfile.mkdtemp(prefix="beaver-two-servers-", dir="/var/tmp"))
