@@ -68,13 +68,13 @@ def test_a_counted_message_completes_the_receiver_s_channel(runtimes):
     client.close()
 
 
-def test_the_timer_announces_when_no_message_goes_to_the_peer(runtimes, peer_socket):
+def test_the_timer_counts_when_no_message_goes_to_the_peer(runtimes, peer_socket):
     runtime, _ = runtimes("p", 1, peers={"q": dip(9)}, count_interval=0.05)
     oob_request(runtime, {"op": "snapshot", "id": 2})   # one local snapshot for 1..2
     kind, stamp, _, body, _ = read(peer_socket)
     assert (kind, stamp, body["first"], body["sent_before"]) == (PeerKind.COUNT, 2, 1, 0)
     peer_socket.settimeout(0.3)
-    with pytest.raises(socket.timeout):   # announced once
+    with pytest.raises(socket.timeout):   # counted once
         peer_socket.recv(65535)
 
 
@@ -100,7 +100,7 @@ class Announcer(PeerHandling):
         self.name, self.mode, self._peers = "p", Mode.BEAVER, dict.fromkeys(peers, "")
         self._count_interval, self._lock, self._log, self._number = 1.0, threading.RLock(), NoLog(), 0
         self.snapshots = Snapshots("p", peers, Mode.BEAVER, lambda: None, window=1000)
-        self._unannounced = {}
+        self._uncounted = {}
         self.sent: list[tuple[str, PeerKind, int, int, dict]] = []
 
     def _send_stamped(self, peer, kind, seq, body, message_id, counted_from=None):
@@ -123,8 +123,8 @@ def test_each_id_is_counted_once_with_the_sent_before_its_snapshot_recorded(step
         elif step == "send":
             p._send_app(arg, {})
         else:
-            p._announce()   # the timer
-    p._announce()
+            p._send_counts()   # the timer
+    p._send_counts()
     for peer in ("q", "r"):
         counts = [(body["first"], stamp, body["sent_before"]) if kind is PeerKind.COUNT
                   else (counted_from, stamp, seq - 1)

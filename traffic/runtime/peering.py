@@ -8,8 +8,8 @@ then on the controller's resume replays the messages in flight to it.
 A runtime mixes this in and provides `_send_stamped(peer, kind, seq, body,
 message_id, counted_from=None)` (sends a JSON body stamped with the current
 ID, and logs it),
-`_start_loops()` (what serve() starts receiving with, and _announce_loop
-where _announces()) and the attributes name, mode, snapshots, drops, _peers,
+`_start_loops()` (what serve() starts receiving with, and _count_loop
+where _counts_by_timer()) and the attributes name, mode, snapshots, drops, _peers,
 _window, _count_interval, _oob, _lock, _stopped, _log and _number.
 """
 from __future__ import annotations
@@ -94,17 +94,17 @@ class PeerHandling:
         self._log.snapshot(taken.first, taken.last, taken.trigger)
         if self.snapshots.records_channels:
             for peer in self._peers:
-                self._unannounced.setdefault(peer, taken.first)
+                self._uncounted.setdefault(peer, taken.first)
             if not self._counts_wait:
-                self._announce()
+                self._send_counts()
 
-    def _announce(self):
+    def _send_counts(self):
         """Sends each peer with IDs recorded since it was last counted to
         one COUNT for all of them: no APP message went to it since (it
         would have counted them), so one sent_before holds for each.  Under
         the lock."""
-        while self._unannounced:
-            peer, first = self._unannounced.popitem()
+        while self._uncounted:
+            peer, first = self._uncounted.popitem()
             count_id = self._new_id()
             self._send_stamped(peer, PeerKind.COUNT, 0,
                                count_body(first, self.snapshots.sent[peer], count_id), count_id)
@@ -117,14 +117,14 @@ class PeerHandling:
         message["id"] = self._new_id()
         if not self.snapshots:
             return self._send_stamped(peer, PeerKind.APP, 0, encode(message), message["id"])
-        seq, counted_from = self.snapshots.sent_to(peer), self._unannounced.pop(peer, None)
+        seq, counted_from = self.snapshots.sent_to(peer), self._uncounted.pop(peer, None)
         self._send_stamped(peer, PeerKind.APP if counted_from is None else PeerKind.APP_COUNTED,
                            seq, encode(message), message["id"], counted_from)
 
-    def _announce_loop(self):
+    def _count_loop(self):
         while not self._stopped.wait(self._count_interval):
             with self._lock:
-                self._announce()
+                self._send_counts()
 
     @property
     def _counts_wait(self) -> bool:
@@ -133,7 +133,7 @@ class PeerHandling:
         carry the snapshot to the peers (the baseline the experiments run)."""
         return self.mode is Mode.BEAVER and self._count_interval > 0
 
-    def _announces(self) -> bool:
+    def _counts_by_timer(self) -> bool:
         """Whether a thread sends the counts that waited, every interval."""
         return bool(self.snapshots and self._peers and self._counts_wait)
 
@@ -174,7 +174,7 @@ class PeerHandling:
         loops start when the controller resumes this process; what arrives
         meanwhile waits in the sockets (or the listeners' backlogs)."""
         self._app = app
-        self._unannounced: dict[str, int] = {}   # per peer: the oldest ID not yet counted to it
+        self._uncounted: dict[str, int] = {}   # per peer: the oldest ID not yet counted to it
         if self.mode is not Mode.OFF:
             self.snapshots = Snapshots(self.name, self._peers, self.mode, app.local_state,
                                        self._window)

@@ -13,7 +13,8 @@ switch's ring.
 Channel state: an APP message from peer q stamped older than N that arrives
 after this process's snapshot N was in flight at the cut.  The channel q -> p
 is complete for N when p's received_before + len(in_flight) equals q's
-sent_before, which q announces in a COUNT message after its own snapshot.
+sent_before, which q tells p after its own snapshot, on its next message to p
+or in a COUNT (peering.py).
 """
 from __future__ import annotations
 

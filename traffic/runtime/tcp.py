@@ -145,8 +145,8 @@ class TcpRuntime(PeerHandling):
         self._thread(self._accept_loop, self._peer_listener, self._serve_peer, name="peers")
         if self.mode is Mode.POLLING:
             self._thread(self._poll_loop, name="poll")
-        if self._announces():
-            self._thread(self._announce_loop, name="counts")
+        if self._counts_by_timer():
+            self._thread(self._count_loop, name="counts")
 
     def _thread(self, target: Callable, *args, name: str):
         thread = threading.Thread(target=target, args=args, name=f"{self.name} {name}",

@@ -95,8 +95,9 @@ class Runtime(PeerHandling):
         peers: name -> data address of every in-group process this one talks to.
         mgmt: where the controller reaches the OOB server (default dip:4791).
         poll_interval: seconds between snapshots in Mode.POLLING.
-        count_interval: seconds between COUNTs to a peer at most (0: a COUNT
-        a local snapshot; peering.py)."""
+        count_interval: seconds the count of local snapshots waits at most for
+        a message to a peer to carry it, before a COUNT does (0: a COUNT a
+        local snapshot; peering.py)."""
         if mode is Mode.POLLING and not poll_interval:
             raise ValueError("Mode.POLLING needs a poll_interval")
         vips = [tuple(vip) for vip in vips]
@@ -159,8 +160,8 @@ class Runtime(PeerHandling):
         if self.mode is Mode.POLLING:
             self._threads.append(threading.Thread(target=self._poll_loop,
                                                   name=f"{self.name}-poll", daemon=True))
-        if self._announces():
-            self._threads.append(threading.Thread(target=self._announce_loop,
+        if self._counts_by_timer():
+            self._threads.append(threading.Thread(target=self._count_loop,
                                                   name=f"{self.name}-counts", daemon=True))
         for thread in self._threads:
             thread.start()
