@@ -21,7 +21,7 @@ def judge(record: SnapshotRecord, settings: RunSettings, newest_id: int,
           late: set[str]) -> Verdict:
     """One snapshot's verdict from every SLB's final answer.  late: the SLBs
     whose INIT arrived after the activation time (timed)."""
-    acks = list(record.acks.values())
+    acks = _by_name(record.acks.values())
     if (ahead := _ahead(acks, newest_id)) is not None:
         return ahead
     if behind := [a.slb for a in acks if a.status is Status.STALE
@@ -47,11 +47,18 @@ def judge_batch(batch: BatchRecord, settings: RunSettings,
                 newest_id: int) -> rules.ScheduleJudgement:
     """A batch's verdict from every SLB's schedule, and the numbers (as
     indexes) it leaves to their own records."""
-    acks = list(batch.acks.values())
+    acks = _by_name(batch.acks.values())
     if (ahead := _ahead(acks, newest_id)) is not None:
         return rules.ScheduleJudgement(ahead, range(0))
     return rules.by_schedule(acks, batch.started_us, settings.tau_us, batch.count,
                              batch.spacing_us)
+
+
+def _by_name(acks):
+    """The answers in SLB name order: a verdict and its reason must not
+    depend on which SLB happened to answer first (a replay answers in
+    name order)."""
+    return sorted(acks, key=lambda a: a.slb)
 
 
 def _ahead(acks: list[Ack] | list[ScheduleAck], newest_id: int) -> Verdict | None:
