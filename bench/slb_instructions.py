@@ -17,7 +17,7 @@ one VIP) are offered at --pace packets per second in each mode:
   marking       marking on, no snapshot;
   snapshots-R   marking on, and a controller taking snapshots at R per
                 second as Fig. 14 does (timed initiation, IDs batched every
-                0.2 s: common/impact.py's settings), in its own process,
+                1 s: common/impact.py's settings), in its own process,
                 itself under callgrind.
 
 Each mode runs twice, with --packets and with 5 times as many (so the
@@ -283,8 +283,9 @@ def main() -> int:
     parser.add_argument("--rates", type=impact.numbers(float, 0.1),
                         default=impact.numbers(float, 0.1)("50,1000"),
                         help="snapshots per second, one mode each (default 50,1000)")
-    parser.add_argument("--batch", type=int, default=10,
-                        help="IDs per control message at 50/s, as fig14's --batch")
+    parser.add_argument("--batch", type=int, default=impact.DEFAULT_BATCH,
+                        help=f"IDs per control message at 50/s, as fig14's --batch (default "
+                             f"{impact.DEFAULT_BATCH})")
     parser.add_argument("--out", type=Path, help="write the counts into this JSON file")
     parser.add_argument("--keep", type=Path,
                         help="keep callgrind's dumps in this folder (for callgrind_annotate)")
@@ -369,7 +370,7 @@ def main() -> int:
     result = {
         "build": build, "date": time.strftime("%Y-%m-%d", time.gmtime()),
         "pace": args.pace, "packets": [args.packets, LONGER * args.packets],
-        "idle_per_second": round(idle),
+        "idle_per_second": round(idle), "batch": args.batch,
         "per_packet": {k: round(v) for k, v in slb.items()},
         # beyond marking's per packet: what a snapshot adds at the switch
         "per_snapshot": at_switch}
@@ -378,7 +379,8 @@ def main() -> int:
         written = json.loads(args.out.read_text()) if args.out.exists() else {}
         written["slb"] = result
         written["controller"] = {"build": build, "date": result["date"],
-                                 "per_snapshot": controller, "reports": False}
+                                 "per_snapshot": controller, "reports": False,
+                                 "batch": args.batch}
         args.out.write_text(json.dumps(written, indent=1) + "\n")
     return 0
 

@@ -50,6 +50,9 @@ def test_batches_go_as_often_at_any_rate():
     wide = impact.snapshot_settings(10_000, parse(fig14, "--batch", "50"))
     assert wide.batch == MAX_SPAN // 4 and wide.inflight <= MAX_SPAN
     wide.check(slbs=2)
+    # by default a batch every 1 s: 50 IDs at 50/s, 1,000 at 1,000/s
+    default = parse(fig14, "--seconds", "3")
+    assert [impact.snapshot_settings(r, default).batch for r in (50, 1000)] == [50, 1000]
 
 
 @pytest.mark.parametrize("argv", [("--rates", "50,x"), ("--rates", "0"), ("--rates", ""),
@@ -85,7 +88,8 @@ def test_instructions_are_read_when_parsed_and_checked_for_every_phase_before_th
                                                        "batch": 10, "off": 100, "beaver": 110}}}
     path = tmp_path / "counts.json"
     path.write_text(json.dumps(counts))
-    args = parse(fig14, "--instructions", str(path), "--rates", "50", "--cores", "pinned")
+    args = parse(fig14, "--instructions", str(path), "--rates", "50", "--cores", "pinned",
+                 "--batch", "10")
     assert args.instructions == {**counts, "path": str(path)}
     attribute = impact.attributor(args, slbs=2, ingroup=4)
     # marking alone: the SLBs' +10 per packet outweighs the in-group's +4
@@ -93,9 +97,16 @@ def test_instructions_are_read_when_parsed_and_checked_for_every_phase_before_th
         "largest instruction rise per request on the traffic's cores: slb +10 ")
     assert "controller +8 (own core)" in attribute("snapshots-50", 1000.0)
     assert parse(fig14).instructions is None and impact.attributor(parse(fig14), 2, 4) is None
-    # A rate the benchmarks did not run fails before the experiment does.
+    # A rate the benchmarks did not run fails before the experiment does,
     with pytest.raises(SystemExit, match="no slb/per_snapshot/1000"):
-        impact.attributor(parse(fig14, "--instructions", str(path)), slbs=2, ingroup=4)
+        impact.attributor(parse(fig14, "--instructions", str(path), "--batch", "10"), slbs=2,
+                          ingroup=4)
+    # and so does a batch other than the one the SLB's counts were taken with (10 in a file
+    # without the key): the default batches 50 IDs, every 1 s.
+    with pytest.raises(SystemExit, match="slb counts were taken with --batch 10, this run "
+                                         "batches 50"):
+        impact.attributor(parse(fig14, "--instructions", str(path), "--rates", "50"), slbs=2,
+                          ingroup=4)
     path.write_text("[]")
     with pytest.raises(argparse.ArgumentError, match="needs the keys"):
         parse(fig14, "--instructions", str(path))
@@ -160,14 +171,16 @@ def test_the_tcp_figure_fails_before_any_phase_where_the_file_lacks_what_one_nee
     path = counts_file(tmp_path, TCP_COUNTS)
     with pytest.raises(SystemExit, match=f"--instructions {path}: the instructions file has no "
                                          "slb/per_snapshot/1000: rerun") as failed:
-        fig14tcp.run(parse(fig14tcp, "--instructions", path), results)
+        fig14tcp.run(parse(fig14tcp, "--batch", "10", "--instructions", path), results)
     assert "\n" not in str(failed.value)
     # iperf3's server runs no Beaver runtime: it needs no in-group run; YCSB does.
     path = counts_file(tmp_path, {**TCP_COUNTS, "ingroup": {}})
-    assert fig14tcp.attributors(parse(fig14tcp, "--instructions", path, "--rates", "50",
-                                      "--workloads", "iperf"))["iperf"] is not None
+    assert fig14tcp.attributors(parse(fig14tcp, "--batch", "10", "--instructions", path,
+                                      "--rates", "50", "--workloads", "iperf"))["iperf"] \
+        is not None
     with pytest.raises(SystemExit, match="no in-group a run without snapshots"):
-        fig14tcp.run(parse(fig14tcp, "--instructions", path, "--rates", "50"), results)
+        fig14tcp.run(parse(fig14tcp, "--batch", "10", "--instructions", path, "--rates", "50"),
+                     results)
     assert (fig14tcp.beaver_servers("ycsb-e"), fig14tcp.beaver_servers("iperf@40%")) == (2, 0)
 
 
@@ -181,7 +194,8 @@ def tcp_row(workload, round_no, kind, served, requests, decapsulated, counted_s)
 
 
 def test_a_missed_tcp_goal_names_the_party_at_its_phase_s_own_packets_and_rates(tmp_path):
-    args = parse(fig14tcp, "--instructions", counts_file(tmp_path, TCP_COUNTS), "--rates", "50",
+    args = parse(fig14tcp, "--batch", "10", "--instructions", counts_file(tmp_path, TCP_COUNTS),
+                 "--rates", "50",
                  "--workloads", "iperf,ycsb-a")
     rows = []
     for n in (1, 2, 3):

@@ -119,6 +119,19 @@ def test_missing_counts_name_what_to_rerun():
         instruction_rises(COUNTS, 50, 0, slbs=2, ingroup=4, batch=10)
 
 
+def test_slb_and_controller_counts_hold_only_at_the_batch_they_were_taken_with():
+    instructions.check_batch(COUNTS, 10)   # a file without the key was taken at 10
+    with pytest.raises(InstructionsError, match="slb counts were taken with --batch 10, this "
+                                                "run batches 50: rerun bench/slb_instructions.py "
+                                                "--batch 50"):
+        instructions.check_batch(COUNTS, 50)
+    at_50 = {**COUNTS, "slb": {**COUNTS["slb"], "batch": 50},
+             "controller": {**COUNTS["controller"], "batch": 50}}
+    instructions.check_batch(at_50, 50)
+    with pytest.raises(InstructionsError, match="controller counts were taken with --batch 10"):
+        instructions.check_batch({**at_50, "controller": COUNTS["controller"]}, 50)
+
+
 def test_load_refuses_what_is_not_the_benchmarks_file(tmp_path):
     path = tmp_path / "counts.json"
     path.write_text(json.dumps(COUNTS))
@@ -176,8 +189,9 @@ def test_any_file_gives_numbers_or_one_clear_error(tmp_path_factory, counts, rat
     path = tmp_path_factory.mktemp("fuzz") / "counts.json"
     path.write_text(json.dumps(counts))
     try:
-        rises = instruction_rises(instructions.load(path), rate, 2800, slbs=2, ingroup=4,
-                                  batch=10)
+        loaded = instructions.load(path)
+        instructions.check_batch(loaded, 10)
+        rises = instruction_rises(loaded, rate, 2800, slbs=2, ingroup=4, batch=10)
     except InstructionsError as e:
         assert str(e) and "\n" not in str(e)
         return

@@ -71,6 +71,19 @@ def load(path: Path) -> dict:
     return counts
 
 
+def check_batch(counts: Mapping, batch: int):
+    """The SLB's and the controller's counts per snapshot hold only at the
+    batch they were taken with (a batch's control messages are most of
+    them).  batch: IDs a batch at 50/s; a file written before the key was
+    taken at 10."""
+    for party in ("slb", "controller"):
+        taken = counts[party].get("batch", 10)
+        if taken != batch:
+            raise InstructionsError(f"its {party} counts were taken with --batch {taken!r}, "
+                                    f"this run batches {batch}: rerun "
+                                    f"bench/slb_instructions.py --batch {batch} --out FILE")
+
+
 def _count(table: Mapping, *keys: str) -> float:
     value = table
     for key in keys:
