@@ -100,12 +100,12 @@ def attributor(args, slbs: int, ingroup: int, per: str = "request", note: str = 
         return instructions.attribution(rises, apart(args.cores), per) + (f"; {note}" if note
                                                                           else "")
 
-    for kind in phases(args.rates)[1:]:
-        try:
-            instructions.check_batch(counts, args.batch)
+    try:
+        instructions.check_batch(counts, args.batch)
+        for kind in phases(args.rates)[1:]:
             attribute(kind, 1.0)
-        except instructions.InstructionsError as e:
-            raise SystemExit(f"--instructions {counts['path']}: {e}") from None
+    except instructions.InstructionsError as e:
+        raise SystemExit(f"--instructions {counts['path']}: {e}") from None
     return attribute
 
 
