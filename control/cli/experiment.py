@@ -156,7 +156,8 @@ def _run(args) -> int:
     elif summary:
         headers = list(dict.fromkeys(k for row in summary for k in row))
         print(table(headers, [[_cell(row.get(h)) for h in headers] for row in summary]))
-    print(f"results: {results.dir}")
+    # --json: standard output is the summary alone, for jq and json.load
+    print(f"results: {results.dir}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 

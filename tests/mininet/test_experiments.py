@@ -25,7 +25,10 @@ def by_phase(rows: list[dict]) -> dict[str, dict]:
 
 
 def test_fig5_a_late_slb_makes_beaver_reject_and_lai_yang_accept(tmp_path, capsys):
-    assert main(["experiment", "run", "fig5", "--out", str(tmp_path), "--count", "8"]) == 0
+    assert main(["experiment", "run", "fig5", "--out", str(tmp_path), "--count", "8",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == summary(tmp_path, "fig5"), \
+        "--json prints the summary and nothing else"
     phases = by_phase(summary(tmp_path, "fig5"))
     late = [phases[rule + suffix] for suffix in ("", "-timed")   # immediate and timed
             for rule in ("beaver-fine", "beaver-coarse")]

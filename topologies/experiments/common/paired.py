@@ -161,6 +161,7 @@ def draw(ratios_ax, costs_ax, rows: Sequence[Mapping], metrics: Sequence[str],
                    for kind in kinds]
         costs_ax.bar(kinds, heights, bottom=bottoms, label=party)
         bottoms = [b + h for b, h in zip(bottoms, heights)]
+    costs_ax.tick_params(axis="x", labelsize=8)   # four phase names side by side
     costs_ax.set_ylabel(f"CPU us per {per} (median of rounds)")
     costs_ax.set_title(f"{title}: who spends the CPU", fontsize=9)
     costs_ax.legend(fontsize=7)
