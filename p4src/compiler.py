@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from beaver.p4src import BUILD_DIR, P4_DIR, P4_MAIN, PLAIN_BUILD_DIR
-from beaver.p4src.masks import merge_masks
+from beaver.p4src.masks import simplify_masks
 from beaver.p4src.scratch import move_scratch_fields
 
 COMPILER = "p4c-bm2-ss"
@@ -64,7 +64,7 @@ def compile_p4(out_dir: Path = BUILD_DIR, source: Path = P4_DIR,
         raise CompileError(f"{COMPILER} failed:\n{result.stderr.strip()}")
     program = json.loads(json_path.read_text())
     move_scratch_fields(program)
-    merge_masks(program)
+    simplify_masks(program)
     # Written compact: p4c indents, and the unrolled batch steps (epoch.p4)
     # make the indented JSON three times larger; BMv2 reads either.
     json_path.write_text(json.dumps(program, separators=(",", ":")))
