@@ -29,11 +29,12 @@ def _constant(value: Any) -> int | None:
 
 
 def field_widths(program: dict) -> Widths:
+    """The unsigned fields of fixed width (a varbit's width is "*")."""
     types = {t["name"]: t["fields"] for t in program.get("header_types", ())}
     return {(header["name"], name): width
             for header in program.get("headers", ())
             for name, width, *signed in types.get(header["header_type"], ())
-            if not (signed and signed[0])}
+            if isinstance(width, int) and not (signed and signed[0])}
 
 
 def _bits(value: Any, widths: Widths) -> int | None:

@@ -131,6 +131,17 @@ def test_a_mask_that_drops_a_bit_stays():
         assert simplify_masks(wrapped, field_widths(PROGRAM)) == 0 and wrapped == before
 
 
+def test_a_varbit_field_has_no_width_to_go_by():
+    program = {"header_types": [{"name": "options_t", "fields": [["kind", 8, False],
+                                                                 ["data", "*"]]}],
+               "headers": [{"name": "options", "header_type": "options_t"}]}
+    assert field_widths(program) == {("options", "kind"): 8}
+    masked = {"type": "expression", "value": expression(
+        "&", {"type": "field", "value": ["options", "data"]}, const(0xff))}
+    before = copy.deepcopy(masked)
+    assert simplify_masks(masked, field_widths(program)) == 0 and masked == before
+
+
 def test_the_committed_builds_hold_no_mask_that_changes_nothing():
     for path in (BMV2_JSON, PLAIN_BMV2_JSON):
         program = json.loads(path.read_text())
