@@ -6,15 +6,34 @@ levels deep raises RecursionError, which no reader expects and which ends
 the thread that reads it.  Text just shallow enough to parse may fail later,
 when it is encoded again inside an envelope (a message inside a report).  So
 every reader of outside JSON calls loads() with the depth its format needs.
+
+Numbers are JSON's: json.loads also takes NaN and Infinity, and makes
+infinity of a float too large (1e400), none of which JSON (RFC 8259) has or
+orjson writes back (as null).  loads refuses them.
 """
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 
 class JsonError(ValueError):
     """Text that is not JSON, or JSON nested deeper than its reader allows."""
+
+
+def _constant(name: str):
+    raise JsonError(f"not JSON: {name}")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise JsonError(f"not JSON: {text[:40]} is past a float's range")
+    return number
+
+
+_DECODER = json.JSONDecoder(parse_float=_finite, parse_constant=_constant)
 
 
 def loads(data: bytes | str, max_depth: int) -> Any:
@@ -23,7 +42,7 @@ def loads(data: bytes | str, max_depth: int) -> Any:
     try:
         # Decoded here: json.loads would first guess among UTF-8, -16 and -32.
         text = data if isinstance(data, str) else data.decode()
-        value = json.loads(text)
+        value = _DECODER.decode(text)
     except RecursionError:
         raise JsonError(f"nested deeper than {max_depth} levels") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:

@@ -4,7 +4,9 @@ lets a RecursionError out."""
 from __future__ import annotations
 
 import json
+import math
 
+import pytest
 from hypothesis import given, strategies as st
 
 from beaver.traffic.boundedjson import JsonError, loads
@@ -51,3 +53,31 @@ def test_bounded_json_refuses_what_is_too_deep_and_nothing_else(data, max_depth,
 
 def depth_of_text(data: bytes) -> int:
     return data.count(b"[") + data.count(b"{")   # nested() opens one bracket a level
+
+
+def finite(value) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(map(finite, value.values()))
+    if isinstance(value, list):
+        return all(map(finite, value))
+    return True
+
+
+@fuzz
+@given(json_values)
+def test_bounded_json_takes_json_numbers_and_refuses_nan_and_infinity(value):
+    text = json.dumps(value)   # NaN, Infinity and -Infinity as json.dumps writes them
+    if finite(value):
+        assert loads(text, 1000) == json.loads(text)
+    else:
+        with pytest.raises(JsonError, match="not JSON"):
+            loads(text, 1000)
+
+
+@pytest.mark.parametrize("text", ["[1e400]", '{"a":-2e308}', "1E999"])
+def test_bounded_json_refuses_a_float_past_its_range(text):
+    assert not finite(json.loads(text))   # which json.loads makes infinity
+    with pytest.raises(JsonError, match="past a float's range"):
+        loads(text, 4)
