@@ -31,7 +31,7 @@
  *
  * The registers are shared by:
  *   mark     an action for every VIP packet (Encapsulate calls it);
- *            output: meta.epoch_id = the current ID, meta.holding, meta.due
+ *            output: id = the current ID, meta.holding, meta.due
  *            (the armed schedule's next time has come); the packet counted
  *            under the current ID unless it is due.
  *   Epoch    for a VIP packet that found an ID due (it counts the packet
@@ -82,14 +82,14 @@ register<bit<48>>(RING_SIZE) sched_at;       // its first ID's time (0: none)
 register<bit<80>>(RING_SIZE) sched_span;     // count (79:64) | spacing (63:32) | recip (31:0)
 register<bit<56>>(RING_SIZE) sched_track;    // TRACK_* (55:48) | late_last (47:0)
 
-// A VIP packet: its mark (meta.epoch_id), the hold flag (meta.holding) and
+// A VIP packet: its mark (id), the hold flag (meta.holding) and
 // whether the armed schedule has an ID due (meta.due, and then Epoch counts
 // the packet under the ID it moves to).  Held packets are dropped, not
 // forwarded: they leave the record unchanged.  The record keeps the
 // latest time it marked, not the last packet's: BMv2 stamps a packet as it
 // is received, on the thread that received it, so stamps reach the
 // pipeline out of order now and then.  Called by Encapsulate.
-action mark(inout metadata_t meta, in bit<48> now) {
+action mark(inout metadata_t meta, in bit<48> now, out bit<32> id) {
     bit<113> st;
     epoch_state.read(st, 0);
     bit<81> armed;
@@ -97,10 +97,13 @@ action mark(inout metadata_t meta, in bit<48> now) {
     bool due = armed[80:80] == 1 && now >= armed[47:0];
     meta.due = due ? 1w1 : 1w0;
     meta.holding = st[112:112];
-    meta.epoch_id = st[111:80];
-    bit<32> count = st[79:48] + (bit<32>)(~st[112:112]);
-    bit<48> last = st[112:112] == 1 || now < st[47:0] ? st[47:0] : now;
-    epoch_state.write(0, due ? st : st[112:80] ++ count ++ last);
+    id = st[111:80];
+    // A held packet leaves the state as it is, and so does one that is
+    // due (Epoch counts it, under the ID it moves to); any other is
+    // counted.  One condition for both: p4c copies each operand's whole
+    // expression in, and BMv2 computes each operator of it.
+    bit<48> last = now < st[47:0] ? st[47:0] : now;
+    epoch_state.write(0, due || st[112:112] == 1 ? st : st[112:80] ++ (st[79:48] + 1) ++ last);
 }
 
 control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
@@ -297,7 +300,6 @@ control Epoch(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
         bit<32> n = s[79:48] + (bit<32>)(~hold);
         s = hold ++ cur ++ n ++ (hold == 1 || now < s[47:0] ? s[47:0] : now);
         epoch_state.write(0, s);
-        meta.epoch_id = cur;
         hdr.encap_beaver.snapshot_id = cur;
     }
 

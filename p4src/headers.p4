@@ -245,7 +245,6 @@ struct metadata_t {
     bit<16> flow_hash;
     // epoch tracking
     bit<8>  epoch_op;   // EPOCH_*
-    bit<32> epoch_id;   // from mark: the current ID, for a VIP packet
     bit<1>  holding;
     bit<8>  ctl_status;
     bit<1>  due;        // from mark: an armed ID's time has come; the packet carries it

@@ -81,17 +81,18 @@ control BackendChoice(inout headers_t hdr, inout metadata_t meta) {
  * marked packet costs BMv2 no extra table.
  *
  * Input:  meta.dip, meta.slb_id, meta.slb_addr, meta.marking, meta.flow_hash.
- * Output: the outer headers; meta.epoch_id and meta.holding from mark.
+ * Output: the outer headers, marked with mark's ID (0 without Beaver or
+ *         marking); meta.holding and meta.due from mark.
  */
 control Encapsulate(inout headers_t hdr, inout metadata_t meta, in bit<48> now) {
-    action push() {
+    action push(bit<32> id) {
         bit<16> inner_len = hdr.ipv4.total_len;
 
         hdr.encap_beaver.setValid();
         hdr.encap_beaver.version = BEAVER_VERSION;
         hdr.encap_beaver.kind = BEAVER_KIND_MARK;
         hdr.encap_beaver.origin = meta.slb_id;
-        hdr.encap_beaver.snapshot_id = meta.epoch_id;
+        hdr.encap_beaver.snapshot_id = id;
 
         hdr.encap_udp.setValid();
         hdr.encap_udp.src_port = 0xC000 | (meta.flow_hash & 0x3FFF);
@@ -115,19 +116,20 @@ control Encapsulate(inout headers_t hdr, inout metadata_t meta, in bit<48> now) 
 
 #ifndef PLAIN_SLB
     action mark_and_push() {
-        mark(meta, now);
-        push();
+        bit<32> id;
+        mark(meta, now, id);
+        push(id);
     }
 #endif
 
     apply {
 #ifdef PLAIN_SLB
-        push();
+        push(0);
 #else
         if (meta.marking == 1) {
             mark_and_push();
         } else {
-            push();
+            push(0);
         }
 #endif
     }

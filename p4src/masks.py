@@ -8,9 +8,11 @@ one operation on a multiprecision number, and the mark (epoch.p4), on
 every VIP packet's path, spent 20 of its 66 operations so.  Both go, and
 the program computes every value it did:
   - `(e & A) & B` is `e & (A & B)`, whatever e is;
-  - `f & M` and `(f >> k) & M`, of an unsigned field f of W bits (BMv2
-    keeps a field within its width) and a constant k, are f and f >> k
-    when M has every bit below W (or W - k).
+  - `e & M` is e when M has every bit e can have: of an unsigned field
+    its width (BMv2 keeps a field within it), of a constant its own, and
+    of `>>`, `<<` by a constant, `&`, `|`, `+` and `?:` what their operands
+    give (`(st >> 80) << 32` of a bit<113> has 65); e is never negative
+    then (a `~` or a `-` may be: no mask over one goes).
 
     removed = simplify_masks(program)   # the BMv2 JSON, as a dict; changed in place
 """
@@ -38,17 +40,30 @@ def field_widths(program: dict) -> Widths:
 
 
 def _bits(value: Any, widths: Widths) -> int | None:
-    """How many bits value can have at most, for an unsigned field or one
-    shifted right by a constant; else None."""
+    """How many bits value can have at most, when it is never negative
+    (BMv2 computes an expression over unbounded integers, so a mask's bits
+    come only from fields, constants and the operations below); else None."""
     if not isinstance(value, dict):
         return None
     if value.get("type") == "field":
         return widths.get(tuple(value["value"]))
-    inner = value.get("value") if value.get("type") == "expression" else None
-    if isinstance(inner, dict) and inner.get("op") == ">>" \
-            and (shift := _constant(inner["right"])) is not None \
-            and (bits := _bits(inner["left"], widths)) is not None:
-        return max(bits - shift, 0)
+    if (constant := _constant(value)) is not None:
+        return constant.bit_length() if constant >= 0 else None
+    node = value.get("value") if value.get("type") == "expression" else None
+    if not isinstance(node, dict) or "op" not in node:
+        return _bits(node, widths)   # a parameter's wrapper, or no expression
+    op, left, right = node["op"], _bits(node.get("left"), widths), _bits(node.get("right"), widths)
+    shift = _constant(node.get("right"))
+    if op in (">>", "<<") and left is not None and shift is not None and shift >= 0:
+        return max(left - shift, 0) if op == ">>" else left + shift
+    if op == "&" and (left is not None or right is not None):   # at most either's bits
+        return min(bits for bits in (left, right) if bits is not None)
+    if left is None or right is None:
+        return None
+    if op in ("|", "?"):   # "?": either branch
+        return max(left, right)
+    if op == "+":
+        return max(left, right) + 1
     return None
 
 
@@ -84,7 +99,8 @@ def simplify_masks(value: Any, widths: Widths | None = None) -> int:
         node, merged = _merged(inner)
         removed += merged
         mask, bits = _constant(node["right"]), _bits(node["left"], widths)
-        if mask is not None and bits is not None and mask | ((1 << bits) - 1) == mask:
+        # the mask keeps every bit value can have: its lowest `bits` are ones
+        if mask is not None and bits is not None and bits < (mask ^ (mask + 1)).bit_length():
             kept = node["left"]   # this expression becomes what the mask was on
             value.clear()
             value.update(kept)

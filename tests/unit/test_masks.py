@@ -13,8 +13,9 @@ from beaver.p4src.masks import field_widths, simplify_masks
 
 WIDTHS = {"a": 113, "b": 48, "c": 1, "s": 16}   # s is signed: its value may be negative
 SIGNED = {"s"}
-BINARY = {"&": int.__and__, "|": int.__or__, "+": int.__add__,
-          ">>": lambda x, k: x >> abs(k), "<<": lambda x, k: x << (k % 130)}
+BINARY = {"&": int.__and__, "|": int.__or__, "+": int.__add__, "-": int.__sub__,
+          ">>": lambda x, k: x >> abs(k), "<<": lambda x, k: x << (k % 130),
+          "<": lambda x, y: int(x < y)}
 PROGRAM = {"header_types": [{"name": "scalars_0", "fields": [
                [name, width, name in SIGNED] for name, width in WIDTHS.items()]}],
            "headers": [{"name": "scalars", "header_type": "scalars_0"}]}
@@ -28,8 +29,14 @@ def const(value: int) -> dict:
     return {"type": "hexstr", "value": hex(value)}
 
 
-def expression(op: str, left: dict, right: dict) -> dict:
+def expression(op: str, left: dict | None, right: dict) -> dict:
     return {"type": "expression", "value": {"op": op, "left": left, "right": right}}
+
+
+def choice(cond: dict, left: dict, right: dict) -> dict:
+    """p4c's cond ? left : right."""
+    return {"type": "expression", "value": {"op": "?", "left": left, "right": right,
+                                            "cond": cond}}
 
 
 def evaluate(node: dict, fields: dict[str, int]) -> int:
@@ -42,6 +49,10 @@ def evaluate(node: dict, fields: dict[str, int]) -> int:
     inner = node["value"]
     if inner.get("type") in ("expression", "field", "hexstr"):   # a parameter's wrapper
         return evaluate(inner, fields)
+    if inner["op"] == "?":
+        return evaluate(inner["left" if evaluate(inner["cond"], fields) else "right"], fields)
+    if inner["op"] == "~":
+        return ~evaluate(inner["right"], fields)
     return BINARY[inner["op"]](evaluate(inner["left"], fields), evaluate(inner["right"], fields))
 
 
@@ -86,7 +97,11 @@ trees = st.recursive(
     lambda inner: st.one_of(
         st.builds(expression, st.sampled_from(sorted(BINARY)), inner, inner),
         st.builds(lambda e, m: expression("&", e, const(m)), inner, masks),
-        st.builds(lambda e, k: expression(">>", e, const(k)), inner, st.integers(0, 120))),
+        st.builds(lambda e, k: expression(">>", e, const(k)), inner, st.integers(0, 120)),
+        st.builds(lambda e, k: expression("<<", e, const(k)), inner, st.integers(0, 120)),
+        st.builds(lambda e: expression("~", None, e), inner),
+        st.builds(lambda c, l, r: choice(expression("<", c, copy.deepcopy(l)), l, r),
+                  inner, inner, inner)),
     max_leaves=12)
 
 
@@ -117,13 +132,38 @@ def test_a_mask_over_every_bit_a_field_or_its_shift_can_have_goes():
     assert whole == {"type": "expression", "value": field("b")}
 
 
+def test_a_mask_over_every_bit_an_operation_can_give_goes():
+    # st[112:80] ++ count ++ last, as the mark packs it: the masks of each
+    # concatenation and the last one's over a choice of two 48-bit values
+    count = expression("&", expression("+", slice_(field("a"), 48, 32, 113), field("c")),
+                       const(0xffffffff))
+    high = expression("|", expression("<<", expression(">>", field("a"), const(80)), const(32)),
+                      count)
+    last = choice(expression("<", field("b"), field("b")),
+                  expression("&", field("a"), const((1 << 48) - 1)), field("b"))
+    packed = expression("|", expression("&", expression("<<", expression(
+        "&", high, const((1 << 65) - 1)), const(48)), const((1 << 113) - 1)),
+        expression("&", last, const((1 << 48) - 1)))
+    wrapped = {"type": "expression", "value": packed}
+    before = copy.deepcopy(wrapped)
+    # the three masks of 65, 113 and 48 bits, and the slice's type mask merged
+    assert simplify_masks(wrapped, field_widths(PROGRAM)) == 4
+    assert operations(wrapped) == operations(before) - 4
+    assert "0x1ffffffffffffffff" not in json.dumps(wrapped)   # 65 bits
+    assert wrapped["value"]["value"]["right"]["value"]["op"] == "?"   # its 48-bit mask gone
+
+
 def test_a_mask_that_drops_a_bit_stays():
     # fewer bits than the value has; a signed field; an unknown field; no constant
     kept = [expression("&", expression(">>", field("a"), const(80)), const(0xffffffff)),
             expression("&", field("b"), const((1 << 47) - 1)),
             expression("&", field("s"), const(0xffff)),
             expression("&", field("unknown"), const(1)),
-            expression("&", expression("|", field("c"), const(1)), const(1)),
+            expression("&", expression("|", field("c"), const(2)), const(1)),
+            expression("&", expression("<<", field("b"), const(1)), const((1 << 48) - 1)),
+            expression("&", expression("+", field("b"), field("b")), const((1 << 48) - 1)),
+            expression("&", expression("~", None, field("c")), const(1)),
+            expression("&", expression("-", field("c"), field("c")), const(1)),
             expression("&", field("a"), field("b"))]
     for tree in kept:
         wrapped = {"type": "expression", "value": tree}
