@@ -22,7 +22,7 @@ class JsonError(ValueError):
     """Text that is not JSON, or JSON nested deeper than its reader allows."""
 
 
-def _constant(name: str):
+def _refuse_constant(name: str):
     raise JsonError(f"not JSON: {name}")
 
 
@@ -33,7 +33,7 @@ def _finite(text: str) -> float:
     return number
 
 
-_DECODER = json.JSONDecoder(parse_float=_finite, parse_constant=_constant)
+_DECODER = json.JSONDecoder(parse_float=_finite, parse_constant=_refuse_constant)
 
 
 def loads(data: bytes | str, max_depth: int) -> Any:
