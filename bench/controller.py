@@ -50,7 +50,7 @@ from beaver.p4src import BMV2_JSON, P4INFO
 from beaver.p4src.wire import SCHEDULE_MAX, Op
 from beaver.topologies.bmv2 import Bmv2Switch, bmv2_available, bmv2_build
 
-GRPC_BASE, THRIFT_BASE = 59651, 59751
+GRPC_BASE, THRIFT_BASE = 29651, 29751
 BATCH = 255   # IDs per schedule: 32 schedules fit the window (the ring's 8,191)
 
 

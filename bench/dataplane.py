@@ -104,7 +104,7 @@ def main() -> int:
     frames = [bytes(Ether(dst=SLB_MAC) / IP(src=f"10.0.1.{1 + i % 200}", dst=VIP) /
                     UDP(sport=1024 + i, dport=80) / (b"x" * 18)) for i in range(512)]
     with VethPairs("bbench", 4) as veths, tempfile.TemporaryDirectory() as logs:
-        switch = Bmv2Switch("bench", veths.switch_ends, 59559, 1, logs, thrift_port=59090)
+        switch = Bmv2Switch("bench", veths.switch_ends, 29559, 1, logs, thrift_port=29090)
         switch.start()
         session = SwitchSession("bench", switch.grpc_address, 1)
         try:

@@ -92,8 +92,8 @@ def main() -> int:
         switches, ports, memory = {}, {}, {}
         for i, (name, (program, p4info)) in enumerate(programs.items()):
             veths = stack.enter_context(VethPairs(f"brg{i}", 4))
-            switch = Bmv2Switch(f"ring{i}", veths.switch_ends, 59571 + i, 1, tmp,
-                                thrift_port=59081 + i)
+            switch = Bmv2Switch(f"ring{i}", veths.switch_ends, 29571 + i, 1, tmp,
+                                thrift_port=29081 + i)
             switch.start()
             stack.callback(switch.stop)
             empty = rss_kib(switch.process.pid)

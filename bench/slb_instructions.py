@@ -62,7 +62,7 @@ from beaver.topologies.veth import VethPairs
 
 from dataplane import BACKENDS, SLB_MAC, VIP, raw_socket, take_encapsulated
 
-GRPC_PORT, THRIFT_PORT = 59871, 59971
+GRPC_PORT, THRIFT_PORT = 29871, 29971
 LONGER = 5                  # the second run of each mode is this many times the first
 READY_S = 600               # a process under callgrind starts 50-100 times slower
 IDLE = "idle"               # no packets, no snapshots: what the switch does on its own

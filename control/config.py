@@ -27,7 +27,7 @@ any switch is touched.
 
     [[slbs]]
     name = "s1"
-    address = "127.0.0.1:50051"       # P4Runtime gRPC
+    address = "127.0.0.1:9559"        # P4Runtime gRPC
     device_id = 1
     slb_id = 1                        # 0-255, carried in the marks
     slb_addr = "10.0.0.254"           # outer source of the encapsulation

@@ -48,6 +48,18 @@ def port_open(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+def port_taken(host: str, port: int) -> bool:
+    """Whether a socket holds host:port: a listener, or a connection that
+    was given it as its ephemeral port, which no connect() would reveal."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as gRPC binds
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+        return False
+
+
 class Bmv2Switch:
     """One BMv2 switch process.
 
@@ -84,8 +96,11 @@ class Bmv2Switch:
         return cmd
 
     def start(self, timeout: float = 10.0):
-        if port_open("127.0.0.1", self.grpc_port):
-            raise Bmv2Error(f"{self.name}: gRPC port {self.grpc_port} is already in use")
+        for kind, host, port in (("gRPC", "127.0.0.1", self.grpc_port),
+                                 ("Thrift", "0.0.0.0", self.thrift_port)):
+            if port_taken(host, port):
+                raise Bmv2Error(f"{self.name}: {kind} port {port} is already in use "
+                                f"(see `ss -tanp 'sport = :{port}'`)")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "w")
         self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,

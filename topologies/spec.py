@@ -76,7 +76,9 @@ class Spec:
                                      Service("bank", "bank", 2, 7100))
     outgroup: tuple[str, ...] = ("client", "client", "relay")   # one role per host
     assignment: str = "per-vip"
-    grpc_base_port: int = 50051
+    grpc_base_port: int = 9559     # SLB g: P4Runtime on base + g, BMv2's Thrift on +10000;
+                                   # both below Linux's ephemeral ports (32768-60999),
+                                   # which an outgoing connection may be holding
     clock_probes: bool = True      # a probe port per SLB; else packet-out clock alignment
     outgroup_delay_us: int = 0     # netem delay on what out-group hosts send: distance
     host_nice: int = 0             # the hosts' processes' nice value: >0 puts the switches
@@ -89,6 +91,9 @@ class Spec:
             raise ValueError(f"assignment: {self.assignment!r} is not one of {ASSIGNMENTS}")
         if not self.services:
             raise ValueError("services: at least one in-group service is needed")
+        if not 1024 <= self.grpc_base_port <= 32767 - 10000 - self.slbs:
+            raise ValueError(f"grpc_base_port: {self.grpc_base_port} is not between 1024 and "
+                             f"{32767 - 10000 - self.slbs}, below the ephemeral ports")
         if not 0 <= self.host_nice <= 19:
             raise ValueError(f"host_nice: {self.host_nice} is not between 0 and 19")
         if sum(s.replicas for s in self.services) > 200 or len(self.outgroup) > 200:

@@ -79,7 +79,7 @@ def test_hosts_bridges_bmv2_and_processes_on_the_container(server, tmp_path):
     there_bridge = net.addSwitch("bvt2", cls=RemoteKernelBridge, dpid="c2", **there)
     here = net.addHost("bvth1", ip=None)
     remote = net.addHost("bvth2", cls=RemoteBeaverHost, ip=None, **there)
-    switch = net.addSwitch("bvts1", cls=RemoteBmv2Node, grpc_port=50151, device_id=1,
+    switch = net.addSwitch("bvts1", cls=RemoteBmv2Node, grpc_port=9859, device_id=1,
                            log_dir=tmp_path, **there)
     net.addLink(here, here_bridge, params1={"ip": "10.9.0.1/24"})
     net.addLink(remote, there_bridge, params1={"ip": "10.9.0.2/24"})
@@ -90,8 +90,8 @@ def test_hosts_bridges_bmv2_and_processes_on_the_container(server, tmp_path):
         net.build()
         net.start()
         assert remote.cmd("hostname").strip() == server.container
-        assert port_open(server.address, 50151), "BMv2's gRPC port on the container"
-        assert switch.grpc_address == f"{server.address}:50151"
+        assert port_open(server.address, 9859), "BMv2's gRPC port on the container"
+        assert switch.grpc_address == f"{server.address}:9859"
         echo = remote.popen(["python3", "-c", ECHO])
         assert echo.pid > 0 and echo.poll() is None
         time.sleep(1)

@@ -50,7 +50,7 @@ print(json.dumps({"peer": peer, "data": data.decode()}))
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     spec = Spec(slbs=1, services=(Service("bank", "bank", 2, BANK_PORT),), outgroup=("client",),
-                grpc_base_port=52051)
+                grpc_base_port=9759)
     with Run(spec, tmp_path_factory.mktemp("edge")) as running:
         yield running
 

@@ -20,7 +20,7 @@ from beaver.topologies.spec import Service, Spec
 pytestmark = pytest.mark.bpf
 
 SPEC = Spec(slbs=2, services=(Service("kv", "kv", 2, 7000, "tcp"),), outgroup=("ycsb", "ycsb"),
-            assignment="per-client", grpc_base_port=52051)
+            assignment="per-client", grpc_base_port=9759)
 
 # One request over TCP from the client's address, logged for the checker;
 # prints the reply and the peer.

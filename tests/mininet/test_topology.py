@@ -50,7 +50,7 @@ def python(host, script: str, *args: str):
 @pytest.fixture(scope="module")
 def network(tmp_path_factory):
     spec = Spec(slbs=2, services=(Service("kv", "kv", 2, 7000),), outgroup=("client",),
-                assignment="per-vip", grpc_base_port=51051)
+                assignment="per-vip", grpc_base_port=9659)
     with BeaverNetwork(spec, tmp_path_factory.mktemp("run")) as net:
         vips = [Vip(vip, "udp", service.port, tuple(dips))
                 for vip, (service, dips) in net.plan.vips().items()]
