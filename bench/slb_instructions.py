@@ -21,6 +21,8 @@ one VIP) are offered at --pace packets per second in each mode:
                 itself under callgrind, with a fixed lead of LEAD_S (its
                 first batches under callgrind outlast any lead its round
                 trips give, and a late batch is rejected and read again).
+  control-R     the same controller, no VIP packet: what its batches'
+                control packets cost the switch a second.
 
 Each mode runs twice, with --packets and with 5 times as many (so the
 snapshots run 5 times as long), and the difference, divided by the extra
@@ -31,12 +33,18 @@ come from callgrind dumps (callgrind_control -d) taken just before and just
 after the packets; the controller's from a dump after its run, before it
 closes.  No in-group process runs: the controller collects no reports here.
 
-A snapshot's cost at the switch comes per batch, at any packet rate: its
-rise per packet holds at --pace (and the rate the controller held) only.
-The JSON (--out; its "slb" and "controller" keys replaced, others kept)
-therefore gives the switch's rise as instructions per snapshot too (beyond
-marking's per packet), which common/instructions.py spreads over a run's
-own requests.  BEAVER_BMV2 names the BMv2 binary to run.
+A snapshot's cost at the switch has two parts: the control packets, per
+batch at any packet rate, and a step, paid by each VIP packet that finds
+an ID due (it runs Epoch, which files the old ID's record and opens the
+new one's), however many IDs it moves.  At --pace 50 and 1,000 IDs a
+second a packet moves 20 IDs at once; in Fig. 14, with over 1,000 packets
+a second at each SLB, nearly every ID is stepped to by a packet of its
+own.  So the JSON (--out; its "slb" and "controller" keys replaced, others
+kept) gives, beyond marking's per packet, the control packets'
+instructions a second and a step's, which common/instructions.py
+converts to a run's own packet and snapshot rates (and, for comparison
+with older runs, the whole rise per snapshot at --pace).  BEAVER_BMV2
+names the BMv2 binary to run.
 """
 from __future__ import annotations
 
@@ -66,6 +74,7 @@ GRPC_PORT, THRIFT_PORT = 29871, 29971
 LONGER = 5                  # the second run of each mode is this many times the first
 READY_S = 600               # a process under callgrind starts 50-100 times slower
 IDLE = "idle"               # no packets, no snapshots: what the switch does on its own
+CONTROL = "control-"        # no packets, snapshots: what their control packets cost
 WARM_UP = 200               # packets sent once before any count
 QUIET_S = 2.0               # no delivery for this long: the switch has let out all it will
 LEAD_S = 2.0                # the controller's lead: under callgrind its first batches take
@@ -231,7 +240,7 @@ def measure(kind: str, rate: float | None, packets: int, args, switch: Callgrind
             ports, frames, folder: Path) -> dict:
     """One mode at one length: what the switch delivered and counted over
     how many seconds, and with snapshots, what the controller finished and
-    counted.  Mode "idle" sends nothing for as long."""
+    counted.  Modes "idle" and control-R send nothing for as long."""
     seconds = packets / args.pace
     controller = None
     if rate is not None:
@@ -241,7 +250,7 @@ def measure(kind: str, rate: float | None, packets: int, args, switch: Callgrind
     begin = time.monotonic()
     if controller:
         controller.go()
-    if kind == IDLE:
+    if kind == IDLE or kind.startswith(CONTROL):
         time.sleep(seconds + QUIET_S)
         delivered = 0
     else:
@@ -278,6 +287,24 @@ def per_snapshot(short: dict, long: dict, idle_per_second: float, marking: float
             / (long["outcome"]["finished"] - short["outcome"]["finished"]))
 
 
+def per_second(short: dict, long: dict, idle_per_second: float) -> float:
+    """The switch's instructions a second beyond its idle work (a mode
+    without packets)."""
+    return switch_extra(short, long, idle_per_second) / (long["seconds"] - short["seconds"])
+
+
+def per_step(short: dict, long: dict, idle_per_second: float, marking: float,
+             control_per_second: float, rate: float, pace: float) -> float:
+    """The switch's instructions for each VIP packet that found an ID due:
+    what snapshots add beyond marking's per packet and their control
+    packets' per second, over the packets that stepped (every packet when
+    IDs come faster than packets, else one in pace / rate)."""
+    packets = long["delivered"] - short["delivered"]
+    steps = packets * min(1.0, rate / pace)
+    return ((switch_extra(short, long, idle_per_second) - marking * packets
+             - control_per_second * (long["seconds"] - short["seconds"])) / steps)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--packets", type=int, default=300,
@@ -309,7 +336,7 @@ def main() -> int:
         return 1
     rates = args.rates
     modes = {IDLE: None, "plain": None, "without": None, "marking": None,
-             **{f"snapshots-{r:g}": r for r in rates}}
+             **{f"snapshots-{r:g}": r for r in rates}, **{f"{CONTROL}{r:g}": r for r in rates}}
 
     frames = [bytes(Ether(dst=SLB_MAC) / IP(src=f"10.0.1.{1 + i % 200}", dst=VIP) /
                     UDP(sport=1024 + i, dport=80) / (b"x" * 18)) for i in range(512)]
@@ -355,31 +382,40 @@ def main() -> int:
 
     idle = per_unit(*counts.pop(IDLE), "slb", "seconds")
     del modes[IDLE]
+    control_counts = {kind: counts.pop(kind) for kind in list(counts) if kind.startswith(CONTROL)}
     slb = {k: per_packet(*c, idle) for k, c in counts.items()}
-    controller, at_switch = {}, {}
-    for kind, rate in modes.items():
-        if rate is not None:
-            short, long = ({**c, "finished": c["outcome"]["finished"]} for c in counts[kind])
-            controller[f"{rate:g}"] = round(per_unit(short, long, "controller", "finished"))
-            at_switch[f"{rate:g}"] = round(per_snapshot(short, long, idle, slb["marking"]))
+    controller, at_switch, control_cost, step = {}, {}, {}, {}
+    for rate in rates:
+        key = f"{rate:g}"
+        control_cost[key] = per_second(*control_counts[f"{CONTROL}{key}"], idle)
+        short, long = ({**c, "finished": c["outcome"]["finished"]}
+                       for c in counts[f"snapshots-{key}"])
+        controller[key] = round(per_unit(short, long, "controller", "finished"))
+        at_switch[key] = round(per_snapshot(short, long, idle, slb["marking"]))
+        step[key] = round(per_step(short, long, idle, slb["marking"], control_cost[key], rate,
+                                   args.pace))
     print(f"\nswitch idle: {idle:.0f} instructions per second, taken off below")
     print(f"switch instructions per VIP packet delivered, at {args.pace:g} packets/s:")
     for kind, value in slb.items():
         print(f"{kind:>15}: {value:9.0f}  / without {value / slb['without']:.3f}  "
               f"/ marking {value / slb['marking']:.3f}")
-    for kind, rate in modes.items():
-        if rate is not None:
-            achieved = [c["outcome"]["rate"] for c in counts[kind]]
-            print(f"snapshots at {rate:g}/s (held {achieved[0]:g} and {achieved[1]:g}/s): per "
-                  f"snapshot, switch {at_switch[f'{rate:g}']} and controller "
-                  f"{controller[f'{rate:g}']} instructions")
+    for rate in rates:
+        key = f"{rate:g}"
+        achieved = [c["outcome"]["rate"] for c in counts[f"snapshots-{key}"]]
+        print(f"snapshots at {key}/s (held {achieved[0]:g} and {achieved[1]:g}/s): per "
+              f"snapshot, switch {at_switch[key]} and controller {controller[key]} "
+              f"instructions; at the switch, control packets {control_cost[key]:.0f} a second, "
+              f"a step {step[key]}")
     result = {
         "build": build, "date": time.strftime("%Y-%m-%d", time.gmtime()),
         "pace": args.pace, "packets": [args.packets, LONGER * args.packets],
         "idle_per_second": round(idle), "batch": args.batch,
         "per_packet": {k: round(v) for k, v in slb.items()},
-        # beyond marking's per packet: what a snapshot adds at the switch
-        "per_snapshot": at_switch}
+        # beyond marking's per packet: what a snapshot adds at the switch, at --pace
+        "per_snapshot": at_switch,
+        # the same in two parts, for any packet rate
+        "control_per_second": {k: round(v) for k, v in control_cost.items()},
+        "per_step": step}
     print(json.dumps({"slb": result, "controller": {"per_snapshot": controller}}, indent=1))
     if args.out:
         written = json.loads(args.out.read_text()) if args.out.exists() else {}

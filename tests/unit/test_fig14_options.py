@@ -81,7 +81,7 @@ def test_a_phase_s_processes_get_their_workload_and_offered_load():
 
 def test_instructions_are_read_when_parsed_and_checked_for_every_phase_before_the_run(tmp_path):
     counts = {"slb": {"per_packet": {"without": 400, "marking": 410},
-                      "per_snapshot": {"50": 40}},
+                      "per_step": {"50": 40}, "control_per_second": {"50": 0}},
               "controller": {"per_snapshot": {"50": 150}},
               "ingroup": {"every-0": {"snapshot_every": 0, "off": 100, "beaver": 104},
                           "every-5-reports-batch-10": {"snapshot_every": 5, "reports": True,
@@ -98,7 +98,7 @@ def test_instructions_are_read_when_parsed_and_checked_for_every_phase_before_th
     assert "controller +8 (own core)" in attribute("snapshots-50", 1000.0)
     assert parse(fig14).instructions is None and impact.attributor(parse(fig14), 2, 4) is None
     # A rate the benchmarks did not run fails before the experiment does,
-    with pytest.raises(SystemExit, match="no slb/per_snapshot/1000"):
+    with pytest.raises(SystemExit, match="no slb/per_step/1000"):
         impact.attributor(parse(fig14, "--instructions", str(path), "--batch", "10"), slbs=2,
                           ingroup=4)
     # and so does a batch other than the one the SLB's counts were taken with (10 in a file
@@ -135,7 +135,8 @@ def test_only_a_snapshot_phase_probes_clocks_and_it_settles_them_first(kind):
 
 
 TCP_COUNTS = {"slb": {"per_packet": {"without": 400, "marking": 410},
-                      "per_snapshot": {"50": 40}, "build": "fast"},
+                      "per_step": {"50": 40}, "control_per_second": {"50": 0},
+                      "build": "fast"},
               "controller": {"per_snapshot": {"50": 150}},
               "ingroup": {"every-0": {"snapshot_every": 0, "off": 100, "beaver": 125},
                           "every-5-reports-batch-10": {"snapshot_every": 5, "reports": True,
@@ -170,7 +171,7 @@ def test_the_tcp_figure_fails_before_any_phase_where_the_file_lacks_what_one_nee
     results = argparse.Namespace(progress=lambda text: None)
     path = counts_file(tmp_path, TCP_COUNTS)
     with pytest.raises(SystemExit, match=f"--instructions {path}: the instructions file has no "
-                                         "slb/per_snapshot/1000: rerun") as failed:
+                                         "slb/per_step/1000: rerun") as failed:
         fig14tcp.run(parse(fig14tcp, "--batch", "10", "--instructions", path), results)
     assert "\n" not in str(failed.value)
     # iperf3's server runs no Beaver runtime: it needs no in-group run; YCSB does.

@@ -3,6 +3,7 @@
 the benchmarks' counts converted to a phase's own request and snapshot
 rates, on hand-made counts whose right answers differ from the wrong ones."""
 import json
+import math
 
 import pytest
 from hypothesis import given, settings
@@ -22,7 +23,8 @@ def ingroup(every, off, beaver, reports=False, batch=1):
 COUNTS = {
     "slb": {"per_packet": {"without": 400_000, "marking": 410_000,
                            "snapshots-50": 420_000, "snapshots-1000": 430_000},
-            "per_snapshot": {"50": 40_000, "1000": 3_000}},
+            "per_step": {"50": 40_000, "1000": 40_000},
+            "control_per_second": {"50": 200_000, "1000": 400_000}},
     "controller": {"per_snapshot": {"50": 150_000, "1000": 20_000}},
     "ingroup": {**ingroup(0, 133_000, 138_000),
                 **ingroup(14, 136_000, 160_000, reports=True, batch=10),
@@ -50,8 +52,10 @@ def test_the_slb_s_rise_is_over_the_plain_slb_where_the_file_counted_it():
 
 def test_a_snapshot_s_cost_is_shared_by_the_requests_served_in_its_time():
     rises = instruction_rises(COUNTS, 50, 2800, slbs=2, ingroup=4, batch=10)
-    # Two SLBs each add 40,000 a snapshot, 50 a second over 2,800 requests a second.
-    assert rises["slb"] == pytest.approx(10_000 + 2 * 40_000 * 50 / 2800)
+    # Each of two SLBs forwards 1,400 packets a second: each of the 50 IDs
+    # a second is stepped to by a packet (40,000), and the control packets
+    # cost 200,000 a second, over 2,800 requests a second.
+    assert rises["slb"] == pytest.approx(10_000 + 2 * (40_000 * 50 + 200_000) / 2800)
     assert rises["controller"] == pytest.approx(150_000 * 50 / 2800)
     # Each of 4 processes sees 700 requests a second, a snapshot every 14:
     # the run counted so, with a report a batch of 10 (not the one an ID).
@@ -60,13 +64,31 @@ def test_a_snapshot_s_cost_is_shared_by_the_requests_served_in_its_time():
     # request, and the in-group run nearest a snapshot every 28 is the 50's.
     faster = instruction_rises(COUNTS, 50, 5600, slbs=2, ingroup=4, batch=10)
     assert faster["controller"] == pytest.approx(rises["controller"] / 2)
+    assert faster["slb"] - 10_000 == pytest.approx((rises["slb"] - 10_000) / 2)
     assert faster["ingroup"] == 144_000 - 134_000
     assert attribution(rises) == ("largest instruction rise per request on the traffic's "
-                                  "cores: ingroup +24,000 (ingroup +24,000, slb +11,429, "
+                                  "cores: ingroup +24,000 (ingroup +24,000, slb +11,571, "
                                   "controller +2,679)")
     # At 1,000/s a process sees fewer requests than IDs: a new ID with each.
     assert instruction_rises(COUNTS, 1000, 2800, slbs=2, ingroup=4,
                              batch=200)["ingroup"] == 250_000
+
+
+def test_an_id_costs_a_step_when_a_packet_comes_in_its_time_and_packets_share_one_else():
+    # 1,400 packets a second at each SLB and 1,000 IDs: an ID's millisecond
+    # holds a packet with probability 1 - exp(-1.4), 753 steps a second.
+    # (A benchmark paced at 50 packets a second steps 50 times a second at
+    # any rate: its count per snapshot would put this at 2 x 3,000.)
+    steps = 1000 * (1 - math.exp(-1.4))
+    rises = instruction_rises(COUNTS, 1000, 2800, slbs=2, ingroup=4, batch=200)
+    assert rises["slb"] == pytest.approx(10_000 + 2 * (40_000 * steps + 400_000) / 2800)
+    assert 30_000 < rises["slb"] < 33_000
+    # 50 packets a second at each SLB: a packet steps over 20 IDs at once,
+    # so about as many steps as packets, whatever the rate.
+    sparse = instruction_rises(COUNTS, 1000, 100, slbs=2, ingroup=4, batch=200)
+    assert sparse["slb"] == pytest.approx(
+        10_000 + 2 * (40_000 * 1000 * (1 - math.exp(-0.05)) + 400_000) / 100)
+    assert 1000 * (1 - math.exp(-0.05)) == pytest.approx(48.8, abs=0.1)
 
 
 def test_a_request_of_several_packets_pays_marking_on_each_but_a_snapshot_once():
@@ -76,7 +98,7 @@ def test_a_request_of_several_packets_pays_marking_on_each_but_a_snapshot_once()
     assert alone == {"slb": 30_000, "ingroup": 5_000, "controller": 0}
     taken = instruction_rises(COUNTS, 50, 2800, slbs=2, ingroup=4, batch=10,
                               packets_per_request=3)
-    assert taken["slb"] == pytest.approx(30_000 + 2 * 40_000 * 50 / 2800)
+    assert taken["slb"] == pytest.approx(30_000 + 2 * (40_000 * 50 + 200_000) / 2800)
     one = instruction_rises(COUNTS, 50, 2800, slbs=2, ingroup=4, batch=10)
     assert (taken["controller"], taken["ingroup"]) == (one["controller"], one["ingroup"])
 
@@ -86,11 +108,12 @@ def test_no_beaver_process_serving_the_requests_adds_no_in_group_rise():
     # in-group run in the file, and the clause says per what it counts.
     no_ingroup = {**COUNTS, "ingroup": {}}
     rises = instruction_rises(no_ingroup, 50, 8000, slbs=2, ingroup=0, batch=10)
-    assert rises == {"slb": pytest.approx(10_000 + 2 * 40_000 * 50 / 8000), "ingroup": 0,
+    assert rises == {"slb": pytest.approx(10_000 + 2 * (40_000 * 50 + 200_000) / 8000),
+                     "ingroup": 0,
                      "controller": pytest.approx(150_000 * 50 / 8000)}
     assert attribution(rises, per="packet") == (
-        "largest instruction rise per packet on the traffic's cores: slb +10,500 "
-        "(slb +10,500, controller +938, ingroup +0)")
+        "largest instruction rise per packet on the traffic's cores: slb +10,550 "
+        "(slb +10,550, controller +938, ingroup +0)")
     with pytest.raises(InstructionsError, match="no in-group"):
         instruction_rises(no_ingroup, 50, 8000, slbs=2, ingroup=2, batch=10)
 
@@ -105,7 +128,7 @@ def test_a_party_on_its_own_core_is_listed_but_never_named():
 
 
 def test_missing_counts_name_what_to_rerun():
-    with pytest.raises(InstructionsError, match="no slb/per_snapshot/20"):
+    with pytest.raises(InstructionsError, match="no slb/per_step/20"):
         instruction_rises(COUNTS, 20, 2800, slbs=2, ingroup=4, batch=10)
     with pytest.raises(InstructionsError, match="no in-group a run with --reports --batch 7"):
         instruction_rises(COUNTS, 50, 2800, slbs=2, ingroup=4, batch=7)
@@ -176,7 +199,8 @@ JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_
                     | st.text(max_size=8),
                     lambda inner: st.lists(inner, max_size=4)
                     | st.dictionaries(st.sampled_from(["slb", "controller", "ingroup", "per_packet",
-                                                       "per_snapshot", "without", "plain", "marking", "50",
+                                                       "per_snapshot", "per_step",
+                                                       "control_per_second", "without", "plain", "marking", "50",
                                                        "every-0", "snapshot_every", "reports",
                                                        "batch", "off", "beaver"]), inner,
                                       max_size=6),

@@ -17,6 +17,7 @@ def bench(monkeypatch):
 
 
 START, PER_PACKET, IDLE, PER_SNAPSHOT = 9_000_000, 400_000, 7_000, 300_000
+STEP, CONTROL = 250_000, 1_500_000   # a step's, and the control packets' a second
 
 
 def run(packets, seconds, snapshots=0):
@@ -37,3 +38,28 @@ def test_a_snapshot_s_count_is_what_remains_beyond_marking_s_per_packet(bench):
     assert bench.per_packet(short, long, IDLE) == PER_PACKET + PER_SNAPSHOT   # one each
     assert bench.per_unit(short, long, "slb", "seconds") == pytest.approx(
         (PER_PACKET * 600 + IDLE * 12 + PER_SNAPSHOT * 600) / 12)
+
+
+def stepped(packets, seconds, steps, snapshots=0):
+    """A snapshot mode's count: marking per packet, a step for each packet
+    that found an ID due, the control packets' per second."""
+    return {"slb": START + PER_PACKET * packets + IDLE * seconds + STEP * steps
+            + CONTROL * seconds, "delivered": packets, "seconds": seconds,
+            "outcome": {"finished": snapshots}}
+
+
+def test_the_control_packets_cost_is_counted_a_second_beyond_the_idle_work(bench):
+    short, long = stepped(0, 5.0, 0), stepped(0, 17.0, 0)
+    assert bench.per_second(short, long, IDLE) == pytest.approx(CONTROL)
+
+
+def test_a_step_is_what_remains_beyond_marking_and_the_control_packets(bench):
+    # IDs as fast as packets (50/s at --pace 50): every packet steps.
+    short, long = stepped(150, 5.0, 150, 150), stepped(750, 17.0, 750, 750)
+    assert bench.per_step(short, long, IDLE, PER_PACKET, CONTROL, 50, 50) == pytest.approx(STEP)
+    # 1,000 IDs a second at --pace 50: a packet steps over 20 at once, still one step.
+    short, long = stepped(150, 5.0, 150, 3000), stepped(750, 17.0, 750, 15000)
+    assert bench.per_step(short, long, IDLE, PER_PACKET, CONTROL, 1000, 50) == pytest.approx(STEP)
+    # 25 IDs a second at --pace 50: every other packet steps.
+    short, long = stepped(150, 5.0, 75, 75), stepped(750, 17.0, 375, 375)
+    assert bench.per_step(short, long, IDLE, PER_PACKET, CONTROL, 25, 50) == pytest.approx(STEP)

@@ -9,9 +9,10 @@ The benchmarks write one JSON file (--out of each):
                 VIP packet running the "plain" SLB (Fig. 14's baseline;
                 files written before it was measured have only "without",
                 Beaver's program with marking off, taken in its place), with
-                "marking", and what each
-                snapshot adds, at each rate (its control messages come per
-                batch, whatever the packet rate);
+                "marking", and what snapshots at each rate add: their
+                control packets' instructions a second ("control_per_second",
+                per batch whatever the packet rate) and a "step" for each
+                VIP packet that finds an ID due ("per_step");
   "controller"  the same run: the controller's instructions per snapshot at
                 each rate;
   "ingroup"     bench/runtime_instructions.py: one replica's instructions
@@ -23,7 +24,8 @@ A phase with snapshots at R per second, q requests per second, p packets
 through an SLB a request and IDs batched B a time then costs, per request,
 above the baseline:
 
-  slb         (marking - plain) x p  +  slbs x per snapshot x R / q
+  slb         (marking - plain) x p
+              +  slbs x (step x R (1 - exp(-q p / (slbs R))) + control per second) / q
   controller  per snapshot x R / q
   ingroup     beaver - off, of the run with reports a batch of B and a
               snapshot every S requests, S the nearest to what each of the
@@ -32,7 +34,12 @@ above the baseline:
               each); with marking alone, of the run without snapshots; 0
               where no Beaver process serves the requests (an iperf3 server)
 
-A UDP request is one packet (p = 1); a TCP request is as many as its phase
+A step is paid by each ID's interval that a packet at the SLB falls in:
+with packets arriving at random at q p / slbs a second, R (1 - exp(-that /
+R)) of them a second, about R when packets come faster than IDs (each ID
+stepped to by a packet of its own), about the packet rate when slower
+(a packet moves over several IDs in one step).  A UDP request is one
+packet (p = 1); a TCP request is as many as its phase
 measured (segments and ACKs: fig14tcp.py), and iperf3's "request" is a
 packet (p = 1, q its packets per second).
 
@@ -145,10 +152,13 @@ def instruction_rises(counts: Mapping, rate: float | None, requests_per_second: 
             rises["ingroup"] = ingroup_rise(counts, None, batch)[0]
         return rises
     key = f"{rate:g}"
-    snapshots_per_request = rate / requests_per_second
-    rises["slb"] += slbs * _count(counts, "slb", "per_snapshot", key) * snapshots_per_request
+    packets_per_slb = requests_per_second * packets_per_request / slbs
+    steps_per_second = rate * -math.expm1(-packets_per_slb / rate)
+    rises["slb"] += slbs * (_count(counts, "slb", "per_step", key) * steps_per_second
+                            + _count(counts, "slb", "control_per_second", key)) \
+        / requests_per_second
     rises["controller"] += _count(counts, "controller", "per_snapshot", key) \
-        * snapshots_per_request
+        * rate / requests_per_second
     if ingroup:
         rises["ingroup"] = ingroup_rise(counts, requests_per_second / (ingroup * rate),
                                         batch)[0]
