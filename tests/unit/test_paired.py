@@ -75,3 +75,20 @@ def test_a_party_on_a_core_of_its_own_is_shown_but_takes_no_part_in_the_verdict(
     assert pinned[0]["verdict"].endswith("on the traffic's cores: ingroup +3.0 us; all +5.0 us, "
                                          "on busy cores a ratio of 0.800"), pinned[0]["verdict"]
     assert "controller +29.0 us; all +34.0 us" in shared[0]["verdict"]
+
+
+def test_a_phase_says_how_much_the_hypervisor_took_in_its_rounds_and_the_baseline_s():
+    rows = []
+    for n, (base, phase) in enumerate(((0.1, 0.2), (0.3, 6.5), (0.0, 0.4)), 1):
+        rows += [{**row(n, "without", 1000), paired.STEAL: base},
+                 {**row(n, "marking", 990), paired.STEAL: phase},
+                 {**row(n, "snapshots", 900), paired.STEAL: 0.0}]
+    summary = {r["phase"]: r for r in paired.judge(
+        rows, "throughput", None, {"marking": Goal(0.98), "snapshots": Goal(0.95)},
+        per="request")}
+    assert summary["marking"]["steal %"] == "median 0.25, max 6.50"
+    assert summary["snapshots"]["steal %"] == "median 0.00, max 0.30"
+    # rows from before the column was kept: no claim either way
+    assert "steal %" not in paired.judge([row(1, "without", 1000), row(1, "marking", 990)],
+                                         "throughput", None, {"marking": Goal(0.98)},
+                                         per="request")[0]

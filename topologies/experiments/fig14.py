@@ -73,7 +73,7 @@ def phase(results: Results, round_no: int, kind: str, args) -> dict:
         else:
             time.sleep(args.seconds)
         run.stop_traffic()
-        cpu = meter.read()
+        cpu, stolen = meter.read(), meter.stolen()
         if taken:   # the records are built for the count, not measured
             run.collect(taken)
     clients = [s for n, s in run.processes.summaries.items() if n in run.network.plan.outgroup]
@@ -85,13 +85,14 @@ def phase(results: Results, round_no: int, kind: str, args) -> dict:
            "p99_us": statistics.mean(c["latency_p99_us"] for c in clients),
            "timeouts": sum(c["timeouts"] for c in clients), "requests": requests,
            "reports_asked": taken.reports_asked if taken else 0,
-           "reasked": taken.reasked if taken else 0,
+           "reasked": taken.reasked if taken else 0, paired.STEAL: round(stolen * 100, 2),
            **{paired.COST + party: round(seconds * 1e6 / max(1, requests), 1)
               for party, seconds in cpu.items()}}
     results.progress(f"{label}: {row['throughput']:.0f} replies/s, p99 {row['p99_us']:.0f} us, "
                      f"{row['snapshots']} snapshots ({row['reports_asked']} reports asked, "
                      f"{row['reasked']} of them again); CPU us/request "
-                     + ", ".join(f"{p} {row[paired.COST + p]}" for p in cpu))
+                     + ", ".join(f"{p} {row[paired.COST + p]}" for p in cpu)
+                     + f"; steal {row[paired.STEAL]} %")
     return row
 
 

@@ -131,7 +131,7 @@ def phase(results: Results, workload: str, round_no: int, kind: str, args,
                 if name in run.network.plan.outgroup:
                     proc.wait(args.seconds + 10)
         run.stop_traffic()
-        cpu = meter.read()
+        cpu, stolen = meter.read(), meter.stolen()
         counted_s = time.monotonic() - counting
         after = [(d.counters()["decapsulated"], *flowmap.run_stats(d.prog_id)) for d in decaps]
         counters = [d.counters() for d in decaps]
@@ -155,7 +155,7 @@ def phase(results: Results, workload: str, round_no: int, kind: str, args,
            "foreign_or_malformed": sum(c["foreign"] + c["malformed"] for c in counters),
            "requests": requests,
            "reports_asked": summary.reports_asked if summary else 0,
-           "reasked": summary.reasked if summary else 0,
+           "reasked": summary.reasked if summary else 0, paired.STEAL: round(stolen * 100, 2),
            "decap_ns_per_packet": round(decap_ns / max(1, decap_runs), 1),
            **{paired.COST + party: round(seconds * 1e6 / max(1, requests), 2)
               for party, seconds in cpu.items()}}
@@ -176,7 +176,8 @@ def phase(results: Results, workload: str, round_no: int, kind: str, args,
                      f"({row['snapshot_rate']}/s, {row['reports_asked']} reports asked, "
                      f"{row['reasked']} of them again); CPU us/{per} "
                      + ", ".join(f"{p} {row[paired.COST + p]}" for p in cpu)
-                     + f"; decap {row['decap_ns_per_packet']} ns/packet")
+                     + f"; decap {row['decap_ns_per_packet']} ns/packet; steal "
+                     f"{row[paired.STEAL]} %")
     return row
 
 

@@ -20,6 +20,7 @@ from typing import Callable, Mapping, Sequence
 
 BASELINE = "without"
 COST = "cost_"          # a row's f"cost_{party}": CPU us per request of that party
+STEAL = "steal_pct"     # a row's share of the CPUs' time the hypervisor took (cpu.py)
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,8 @@ def judge(rows: Sequence[Mapping], throughput: str, p99: str | None,
     """One summary row per phase with a goal: its ratios over the baseline
     (median and range of the rounds) of `throughput` and of the latency
     `p99`, each party's CPU per `per` in that phase and in the baseline
-    (medians), and the verdict, from the median rises of the parties that
+    (medians), the hypervisor's steal share in its rounds and the
+    baseline's, and the verdict, from the median rises of the parties that
     share the traffic's cores (all but those `apart`: on a core of their own).
     instructions(phase, its median throughput) says whose instructions per
     `per` account for a miss (common/instructions.py)."""
@@ -122,6 +124,9 @@ def judge(rows: Sequence[Mapping], throughput: str, p99: str | None,
             if party not in apart:
                 rises[party] = statistics.median(a - b for a, b in pairs)
                 baseline_cpu += base
+        stolen = [r[STEAL] for r in rows if STEAL in r and r["kind"] in (kind, BASELINE)]
+        if stolen:   # a round the hypervisor disturbed shows here
+            row["steal %"] = f"median {statistics.median(stolen):.2f}, max {max(stolen):.2f}"
         row["goal"] = f">= {goal.throughput}" + (f", p99 <= {goal.p99}x"
                                                  if goal.p99 is not None and lat else "")
         text = verdict(tp, lat, goal, rises, baseline_cpu)
