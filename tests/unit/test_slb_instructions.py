@@ -63,3 +63,18 @@ def test_a_step_is_what_remains_beyond_marking_and_the_control_packets(bench):
     # 25 IDs a second at --pace 50: every other packet steps.
     short, long = stepped(150, 5.0, 75, 75), stepped(750, 17.0, 375, 375)
     assert bench.per_step(short, long, IDLE, PER_PACKET, CONTROL, 25, 50) == pytest.approx(STEP)
+
+
+def test_a_run_the_switch_fell_behind_in_is_measured_again_and_never_counted(bench,
+                                                                             monkeypatch):
+    runs = iter([run(24, 11.1), run(150, 5.2)])
+    monkeypatch.setattr(bench, "measure", lambda *args: next(runs))
+    assert bench.measured("snapshots-50", 50, 150)["delivered"] == 150
+    monkeypatch.setattr(bench, "measure", lambda *args: run(876, 22.4))
+    with pytest.raises(SystemExit, match="^snapshots-50: the switch delivered 876 of 750 "
+                                         "packets twice: no count$"):
+        bench.measured("snapshots-50", 50, 750)
+    # modes without packets deliver none, as they should
+    monkeypatch.setattr(bench, "measure", lambda *args: run(0, 17.2))
+    assert bench.measured("control-50", 50, 750)["delivered"] == 0
+    assert bench.measured("idle", None, 750)["delivered"] == 0
