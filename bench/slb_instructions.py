@@ -236,6 +236,10 @@ class Controller:
         return outcome, instructions
 
 
+def sends_packets(kind: str) -> bool:
+    return kind != IDLE and not kind.startswith(CONTROL)
+
+
 def measure(kind: str, rate: float | None, packets: int, args, switch: CallgrindSwitch,
             ports, frames, folder: Path) -> dict:
     """One mode at one length: what the switch delivered and counted over
@@ -250,7 +254,7 @@ def measure(kind: str, rate: float | None, packets: int, args, switch: Callgrind
     begin = time.monotonic()
     if controller:
         controller.go()
-    if kind == IDLE or kind.startswith(CONTROL):
+    if not sends_packets(kind):
         time.sleep(seconds + QUIET_S)
         delivered = 0
     else:
@@ -269,7 +273,7 @@ def measured(kind: str, rate: float | None, packets: int, *context) -> dict:
     read again record by record) and its count would hold that work."""
     for _ in range(2):
         result = measure(kind, rate, packets, *context)
-        if kind == IDLE or kind.startswith(CONTROL) or result["delivered"] == packets:
+        if not sends_packets(kind) or result["delivered"] == packets:
             return result
         print(f"{kind:>15}, {packets} packets: {result['delivered']} delivered, in "
               f"{result['seconds']:.1f} s: measured again", flush=True)
@@ -395,7 +399,6 @@ def main() -> int:
                 return 1
 
     idle = per_unit(*counts.pop(IDLE), "slb", "seconds")
-    del modes[IDLE]
     control_counts = {kind: counts.pop(kind) for kind in list(counts) if kind.startswith(CONTROL)}
     slb = {k: per_packet(*c, idle) for k, c in counts.items()}
     controller, at_switch, control_cost, step = {}, {}, {}, {}
