@@ -26,7 +26,9 @@ so the count holds what the replica's OOB thread does for it.
 of them answered by distinct state ({"op": "report", "first", "count"}), as
 the controller asks when it batches (Fig. 14's timed snapshots): from the
 second batch on with the "base" the controller holds, the last ID of the
-batch before.
+batch before.  --requests is then a multiple of --snapshot-every x K: a
+report comes every that many requests, and so the extra requests of the
+longer run carry their share of them, no more, no fewer.
 
 --log: the runtime keeps an event log (in a temporary folder), as every
 process of an experiment does (topologies/processes.py); without it the
@@ -173,6 +175,11 @@ def main():
     args = p.parse_args()
     if args.log and args.out:
         p.error("--out records the runs without a log (Fig. 14 reads them): not with --log")
+    ids_a_report = args.snapshot_every * args.batch
+    if args.reports and ids_a_report and args.requests % ids_a_report:
+        # else the extra requests carry more or fewer reports than their share
+        p.error(f"--requests must be a multiple of --snapshot-every x --batch "
+                f"({ids_a_report}) with --reports")
     if args.drive:
         return drive(args.drive, args.requests, args.snapshot_every, args.reports, args.batch,
                      args.log)

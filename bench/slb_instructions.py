@@ -102,13 +102,29 @@ def control(pid: int, *flags: str):
                    timeout=READY_S)
 
 
+def dumps(out: Path) -> dict[Path, int]:
+    """out's numbered dumps, each with the time it was last written."""
+    found = {}
+    for path in out.parent.glob(f"{out.name}.*"):
+        if path.name.rsplit(".", 1)[1].isdigit():
+            try:
+                found[path] = path.stat().st_mtime_ns
+            except FileNotFoundError:   # rewritten just now: the next look sees it
+                pass
+    return found
+
+
 def dump(pid: int, out: Path) -> int:
     """Dumps pid's counts since its last dump (callgrind zeroes them on
     each) and returns the instructions in that dump."""
-    before = set(out.parent.glob(f"{out.name}.*"))
+    before = dumps(out)
     control(pid, "-d")
     deadline = time.monotonic() + READY_S
-    while not (new := set(out.parent.glob(f"{out.name}.*")) - before):
+    # A process numbers its dumps from 1: one measured again under the same
+    # name writes over the dumps of the one before, so a dump is new by its
+    # time as well as by its name.
+    while not (new := [path for path, written in dumps(out).items()
+                       if before.get(path) != written]):
         if time.monotonic() > deadline:
             raise SystemExit(f"callgrind wrote no dump for process {pid}")
         time.sleep(0.1)

@@ -3,6 +3,7 @@ different lengths to instructions per packet and per snapshot, with the
 start-up, the switch's idle work and (per snapshot) marking's per packet
 taken off. Hand-made counts whose every part differs."""
 import importlib
+import os
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,25 @@ def test_a_run_the_switch_fell_behind_in_is_measured_again_and_never_counted(ben
     monkeypatch.setattr(bench, "measure", lambda *args: run(0, 17.2))
     assert bench.measured("control-50", 50, 750)["delivered"] == 0
     assert bench.measured("idle", None, 750)["delivered"] == 0
+
+
+def test_a_dump_written_over_an_older_one_of_the_same_name_is_read(bench, monkeypatch,
+                                                                     tmp_path):
+    # A run measured again starts a process under the same name, which
+    # numbers its dumps from 1 again: its first dump replaces the last one's.
+    out = tmp_path / "controller-snapshots-50-150"
+    (tmp_path / f"{out.name}.log").write_text("valgrind's log, not a dump\n")
+    (tmp_path / f"{out.name}.1").write_text("events: Ir\ntotals: 5000\n")
+    os.utime(tmp_path / f"{out.name}.1", ns=(10**18, 10**18))   # written long ago
+
+    def callgrind_dumps(pid, *flags):
+        assert flags == ("-d",)
+        (tmp_path / f"{out.name}.1").write_text("events: Ir\ntotals: 7346\n")
+
+    monkeypatch.setattr(bench, "control", callgrind_dumps)
+    monkeypatch.setattr(bench, "READY_S", 2)
+    assert bench.dump(4242, out) == 7346
+    # no dump at all: one line, not a wait without end
+    monkeypatch.setattr(bench, "control", lambda pid, *flags: None)
+    with pytest.raises(SystemExit, match="^callgrind wrote no dump for process 4242$"):
+        bench.dump(4242, out)
