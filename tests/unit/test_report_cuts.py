@@ -62,11 +62,24 @@ events = st.lists(st.tuples(st.sampled_from(["jump", "send", "receive", "count"]
 @given(events, st.sampled_from([0, ID_SPACE - 30]), st.sampled_from([8, 64]),
        st.integers(-80, 10), st.integers(1, 120))
 def test_the_cuts_decoded_are_exactly_each_ids_report(history, start, window, offset, count):
+    check_run(history, start, window, offset, count, longest_jump=12)
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(events, st.sampled_from([0, ID_SPACE - 30]), st.sampled_from([8, 64]),
+       st.integers(-80, 10), st.integers(1, 120))
+def test_at_an_id_a_jump_the_cuts_decoded_are_exactly_each_ids_report(history, start, window,
+                                                                      offset, count):
+    # as at 1,000/s, a record an ID: Snapshots.cuts builds those apart
+    check_run(history, start, window, offset, count, longest_jump=1)
+
+
+def check_run(history, start: int, window: int, offset: int, count: int, longest_jump: int):
     s = Snapshots("p", ["q", "r"], Mode.BEAVER, Counter().capture, window)
     s.current_id = start
     for step, (kind, size, peer) in enumerate(history):
         if kind == "jump":
-            [s.mark, s.stamp, s.oob][step % 3](next_id(s.current_id, 1 + size % 12))
+            [s.mark, s.stamp, s.oob][step % 3](next_id(s.current_id, 1 + size % longest_jump))
         elif kind == "send":
             s.sent_to(peer)
         elif kind == "receive":

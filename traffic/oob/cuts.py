@@ -102,11 +102,15 @@ def encode(first: int, count: int, cuts: list[Cut],
             entries.append({"first": c.first, "count": c.count, "error": report})
             previous = None
             continue
-        message = {"taken_at_us": report.taken_at_us,
-                   "channels": {peer: [channel.sent_before, channel.received_before,
-                                       [_index(item, items, table)
-                                        for item in channel.in_flight]]
-                                for peer, channel in report.channels.items()}}
+        # Loops, not comprehensions: each of those is a call (CPython 3.11),
+        # made for every cut, and at one ID a request a run is all cuts.
+        channels = {}
+        for peer, channel in report.channels.items():
+            indexes = []
+            for item in channel.in_flight:
+                indexes.append(_index(item, items, table))
+            channels[peer] = [channel.sent_before, channel.received_before, indexes]
+        message = {"taken_at_us": report.taken_at_us, "channels": channels}
         if report.snapshot_id != c.first:   # never from Snapshots; decode refuses it
             message["snapshot_id"] = report.snapshot_id
         own = (report.process, report.current_id, report.finished_id, report.taken,

@@ -23,6 +23,7 @@ import enum
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, Callable, Iterable, NamedTuple
 
 from beaver.traffic.oob.cuts import Cut
@@ -379,6 +380,30 @@ class Snapshots:
                       local.state, channels, self.current_id,
                       self.finished_id() if finished_id is None else finished_id)
 
+    def _cut_singles(self, cuts: list[Cut], index: int, left: int, finished: int) -> int:
+        """Appends a cut for each record of one ID from records[index] on,
+        at most left of them, in order; returns how many.  At one ID a
+        request a run is nearly all such records: each one's report is
+        built here, without the lookups a record of many IDs needs."""
+        process, peers, current = self.process, self.peers, self.current_id
+        with_channels = self.records_channels
+        taken = 0
+        for record in islice(self.records, index, None):
+            if taken == left or record.first != record.last:
+                break
+            local = record.local
+            channels = {}
+            if with_channels:   # every in-flight message is stamped older than the record's ID
+                for peer in peers:   # a loop, not a comprehension: no call a record
+                    channels[peer] = ChannelState(local.sent_before[peer],
+                                                  local.received_before[peer],
+                                                  list(record.in_flight.get(peer, ())))
+            cuts.append(Cut(record.last, 1, Report(
+                process, record.last, True, local.trigger, local.taken_at_us, local.state,
+                channels, current, finished)))
+            taken += 1
+        return taken
+
     def cuts(self, first: int, count: int) -> list[Cut]:
         """The reports of IDs first .. first + count - 1 as they stand, one
         per distinct state (traffic/oob/cuts.py): within a record the report
@@ -400,11 +425,12 @@ class Snapshots:
                                           f"kept (the newest {self.window} IDs are)"))
             else:
                 record = self.records[index]
-                size = min(left, ahead(record.last, at) + 1)
-                if size == 1:   # a record an ID, as at a snapshot or more a request
-                    cuts.append(Cut(at, 1, self._report_in(record, at, finished)))
-                    at, left = next_id(at), left - 1
+                if record.first == record.last:   # as at a snapshot or more a request
+                    size = self._cut_singles(cuts, index, left, finished)
+                    index += size - 1
+                    at, left = next_id(at, size), left - size
                     continue
+                size = min(left, ahead(record.last, at) + 1)
                 starts = {0} | {offset for items in record.in_flight.values() for item in items
                                 if 0 < (offset := ahead(next_id(item["stamp"]), at)) < size}
                 bounds = sorted(starts) + [size]
