@@ -373,9 +373,12 @@ class Snapshots:
         """The report for snapshot_id, which record covers (finished_id:
         finished_id(), if the caller has it)."""
         local = record.local
-        channels = {peer: ChannelState(local.sent_before[peer], local.received_before[peer],
-                                       record.in_flight_for(peer, snapshot_id))
-                    for peer in self.peers} if self.records_channels else {}
+        channels = {}
+        if self.records_channels:
+            for peer in self.peers:   # a loop: a comprehension is a call (CPython 3.11)
+                channels[peer] = ChannelState(local.sent_before[peer],
+                                              local.received_before[peer],
+                                              record.in_flight_for(peer, snapshot_id))
         return Report(self.process, snapshot_id, True, local.trigger, local.taken_at_us,
                       local.state, channels, self.current_id,
                       self.finished_id() if finished_id is None else finished_id)
@@ -383,24 +386,14 @@ class Snapshots:
     def _cut_singles(self, cuts: list[Cut], index: int, left: int, finished: int) -> int:
         """Appends a cut for each record of one ID from records[index] on,
         at most left of them, in order; returns how many.  At one ID a
-        request a run is nearly all such records: each one's report is
-        built here, without the lookups a record of many IDs needs."""
-        process, peers, current = self.process, self.peers, self.current_id
-        with_channels = self.records_channels
+        request a run is nearly all such records: walked in order, without
+        the search and the serial-number arithmetic a record of many IDs
+        needs."""
         taken = 0
         for record in islice(self.records, index, None):
             if taken == left or record.first != record.last:
                 break
-            local = record.local
-            channels = {}
-            if with_channels:   # every in-flight message is stamped older than the record's ID
-                for peer in peers:   # a loop, not a comprehension: no call a record
-                    channels[peer] = ChannelState(local.sent_before[peer],
-                                                  local.received_before[peer],
-                                                  list(record.in_flight.get(peer, ())))
-            cuts.append(Cut(record.last, 1, Report(
-                process, record.last, True, local.trigger, local.taken_at_us, local.state,
-                channels, current, finished)))
+            cuts.append(Cut(record.last, 1, self._report_in(record, record.last, finished)))
             taken += 1
         return taken
 
