@@ -317,7 +317,9 @@ def test_a_schedule_passed_by_learning_before_it_was_armed_is_lost(slb):
     slb.init(1)
     at = slb.now() + LEAD
     schedule(slb, 2, 2, at + 10 * SPACING)    # armed
-    schedule(slb, 4, 4, at)                   # newer, waits behind it
+    # newer, waits behind it; wide spacing, so that 6 falls due long after the
+    # learned 5 is read, however slowly the machine answers
+    schedule(slb, 4, 4, at, spacing=3 * SPACING)
     wait_past(slb, at + SPACING)
     slb.ports.send(2, stamp("10.0.2.1", "10.0.2.2", 5))   # learned: 5, inside 4-7
     slb.ports.expect(3, lambda f: Beaver in f)
