@@ -1,10 +1,15 @@
-"""Where a run's processes execute: on two cores, "shared" lets the kernel
-put every process anywhere (the controller takes its CPU from the SLBs,
-the services and the clients); "pinned" models a deployment, where the
-controller has a machine of its own: this process (the controller, every
-thread: engine, receive, probe) on one core, every process it started
-(the SLBs' BMv2, the Mininet hosts' in-group processes, the clients, iperf3)
-on the other.
+"""Where a run's processes execute, on two cores:
+- "shared" lets the kernel put every process anywhere (the controller
+  takes its CPU from the SLBs, the services and the clients);
+- "pinned" models a deployment where the controller has a machine of its
+  own: this process (the controller, every thread: engine, receive, probe)
+  on one core, every process it started (the SLBs' BMv2, the Mininet
+  hosts' in-group processes, the clients, iperf3) on the other;
+- "switches" models one where the SLBs are switches too, as the paper's
+  Tofino: the controller and the SLBs' BMv2 on one core, the in-group
+  processes and the clients on the other, so that what the hosts pay for
+  Beaver is measured apart from what BMv2 pays in software for a pipeline a
+  hardware switch runs at line rate.
 
     cores.apply("pinned")     # after starting processes, before measuring
 
@@ -16,9 +21,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-CHOICES = ("shared", "pinned")
+CHOICES = ("shared", "pinned", "switches")
 CONTROLLER_CPU = 1
 TRAFFIC_CPU = 0
+SWITCH_COMMAND = "simple_switch"   # how BMv2's command name begins (/proc/PID/comm)
 
 
 def descendants(pid: int) -> list[int]:
@@ -38,6 +44,14 @@ def descendants(pid: int) -> list[int]:
         found.append(child)
         todo += children.get(child, ())
     return found
+
+
+def is_switch(pid: int) -> bool:
+    """Whether pid runs BMv2 (False once it ended)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().startswith(SWITCH_COMMAND)
+    except OSError:
+        return False
 
 
 def pin(pid: int, cpus: set[int]) -> int:
@@ -68,13 +82,26 @@ def apply(choice: str, controller: int | None = None) -> dict[str, int]:
         return {}
     count = os.cpu_count() or 1
     if max(CONTROLLER_CPU, TRAFFIC_CPU) >= count:
-        raise ValueError(f"--cores pinned needs 2 cores; this machine has {count}")
-    traffic = sum(pin(pid, {TRAFFIC_CPU}) for pid in descendants(controller))
-    return {"controller": pin(controller, {CONTROLLER_CPU}), "traffic": traffic}
+        raise ValueError(f"--cores {choice} needs 2 cores; this machine has {count}")
+    placed = {"controller": pin(controller, {CONTROLLER_CPU}), "traffic": 0}
+    if choice == "switches":
+        placed["switches"] = 0
+    for pid in descendants(controller):
+        side = "switches" if choice == "switches" and is_switch(pid) else "traffic"
+        placed[side] += pin(pid, {CONTROLLER_CPU if side == "switches" else TRAFFIC_CPU})
+    return placed
+
+
+def apart(choice: str) -> tuple[str, ...]:
+    """The parties on a core the traffic's processes do not use."""
+    return {"pinned": ("controller",), "switches": ("controller", "slb")}.get(choice, ())
 
 
 def describe(choice: str) -> str:
     if choice == "pinned":
         return (f"pinned: controller on CPU {CONTROLLER_CPU}; SLBs, in-group, clients "
+                f"on CPU {TRAFFIC_CPU}")
+    if choice == "switches":
+        return (f"switches: controller and SLBs on CPU {CONTROLLER_CPU}; in-group, clients "
                 f"on CPU {TRAFFIC_CPU}")
     return "shared: every process on any core"

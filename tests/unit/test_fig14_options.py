@@ -95,7 +95,7 @@ def test_instructions_are_read_when_parsed_and_checked_for_every_phase_before_th
     # marking alone: the SLBs' +10 per packet outweighs the in-group's +4
     assert attribute("marking", 1000.0).startswith(
         "largest instruction rise per request on the traffic's cores: slb +10 ")
-    assert "controller +8 (own core)" in attribute("snapshots-50", 1000.0)
+    assert "controller +8 (off the traffic's core)" in attribute("snapshots-50", 1000.0)
     assert parse(fig14).instructions is None and impact.attributor(parse(fig14), 2, 4) is None
     # A rate the benchmarks did not run fails before the experiment does,
     with pytest.raises(SystemExit, match="no slb/per_step/1000"):

@@ -124,7 +124,7 @@ def test_a_party_on_its_own_core_is_listed_but_never_named():
                                           "traffic's cores: controller +900")
     assert attribution(rises, apart=("controller",)) == (
         "largest instruction rise per request on the traffic's cores: slb +100 "
-        "(controller +900 (own core), slb +100, ingroup +50)")
+        "(controller +900 (off the traffic's core), slb +100, ingroup +50)")
 
 
 def test_missing_counts_name_what_to_rerun():

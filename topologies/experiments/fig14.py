@@ -26,7 +26,9 @@ range, against the goals, and beside it each party's CPU per request (the
 SLBs, the in-group processes, the controller), measured over the clients'
 lifetime. --cores pinned puts the controller on a core of its own and
 every other process on the other, in every phase (topologies/cores.py);
-shared (default) lets them contend for both cores.  --instructions JSON
+--cores switches puts the SLBs with the controller, off the hosts' core,
+as hardware switches would be; shared (default) lets them contend for both
+cores.  --instructions JSON
 adds to a missed goal's verdict the party whose instructions per request
 rose most, from the benchmarks' callgrind counts (common/instructions.py).
 """
@@ -106,7 +108,7 @@ def run(args, results: Results) -> list[dict]:
     counted = {"instructions": impact.counted_by(args)} if args.instructions else {}
     summary = [{**row, "cores": args.cores, **counted}
                for row in paired.judge(rows, "throughput", "p99_us", goals, per="request",
-                                           apart=impact.apart(args.cores),
+                                           apart=cores.apart(args.cores),
                                            instructions=attribute)]
     plot(results, rows, goals, args.cores)
     return summary

@@ -253,7 +253,7 @@ def summarize(rows: list[dict], args, attributes: dict) -> list[dict]:
         counted = ({"instructions": f"{impact.counted_by(args)}; {INGROUP_COUNTED[role]}"}
                    if args.instructions else {})
         for row in paired.judge(mine, throughput, latency, goals, per,
-                                impact.apart(args.cores),
+                                cores.apart(args.cores),
                                 at_measured_rates(attributes[role], mine)):
             ns = {kind: statistics.median(r["decap_ns_per_packet"] for r in mine
                                           if r["kind"] == kind)

@@ -48,7 +48,9 @@ def numbers(kind: type, least: float):
 def add_arguments(p, rates: str = "50,1000"):
     p.add_argument("--cores", choices=cores.CHOICES, default="shared",
                    help="pinned: the controller on a core of its own, every other process "
-                        "on the other, in every phase; shared (default): the kernel's choice")
+                        "on the other, in every phase; switches: the controller and the SLBs "
+                        "on one core, the in-group and the clients on the other; shared "
+                        "(default): the kernel's choice")
     p.add_argument("--rates", type=numbers(float, 0.1), default=numbers(float, 0.1)(rates),
                    help=f"snapshots per second, one snapshots phase each (default {rates})")
     p.add_argument("--batch", type=int, default=DEFAULT_BATCH,
@@ -97,7 +99,7 @@ def attributor(args, slbs: int, ingroup: int, per: str = "request", note: str = 
         rises = instructions.instruction_rises(counts, rate, requests_per_second, slbs, ingroup,
                                                batch_for(rate, args) if rate else 1,
                                                packets_per_request)
-        return instructions.attribution(rises, apart(args.cores), per) + (f"; {note}" if note
+        return instructions.attribution(rises, cores.apart(args.cores), per) + (f"; {note}" if note
                                                                           else "")
 
     try:
@@ -107,11 +109,6 @@ def attributor(args, slbs: int, ingroup: int, per: str = "request", note: str = 
     except instructions.InstructionsError as e:
         raise SystemExit(f"--instructions {counts['path']}: {e}") from None
     return attribute
-
-
-def apart(where: str) -> tuple[str, ...]:
-    """The parties on a core of their own, whose CPU takes none from the traffic."""
-    return ("controller",) if where == "pinned" else ()
 
 
 def prepare_clocks(run, kind: str):

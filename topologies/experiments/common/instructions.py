@@ -172,9 +172,9 @@ def attribution(rises: Mapping[str, float], apart: tuple[str, ...] = (),
     party's rise."""
     counted = {p: v for p, v in rises.items() if p not in apart}
     if not counted:
-        return f"instructions per {per}: every party is on a core of its own"
+        return f"instructions per {per}: every party is off the traffic's core"
     party = max(counted, key=counted.get)
-    every = ", ".join(f"{p} {v:+,.0f}" + (" (own core)" if p in apart else "")
+    every = ", ".join(f"{p} {v:+,.0f}" + (" (off the traffic's core)" if p in apart else "")
                       for p, v in sorted(rises.items(), key=lambda item: -item[1]))
     return (f"largest instruction rise per {per} on the traffic's cores: {party} "
             f"{counted[party]:+,.0f} ({every})")

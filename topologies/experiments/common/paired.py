@@ -102,7 +102,7 @@ def judge(rows: Sequence[Mapping], throughput: str, p99: str | None,
     `p99`, each party's CPU per `per` in that phase and in the baseline
     (medians), the hypervisor's steal share in its rounds and the
     baseline's, and the verdict, from the median rises of the parties that
-    share the traffic's cores (all but those `apart`: on a core of their own).
+    share the traffic's cores (all but those `apart`: off the traffic's core).
     instructions(phase, its median throughput) says whose instructions per
     `per` account for a miss (common/instructions.py)."""
     parties = sorted({k[len(COST):] for r in rows for k in r if k.startswith(COST)})
