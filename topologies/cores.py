@@ -11,7 +11,8 @@
   Beaver is measured apart from what BMv2 pays in software for a pipeline a
   hardware switch runs at line rate.
 
-    cores.apply("pinned")     # after starting processes, before measuring
+    cores.apply("switches", switches=run.parties()["slb"])   # after starting
+                                                             # processes, before measuring
 
 Threads and children inherit their creator's affinity, so apply it again
 after starting more processes: it sets every thread of every descendant.
@@ -20,11 +21,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterable
 
 CHOICES = ("shared", "pinned", "switches")
-CONTROLLER_CPU = 1
-TRAFFIC_CPU = 0
-SWITCH_COMMAND = "simple_switch"   # how BMv2's command name begins (/proc/PID/comm)
+APART_CPU = 1     # the controller's, and with "switches" the SLBs'
+TRAFFIC_CPU = 0   # the in-group's and the clients' (and with "pinned" the SLBs')
+
+
+class PlacementError(ValueError):
+    """A placement this machine or run cannot make."""
 
 
 def descendants(pid: int) -> list[int]:
@@ -46,14 +51,6 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def is_switch(pid: int) -> bool:
-    """Whether pid runs BMv2 (False once it ended)."""
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().startswith(SWITCH_COMMAND)
-    except OSError:
-        return False
-
-
 def pin(pid: int, cpus: set[int]) -> int:
     """Puts every thread of pid on cpus; how many threads it set (0: the
     process ended meanwhile)."""
@@ -71,24 +68,31 @@ def pin(pid: int, cpus: set[int]) -> int:
     return pinned
 
 
-def apply(choice: str, controller: int | None = None) -> dict[str, int]:
-    """Places the controller (default: this process) and its descendants;
-    how many threads went on each side ("shared" moves nothing: the
-    kernel's choice, as every run before --cores)."""
+def apply(choice: str, controller: int | None = None,
+          switches: Iterable[int] = ()) -> dict[str, int]:
+    """Places the controller (default: this process) and its descendants,
+    among them the switches (the SLBs' BMv2 pids: with "switches", they and
+    what they started go beside the controller); how many threads went on
+    each side ("shared" moves nothing: the kernel's choice, as every run
+    before --cores)."""
     if choice not in CHOICES:
-        raise ValueError(f"unknown --cores {choice!r}: one of {', '.join(CHOICES)}")
+        raise PlacementError(f"unknown --cores {choice!r}: one of {', '.join(CHOICES)}")
     controller = os.getpid() if controller is None else controller
     if choice == "shared":
         return {}
     count = os.cpu_count() or 1
-    if max(CONTROLLER_CPU, TRAFFIC_CPU) >= count:
-        raise ValueError(f"--cores {choice} needs 2 cores; this machine has {count}")
-    placed = {"controller": pin(controller, {CONTROLLER_CPU}), "traffic": 0}
+    if max(APART_CPU, TRAFFIC_CPU) >= count:
+        raise PlacementError(f"--cores {choice} needs 2 cores; this machine has {count}")
+    beside = {controller}   # the processes that go on APART_CPU
     if choice == "switches":
-        placed["switches"] = 0
-    for pid in descendants(controller):
-        side = "switches" if choice == "switches" and is_switch(pid) else "traffic"
-        placed[side] += pin(pid, {CONTROLLER_CPU if side == "switches" else TRAFFIC_CPU})
+        switches = [pid for pid in switches if Path(f"/proc/{pid}").exists()]
+        if not switches:
+            raise PlacementError("--cores switches: no SLB process runs on this machine to place")
+        beside.update(switches, *(descendants(pid) for pid in switches))
+    placed = {"apart": 0, "traffic": 0}
+    for pid in dict.fromkeys([controller, *beside, *descendants(controller)]):   # each once
+        side = "apart" if pid in beside else "traffic"
+        placed[side] += pin(pid, {APART_CPU if side == "apart" else TRAFFIC_CPU})
     return placed
 
 
@@ -99,9 +103,9 @@ def apart(choice: str) -> tuple[str, ...]:
 
 def describe(choice: str) -> str:
     if choice == "pinned":
-        return (f"pinned: controller on CPU {CONTROLLER_CPU}; SLBs, in-group, clients "
+        return (f"pinned: controller on CPU {APART_CPU}; SLBs, in-group, clients "
                 f"on CPU {TRAFFIC_CPU}")
     if choice == "switches":
-        return (f"switches: controller and SLBs on CPU {CONTROLLER_CPU}; in-group, clients "
+        return (f"switches: controller and SLBs on CPU {APART_CPU}; in-group, clients "
                 f"on CPU {TRAFFIC_CPU}")
     return "shared: every process on any core"

@@ -125,7 +125,7 @@ def _run(args) -> int:
     """The run itself, the machine's lock held."""
     if (problem := missing_requirement()) is not None:
         raise CliError(problem)
-    from beaver.topologies import decap
+    from beaver.topologies import cores, decap
     from beaver.topologies.bmv2 import Bmv2Error, bmv2_build
     from beaver.topologies.cleanup import cleanup
     from beaver.topologies.experiments.common.results import Results
@@ -146,7 +146,8 @@ def _run(args) -> int:
             results.progress(f"built the kernel decapsulation program: {decap.build()}")
         with servers.using(args.spread):
             summary = args.module.run(args, results)
-    except (NetworkError, ProcessError, Bmv2Error, decap.DecapError) as e:   # one line, as any user error
+    except (NetworkError, ProcessError, Bmv2Error, decap.DecapError,
+            cores.PlacementError) as e:   # one line, as any user error
         raise CliError(f"{args.name}: {e}") from None
     finally:
         cleanup()

@@ -82,8 +82,8 @@ def test_a_late_slb_leaves_its_first_ids_to_their_records(controller, switches, 
         outcomes = [r.verdict.outcome for r in batch]
         cut = outcomes.index(Outcome.ACCEPTED)
         assert cut > 0 and set(outcomes[cut:]) == {Outcome.ACCEPTED}, \
-            ("a batch's first IDs are rejected, none after the first accepted one",
-             [(r.verdict.outcome.value, r.verdict.reason) for r in batch[:3]])
+            ("a batch's first IDs are rejected, none after the first accepted one; its first "
+             f"three: {[(r.verdict.outcome.value, r.verdict.reason) for r in batch[:3]]}")
         assert any("by schedule" in r.verdict.reason for r in batch[cut:])
 
 

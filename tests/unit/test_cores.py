@@ -1,9 +1,10 @@
 """topologies/cores.py: "pinned" puts the controller's every thread on
 its core and every process it started (children's children too) on the
-other; "switches" moves BMv2 to the controller's core; "shared" moves
-nothing.  Tried on a stand-in controller, a child process of the test with
-a thread and two grandchildren, one named as BMv2 is, so the test's own
-process keeps its cores."""
+other; "switches" puts the switches it is given (and what they started)
+beside the controller; "shared" moves nothing.  Tried on a stand-in
+controller, a child process of the test with a thread, a grandchild and
+a stand-in switch with a thread and a child of its own, so that the
+test's own process keeps its cores."""
 import os
 import subprocess
 import sys
@@ -13,80 +14,97 @@ import pytest
 
 from beaver.topologies import cores
 
-CONTROLLER = """
+# A stand-in switch: two threads (BMv2 runs many) and a child.
+SWITCH = """
 import subprocess, sys, threading, time
-grandchild = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-switch = subprocess.Popen([sys.executable, "-c", SWITCH])
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
 threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
-print(grandchild.pid, switch.pid, flush=True)
+print(child.pid, flush=True)
 time.sleep(60)
 """
-# A stand-in BMv2: a process named as simple_switch_grpc is (comm keeps 15 bytes).
-SWITCH = """
-import time
-with open("/proc/self/comm", "w") as comm:
-    comm.write("simple_switch_g")
+CONTROLLER = f"""
+import subprocess, sys, threading, time
+grandchild = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+switch = subprocess.Popen([sys.executable, "-c", {SWITCH!r}], stdout=subprocess.PIPE, text=True)
+switch_child = int(switch.stdout.readline())
+threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+print(grandchild.pid, switch.pid, switch_child, flush=True)
 time.sleep(60)
 """
 
 pytestmark = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="pinning needs 2 cores")
 
 
+def threads(pid: int) -> list[int]:
+    return [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+
+
 @pytest.fixture
 def controller():
-    proc = subprocess.Popen([sys.executable, "-c", f"SWITCH = {SWITCH!r}\n{CONTROLLER}"],
-                            stdout=subprocess.PIPE, text=True)
-    grandchild, switch = map(int, proc.stdout.readline().split())
+    """(controller, grandchild, switch, switch's child) pids, every thread started."""
+    proc = subprocess.Popen([sys.executable, "-c", CONTROLLER], stdout=subprocess.PIPE, text=True)
+    grandchild, switch, switch_child = map(int, proc.stdout.readline().split())
     deadline = time.monotonic() + 10
-    while (len(os.listdir(f"/proc/{proc.pid}/task")) < 2 or not cores.is_switch(switch)) \
+    while (len(threads(proc.pid)) < 2 or len(threads(switch)) < 2) \
             and time.monotonic() < deadline:
         time.sleep(0.01)
-    yield proc.pid, grandchild, switch
-    for pid in (grandchild, switch):
+    assert len(threads(proc.pid)) >= 2 and len(threads(switch)) >= 2
+    yield proc.pid, grandchild, switch, switch_child
+    for pid in (grandchild, switch_child, switch):
         os.kill(pid, 9)
     proc.kill()
     proc.wait()
 
 
-def threads(pid: int) -> list[int]:
-    return [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+def affinities(*pids: int) -> set[frozenset[int]]:
+    return {frozenset(os.sched_getaffinity(tid)) for pid in pids for tid in threads(pid)}
 
 
 def test_pinned_splits_the_controller_from_what_it_started(controller):
-    pid, grandchild, switch = controller
-    assert sorted(cores.descendants(pid)) == sorted([grandchild, switch])
+    pid, grandchild, switch, switch_child = controller
+    assert sorted(cores.descendants(pid)) == sorted([grandchild, switch, switch_child])
 
-    counts = cores.apply("pinned", controller=pid)
+    counts = cores.apply("pinned", controller=pid, switches=[switch])
 
-    assert counts == {"controller": len(threads(pid)), "traffic": 2}
-    assert counts["controller"] >= 2, "every thread, not only the main one"
-    for tid in threads(pid):
-        assert os.sched_getaffinity(tid) == {cores.CONTROLLER_CPU}
-    assert os.sched_getaffinity(grandchild) == os.sched_getaffinity(switch) == {cores.TRAFFIC_CPU}
+    assert counts == {"apart": len(threads(pid)),
+                      "traffic": 2 + len(threads(switch))}, "every thread, not only the main one"
+    assert affinities(pid) == {frozenset({cores.APART_CPU})}
+    assert affinities(grandchild, switch, switch_child) == {frozenset({cores.TRAFFIC_CPU})}
     assert cores.describe("pinned").startswith("pinned: controller on CPU 1")
     assert cores.apart("pinned") == ("controller",)
 
 
-def test_switches_puts_bmv2_beside_the_controller_and_the_rest_apart(controller):
-    pid, grandchild, switch = controller
-    assert cores.is_switch(switch) and not cores.is_switch(grandchild)
+def test_switches_puts_the_switches_beside_the_controller_and_the_rest_apart(controller):
+    pid, grandchild, switch, switch_child = controller
 
-    counts = cores.apply("switches", controller=pid)
+    counts = cores.apply("switches", controller=pid, switches=[switch])
 
-    assert counts == {"controller": len(threads(pid)), "traffic": 1, "switches": 1}
-    assert os.sched_getaffinity(switch) == {cores.CONTROLLER_CPU}
-    assert os.sched_getaffinity(grandchild) == {cores.TRAFFIC_CPU}
-    assert all(os.sched_getaffinity(tid) == {cores.CONTROLLER_CPU} for tid in threads(pid))
+    assert counts == {"apart": len(threads(pid)) + len(threads(switch)) + 1, "traffic": 1}
+    assert affinities(pid, switch, switch_child) == {frozenset({cores.APART_CPU})}, \
+        "the controller, every thread of the switch, and what the switch started"
+    assert affinities(grandchild) == {frozenset({cores.TRAFFIC_CPU})}
     assert cores.describe("switches").startswith("switches: controller and SLBs on CPU 1")
     assert cores.apart("switches") == ("controller", "slb")
 
 
+def test_switches_without_a_switch_here_is_refused_in_one_line(controller):
+    pid, grandchild, switch, switch_child = controller
+    before = affinities(pid, grandchild, switch)
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    for given in ([], [ended.pid]):   # none, or one that is not running
+        with pytest.raises(cores.PlacementError, match="no SLB process runs on this machine"):
+            cores.apply("switches", controller=pid, switches=given)
+    assert affinities(pid, grandchild, switch) == before, "nothing moved"
+
+
 def test_shared_moves_nothing_and_an_unknown_choice_is_refused(controller):
-    pid, grandchild, switch = controller
+    pid, grandchild, switch, _ = controller
     before = {tid: os.sched_getaffinity(tid) for tid in [*threads(pid), grandchild, switch]}
-    assert cores.apply("shared", controller=pid) == {}
+    assert cores.apply("shared", controller=pid, switches=[switch]) == {}
     assert {tid: os.sched_getaffinity(tid) for tid in before} == before
-    with pytest.raises(ValueError, match="unknown --cores 'spread'"):
+    assert cores.apart("shared") == ()
+    with pytest.raises(cores.PlacementError, match="unknown --cores 'spread'"):
         cores.apply("spread", controller=pid)
 
 

@@ -28,9 +28,9 @@ lifetime. --cores pinned puts the controller on a core of its own and
 every other process on the other, in every phase (topologies/cores.py);
 --cores switches puts the SLBs with the controller, off the hosts' core,
 as hardware switches would be; shared (default) lets them contend for both
-cores.  --instructions JSON
-adds to a missed goal's verdict the party whose instructions per request
-rose most, from the benchmarks' callgrind counts (common/instructions.py).
+cores.  --instructions JSON adds to a missed goal's verdict the party whose
+instructions per request rose most, from the benchmarks' callgrind counts
+(common/instructions.py).
 """
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def phase(results: Results, round_no: int, kind: str, args) -> dict:
         impact.prepare_clocks(run, kind)
         meter = CpuMeter(run.parties())
         run.start_traffic(warmup=0.0)
-        placed = cores.apply(args.cores)
+        placed = cores.apply(args.cores, switches=run.parties()["slb"])
         time.sleep(1.0)   # warm-up, placed
         taken = None
         if (rate := impact.rate_of(kind)) is not None:

@@ -119,7 +119,7 @@ def phase(results: Results, workload: str, round_no: int, kind: str, args,
         meter = CpuMeter(run.parties())
         counting = time.monotonic()   # the clocks settled: the traffic's window, the meter's
         run.start_traffic(warmup=0.0, roles=(role,))
-        placed = cores.apply(args.cores)
+        placed = cores.apply(args.cores, switches=run.parties()["slb"])
         time.sleep(1.0)     # warm-up, placed; iperf omits that second
         started = time.monotonic()
         summary = None
