@@ -11,8 +11,8 @@
   Beaver is measured apart from what BMv2 pays in software for a pipeline a
   hardware switch runs at line rate.
 
-    cores.apply("switches", switches=run.parties()["slb"])   # after starting
-                                                             # processes, before measuring
+    # after starting processes, before measuring:
+    cores.apply("switches", switches=run.parties()["slb"])
 
 Threads and children inherit their creator's affinity, so apply it again
 after starting more processes: it sets every thread of every descendant.
@@ -89,10 +89,11 @@ def apply(choice: str, controller: int | None = None,
         if not switches:
             raise PlacementError("--cores switches: no SLB process runs on this machine to place")
         beside.update(switches, *(descendants(pid) for pid in switches))
-    placed = {"apart": 0, "traffic": 0}
+    cpus = {"apart": {APART_CPU}, "traffic": {TRAFFIC_CPU}}
+    placed = dict.fromkeys(cpus, 0)
     for pid in dict.fromkeys([controller, *beside, *descendants(controller)]):   # each once
         side = "apart" if pid in beside else "traffic"
-        placed[side] += pin(pid, {APART_CPU if side == "apart" else TRAFFIC_CPU})
+        placed[side] += pin(pid, cpus[side])
     return placed
 
 

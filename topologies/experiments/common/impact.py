@@ -99,8 +99,8 @@ def attributor(args, slbs: int, ingroup: int, per: str = "request", note: str = 
         rises = instructions.instruction_rises(counts, rate, requests_per_second, slbs, ingroup,
                                                batch_for(rate, args) if rate else 1,
                                                packets_per_request)
-        return instructions.attribution(rises, cores.apart(args.cores), per) + (f"; {note}" if note
-                                                                          else "")
+        clause = instructions.attribution(rises, cores.apart(args.cores), per)
+        return f"{clause}; {note}" if note else clause
 
     try:
         instructions.check_batch(counts, args.batch)
